@@ -1,0 +1,297 @@
+//! The `ADDR` forms of SPEC.md: `HOST:PORT`, `[V6]:PORT`, `tcp://`, `tls://`,
+//! `udp://` and `unix:PATH`, parsed into an [`Addr`] and resolved into socket
+//! addresses.
+//!
+//! Parsing is pure (no DNS) so that a malformed address is a usage error
+//! (exit 2) found before anything starts; resolving is a separate, runtime
+//! step (exit 1 when a host does not resolve).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The default address, as in the seed.
+pub const DEFAULT_ADDR: &str = "localhost:10000";
+
+/// Which protocol an address speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Plain TCP (`HOST:PORT` or `tcp://HOST:PORT`).
+    Tcp,
+    /// TCP with TLS (`tls://HOST:PORT`).
+    Tls,
+    /// UDP, RFC 862 (`udp://HOST:PORT`).
+    Udp,
+    /// A Unix stream socket (`unix:PATH`).
+    Unix,
+}
+
+impl Transport {
+    /// The name used in URLs, logs and metrics labels: `tcp`, `tls`, `udp`, `unix`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Udp => "udp",
+            Transport::Unix => "unix",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parsed, not yet resolved, address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Addr {
+    /// A host (name or IP literal, IPv6 without brackets) and port.
+    Inet {
+        /// TCP, TLS or UDP.
+        transport: Transport,
+        /// The host as given: `localhost`, `127.0.0.1`, `::1`.
+        host: String,
+        /// The port; 0 lets the system pick one when binding.
+        port: u16,
+    },
+    /// A Unix stream socket path.
+    Unix(PathBuf),
+}
+
+/// Why an address did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid address '{input}': {reason}")]
+pub struct AddrError {
+    input: String,
+    reason: &'static str,
+}
+
+impl Addr {
+    /// The protocol this address speaks.
+    pub fn transport(&self) -> Transport {
+        match self {
+            Addr::Inet { transport, .. } => *transport,
+            Addr::Unix(_) => Transport::Unix,
+        }
+    }
+
+    /// Resolves a host name to every socket address it names, in the
+    /// resolver's order and without duplicates (`localhost` gives `::1` and
+    /// `127.0.0.1`). IP literals are not looked up.
+    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        let Addr::Inet { host, port, .. } = self else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a unix socket path has no IP address",
+            ));
+        };
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, *port)]);
+        }
+        let mut found: Vec<SocketAddr> = Vec::new();
+        for addr in tokio::net::lookup_host((host.as_str(), *port)).await? {
+            if !found.contains(&addr) {
+                found.push(addr);
+            }
+        }
+        if found.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the name has no addresses",
+            ));
+        }
+        Ok(found)
+    }
+}
+
+impl FromStr for Addr {
+    type Err = AddrError;
+
+    fn from_str(input: &str) -> Result<Addr, AddrError> {
+        let err = |reason| AddrError {
+            input: input.to_string(),
+            reason,
+        };
+        if let Some(path) = input.strip_prefix("unix:") {
+            // `unix:///run/echo.sock` is accepted as well as `unix:/run/echo.sock`.
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(err("a unix address needs a path, e.g. unix:/tmp/echo.sock"));
+            }
+            if path.contains('\0') {
+                return Err(err("a path cannot contain a NUL byte"));
+            }
+            return Ok(Addr::Unix(PathBuf::from(path)));
+        }
+        let (transport, rest) = match input.split_once("://") {
+            None => (Transport::Tcp, input),
+            Some(("tcp", rest)) => (Transport::Tcp, rest),
+            Some(("tls", rest)) => (Transport::Tls, rest),
+            Some(("udp", rest)) => (Transport::Udp, rest),
+            Some(_) => {
+                return Err(err(
+                    "unknown scheme (expected tcp://, tls://, udp:// or unix:)",
+                ));
+            }
+        };
+        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+            let (v6, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| err("missing ']' after an IPv6 address"))?;
+            if v6.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(err("not an IPv6 address inside [ ]"));
+            }
+            let port = after
+                .strip_prefix(':')
+                .ok_or_else(|| err("expected [V6]:PORT"))?;
+            (v6, port)
+        } else {
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| err("expected HOST:PORT, e.g. localhost:10000"))?;
+            if host.contains(':') {
+                return Err(err("an IPv6 address needs brackets, e.g. [::1]:10000"));
+            }
+            (host, port)
+        };
+        if host.is_empty() {
+            return Err(err(
+                "missing host (use 0.0.0.0 or [::] for every interface)",
+            ));
+        }
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:%".contains(&b))
+        {
+            return Err(err(
+                "the host has characters no host name or IP address can have",
+            ));
+        }
+        if port.is_empty() {
+            return Err(err("missing port"));
+        }
+        if !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("the port is not a number"));
+        }
+        let port: u16 = port
+            .parse()
+            .map_err(|_| err("the port must be between 0 and 65535"))?;
+        Ok(Addr::Inet {
+            transport,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Unix(path) => write!(f, "unix:{}", path.display()),
+            Addr::Inet {
+                transport,
+                host,
+                port,
+            } => {
+                if *transport != Transport::Tcp {
+                    write!(f, "{transport}://")?;
+                }
+                if host.contains(':') {
+                    write!(f, "[{host}]:{port}")
+                } else {
+                    write!(f, "{host}:{port}")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inet(transport: Transport, host: &str, port: u16) -> Addr {
+        Addr::Inet {
+            transport,
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn parses_every_form() {
+        use Transport::*;
+        let table = [
+            ("localhost:10000", inet(Tcp, "localhost", 10000)),
+            ("127.0.0.1:0", inet(Tcp, "127.0.0.1", 0)),
+            ("[::1]:7", inet(Tcp, "::1", 7)),
+            ("tcp://example.com:65535", inet(Tcp, "example.com", 65535)),
+            ("tls://localhost:443", inet(Tls, "localhost", 443)),
+            ("udp://[::]:7", inet(Udp, "::", 7)),
+            ("unix:/tmp/echo.sock", Addr::Unix("/tmp/echo.sock".into())),
+            ("unix:///run/e.sock", Addr::Unix("/run/e.sock".into())),
+            ("unix:rel.sock", Addr::Unix("rel.sock".into())),
+        ];
+        for (input, want) in table {
+            assert_eq!(input.parse::<Addr>(), Ok(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "",
+            "localhost",
+            "localhost:",
+            ":10000",
+            "::1:10000",
+            "[::1]",
+            "[::1]10000",
+            "[::1:10000",
+            "[nothost]:1",
+            "host:65536",
+            "host:-1",
+            "host:+1",
+            "host:1x",
+            "http://host:80",
+            "tcp://",
+            "unix:",
+            "ho st:1",
+            "host/x:1",
+        ] {
+            assert!(bad.parse::<Addr>().is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "localhost:10000",
+            "[::1]:7",
+            "tls://a.b:1",
+            "udp://1.2.3.4:5",
+            "unix:/x",
+        ] {
+            let a: Addr = s.parse().unwrap();
+            assert_eq!(a.to_string(), s);
+            assert_eq!(a.to_string().parse::<Addr>().unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn error_says_what_is_wrong() {
+        let e = "::1:80".parse::<Addr>().unwrap_err().to_string();
+        assert!(e.contains("brackets"), "{e}");
+        let e = "localhost".parse::<Addr>().unwrap_err().to_string();
+        assert!(e.contains("HOST:PORT"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn resolves_literals_without_dns() {
+        let a: Addr = "[::1]:5".parse().unwrap();
+        assert_eq!(a.resolve().await.unwrap(), vec!["[::1]:5".parse().unwrap()]);
+    }
+}

@@ -1,0 +1,60 @@
+//! `echoes`: an asynchronous echo server, client and load generator.
+//!
+//! It began as a port of the Python asyncio streams echo server and client
+//! (PyMOTW's `asyncio_echo_server_coroutine.py`), and keeps their behaviour
+//! and log lines: whatever a peer sends comes back, in order, byte for byte;
+//! a peer that half-closes gets everything owed, then end of stream.
+//!
+//! The library holds everything; the `echo-server` and `echo-client`
+//! binaries only parse flags and call it. To run an echo server inside your
+//! own tests, bind it on port 0 and ask it for its address:
+//!
+//! ```
+//! use echoes::{Server, ServerConfig};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse()?)).await?;
+//! let addr = server.tcp_addrs()[0];
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.run());
+//!
+//! let mut conn = tokio::net::TcpStream::connect(addr).await?;
+//! conn.write_all(b"hello").await?;
+//! conn.shutdown().await?; // half-close: the server echoes, then closes
+//! let mut echo = Vec::new();
+//! conn.read_to_end(&mut echo).await?;
+//! assert_eq!(echo, b"hello");
+//!
+//! shutdown.shutdown();
+//! running.await??;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Modules, one idea each: [`addr`] (the `ADDR` forms), [`transport`] (what
+//! each kind of socket provides), [`echo`] (the per-connection loop, the
+//! hot path), [`server`] (bind, accept, limits, shutdown), [`shutdown`]
+//! (the handle and the signals), [`client`], [`logging`] (the seed's log
+//! format), [`pyrepr`] (Python's `repr` of bytes) and [`units`] (durations
+//! and sizes on the command line).
+
+#![deny(missing_docs)]
+
+pub mod addr;
+pub mod cli;
+pub mod client;
+pub mod echo;
+pub mod logging;
+pub mod pyrepr;
+pub mod server;
+pub mod shutdown;
+pub mod transport;
+pub mod units;
+
+pub use addr::{Addr, Transport};
+pub use client::{ClientError, ClientOptions};
+pub use pyrepr::PyBytes;
+pub use server::{Server, ServerConfig, ServerError, ServerStats};
+pub use shutdown::ShutdownHandle;

@@ -1,0 +1,130 @@
+//! The transport seam: what the server and client need from a kind of socket.
+//!
+//! Stream sockets that the kernel can read and write directly (TCP, Unix)
+//! implement [`StreamSocket`] and are driven by the readiness-based echo
+//! loop in [`crate::echo`], which reads into a per-thread buffer. Streams
+//! that need user-space processing (TLS) are plain `AsyncRead + AsyncWrite`
+//! and go through the generic loop. The client side connects any address
+//! into a [`BoxStream`].
+
+pub mod tcp;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::addr::{Addr, Transport};
+
+/// A connected, non-blocking stream socket the echo loop can drive with
+/// readiness alone.
+///
+/// The methods are the three system calls the hot path makes; they must not
+/// block, and report `WouldBlock` when the kernel has nothing to give or no
+/// room to take.
+pub trait StreamSocket: AsRawFd + Send + Sync + 'static {
+    /// Reads what is there, up to `buf.len()` bytes; `Ok(0)` is end of stream.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes as much of `buf` as the kernel takes.
+    fn send(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Half-closes: no more writes; the peer reads end of stream.
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+/// Sockets that own their descriptor for their whole life: mio's types.
+/// Only these are handed to [`register`], which relies on it.
+pub trait OwnedSocket: AsRawFd {}
+impl OwnedSocket for mio::net::TcpStream {}
+impl OwnedSocket for mio::net::TcpListener {}
+
+/// Registers a socket with the tokio reactor, for reading and writing.
+///
+/// Must be called inside a tokio runtime.
+pub fn register<T: OwnedSocket>(socket: T) -> io::Result<AsyncFd<T>> {
+    // SAFETY: an `OwnedSocket` owns its descriptor: it stays open, and
+    // `as_raw_fd` returns the same one, until the socket is dropped, which
+    // happens only when the `AsyncFd` holding it is dropped.
+    unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
+}
+
+/// Who is at the other end of a connection, as the logs name it.
+///
+/// It formats as the seed's logger name, `echo_{host}_{port}` (IPv6 without
+/// brackets: `echo_::1_64624`) or `echo_unix_{n}`, on demand: a connection
+/// costs no string unless a line is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerName {
+    /// A TCP, TLS or UDP peer.
+    Inet(SocketAddr),
+    /// The n-th peer of a Unix socket server (Unix peers have no useful address).
+    Unix(u64),
+}
+
+impl fmt::Display for PeerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerName::Inet(addr) => write!(f, "echo_{}_{}", addr.ip().to_canonical(), addr.port()),
+            PeerName::Unix(n) => write!(f, "echo_unix_{n}"),
+        }
+    }
+}
+
+/// Any client-side byte stream: TCP now; TLS and Unix slot in beside it.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
+
+/// A connected client stream of whatever transport the address named.
+pub type BoxStream = Box<dyn AsyncStream>;
+
+/// Why a client could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {error}")]
+    Resolve {
+        /// The host as given.
+        host: String,
+        /// The resolver's error.
+        error: io::Error,
+    },
+    /// Every address was tried and none accepted the connection.
+    #[error("cannot connect to {target}: {error}")]
+    Connect {
+        /// `HOST port PORT` or the unix path.
+        target: String,
+        /// The last address's error.
+        error: io::Error,
+    },
+    /// The transport is not one this build can connect with (yet).
+    #[error("{0}:// is not supported by this client")]
+    Unsupported(Transport),
+}
+
+/// Connects to `addr`, trying each resolved address in turn, each attempt
+/// bounded by `timeout`.
+pub async fn connect(addr: &Addr, timeout: Duration) -> Result<BoxStream, ConnectError> {
+    match addr.transport() {
+        Transport::Tcp => Ok(Box::new(tcp::connect(addr, timeout).await?)),
+        other => Err(ConnectError::Unsupported(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PeerName;
+
+    #[test]
+    fn peer_names_match_the_seed() {
+        let v6 = PeerName::Inet("[::1]:64624".parse().unwrap());
+        assert_eq!(v6.to_string(), "echo_::1_64624");
+        let v4 = PeerName::Inet("127.0.0.1:5".parse().unwrap());
+        assert_eq!(v4.to_string(), "echo_127.0.0.1_5");
+        let mapped = PeerName::Inet("[::ffff:127.0.0.1]:5".parse().unwrap());
+        assert_eq!(mapped.to_string(), "echo_127.0.0.1_5");
+        assert_eq!(PeerName::Unix(3).to_string(), "echo_unix_3");
+    }
+}

@@ -1,0 +1,83 @@
+//! TCP: binding listeners, accepting, and connecting.
+//!
+//! Listeners and accepted streams are `mio` sockets (non-blocking, close-on-exec,
+//! accepted with `accept4`) registered with tokio through `AsyncFd`, so the
+//! echo loop controls readiness itself: it can tell tokio a socket is drained
+//! after a short read instead of paying one more `recv` to hear `EAGAIN`.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpStream;
+
+use super::{ConnectError, StreamSocket};
+use crate::addr::Addr;
+
+/// The listen backlog asked for; the kernel caps it at `net.core.somaxconn`.
+/// Connections beyond `--max-connections` wait here, so it is generous.
+pub const BACKLOG: i32 = 4096;
+
+/// Binds a listening TCP socket. IPv6 sockets are IPv6-only, so that
+/// `localhost` can hold `::1` and `127.0.0.1` on one port as two sockets,
+/// each logging its peers in their own family.
+pub fn bind(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Lets a restarted server bind while old connections sit in TIME_WAIT;
+    // on Linux it does not let two listeners share a port.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// Connects to the first address of `addr` that answers.
+pub async fn connect(addr: &Addr, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let Addr::Inet { host, port, .. } = addr else {
+        return Err(ConnectError::Unsupported(addr.transport()));
+    };
+    let targets = addr
+        .resolve()
+        .await
+        .map_err(|error| ConnectError::Resolve {
+            host: host.clone(),
+            error,
+        })?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to try");
+    for target in targets {
+        match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+            Ok(Ok(stream)) => {
+                stream
+                    .set_nodelay(true)
+                    .map_err(|error| ConnectError::Connect {
+                        target: format!("{host} port {port}"),
+                        error,
+                    })?;
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connection timed out"),
+        }
+    }
+    Err(ConnectError::Connect {
+        target: format!("{host} port {port}"),
+        error: last,
+    })
+}
+
+impl StreamSocket for mio::net::TcpStream {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}

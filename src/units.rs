@@ -1,0 +1,185 @@
+//! Parsing of the durations and sizes users type on the command line.
+//!
+//! Durations: a number with a unit, `500ms`, `30s`, `2m`, `1h`, `1.5s`; a
+//! bare number means seconds. Sizes: a number of bytes with an optional
+//! binary multiplier, `128`, `64k`, `64KiB`, `1M`, `1MiB` (`k`, `K`, `KB` and
+//! `KiB` are all 1024, as in iperf3). Both parsers reject anything else with a
+//! message that says what was expected, and never panic, whatever the input.
+
+use std::time::Duration;
+
+/// Why a duration or size did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// The text was not a number followed by a known unit.
+    #[error("invalid {what} '{input}': expected {expected}")]
+    Malformed {
+        /// "duration" or "size".
+        what: &'static str,
+        /// The text as given.
+        input: String,
+        /// What a valid value looks like.
+        expected: &'static str,
+    },
+    /// The value does not fit.
+    #[error("{what} '{input}' is too large")]
+    TooLarge {
+        /// "duration" or "size".
+        what: &'static str,
+        /// The text as given.
+        input: String,
+    },
+}
+
+const DURATION_FORM: &str = "a number with a unit, like 500ms, 30s, 2m or 1h";
+const SIZE_FORM: &str = "a number of bytes, like 128, 64KiB or 1M";
+
+/// Parses a duration such as `500ms`, `30s`, `2m`, `1h` or `1.5` (seconds).
+pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
+    let malformed = || UnitError::Malformed {
+        what: "duration",
+        input: input.to_string(),
+        expected: DURATION_FORM,
+    };
+    let (number, unit) = split_number(input.trim()).ok_or_else(malformed)?;
+    let nanos_per_unit: f64 = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "" | "s" | "sec" | "secs" => 1e9,
+        "m" | "min" | "mins" => 60e9,
+        "h" | "hr" | "hrs" => 3600e9,
+        _ => return Err(malformed()),
+    };
+    let value: f64 = number.parse().map_err(|_| malformed())?;
+    let nanos = value * nanos_per_unit;
+    if !nanos.is_finite() || nanos < 0.0 {
+        return Err(malformed());
+    }
+    // A year is far beyond any timeout anyone means; larger values are typos.
+    if nanos > 366.0 * 86400e9 {
+        return Err(UnitError::TooLarge {
+            what: "duration",
+            input: input.to_string(),
+        });
+    }
+    Ok(Duration::from_nanos(nanos.round() as u64))
+}
+
+/// Parses a size in bytes such as `128`, `64k`, `64KiB` or `1M`.
+pub fn parse_size(input: &str) -> Result<u64, UnitError> {
+    let malformed = || UnitError::Malformed {
+        what: "size",
+        input: input.to_string(),
+        expected: SIZE_FORM,
+    };
+    let (number, unit) = split_number(input.trim()).ok_or_else(malformed)?;
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(malformed()),
+    };
+    let value: u64 = number.parse().map_err(|_| malformed())?;
+    value
+        .checked_mul(multiplier)
+        .ok_or_else(|| UnitError::TooLarge {
+            what: "size",
+            input: input.to_string(),
+        })
+}
+
+/// Splits `"1.5ms"` into `("1.5", "ms")`; `None` when there is no number.
+fn split_number(s: &str) -> Option<(&str, &str)> {
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(end);
+    if number.is_empty() || number == "." {
+        return None;
+    }
+    Some((number, unit.trim_start()))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it back, e.g. `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        format!("{}us", d.as_micros())
+    } else if !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("500ms", Duration::from_millis(500)),
+            ("30s", Duration::from_secs(30)),
+            ("30", Duration::from_secs(30)),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("0", Duration::ZERO),
+            ("250us", Duration::from_micros(250)),
+            (" 10 ms ", Duration::from_millis(10)),
+        ];
+        for (input, want) in ok {
+            assert_eq!(parse_duration(input), Ok(want), "{input}");
+        }
+        for bad in [
+            "", "s", "ms", "-1s", "1x", "1.2.3s", "abc", "1e3s", ".", "nan",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
+        }
+        assert!(matches!(
+            parse_duration("99999999h"),
+            Err(UnitError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn sizes() {
+        let ok = [
+            ("128", 128),
+            ("64k", 65536),
+            ("64KiB", 65536),
+            ("64KB", 65536),
+            ("1M", 1 << 20),
+            ("2GiB", 2 << 30),
+            ("0", 0),
+        ];
+        for (input, want) in ok {
+            assert_eq!(parse_size(input), Ok(want), "{input}");
+        }
+        for bad in ["", "k", "1.5k", "-1", "12q", "0x10"] {
+            assert!(parse_size(bad).is_err(), "{bad} should be rejected");
+        }
+        assert!(matches!(
+            parse_size("99999999999999999999"),
+            Err(UnitError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_size("99999999999G"),
+            Err(UnitError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        for d in [
+            Duration::from_millis(250),
+            Duration::from_secs(30),
+            Duration::from_micros(1500),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+}
