@@ -1,0 +1,183 @@
+//! The echo itself over real sockets: exactness under any chunking and
+//! concurrency, half-close, backpressure with bounded memory, and the
+//! read size.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+use echoes::{Server, ServerConfig};
+
+/// Starts an in-process server on a free port with `tweak` applied.
+async fn start(
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> (
+    SocketAddr,
+    echoes::ShutdownHandle,
+    tokio::task::JoinHandle<Result<(), echoes::ServerError>>,
+) {
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+    tweak(&mut config);
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.tcp_addrs()[0];
+    let handle = server.shutdown_handle();
+    (addr, handle, tokio::spawn(server.run()))
+}
+
+/// Sends `data` in random-sized writes while reading the echo on another
+/// thread; returns what came back after half-closing.
+fn exchange(addr: SocketAddr, data: &[u8], seed: u64) -> Vec<u8> {
+    let mut conn = TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = conn.try_clone().unwrap();
+    let expected = data.len();
+    let reading = std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(expected);
+        reader.read_to_end(&mut got).expect("read echo");
+        got
+    });
+    let sizes = pattern(seed, 4096);
+    let mut off = 0;
+    let mut i = 0;
+    while off < data.len() {
+        // 1..=4096 bytes, skewed small, so writes split and merge every way.
+        let n = (usize::from(sizes[i % sizes.len()]) * usize::from(sizes[(i + 1) % sizes.len()])
+            / 16
+            + 1)
+        .min(data.len() - off);
+        conn.write_all(&data[off..off + n]).expect("write");
+        off += n;
+        i += 2;
+    }
+    conn.shutdown(Shutdown::Write).unwrap();
+    reading.join().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_under_random_chunking_and_concurrency() {
+    let (addr, shutdown, running) = start(|_| {}).await;
+    let results = tokio::task::spawn_blocking(move || {
+        let threads: Vec<_> = (0..40u64)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let len = [0usize, 1, 127, 128, 129, 65535, 65536, 65537, 300_000]
+                        [i as usize % 9]
+                        + (i as usize * 7919) % 5000;
+                    let data = pattern(i, len);
+                    (data.clone(), exchange(addr, &data, i))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (i, (sent, got)) in results.iter().enumerate() {
+        assert_eq!(got.len(), sent.len(), "connection {i}: length");
+        assert!(got == sent, "connection {i}: bytes differ");
+    }
+    shutdown.shutdown();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_read_size_128_is_exact_too() {
+    let (addr, shutdown, running) = start(|c| c.read_size = 128).await;
+    let data = pattern(9, 200_000);
+    let sent = data.clone();
+    let got = tokio::task::spawn_blocking(move || exchange(addr, &data, 3))
+        .await
+        .unwrap();
+    assert!(got == sent);
+    shutdown.shutdown();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_close_gets_everything_then_end_of_stream() {
+    let (addr, shutdown, running) = start(|_| {}).await;
+    tokio::task::spawn_blocking(move || {
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"first ").unwrap();
+        // The echo flows while our side is still open...
+        let mut buf = [0u8; 6];
+        conn.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"first ");
+        // ...and after we half-close, what is owed arrives, then EOF.
+        conn.write_all(b"last").unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"last");
+    })
+    .await
+    .unwrap();
+    shutdown.shutdown();
+    running.await.unwrap().unwrap();
+}
+
+#[test]
+fn a_peer_that_never_reads_costs_bounded_memory() {
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1"]);
+    let before = server.rss_kib();
+    // Several peers push data and never read: the server stops reading
+    // from them once their echo is stuck, so kernel buffers fill and the
+    // writes block. Each writer stops after 64 MiB or 3 s.
+    let pushed: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = server.addr();
+            std::thread::spawn(move || {
+                let mut conn = TcpStream::connect(addr).unwrap();
+                conn.set_write_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                let chunk = vec![0x5a; 64 * 1024];
+                let deadline = Instant::now() + Duration::from_secs(3);
+                let mut total = 0usize;
+                while total < 64 << 20 && Instant::now() < deadline {
+                    match conn.write(&chunk) {
+                        Ok(n) => total += n,
+                        Err(_) => break, // blocked: backpressure reached us
+                    }
+                }
+                (conn, total)
+            })
+        })
+        .collect();
+    let conns: Vec<(TcpStream, usize)> = pushed.into_iter().map(|t| t.join().unwrap()).collect();
+    let growth = server.rss_kib().saturating_sub(before);
+    for (_, total) in &conns {
+        assert!(
+            *total < 64 << 20,
+            "a peer pushed 64 MiB without backpressure"
+        );
+    }
+    // A few 64 KiB buffers per stuck peer at most, not what they sent.
+    assert!(growth < 8 * 1024, "server grew by {growth} KiB");
+    // And it still serves others promptly.
+    let mut other = TcpStream::connect(server.addr()).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    other.write_all(b"still here").unwrap();
+    let mut buf = [0u8; 10];
+    other.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"still here");
+    // The stuck peers' data was kept, not dropped: read one back in full.
+    let (mut conn, total) = conns.into_iter().next().unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut echoed = Vec::new();
+    conn.read_to_end(&mut echoed).unwrap();
+    assert_eq!(echoed.len(), total);
+    assert!(echoed.iter().all(|&b| b == 0x5a));
+}

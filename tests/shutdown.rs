@@ -1,0 +1,104 @@
+//! SIGINT and SIGTERM: `main: closing server`, no new connections, open
+//! ones finish (nothing they sent is lost) within the shutdown timeout,
+//! exit 0; a second signal ends it at once.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn transfers_in_flight_finish_after_sigterm() {
+    let mut server = ServerProc::start(&["-l", "127.0.0.1:0", "--shutdown-timeout", "30s"]);
+    let addr = server.addr();
+    let started = std::sync::Arc::new(std::sync::Barrier::new(21));
+    // 20 clients each send 1 MiB in pieces, paced so the signal lands mid-transfer.
+    let clients: Vec<_> = (0..20u64)
+        .map(|i| {
+            let started = started.clone();
+            std::thread::spawn(move || {
+                let data = pattern(i, 1 << 20);
+                let mut conn = TcpStream::connect(addr).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(30)))
+                    .unwrap();
+                let mut reader = conn.try_clone().unwrap();
+                let reading = std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    reader.read_to_end(&mut got).map(|_| got)
+                });
+                for (k, piece) in data.chunks(64 * 1024).enumerate() {
+                    conn.write_all(piece).unwrap();
+                    if k == 2 {
+                        started.wait();
+                    }
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+                conn.shutdown(Shutdown::Write).unwrap();
+                let got = reading.join().unwrap().expect("read echo");
+                got == data
+            })
+        })
+        .collect();
+    started.wait();
+    server.signal(libc::SIGTERM);
+    server.wait_for_line("main: closing server", Duration::from_secs(5));
+    // The listener is closed at once: new connections are refused.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (i, c) in clients.into_iter().enumerate() {
+        assert!(c.join().unwrap(), "client {i}: echo incomplete or changed");
+    }
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn open_connections_are_closed_after_the_shutdown_timeout() {
+    let mut server = ServerProc::start(&["-l", "127.0.0.1:0", "--shutdown-timeout", "500ms"]);
+    let mut idle = TcpStream::connect(server.addr()).unwrap();
+    server.wait_for_line("connection accepted", Duration::from_secs(5));
+    let t0 = Instant::now();
+    server.signal(libc::SIGINT);
+    let status = server.wait_exit(Duration::from_secs(10));
+    let took = t0.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        took >= Duration::from_millis(450),
+        "exited after {took:?}, before the timeout"
+    );
+    // The idle connection was closed by the server.
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 1];
+    assert!(matches!(idle.read(&mut buf), Ok(0) | Err(_)));
+}
+
+#[test]
+fn a_second_signal_ends_it_at_once() {
+    let mut server = ServerProc::start(&["-l", "127.0.0.1:0", "--shutdown-timeout", "60s"]);
+    let _idle = TcpStream::connect(server.addr()).unwrap();
+    server.wait_for_line("connection accepted", Duration::from_secs(5));
+    server.signal(libc::SIGTERM);
+    server.wait_for_line("main: closing server", Duration::from_secs(5));
+    let t0 = Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn idle_server_exits_at_once_on_sigint() {
+    let mut server = ServerProc::start(&["-l", "127.0.0.1:0"]);
+    let t0 = Instant::now();
+    server.signal(libc::SIGINT);
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    assert!(server.lines().iter().any(|l| l == "main: closing server"));
+}
