@@ -19,8 +19,10 @@
 //! the `debug!` arguments are evaluated only when a subscriber wants them.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
@@ -56,107 +58,172 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// What one pass over a readable socket did.
-enum Step {
-    /// Everything read was written back.
-    Echoed,
-    /// The kernel took only part; the rest is in `pending`.
-    Backlogged,
-    /// Nothing to read after all.
-    Spurious,
-    Eof,
-}
-
 /// Echoes a readiness-driven socket until end of stream, an error, or the
 /// idle timeout. See the module documentation for how.
-pub async fn echo_socket<S: StreamSocket>(
-    io: &AsyncFd<S>,
+///
+/// It is a hand-written future rather than an `async fn`: it waits through
+/// `poll_read_ready`/`poll_write_ready`, which keep the waker in the
+/// socket's own slot, so an idle connection's task is just this struct
+/// (about a hundred bytes) instead of a stack of nested readiness futures.
+pub fn echo_socket<S: StreamSocket>(
+    io: AsyncFd<S>,
     peer: PeerName,
     opts: EchoOptions,
-) -> io::Result<Ending> {
-    let mut idle = IdleTimer::new(opts.idle_timeout);
-    // Bytes the kernel would not take yet: the whole chunk, so that the
-    // `sent` line can show it, and how much of it is already written.
-    let mut pending: Vec<u8> = Vec::new();
-    let mut written = 0;
-    loop {
-        let step = {
-            let mut guard = tokio::select! {
-                biased;
-                guard = io.readable() => guard?,
-                () = idle.expired() => return Ok(Ending::Idle),
+) -> EchoSocket<S> {
+    EchoSocket {
+        io,
+        peer,
+        read_size: opts.read_size,
+        pending: None,
+        idle: IdleTimer::new(opts.idle_timeout),
+    }
+}
+
+/// The future returned by [`echo_socket`]. It owns the socket, which is
+/// closed when the future is dropped.
+pub struct EchoSocket<S: StreamSocket> {
+    io: AsyncFd<S>,
+    peer: PeerName,
+    read_size: usize,
+    /// What the kernel would not take yet; `None`, a null pointer, except
+    /// under backpressure.
+    pending: Option<Box<Pending>>,
+    idle: IdleTimer,
+}
+
+/// A chunk the kernel took only part of.
+struct Pending {
+    /// The whole chunk, so that the `sent` line can show it.
+    chunk: Vec<u8>,
+    /// How much of it is written.
+    written: usize,
+}
+
+/// What one step of the loop did: `None` means "go on".
+type Step = Poll<io::Result<Option<Ending>>>;
+
+impl<S: StreamSocket> Future for EchoSocket<S> {
+    type Output = io::Result<Ending>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<Ending>> {
+        let this = self.get_mut();
+        loop {
+            let step = if this.pending.is_none() {
+                this.poll_echo(cx)
+            } else {
+                this.poll_flush(cx)
             };
-            READ_BUF.with_borrow_mut(|buf| {
-                if buf.len() < opts.read_size {
-                    buf.resize(opts.read_size, 0);
-                }
-                let buf = &mut buf[..opts.read_size];
-                let n = match io.get_ref().recv(buf) {
-                    Ok(0) => return Ok(Step::Eof),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        guard.clear_ready();
-                        return Ok(Step::Spurious);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Step::Spurious),
-                    Err(e) => return Err(e),
-                };
-                if n < buf.len() {
-                    // A short read emptied the socket; more data is a new
-                    // edge, which tokio's readiness tick will not miss.
-                    guard.clear_ready();
-                }
-                let data = &buf[..n];
-                debug!(name = %peer, "received {}", PyBytes(data));
-                let sent = match io.get_ref().send(data) {
-                    Ok(w) => w,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                    Err(e) => return Err(e),
-                };
-                if sent == n {
-                    debug!(name = %peer, "sent {}", PyBytes(data));
-                    Ok(Step::Echoed)
-                } else {
-                    pending.extend_from_slice(data);
-                    written = sent;
-                    Ok(Step::Backlogged)
-                }
-            })?
-        };
-        match step {
-            Step::Echoed => idle.touch(),
-            Step::Spurious => {}
-            Step::Eof => {
-                // Nothing is owed: reading stops while anything is pending.
-                io.get_ref()
-                    .shutdown_write()
-                    .or_else(ignore_not_connected)?;
-                return Ok(Ending::Eof);
-            }
-            Step::Backlogged => {
-                idle.touch();
-                while written < pending.len() {
-                    let mut guard = tokio::select! {
-                        biased;
-                        guard = io.writable() => guard?,
-                        () = idle.expired() => return Ok(Ending::Idle),
-                    };
-                    match io.get_ref().send(&pending[written..]) {
-                        Ok(w) => {
-                            written += w;
-                            idle.touch();
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                debug!(name = %peer, "sent {}", PyBytes(&pending));
-                // Freed, not kept: an idle connection holds no buffer.
-                pending = Vec::new();
-                written = 0;
+            match step {
+                Poll::Ready(Ok(None)) => continue,
+                Poll::Ready(Ok(Some(ending))) => return Poll::Ready(Ok(ending)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => break,
             }
         }
+        // Waiting on the socket: is that wait now too long?
+        match this.idle.poll_expired(cx) {
+            Poll::Ready(()) => Poll::Ready(Ok(Ending::Idle)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: StreamSocket> EchoSocket<S> {
+    /// The socket being echoed.
+    pub fn socket(&self) -> &S {
+        self.io.get_ref()
+    }
+
+    /// Who the connection is with.
+    pub fn peer(&self) -> PeerName {
+        self.peer
+    }
+
+    /// The idle timeout this loop enforces.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle.0.as_ref().map(|state| state.timeout)
+    }
+
+    /// Reads what is there into this thread's buffer and writes it straight
+    /// back; keeps what the kernel refuses in `pending`.
+    fn poll_echo(&mut self, cx: &mut Context<'_>) -> Step {
+        let mut guard = ready!(self.io.poll_read_ready(cx))?;
+        let (sock, peer, read_size) = (self.io.get_ref(), self.peer, self.read_size);
+        let pending = &mut self.pending;
+        let echoed = READ_BUF.with_borrow_mut(|buf| {
+            if buf.len() < read_size {
+                buf.resize(read_size, 0);
+            }
+            let buf = &mut buf[..read_size];
+            let n = match sock.recv(buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    return Ok(Some(false));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Some(false)),
+                Err(e) => return Err(e),
+            };
+            if n < buf.len() {
+                // A short read emptied the socket; more data is a new
+                // edge, which tokio's readiness tick will not miss.
+                guard.clear_ready();
+            }
+            let data = &buf[..n];
+            debug!(name = %peer, "received {}", PyBytes(data));
+            let sent = match sock.send(data) {
+                Ok(w) => w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            };
+            if sent == n {
+                debug!(name = %peer, "sent {}", PyBytes(data));
+            } else {
+                *pending = Some(Box::new(Pending {
+                    chunk: data.to_vec(),
+                    written: sent,
+                }));
+            }
+            Ok(Some(true))
+        })?;
+        match echoed {
+            None => {
+                // End of stream. Nothing is owed: reading stops while
+                // anything is pending.
+                sock.shutdown_write().or_else(ignore_not_connected)?;
+                Poll::Ready(Ok(Some(Ending::Eof)))
+            }
+            Some(moved) => {
+                if moved {
+                    self.idle.touch();
+                }
+                Poll::Ready(Ok(None))
+            }
+        }
+    }
+
+    /// Writes what the kernel refused before, as it makes room.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Step {
+        let Some(pending) = self.pending.as_mut() else {
+            return Poll::Ready(Ok(None));
+        };
+        let mut guard = ready!(self.io.poll_write_ready(cx))?;
+        match self.io.get_ref().send(&pending.chunk[pending.written..]) {
+            Ok(w) => {
+                pending.written += w;
+                self.idle.touch();
+                if pending.written == pending.chunk.len() {
+                    debug!(name = %self.peer, "sent {}", PyBytes(&pending.chunk));
+                    // Freed, not kept: an idle connection holds no buffer.
+                    self.pending = None;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+        Poll::Ready(Ok(None))
     }
 }
 
@@ -203,41 +270,49 @@ fn ignore_not_connected(e: io::Error) -> io::Result<()> {
 
 /// The idle timeout, cheap enough for the hot path: traffic only stores the
 /// time (`touch`), and the one timer per connection is re-armed only when
-/// it fires early, instead of being reset on every chunk.
-struct IdleTimer {
-    timeout: Option<Duration>,
+/// it fires early, instead of being reset on every chunk. Without a
+/// timeout it is a null pointer, so it costs an idle connection nothing.
+struct IdleTimer(Option<Box<IdleState>>);
+
+struct IdleState {
+    timeout: Duration,
     last: Instant,
-    sleep: Option<Pin<Box<Sleep>>>,
+    sleep: Pin<Box<Sleep>>,
 }
 
 impl IdleTimer {
     fn new(timeout: Option<Duration>) -> IdleTimer {
-        let last = Instant::now();
-        IdleTimer {
-            timeout,
-            last,
-            sleep: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
-        }
+        IdleTimer(timeout.map(|timeout| {
+            Box::new(IdleState {
+                timeout,
+                last: Instant::now(),
+                sleep: Box::pin(tokio::time::sleep(timeout)),
+            })
+        }))
     }
 
     fn touch(&mut self) {
-        if self.timeout.is_some() {
-            self.last = Instant::now();
+        if let Some(state) = &mut self.0 {
+            state.last = Instant::now();
         }
     }
 
     /// Resolves once nothing has moved for the timeout; never without one.
     async fn expired(&mut self) {
-        let (Some(timeout), Some(sleep)) = (self.timeout, self.sleep.as_mut()) else {
-            return std::future::pending().await;
+        std::future::poll_fn(|cx| self.poll_expired(cx)).await;
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(state) = &mut self.0 else {
+            return Poll::Pending;
         };
         loop {
-            sleep.as_mut().await;
-            let deadline = self.last + timeout;
+            ready!(state.sleep.as_mut().poll(cx));
+            let deadline = state.last + state.timeout;
             if Instant::now() >= deadline {
-                return;
+                return Poll::Ready(());
             }
-            sleep.as_mut().reset(deadline.into());
+            state.sleep.as_mut().reset(deadline.into());
         }
     }
 }

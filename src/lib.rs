@@ -45,6 +45,7 @@
 pub mod addr;
 pub mod cli;
 pub mod client;
+pub mod connections;
 pub mod echo;
 pub mod logging;
 pub mod pyrepr;

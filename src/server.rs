@@ -22,10 +22,13 @@
 //! exponential backoff, so the server neither exits nor spins on them.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -34,9 +37,10 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::addr::{Addr, Transport};
-use crate::echo::{EchoOptions, Ending, echo_socket};
+use crate::connections::{Connections, Entry};
+use crate::echo::{EchoOptions, EchoSocket, Ending, echo_socket};
 use crate::shutdown::ShutdownHandle;
-use crate::transport::{self, PeerName, tcp};
+use crate::transport::{self, PeerName, StreamSocket, tcp};
 use crate::units::format_duration;
 
 /// The default largest single read: one 64 KiB buffer per worker thread,
@@ -122,32 +126,24 @@ struct Listener {
 struct Shared {
     opts: EchoOptions,
     shutdown_timeout: Duration,
-    /// Every connection task, so shutdown can wait for them or end them.
-    conns: Mutex<JoinSet<()>>,
-    stats: Arc<Counters>,
+    /// Every open connection, so shutdown can wait for them or end them.
+    conns: Arc<Connections>,
     permits: Option<Arc<Semaphore>>,
     per_ip: Option<PerIpLimit>,
 }
 
-/// Live counters of a server, readable while it runs.
-#[derive(Debug, Default)]
-struct Counters {
-    open: AtomicUsize,
-    total: AtomicU64,
-}
-
 /// A view of a running server's counters. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct ServerStats(Arc<Counters>);
+#[derive(Clone)]
+pub struct ServerStats(Arc<Connections>);
 
 impl ServerStats {
     /// Connections being served now.
     pub fn open_connections(&self) -> usize {
-        self.0.open.load(Ordering::Relaxed)
+        self.0.open()
     }
     /// Connections accepted since the server started.
     pub fn total_connections(&self) -> u64 {
-        self.0.total.load(Ordering::Relaxed)
+        self.0.total()
     }
 }
 
@@ -183,8 +179,7 @@ impl Server {
                 idle_timeout: config.idle_timeout,
             },
             shutdown_timeout: config.shutdown_timeout,
-            conns: Mutex::new(JoinSet::new()),
-            stats: Arc::default(),
+            conns: Arc::default(),
             permits: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
             per_ip: config.max_connections_per_ip.map(PerIpLimit::new),
         });
@@ -219,7 +214,7 @@ impl Server {
 
     /// Counters of this server, readable while it runs.
     pub fn stats(&self) -> ServerStats {
-        ServerStats(self.shared.stats.clone())
+        ServerStats(self.shared.conns.clone())
     }
 
     /// Serves until shutdown is asked for on the [`ShutdownHandle`], then
@@ -241,8 +236,7 @@ impl Server {
         // Accept loops end at once on shutdown; joining them closes the
         // listening sockets before we wait for the connections.
         while accepting.join_next().await.is_some() {}
-        let mut conns = std::mem::take(&mut *lock(&shared.conns));
-        let open = shared.stats.open.load(Ordering::Relaxed);
+        let open = shared.conns.open();
         if open > 0 {
             info!(
                 name = "main",
@@ -251,7 +245,7 @@ impl Server {
             );
         }
         let drained = tokio::select! {
-            () = async { while conns.join_next().await.is_some() {} } => true,
+            () = shared.conns.all_closed() => true,
             () = tokio::time::sleep(shared.shutdown_timeout) => false,
             () = handle.wait_force() => false,
         };
@@ -259,9 +253,10 @@ impl Server {
             warn!(
                 name = "main",
                 "closing {} connection(s) still open",
-                shared.stats.open.load(Ordering::Relaxed)
+                shared.conns.open()
             );
-            conns.shutdown().await;
+            shared.conns.close_all();
+            shared.conns.all_closed().await;
         }
         Ok(())
     }
@@ -456,44 +451,54 @@ fn spawn_connection(
             }
         },
     };
-    let stats = shared.stats.clone();
-    stats.open.fetch_add(1, Ordering::Relaxed);
-    stats.total.fetch_add(1, Ordering::Relaxed);
-    let opts = shared.opts;
-    let task = async move {
-        let _open = OpenGuard(stats);
-        let _slots = (permit, ip_slot);
-        info!(name = %peer, "connection accepted");
-        // Echo replies are latency-bound: never hold them back for Nagle.
-        let _ = stream.set_nodelay(true);
-        let result = match transport::register(stream) {
-            Ok(io) => echo_socket(&io, peer, opts).await,
-            Err(e) => Err(e),
-        };
+    let io = match transport::register(stream) {
+        Ok(io) => io,
+        Err(e) => {
+            warn!(name = %peer, "cannot register the connection: {e}");
+            return;
+        }
+    };
+    info!(name = %peer, "connection accepted");
+    tokio::spawn(Connection {
+        // Registered now, not when the task first runs, so a shutdown that
+        // starts in between still waits for this connection.
+        _entry: shared.conns.register(io.get_ref().as_raw_fd()),
+        _slots: (permit.is_some() || ip_slot.is_some()).then(|| Box::new((permit, ip_slot))),
+        echo: echo_socket(io, peer, shared.opts),
+    });
+}
+
+/// One connection's task: its echo loop, and what it holds while open.
+///
+/// A plain struct rather than an `async` block, so that an idle
+/// connection's task holds these fields and nothing else.
+struct Connection<S: StreamSocket> {
+    // Fields drop in order: the entry leaves the registry before the
+    // socket (inside `echo`) closes, however the task ends.
+    _entry: Entry,
+    /// Limit slots, given back on drop; boxed, so that without limits
+    /// they cost an idle connection one null pointer.
+    _slots: Option<Box<(Option<OwnedSemaphorePermit>, Option<IpSlot>)>>,
+    echo: EchoSocket<S>,
+}
+
+impl<S: StreamSocket> Future for Connection<S> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let result = ready!(Pin::new(&mut self.echo).poll(cx));
+        let peer = self.echo.peer();
         match result {
             Ok(Ending::Eof) => {}
             Ok(Ending::Idle) => info!(
                 name = %peer,
                 "idle for {}",
-                opts.idle_timeout.map(format_duration).unwrap_or_default()
+                self.echo.idle_timeout().map(format_duration).unwrap_or_default()
             ),
             Err(e) => debug!(name = %peer, "connection error: {e}"),
         }
         info!(name = %peer, "closing");
-    };
-    let mut conns = lock(&shared.conns);
-    // Reap finished tasks as we go so the set stays as small as what is open.
-    while conns.try_join_next().is_some() {}
-    conns.spawn(task);
-}
-
-/// Decrements the open-connections count when a connection task ends,
-/// however it ends (including being aborted at shutdown).
-struct OpenGuard(Arc<Counters>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        Poll::Ready(())
     }
 }
 

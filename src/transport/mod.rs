@@ -26,7 +26,7 @@ use crate::addr::{Addr, Transport};
 /// The methods are the three system calls the hot path makes; they must not
 /// block, and report `WouldBlock` when the kernel has nothing to give or no
 /// room to take.
-pub trait StreamSocket: AsRawFd + Send + Sync + 'static {
+pub trait StreamSocket: AsRawFd + Send + Sync + Unpin + 'static {
     /// Reads what is there, up to `buf.len()` bytes; `Ok(0)` is end of stream.
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes as much of `buf` as the kernel takes.
