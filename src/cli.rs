@@ -41,6 +41,53 @@ impl LogArgs {
     }
 }
 
+/// What `--generate` writes to standard output, from the flag definitions
+/// themselves, so the docs cannot drift from the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generate {
+    /// A man page (roff), e.g. `echo-server --generate man > echo-server.1`
+    Man,
+    /// Bash completions
+    CompleteBash,
+    /// Zsh completions
+    CompleteZsh,
+    /// Fish completions
+    CompleteFish,
+}
+
+/// Writes what `kind` asks for, for the program described by `cmd`.
+pub fn generate(
+    kind: Generate,
+    mut cmd: clap::Command,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    use clap_complete::Shell;
+    let name = cmd.get_name().to_string();
+    let shell = match kind {
+        Generate::Man => return clap_mangen::Man::new(cmd).render(out),
+        Generate::CompleteBash => Shell::Bash,
+        Generate::CompleteZsh => Shell::Zsh,
+        Generate::CompleteFish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, name, out);
+    Ok(())
+}
+
+/// Handles `--generate` for a binary: writes to standard output and
+/// returns the exit status, or `None` when the flag was not given.
+pub fn handle_generate<P: clap::CommandFactory>(
+    kind: Option<Generate>,
+) -> Option<std::process::ExitCode> {
+    let kind = kind?;
+    let mut out = std::io::stdout().lock();
+    Some(match generate(kind, P::command(), &mut out) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // `| head` closing the pipe early is not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(P::command().get_name(), &e.into()),
+    })
+}
+
 /// Parses an `ADDR` argument.
 pub fn parse_addr(s: &str) -> Result<Addr, String> {
     s.parse().map_err(|e: crate::addr::AddrError| e.to_string())

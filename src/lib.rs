@@ -48,6 +48,7 @@ pub mod client;
 pub mod connections;
 pub mod echo;
 pub mod logging;
+pub mod notify;
 pub mod pyrepr;
 pub mod server;
 pub mod shutdown;

@@ -11,7 +11,7 @@ use echoes::client::{self, ClientOptions, SEED_MESSAGES};
 
 /// Sends messages to an echo server, prints the conversation, checks the echo.
 #[derive(Debug, Parser)]
-#[command(version, after_help = EXAMPLES)]
+#[command(name = "echo-client", version, after_help = EXAMPLES)]
 struct Args {
     /// The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT
     #[arg(short, long, value_name = "ADDR", value_parser = cli::parse_addr,
@@ -29,6 +29,9 @@ struct Args {
     timeout: Duration,
     #[command(flatten)]
     log: LogArgs,
+    /// Print a man page or shell completions, generated from these flags, and exit
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    generate: Option<cli::Generate>,
 }
 
 const EXAMPLES: &str = "\
@@ -39,6 +42,9 @@ Examples:
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(code) = cli::handle_generate::<Args>(args.generate) {
+        return code;
+    }
     let use_stdin = args.stdin || args.messages.iter().any(|m| m == "-");
     if use_stdin && args.messages.iter().any(|m| m != "-") {
         clap::Error::raw(

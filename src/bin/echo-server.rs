@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use echoes::cli::{self, LogArgs};
-use echoes::{Addr, Server, ServerConfig, server, shutdown};
+use echoes::{Addr, Server, ServerConfig, notify, server, shutdown};
 
 /// An asynchronous echo server: whatever a peer sends comes back, in order.
 #[derive(Debug, Parser)]
-#[command(version, after_help = EXAMPLES)]
+#[command(name = "echo-server", version, after_help = EXAMPLES)]
 struct Args {
     /// Address to listen on (repeatable): HOST:PORT, [V6]:PORT, tcp://HOST:PORT
     #[arg(short, long = "listen", value_name = "ADDR", value_parser = cli::parse_addr,
@@ -38,6 +38,9 @@ struct Args {
     threads: Option<usize>,
     #[command(flatten)]
     log: LogArgs,
+    /// Print a man page or shell completions, generated from these flags, and exit
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    generate: Option<cli::Generate>,
 }
 
 const EXAMPLES: &str = "\
@@ -48,6 +51,9 @@ Examples:
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(code) = cli::handle_generate::<Args>(args.generate) {
+        return code;
+    }
     args.log.init();
     let threads = args.threads.unwrap_or_else(server::default_threads);
     let result = server::runtime(threads)
@@ -71,7 +77,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // Signals first: a SIGTERM right after start-up must still be graceful.
     let handle = echoes::ShutdownHandle::new();
     shutdown::on_signals(handle.clone()).context("cannot install signal handlers")?;
-    let server = Server::bind_with_handle(config, handle).await?;
+    let server = Server::bind_with_handle(config, handle.clone()).await?;
+    // systemd's Type=notify: ready once every socket is bound.
+    notify::ready().context("cannot notify the service manager")?;
+    tokio::spawn(async move {
+        handle.wait_shutdown().await;
+        let _ = notify::stopping();
+    });
     server.run().await?;
     Ok(())
 }
