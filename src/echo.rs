@@ -17,6 +17,9 @@
 //!
 //! Nothing here allocates or formats per chunk unless debug logging is on:
 //! the `debug!` arguments are evaluated only when a subscriber wants them.
+//! Bytes are counted with one relaxed add per chunk on a counter shard of
+//! the worker thread's own ([`ByteCounter`]); the rare backlogged chunk
+//! costs a second.
 
 use std::cell::RefCell;
 use std::io;
@@ -28,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
 use tracing::debug;
 
+use crate::metrics::ByteCounter;
 use crate::pyrepr::PyBytes;
 use crate::transport::{PeerName, StreamSocket};
 
@@ -68,11 +72,13 @@ enum Step {
 }
 
 /// Echoes a readiness-driven socket until end of stream, an error, or the
-/// idle timeout. See the module documentation for how.
+/// idle timeout, counting bytes in `bytes`. See the module documentation
+/// for how.
 pub async fn echo_socket<S: StreamSocket>(
     io: &AsyncFd<S>,
     peer: PeerName,
     opts: EchoOptions,
+    bytes: ByteCounter<'_>,
 ) -> io::Result<Ending> {
     let mut idle = IdleTimer::new(opts.idle_timeout);
     // Bytes the kernel would not take yet: the whole chunk, so that the
@@ -111,12 +117,17 @@ pub async fn echo_socket<S: StreamSocket>(
                 let sent = match io.get_ref().send(data) {
                     Ok(w) => w,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        bytes.received_unsent(n, n);
+                        return Err(e);
+                    }
                 };
                 if sent == n {
+                    bytes.echoed(n);
                     debug!(name = %peer, "sent {}", PyBytes(data));
                     Ok(Step::Echoed)
                 } else {
+                    bytes.received_unsent(n, n - sent);
                     pending.extend_from_slice(data);
                     written = sent;
                     Ok(Step::Backlogged)
@@ -144,6 +155,7 @@ pub async fn echo_socket<S: StreamSocket>(
                     match io.get_ref().send(&pending[written..]) {
                         Ok(w) => {
                             written += w;
+                            bytes.sent_later(w);
                             idle.touch();
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
@@ -161,11 +173,13 @@ pub async fn echo_socket<S: StreamSocket>(
 }
 
 /// Echoes any async byte stream (TLS) until end of stream, an error, or the
-/// idle timeout, with a buffer of `read_size` bytes for the connection.
+/// idle timeout, with a buffer of `read_size` bytes for the connection,
+/// counting bytes in `bytes`.
 pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     peer: PeerName,
     opts: EchoOptions,
+    bytes: ByteCounter<'_>,
 ) -> io::Result<Ending> {
     let mut idle = IdleTimer::new(opts.idle_timeout);
     let mut buf = vec![0u8; opts.read_size];
@@ -182,11 +196,15 @@ pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
         idle.touch();
         let data = &buf[..n];
         debug!(name = %peer, "received {}", PyBytes(data));
+        // Counted as unsent until written: a write that fails or times out
+        // leaves it so.
+        bytes.received_unsent(n, n);
         tokio::select! {
             biased;
             r = async { stream.write_all(data).await?; stream.flush().await } => r?,
             () = idle.expired() => return Ok(Ending::Idle),
         }
+        bytes.sent_later(n);
         idle.touch();
         debug!(name = %peer, "sent {}", PyBytes(data));
     }
