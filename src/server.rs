@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// The certificate for `tls://` listeners; required when there is one.
     pub tls: Option<TlsServerSettings>,
+    /// How long a TLS peer has to complete its handshake.
+    pub tls_handshake_timeout: Duration,
     /// UDP replies per second to one source address; 0 for no limit.
     pub udp_rate: u32,
     /// Where to serve Prometheus metrics (`HOST:PORT`, plain HTTP).
@@ -97,6 +99,7 @@ impl ServerConfig {
             idle_timeout: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             tls: None,
+            tls_handshake_timeout: tls::HANDSHAKE_TIMEOUT,
             udp_rate: udp_guard::DEFAULT_RATE,
             metrics: None,
         }
@@ -183,6 +186,7 @@ struct Shared {
     permits: Option<Arc<Semaphore>>,
     per_ip: Option<PerIpLimit>,
     tls: Option<TlsAcceptor>,
+    tls_handshake_timeout: Duration,
     udp_rate: u32,
     /// Numbers Unix peers, which have no address, for `echo_unix_{n}`.
     unix_peers: AtomicU64,
@@ -204,15 +208,12 @@ impl ServerStats {
     pub fn open_connections(&self) -> usize {
         ALL_TRANSPORTS
             .iter()
-            .map(|&t| self.0.snapshot(t).open as usize)
+            .map(|&t| self.0.open(t) as usize)
             .sum()
     }
     /// Connections accepted since the server started, over every transport.
     pub fn total_connections(&self) -> u64 {
-        ALL_TRANSPORTS
-            .iter()
-            .map(|&t| self.0.snapshot(t).total)
-            .sum()
+        ALL_TRANSPORTS.iter().map(|&t| self.0.total(t)).sum()
     }
     /// Every counter, as the metrics page shows them.
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -310,6 +311,7 @@ impl Server {
             permits: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
             per_ip: config.max_connections_per_ip.map(PerIpLimit::new),
             tls,
+            tls_handshake_timeout: config.tls_handshake_timeout,
             udp_rate: config.udp_rate,
             unix_peers: AtomicU64::new(0),
         });
@@ -415,10 +417,7 @@ impl Server {
 }
 
 fn open_connections(metrics: &Metrics) -> u64 {
-    ALL_TRANSPORTS
-        .iter()
-        .map(|&t| metrics.snapshot(t).open)
-        .sum()
+    ALL_TRANSPORTS.iter().map(|&t| metrics.open(t)).sum()
 }
 
 /// Builds the tokio runtime for `threads` worker threads: a single-threaded
@@ -846,6 +845,7 @@ fn spawn_connection(
     metrics.opened(transport);
     let opts = shared.opts;
     let acceptor = shared.tls.clone().filter(|_| transport == Transport::Tls);
+    let handshake_timeout = shared.tls_handshake_timeout;
     let task = async move {
         let _open = OpenGuard(metrics.clone(), transport);
         let _slots = (permit, ip_slot);
@@ -856,7 +856,8 @@ fn spawn_connection(
                 let _ = stream.set_nodelay(true);
                 match acceptor {
                     Some(acceptor) => {
-                        let Some(mut tls) = handshake(stream, acceptor, peer, &metrics).await
+                        let Some(mut tls) =
+                            handshake(stream, acceptor, handshake_timeout, peer, &metrics).await
                         else {
                             return;
                         };
@@ -901,11 +902,12 @@ fn spawn_connection(
 }
 
 /// Shakes hands as a TLS server, in the connection's own task and within
-/// [`tls::HANDSHAKE_TIMEOUT`]. A peer that fails (plain text, garbage, an
-/// untrusted client certificate, silence) costs one log line and a count.
+/// `timeout`. A peer that fails (plain text, garbage, an untrusted client
+/// certificate, silence) costs one log line and a count.
 async fn handshake(
     stream: mio::net::TcpStream,
     acceptor: TlsAcceptor,
+    timeout: Duration,
     peer: PeerName,
     metrics: &Metrics,
 ) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
@@ -920,17 +922,14 @@ async fn handshake(
             return None;
         }
     };
-    match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             failed(e.to_string());
             None
         }
         Err(_) => {
-            failed(format!(
-                "no handshake within {}",
-                format_duration(tls::HANDSHAKE_TIMEOUT)
-            ));
+            failed(format!("no handshake within {}", format_duration(timeout)));
             None
         }
     }

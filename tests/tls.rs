@@ -326,3 +326,47 @@ fn bad_certificates_and_flags_are_one_clear_line() {
     let out = client(&["-c", "tls://127.0.0.1:1", "--tls-ca", &p(&missing)]);
     assert_one_line(&out, 1, "cannot read CA certificate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_dropped_at_the_handshake_timeout() {
+    use echoes::metrics::ErrorKind;
+    use echoes::transport::tls::{CertSource, TlsServerSettings};
+    use echoes::{Server, ServerConfig, Transport};
+    let mut config = ServerConfig::new("tls://127.0.0.1:0".parse().unwrap());
+    config.tls = Some(TlsServerSettings {
+        cert: CertSource::SelfSigned,
+        client_ca: None,
+    });
+    config.tls_handshake_timeout = Duration::from_millis(200);
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.socket_addrs(Transport::Tls)[0];
+    let stats = server.stats();
+    let shutdown = server.shutdown_handle();
+    let running = tokio::spawn(server.run());
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut silent = TcpStream::connect(addr).unwrap();
+        silent
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        // Closed by the server (end of stream, or a reset): never a timeout here.
+        match silent.read(&mut buf) {
+            Ok(n) => n < 64,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    })
+    .await
+    .unwrap();
+    assert!(closed, "the silent peer was not dropped");
+    let m = stats.metrics().clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(5), "the failure counted", || {
+            m.errors(Transport::Tls, ErrorKind::TlsHandshake) == 1
+                && m.snapshot(Transport::Tls).open == 0
+        })
+    })
+    .await
+    .unwrap();
+    shutdown.shutdown();
+    running.await.unwrap().unwrap();
+}

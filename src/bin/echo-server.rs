@@ -148,6 +148,7 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
         idle_timeout: args.idle_timeout,
         shutdown_timeout: args.shutdown_timeout,
         tls,
+        tls_handshake_timeout: echoes::transport::tls::HANDSHAKE_TIMEOUT,
         udp_rate: args.udp_rate,
         metrics: args.metrics,
     };

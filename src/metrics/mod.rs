@@ -229,6 +229,16 @@ impl Metrics {
         self.shard().udp[result.index()].fetch_add(1, Relaxed);
     }
 
+    /// Connections of `transport` open now.
+    pub fn open(&self, transport: Transport) -> u64 {
+        self.conns[index(transport)].open.load(Relaxed)
+    }
+
+    /// Connections of `transport` accepted so far.
+    pub fn total(&self, transport: Transport) -> u64 {
+        self.conns[index(transport)].total.load(Relaxed)
+    }
+
     /// Errors of `kind` on `transport` so far.
     pub fn errors(&self, transport: Transport, kind: ErrorKind) -> u64 {
         self.conns[index(transport)].errors[kind as usize].load(Relaxed)
