@@ -478,22 +478,11 @@ fn certificate_names(listen: &[Addr], inherited: &[InheritedSocket]) -> Vec<Stri
 /// Binds one `--listen` address: every address a host resolves to, or a
 /// Unix socket path.
 async fn bind_addr(addr: &Addr) -> Result<Vec<Listener>, ServerError> {
-    let bind_err = |what: String| move |error| ServerError::Bind { addr: what, error };
-    let Addr::Inet {
-        transport, host, ..
-    } = addr
-    else {
-        let Addr::Unix(path) = addr else {
-            unreachable!("an Addr is Inet or Unix")
-        };
-        let (socket, file) = unix::bind(path).map_err(bind_err(addr.to_string()))?;
-        let socket = transport::register(socket).map_err(bind_err(addr.to_string()))?;
-        info!(name = "main", "starting up on {addr}");
-        return Ok(vec![Listener {
-            socket: ListenSocket::Unix(socket, Some(file)),
-            transport: Transport::Unix,
-            local: Local::Unix(path.clone()),
-        }]);
+    let (transport, host) = match addr {
+        Addr::Unix(path) => return Ok(vec![bind_unix(addr, path)?]),
+        Addr::Inet {
+            transport, host, ..
+        } => (transport, host),
     };
     let transport = *transport;
     let bound = bind_inet(addr, |target| match transport {
@@ -533,6 +522,22 @@ async fn bind_addr(addr: &Addr) -> Result<Vec<Listener>, ServerError> {
             local: Local::Inet(local),
         })
         .collect())
+}
+
+/// Binds a Unix socket path, replacing a crashed run's file.
+fn bind_unix(addr: &Addr, path: &std::path::Path) -> Result<Listener, ServerError> {
+    let bind_err = |error| ServerError::Bind {
+        addr: addr.to_string(),
+        error,
+    };
+    let (socket, file) = unix::bind(path).map_err(bind_err)?;
+    let socket = transport::register(socket).map_err(bind_err)?;
+    info!(name = "main", "starting up on {addr}");
+    Ok(Listener {
+        socket: ListenSocket::Unix(socket, Some(file)),
+        transport: Transport::Unix,
+        local: Local::Unix(path.to_path_buf()),
+    })
 }
 
 /// How the `starting up` line names a transport: plain TCP keeps the
