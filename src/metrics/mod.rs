@@ -181,10 +181,12 @@ pub struct TransportSnapshot {
 }
 
 impl Metrics {
-    /// Counters at zero, with two shards per available core (at most 64).
+    /// Counters at zero, with four shards per available core, 16 to 64:
+    /// threads are numbered as they first count, and blocking-pool or
+    /// embedding threads count too, so spare shards keep workers apart.
     pub fn new() -> Metrics {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let n = (cores * 2).next_power_of_two().min(64);
+        let n = (cores * 4).next_power_of_two().clamp(16, 64);
         Metrics {
             shards: (0..n).map(|_| Shard::default()).collect(),
             mask: n - 1,
