@@ -6,6 +6,10 @@
 //! reader to the server and the echo to any writer. Both read while they
 //! write, so a message larger than the socket buffers cannot deadlock
 //! against a server that stops reading until its replies are read.
+//!
+//! Over `udp://` there is no stream to half-close: each message (or each
+//! chunk of input) is one datagram, and its reply is awaited, with
+//! `timeout` and one resend, before the next is sent.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -17,9 +21,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::{Level, debug, event, info};
 
-use crate::addr::Addr;
+use crate::addr::{Addr, Transport};
 use crate::pyrepr::PyBytes;
-use crate::transport::{self, ConnectError};
+use crate::transport::udp::{ExchangeError, MAX_DATAGRAM, UdpClient};
+use crate::transport::{self, BoxStream, ConnectError};
 
 /// The seed's three messages, sent when none are given.
 pub const SEED_MESSAGES: [&[u8]; 3] = [b"This is the message. ", b"It will be sent ", b"in parts."];
@@ -35,9 +40,32 @@ const CHUNK: usize = 64 * 1024;
 pub struct ClientOptions {
     /// The server.
     pub addr: Addr,
-    /// How long to wait for a connection, and for the echo once it is owed.
+    /// How long to wait for a connection, and for the echo once it is owed
+    /// (over UDP: for each reply, before resending once).
     pub timeout: Duration,
+    /// The TLS configuration for `tls://` (from
+    /// [`tls::client_config`](crate::transport::tls::client_config));
+    /// `None` trusts the system's CAs.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
+
+impl ClientOptions {
+    /// Options for `addr` with `timeout` and the default TLS trust.
+    pub fn new(addr: Addr, timeout: Duration) -> ClientOptions {
+        ClientOptions {
+            addr,
+            timeout,
+            tls: None,
+        }
+    }
+
+    async fn connect(&self) -> Result<BoxStream, ConnectError> {
+        transport::connect_with(&self.addr, self.timeout, self.tls.as_ref()).await
+    }
+}
+
+/// How many times a UDP message is resent when no reply comes in time.
+pub const UDP_RETRIES: u32 = 1;
 
 /// Why a conversation failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +111,23 @@ fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> ClientError {
     move |error| ClientError::Io { context, error }
 }
 
+impl ClientError {
+    fn from_exchange(e: ExchangeError, sent: u64, received: u64) -> ClientError {
+        match e {
+            ExchangeError::Timeout { tries, timeout } => ClientError::Timeout {
+                waited: timeout * tries,
+                sent,
+                received,
+            },
+            ExchangeError::Connect(c) => ClientError::Connect(c),
+            too_large @ ExchangeError::TooLarge(_) => ClientError::Io {
+                context: "sending",
+                error: io::Error::new(io::ErrorKind::InvalidInput, too_large.to_string()),
+            },
+        }
+    }
+}
+
 /// What a successful conversation moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
@@ -124,7 +169,10 @@ pub async fn send_messages(
     messages: &[Vec<u8>],
 ) -> Result<Summary, ClientError> {
     info!(name = NAME, "{}", connect_line(&opts.addr));
-    let stream = transport::connect(&opts.addr, opts.timeout).await?;
+    if opts.addr.transport() == Transport::Udp {
+        return send_datagrams(opts, messages).await;
+    }
+    let stream = opts.connect().await?;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let expected: Vec<u8> = messages.concat();
     let sent = expected.len() as u64;
@@ -210,7 +258,10 @@ where
     W: AsyncWrite + Unpin,
 {
     debug!(name = NAME, "{}", connect_line(&opts.addr));
-    let stream = transport::connect(&opts.addr, opts.timeout).await?;
+    if opts.addr.transport() == Transport::Udp {
+        return pipe_datagrams(opts, input, output).await;
+    }
+    let stream = opts.connect().await?;
     let (mut rd, mut wr) = tokio::io::split(stream);
     // Chunks sent and not yet echoed; its capacity bounds memory.
     let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(PIPE_WINDOW / CHUNK);
@@ -292,6 +343,87 @@ where
 
 /// The most bytes [`pipe`] keeps in flight without an echo.
 pub const PIPE_WINDOW: usize = 4 * 1024 * 1024;
+
+/// The seed's conversation over UDP: each message one datagram, its reply
+/// awaited (and checked) before the next is sent.
+async fn send_datagrams(
+    opts: &ClientOptions,
+    messages: &[Vec<u8>],
+) -> Result<Summary, ClientError> {
+    let client = UdpClient::connect(&opts.addr).await?;
+    let sent: u64 = messages.iter().map(|m| m.len() as u64).sum();
+    let mut checker = Checker { received: 0 };
+    let mut previous: Option<&[u8]> = None;
+    for msg in messages {
+        info!(name = NAME, "sending {}", PyBytes(msg));
+        let reply = client
+            .exchange(msg, previous, opts.timeout, UDP_RETRIES)
+            .await
+            .map_err(|e| ClientError::from_exchange(e, sent, checker.received))?;
+        info!(name = NAME, "received {}", PyBytes(&reply));
+        check_datagram(&mut checker, &reply, msg)?;
+        previous = Some(msg);
+    }
+    info!(name = NAME, "closing");
+    Ok(Summary { bytes: sent })
+}
+
+/// A datagram's reply must be exactly the message: a wrong byte is a
+/// mismatch there, a short reply is short.
+fn check_datagram(checker: &mut Checker, reply: &[u8], msg: &[u8]) -> Result<(), ClientError> {
+    let before = checker.received;
+    checker.check(reply, msg)?;
+    if reply.len() < msg.len() {
+        return Err(ClientError::Mismatch(before + reply.len() as u64));
+    }
+    Ok(())
+}
+
+/// `nc -u`-style: each chunk read from `input` (at most one datagram's
+/// worth) is sent and its reply awaited and written to `output`.
+async fn pipe_datagrams<R, W>(
+    opts: &ClientOptions,
+    mut input: R,
+    mut output: W,
+) -> Result<Summary, ClientError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let client = UdpClient::connect(&opts.addr).await?;
+    let mut checker = Checker { received: 0 };
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut previous: Vec<u8> = Vec::new();
+    let mut sent = 0u64;
+    loop {
+        let n = input
+            .read(&mut buf)
+            .await
+            .map_err(io_err("reading input"))?;
+        if n == 0 {
+            break;
+        }
+        let msg = &buf[..n];
+        sent += n as u64;
+        debug!(name = NAME, "sending {}", PyBytes(msg));
+        let stale = (!previous.is_empty()).then_some(previous.as_slice());
+        let reply = client
+            .exchange(msg, stale, opts.timeout, UDP_RETRIES)
+            .await
+            .map_err(|e| ClientError::from_exchange(e, sent, checker.received))?;
+        debug!(name = NAME, "received {}", PyBytes(&reply));
+        check_datagram(&mut checker, &reply, msg)?;
+        output
+            .write_all(&reply)
+            .await
+            .map_err(io_err("writing output"))?;
+        previous.clear();
+        previous.extend_from_slice(msg);
+    }
+    output.flush().await.map_err(io_err("writing output"))?;
+    debug!(name = NAME, "closing");
+    Ok(Summary { bytes: sent })
+}
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,9 @@
 //!
 //! Nothing here allocates or formats per chunk unless debug logging is on:
 //! the `debug!` arguments are evaluated only when a subscriber wants them.
+//! Bytes are counted with one relaxed add per chunk on a counter shard of
+//! the worker thread's own ([`ByteCounter`]); the rare backlogged chunk
+//! costs a second.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -30,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
 use tracing::debug;
 
+use crate::metrics::ByteCounter;
 use crate::pyrepr::PyBytes;
 use crate::transport::{PeerName, StreamSocket};
 
@@ -59,7 +63,8 @@ thread_local! {
 }
 
 /// Echoes a readiness-driven socket until end of stream, an error, or the
-/// idle timeout. See the module documentation for how.
+/// idle timeout, counting bytes in `bytes`. See the module documentation
+/// for how.
 ///
 /// It is a hand-written future rather than an `async fn`: it waits through
 /// `poll_read_ready`/`poll_write_ready`, which keep the waker in the
@@ -69,10 +74,12 @@ pub fn echo_socket<S: StreamSocket>(
     io: AsyncFd<S>,
     peer: PeerName,
     opts: EchoOptions,
+    bytes: ByteCounter,
 ) -> EchoSocket<S> {
     EchoSocket {
         io,
         peer,
+        bytes,
         read_size: opts.read_size,
         pending: None,
         idle: IdleTimer::new(opts.idle_timeout),
@@ -84,6 +91,7 @@ pub fn echo_socket<S: StreamSocket>(
 pub struct EchoSocket<S: StreamSocket> {
     io: AsyncFd<S>,
     peer: PeerName,
+    bytes: ByteCounter,
     read_size: usize,
     /// What the kernel would not take yet; `None`, a null pointer, except
     /// under backpressure.
@@ -149,7 +157,7 @@ impl<S: StreamSocket> EchoSocket<S> {
     fn poll_echo(&mut self, cx: &mut Context<'_>) -> Step {
         let mut guard = ready!(self.io.poll_read_ready(cx))?;
         let (sock, peer, read_size) = (self.io.get_ref(), self.peer, self.read_size);
-        let pending = &mut self.pending;
+        let (pending, bytes) = (&mut self.pending, &self.bytes);
         let echoed = READ_BUF.with_borrow_mut(|buf| {
             if buf.len() < read_size {
                 buf.resize(read_size, 0);
@@ -175,11 +183,16 @@ impl<S: StreamSocket> EchoSocket<S> {
             let sent = match sock.send(data) {
                 Ok(w) => w,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    bytes.received_unsent(n, n);
+                    return Err(e);
+                }
             };
             if sent == n {
+                bytes.echoed(n);
                 debug!(name = %peer, "sent {}", PyBytes(data));
             } else {
+                bytes.received_unsent(n, n - sent);
                 *pending = Some(Box::new(Pending {
                     chunk: data.to_vec(),
                     written: sent,
@@ -212,6 +225,7 @@ impl<S: StreamSocket> EchoSocket<S> {
         match self.io.get_ref().send(&pending.chunk[pending.written..]) {
             Ok(w) => {
                 pending.written += w;
+                self.bytes.sent_later(w);
                 self.idle.touch();
                 if pending.written == pending.chunk.len() {
                     debug!(name = %self.peer, "sent {}", PyBytes(&pending.chunk));
@@ -228,11 +242,13 @@ impl<S: StreamSocket> EchoSocket<S> {
 }
 
 /// Echoes any async byte stream (TLS) until end of stream, an error, or the
-/// idle timeout, with a buffer of `read_size` bytes for the connection.
+/// idle timeout, with a buffer of `read_size` bytes for the connection,
+/// counting bytes in `bytes`.
 pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     peer: PeerName,
     opts: EchoOptions,
+    bytes: ByteCounter,
 ) -> io::Result<Ending> {
     let mut idle = IdleTimer::new(opts.idle_timeout);
     let mut buf = vec![0u8; opts.read_size];
@@ -249,11 +265,15 @@ pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
         idle.touch();
         let data = &buf[..n];
         debug!(name = %peer, "received {}", PyBytes(data));
+        // Counted as unsent until written: a write that fails or times out
+        // leaves it so.
+        bytes.received_unsent(n, n);
         tokio::select! {
             biased;
             r = async { stream.write_all(data).await?; stream.flush().await } => r?,
             () = idle.expired() => return Ok(Ending::Idle),
         }
+        bytes.sent_later(n);
         idle.touch();
         debug!(name = %peer, "sent {}", PyBytes(data));
     }

@@ -34,20 +34,24 @@
 //! ```
 //!
 //! Modules, one idea each: [`addr`] (the `ADDR` forms), [`transport`] (what
-//! each kind of socket provides), [`echo`] (the per-connection loop, the
-//! hot path), [`server`] (bind, accept, limits, shutdown), [`shutdown`]
+//! each kind of socket provides: TCP, TLS, UDP and its reflection guard,
+//! Unix), [`echo`] (the per-connection loop, the hot path), [`server`]
+//! (bind, accept, limits, shutdown), [`activation`] (sockets passed by
+//! systemd), [`metrics`] (counters and the Prometheus page), [`shutdown`]
 //! (the handle and the signals), [`client`], [`logging`] (the seed's log
 //! format), [`pyrepr`] (Python's `repr` of bytes) and [`units`] (durations
 //! and sizes on the command line).
 
 #![deny(missing_docs)]
 
+pub mod activation;
 pub mod addr;
 pub mod cli;
 pub mod client;
 pub mod connections;
 pub mod echo;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod pyrepr;
 pub mod server;

@@ -1,5 +1,6 @@
-//! The server: bind every `--listen` address, accept, spawn one echo task
-//! per connection, and shut down gracefully.
+//! The server: bind every `--listen` address (or adopt the sockets systemd
+//! passed), accept, spawn one echo task per connection, answer datagrams,
+//! and shut down gracefully.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,6 +15,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Each listener is one of three kinds: a stream listener whose accepted
+//! sockets the kernel reads and writes (TCP, Unix: the fast
+//! [`echo_socket`] loop), a TCP listener whose connections first shake
+//! hands (TLS: [`echo_stream`]), or a UDP socket answered datagram by
+//! datagram ([`udp::serve`]). Each gets its own task; they share the
+//! limits, the connection set and the [`Metrics`].
+//!
 //! Limits are plain: `max_connections` is a semaphore taken *before*
 //! `accept`, so excess connections wait in the kernel's backlog instead of
 //! being accepted and dropped; the per-IP limit can only be checked after
@@ -26,21 +34,30 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
+use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::activation::{InheritedSocket, SocketKind};
 use crate::addr::{Addr, Transport};
 use crate::connections::{Connections, Entry};
-use crate::echo::{EchoOptions, EchoSocket, Ending, echo_socket};
+use crate::echo::{EchoOptions, EchoSocket, Ending, echo_socket, echo_stream};
+use crate::metrics::{ByteCounter, ErrorKind, Metrics};
 use crate::shutdown::ShutdownHandle;
-use crate::transport::{self, PeerName, StreamSocket, tcp};
+use crate::transport::tls::{self, CertSource, TlsServerSettings};
+use crate::transport::udp_guard::{self, Guard};
+use crate::transport::unix::SocketFile;
+use crate::transport::{self, PeerName, StreamSocket, tcp, udp, unix};
 use crate::units::format_duration;
 
 /// The default largest single read: one 64 KiB buffer per worker thread,
@@ -66,6 +83,14 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// How long open connections may finish after shutdown begins.
     pub shutdown_timeout: Duration,
+    /// The certificate for `tls://` listeners; required when there is one.
+    pub tls: Option<TlsServerSettings>,
+    /// How long a TLS peer has to complete its handshake.
+    pub tls_handshake_timeout: Duration,
+    /// UDP replies per second to one source address; 0 for no limit.
+    pub udp_rate: u32,
+    /// Where to serve Prometheus metrics (`HOST:PORT`, plain HTTP).
+    pub metrics: Option<Addr>,
 }
 
 impl ServerConfig {
@@ -78,6 +103,10 @@ impl ServerConfig {
             max_connections_per_ip: None,
             idle_timeout: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            tls: None,
+            tls_handshake_timeout: tls::HANDSHAKE_TIMEOUT,
+            udp_rate: udp_guard::DEFAULT_RATE,
+            metrics: None,
         }
     }
 }
@@ -93,7 +122,8 @@ pub enum ServerError {
         /// The resolver's error.
         error: io::Error,
     },
-    /// A socket could not be bound (port in use, no permission, no such address).
+    /// A socket could not be bound (port in use, no permission, no such
+    /// address, a live server on a unix socket path).
     #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address as the user would write it.
@@ -101,25 +131,54 @@ pub enum ServerError {
         /// The system's error.
         error: io::Error,
     },
-    /// A configuration value is out of range.
+    /// A configuration value is out of range, or settings do not fit together.
     #[error("{0}")]
     Config(String),
-    /// The transport is not served by this build yet.
-    #[error("{0}:// is not supported by this server yet")]
-    Unsupported(Transport),
+    /// The certificate, key or CA could not be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     listeners: Vec<Listener>,
+    metrics_listeners: Vec<(tokio::net::TcpListener, SocketAddr)>,
     shared: Arc<Shared>,
     handle: ShutdownHandle,
 }
 
-/// One listening socket and the address it is bound to.
+/// One listening socket, what it serves, and where it is.
 struct Listener {
-    socket: AsyncFd<mio::net::TcpListener>,
-    local: SocketAddr,
+    socket: ListenSocket,
+    transport: Transport,
+    local: Local,
+}
+
+enum ListenSocket {
+    Tcp(AsyncFd<mio::net::TcpListener>),
+    /// The file is `None` for a socket systemd made: it removes its own.
+    Unix(AsyncFd<mio::net::UnixListener>, Option<SocketFile>),
+    Udp(UdpSocket),
+}
+
+/// Where a listener is bound.
+#[derive(Debug, Clone)]
+enum Local {
+    Inet(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Listener {
+    fn addr(&self) -> Addr {
+        match &self.local {
+            Local::Inet(a) => Addr::Inet {
+                transport: self.transport,
+                host: a.ip().to_string(),
+                port: a.port(),
+            },
+            Local::Unix(p) => Addr::Unix(p.clone()),
+        }
+    }
 }
 
 /// State shared by the accept loops and connection tasks of one server.
@@ -128,29 +187,44 @@ struct Shared {
     shutdown_timeout: Duration,
     /// Every open connection, so shutdown can wait for them or end them.
     conns: Arc<Connections>,
+    metrics: Arc<Metrics>,
     permits: Option<Arc<Semaphore>>,
     per_ip: Option<PerIpLimit>,
+    tls: Option<TlsAcceptor>,
+    tls_handshake_timeout: Duration,
+    udp_rate: u32,
+    /// Numbers Unix peers, which have no address, for `echo_unix_{n}`.
+    unix_peers: AtomicU64,
 }
 
 /// A view of a running server's counters. Cheap to clone.
 #[derive(Clone)]
-pub struct ServerStats(Arc<Connections>);
+pub struct ServerStats {
+    conns: Arc<Connections>,
+    metrics: Arc<Metrics>,
+}
 
 impl ServerStats {
-    /// Connections being served now.
+    /// Connections being served now, over every transport.
     pub fn open_connections(&self) -> usize {
-        self.0.open()
+        self.conns.open()
     }
-    /// Connections accepted since the server started.
+    /// Connections accepted since the server started, over every transport.
     pub fn total_connections(&self) -> u64 {
-        self.0.total()
+        self.conns.total()
+    }
+    /// Every counter, as the metrics page shows them.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 }
 
 impl Server {
     /// Resolves and binds every address of `config`, logging
-    /// `starting up on HOST port PORT` for each. With port 0, every address
-    /// a host name resolves to gets the same free port when it can.
+    /// `starting up on HOST port PORT` for each (`tls://HOST port PORT`,
+    /// `udp://HOST port PORT`, `unix:PATH` for the others). With port 0,
+    /// every address a host name resolves to gets the same free port when
+    /// it can.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         Server::bind_with_handle(config, ShutdownHandle::new()).await
     }
@@ -161,17 +235,68 @@ impl Server {
         config: ServerConfig,
         handle: ShutdownHandle,
     ) -> Result<Server, ServerError> {
+        Server::bind_inherited(config, Vec::new(), handle).await
+    }
+
+    /// As [`bind_with_handle`](Server::bind_with_handle), but serving
+    /// `inherited` sockets (from [`crate::activation::take`]) instead of
+    /// `config.listen` when there are any.
+    pub async fn bind_inherited(
+        config: ServerConfig,
+        inherited: Vec<InheritedSocket>,
+        handle: ShutdownHandle,
+    ) -> Result<Server, ServerError> {
         if config.read_size == 0 {
             return Err(ServerError::Config(
                 "the read size must be at least 1 byte".into(),
             ));
         }
-        if config.listen.is_empty() {
+        if config.listen.is_empty() && inherited.is_empty() {
             return Err(ServerError::Config("no address to listen on".into()));
         }
+        let wants_tls = if inherited.is_empty() {
+            config
+                .listen
+                .iter()
+                .any(|a| a.transport() == Transport::Tls)
+        } else {
+            inherited.iter().any(InheritedSocket::wants_tls)
+        };
+        let tls = match (&config.tls, wants_tls) {
+            (None, true) => {
+                return Err(ServerError::Config(
+                    "tls:// needs a certificate: --tls-cert and --tls-key, or --tls-self-signed"
+                        .into(),
+                ));
+            }
+            (Some(settings), true) => {
+                let names = certificate_names(&config.listen, &inherited);
+                let server_tls = tls::server_config(settings, &names)?;
+                let how = match settings.cert {
+                    CertSource::SelfSigned => " (self-signed)",
+                    CertSource::Files { .. } => "",
+                };
+                info!(
+                    name = "main",
+                    "TLS certificate{how} SHA-256 fingerprint {}", server_tls.fingerprint
+                );
+                Some(server_tls.acceptor)
+            }
+            (_, false) => None,
+        };
         let mut listeners = Vec::new();
-        for addr in &config.listen {
-            listeners.extend(bind_addr(addr).await?);
+        if inherited.is_empty() {
+            for addr in &config.listen {
+                listeners.extend(bind_addr(addr).await?);
+            }
+        } else {
+            for socket in inherited {
+                listeners.push(adopt(socket)?);
+            }
+        }
+        let mut metrics_listeners = Vec::new();
+        if let Some(addr) = &config.metrics {
+            metrics_listeners = bind_metrics(addr).await?;
         }
         let shared = Arc::new(Shared {
             opts: EchoOptions {
@@ -180,11 +305,17 @@ impl Server {
             },
             shutdown_timeout: config.shutdown_timeout,
             conns: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
             permits: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
             per_ip: config.max_connections_per_ip.map(PerIpLimit::new),
+            tls,
+            tls_handshake_timeout: config.tls_handshake_timeout,
+            udp_rate: config.udp_rate,
+            unix_peers: AtomicU64::new(0),
         });
         Ok(Server {
             listeners,
+            metrics_listeners,
             shared,
             handle,
         })
@@ -192,19 +323,30 @@ impl Server {
 
     /// The addresses actually bound, one per socket, with real ports.
     pub fn local_addrs(&self) -> Vec<Addr> {
+        self.listeners.iter().map(Listener::addr).collect()
+    }
+
+    /// The bound socket addresses of the plain TCP listeners.
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.socket_addrs(Transport::Tcp)
+    }
+
+    /// The bound socket addresses of the listeners of `transport` (none
+    /// for Unix).
+    pub fn socket_addrs(&self, transport: Transport) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .map(|l| Addr::Inet {
-                transport: Transport::Tcp,
-                host: l.local.ip().to_string(),
-                port: l.local.port(),
+            .filter(|l| l.transport == transport)
+            .filter_map(|l| match l.local {
+                Local::Inet(a) => Some(a),
+                Local::Unix(_) => None,
             })
             .collect()
     }
 
-    /// The bound socket addresses of the TCP listeners.
-    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|l| l.local).collect()
+    /// Where the metrics page is served, if it is.
+    pub fn metrics_addrs(&self) -> Vec<SocketAddr> {
+        self.metrics_listeners.iter().map(|(_, a)| *a).collect()
     }
 
     /// A handle that stops this server.
@@ -214,22 +356,34 @@ impl Server {
 
     /// Counters of this server, readable while it runs.
     pub fn stats(&self) -> ServerStats {
-        ServerStats(self.shared.conns.clone())
+        ServerStats {
+            conns: self.shared.conns.clone(),
+            metrics: self.shared.metrics.clone(),
+        }
     }
 
     /// Serves until shutdown is asked for on the [`ShutdownHandle`], then
-    /// logs `main: closing server`, closes the listeners, and waits up to
-    /// the shutdown timeout (or until forced) for open connections to
-    /// finish before closing the rest.
+    /// logs `main: closing server`, closes the listeners (removing the
+    /// Unix socket files it made), and waits up to the shutdown timeout
+    /// (or until forced) for open connections to finish before closing
+    /// the rest. The metrics page is served until the end.
     pub async fn run(self) -> Result<(), ServerError> {
         let Server {
             listeners,
+            metrics_listeners,
             shared,
             handle,
         } = self;
+        let mut scrapes = JoinSet::new();
+        for (listener, _) in metrics_listeners {
+            scrapes.spawn(crate::metrics::http::serve(
+                listener,
+                shared.metrics.clone(),
+            ));
+        }
         let mut accepting = JoinSet::new();
         for listener in listeners {
-            accepting.spawn(accept_loop(listener, shared.clone(), handle.clone()));
+            accepting.spawn(serve_listener(listener, shared.clone(), handle.clone()));
         }
         handle.wait_shutdown().await;
         info!(name = "main", "closing server");
@@ -258,6 +412,7 @@ impl Server {
             shared.conns.close_all();
             shared.conns.all_closed().await;
         }
+        scrapes.shutdown().await;
         Ok(())
     }
 }
@@ -283,63 +438,280 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The names a self-signed certificate is made for: every `tls://` host
+/// that is not a wildcard, and the loopback names, so a local client can
+/// check it whichever it connects to.
+fn certificate_names(listen: &[Addr], inherited: &[InheritedSocket]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |n: String| {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    };
+    for addr in listen {
+        if let Addr::Inet {
+            transport: Transport::Tls,
+            host,
+            ..
+        } = addr
+            && !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+        {
+            add(host.clone());
+        }
+    }
+    for s in inherited.iter().filter(|s| s.wants_tls()) {
+        if let SocketKind::Tcp(a) = s.kind
+            && !a.ip().is_unspecified()
+        {
+            add(a.ip().to_string());
+        }
+    }
+    for n in ["localhost", "127.0.0.1", "::1"] {
+        add(n.to_string());
+    }
+    names
+}
+
+/// Binds one `--listen` address: every address a host resolves to, or a
+/// Unix socket path.
 async fn bind_addr(addr: &Addr) -> Result<Vec<Listener>, ServerError> {
-    let Addr::Inet {
-        transport: Transport::Tcp,
-        host,
-        port,
-    } = addr
-    else {
-        return Err(ServerError::Unsupported(addr.transport()));
+    let (transport, host) = match addr {
+        Addr::Unix(path) => return Ok(vec![bind_unix(addr, path)?]),
+        Addr::Inet {
+            transport, host, ..
+        } => (transport, host),
+    };
+    let transport = *transport;
+    let bound = bind_inet(addr, |target| match transport {
+        Transport::Udp => {
+            let socket = udp::bind(target)?;
+            let local = socket.local_addr()?;
+            Ok((ListenSocket::Udp(UdpSocket::from_std(socket)?), local))
+        }
+        _ => {
+            let socket = tcp::bind(target)?;
+            let local = socket.local_addr()?;
+            Ok((ListenSocket::Tcp(transport::register(socket)?), local))
+        }
+    })
+    .await?;
+    let prefix = scheme_prefix(transport);
+    let first_port = bound.first().map(|(_, l)| l.port());
+    if bound.iter().all(|(_, l)| Some(l.port()) == first_port) {
+        if let Some(p) = first_port {
+            info!(name = "main", "starting up on {prefix}{host} port {p}");
+        }
+    } else {
+        for (_, l) in &bound {
+            info!(
+                name = "main",
+                "starting up on {prefix}{} port {}",
+                l.ip(),
+                l.port()
+            );
+        }
+    }
+    Ok(bound
+        .into_iter()
+        .map(|(socket, local)| Listener {
+            socket,
+            transport,
+            local: Local::Inet(local),
+        })
+        .collect())
+}
+
+/// Binds a Unix socket path, replacing a crashed run's file.
+fn bind_unix(addr: &Addr, path: &std::path::Path) -> Result<Listener, ServerError> {
+    let bind_err = |error| ServerError::Bind {
+        addr: addr.to_string(),
+        error,
+    };
+    let (socket, file) = unix::bind(path).map_err(bind_err)?;
+    let socket = transport::register(socket).map_err(bind_err)?;
+    info!(name = "main", "starting up on {addr}");
+    Ok(Listener {
+        socket: ListenSocket::Unix(socket, Some(file)),
+        transport: Transport::Unix,
+        local: Local::Unix(path.to_path_buf()),
+    })
+}
+
+/// How the `starting up` line names a transport: plain TCP keeps the
+/// seed's bare `HOST port PORT`.
+fn scheme_prefix(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp => "",
+        Transport::Tls => "tls://",
+        Transport::Udp => "udp://",
+        Transport::Unix => "unix:",
+    }
+}
+
+/// Resolves `addr` and binds each address with `bind`. With port 0, the
+/// first socket picks the port and the others try to share it, so
+/// `localhost:0` is one port on ::1 and 127.0.0.1.
+async fn bind_inet<T>(
+    addr: &Addr,
+    bind: impl Fn(SocketAddr) -> io::Result<(T, SocketAddr)>,
+) -> Result<Vec<(T, SocketAddr)>, ServerError> {
+    let Addr::Inet { host, port, .. } = addr else {
+        return Err(ServerError::Config(format!(
+            "{addr} is not a host and port"
+        )));
     };
     let ips = addr.resolve().await.map_err(|error| ServerError::Resolve {
         host: host.clone(),
         error,
     })?;
-    let mut listeners: Vec<Listener> = Vec::new();
+    let mut bound: Vec<(T, SocketAddr)> = Vec::new();
     for target in ips {
-        // With port 0, the first socket picks the port and the others try
-        // to share it, so `localhost:0` is one port on ::1 and 127.0.0.1.
-        let shared_port = listeners.first().map_or(*port, |l| l.local.port());
-        let socket = match tcp::bind(SocketAddr::new(target.ip(), shared_port)) {
-            Err(e) if *port == 0 && e.kind() == io::ErrorKind::AddrInUse => tcp::bind(target),
+        let shared_port = bound.first().map_or(*port, |(_, l)| l.port());
+        let socket = match bind(SocketAddr::new(target.ip(), shared_port)) {
+            Err(e) if *port == 0 && e.kind() == io::ErrorKind::AddrInUse => bind(target),
             other => other,
         }
         .map_err(|error| ServerError::Bind {
             addr: fmt_host_port(&target.ip().to_string(), target.port()),
             error,
         })?;
-        let bind_err = |error| ServerError::Bind {
-            addr: fmt_host_port(&target.ip().to_string(), target.port()),
-            error,
-        };
-        let local = socket.local_addr().map_err(bind_err)?;
-        let socket = transport::register(socket).map_err(bind_err)?;
-        listeners.push(Listener { socket, local });
+        bound.push(socket);
     }
-    let first_port = listeners.first().map(|l| l.local.port());
-    if listeners.iter().all(|l| Some(l.local.port()) == first_port) {
-        if let Some(p) = first_port {
-            info!(name = "main", "starting up on {host} port {p}");
-        }
-    } else {
-        for l in &listeners {
+    Ok(bound)
+}
+
+/// Takes over a socket the service manager passed.
+fn adopt(socket: InheritedSocket) -> Result<Listener, ServerError> {
+    let wants_tls = socket.wants_tls();
+    let InheritedSocket { fd, kind, .. } = socket;
+    let err = |what: String| move |error| ServerError::Bind { addr: what, error };
+    let listener = match kind {
+        SocketKind::Tcp(local) => {
+            let transport = if wants_tls {
+                Transport::Tls
+            } else {
+                Transport::Tcp
+            };
+            let label = fmt_host_port(&local.ip().to_string(), local.port());
+            let std = std::net::TcpListener::from(fd);
+            // Accepted sockets inherit it, as from the listeners we bind.
+            socket2::SockRef::from(&std)
+                .set_tcp_nodelay(true)
+                .map_err(err(label.clone()))?;
+            let socket = transport::register(mio::net::TcpListener::from_std(std))
+                .map_err(err(label.clone()))?;
             info!(
                 name = "main",
-                "starting up on {} port {}",
-                l.local.ip(),
-                l.local.port()
+                "starting up on {}{label} (from systemd)",
+                scheme_prefix(transport)
             );
+            Listener {
+                socket: ListenSocket::Tcp(socket),
+                transport,
+                local: Local::Inet(local),
+            }
         }
+        SocketKind::Udp(local) => {
+            let label = fmt_host_port(&local.ip().to_string(), local.port());
+            let socket =
+                UdpSocket::from_std(std::net::UdpSocket::from(fd)).map_err(err(label.clone()))?;
+            info!(name = "main", "starting up on udp://{label} (from systemd)");
+            Listener {
+                socket: ListenSocket::Udp(socket),
+                transport: Transport::Udp,
+                local: Local::Inet(local),
+            }
+        }
+        SocketKind::Unix(path) => {
+            let path = path.unwrap_or_else(|| PathBuf::from("(unnamed)"));
+            let label = format!("unix:{}", path.display());
+            let std = std::os::unix::net::UnixListener::from(fd);
+            let socket = transport::register(mio::net::UnixListener::from_std(std))
+                .map_err(err(label.clone()))?;
+            info!(name = "main", "starting up on {label} (from systemd)");
+            Listener {
+                socket: ListenSocket::Unix(socket, None),
+                transport: Transport::Unix,
+                local: Local::Unix(path),
+            }
+        }
+    };
+    Ok(listener)
+}
+
+/// Binds the metrics page's listeners and logs where it is.
+async fn bind_metrics(
+    addr: &Addr,
+) -> Result<Vec<(tokio::net::TcpListener, SocketAddr)>, ServerError> {
+    if addr.transport() != Transport::Tcp {
+        return Err(ServerError::Config(format!(
+            "--metrics takes HOST:PORT (plain HTTP), not {addr}"
+        )));
     }
-    Ok(listeners)
+    let bound = bind_inet(addr, |target| {
+        let std: std::net::TcpListener = mio_into_std(tcp::bind(target)?);
+        let local = std.local_addr()?;
+        Ok((tokio::net::TcpListener::from_std(std)?, local))
+    })
+    .await?;
+    for (_, local) in &bound {
+        info!(name = "main", "serving metrics on http://{local}/metrics");
+    }
+    Ok(bound)
+}
+
+fn mio_into_std(l: mio::net::TcpListener) -> std::net::TcpListener {
+    std::net::TcpListener::from(std::os::fd::OwnedFd::from(l))
 }
 
 fn fmt_host_port(host: &str, port: u16) -> String {
     format!("{host} port {port}")
 }
 
-async fn accept_loop(listener: Listener, shared: Arc<Shared>, handle: ShutdownHandle) {
+/// Runs one listener until shutdown: the accept loop of a stream listener,
+/// or the answer loop of a UDP socket.
+async fn serve_listener(listener: Listener, shared: Arc<Shared>, handle: ShutdownHandle) {
+    let label = listener.addr().to_string();
+    match listener.socket {
+        ListenSocket::Udp(socket) => {
+            let guard = Guard::new(shared.udp_rate);
+            tokio::select! {
+                () = udp::serve(socket, guard, shared.metrics.clone()) => {}
+                () = handle.wait_shutdown() => {}
+            }
+        }
+        ListenSocket::Tcp(socket) => {
+            let socket = StreamListener::Tcp(socket);
+            accept_loop(&socket, listener.transport, &label, shared, handle).await;
+        }
+        ListenSocket::Unix(socket, file) => {
+            let socket = StreamListener::Unix(socket);
+            accept_loop(&socket, listener.transport, &label, shared, handle).await;
+            // Close the socket before removing its name.
+            drop(socket);
+            drop(file);
+        }
+    }
+}
+
+enum StreamListener {
+    Tcp(AsyncFd<mio::net::TcpListener>),
+    Unix(AsyncFd<mio::net::UnixListener>),
+}
+
+/// An accepted connection, before it is served.
+enum Conn {
+    Tcp(mio::net::TcpStream, SocketAddr),
+    Unix(mio::net::UnixStream),
+}
+
+async fn accept_loop(
+    listener: &StreamListener,
+    transport: Transport,
+    label: &str,
+    shared: Arc<Shared>,
+    handle: ShutdownHandle,
+) {
     let mut backoff = Backoff::default();
     loop {
         // Take a connection slot first, so connections over the limit wait
@@ -355,26 +727,43 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, handle: ShutdownHa
             },
         };
         let accepted = tokio::select! {
-            r = accept(&listener.socket) => r,
+            r = accept(listener) => r,
             () = handle.wait_shutdown() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                backoff.succeeded(listener.local);
-                spawn_connection(&shared, stream, peer, permit);
+            Ok(conn) => {
+                backoff.succeeded(label);
+                spawn_connection(&shared, conn, transport, permit);
             }
             Err(e) if is_transient(&e) => debug!(name = "main", "accept: {e}"),
-            Err(e) => backoff.failed(listener.local, &e, &handle).await,
+            Err(e) => {
+                shared.metrics.error(transport, ErrorKind::Accept);
+                backoff.failed(label, &e, &handle).await;
+            }
         }
     }
 }
 
-async fn accept(
-    listener: &AsyncFd<mio::net::TcpListener>,
-) -> io::Result<(mio::net::TcpStream, SocketAddr)> {
+async fn accept(listener: &StreamListener) -> io::Result<Conn> {
+    match listener {
+        StreamListener::Tcp(fd) => {
+            let (s, a) = accept_on(fd, |l| l.accept()).await?;
+            Ok(Conn::Tcp(s, a))
+        }
+        StreamListener::Unix(fd) => {
+            let (s, _) = accept_on(fd, |l| l.accept()).await?;
+            Ok(Conn::Unix(s))
+        }
+    }
+}
+
+async fn accept_on<L, R>(listener: &AsyncFd<L>, f: impl Fn(&L) -> io::Result<R>) -> io::Result<R>
+where
+    L: std::os::fd::AsRawFd,
+{
     loop {
         let mut guard = listener.readable().await?;
-        if let Ok(result) = guard.try_io(|l| l.get_ref().accept()) {
+        if let Ok(result) = guard.try_io(|l| f(l.get_ref())) {
             return result;
         }
     }
@@ -402,7 +791,7 @@ impl Backoff {
     const FIRST: Duration = Duration::from_millis(5);
     const MAX: Duration = Duration::from_secs(1);
 
-    async fn failed(&mut self, local: SocketAddr, e: &io::Error, handle: &ShutdownHandle) {
+    async fn failed(&mut self, local: &str, e: &io::Error, handle: &ShutdownHandle) {
         if self.failures == 0 {
             warn!(
                 name = "main",
@@ -419,7 +808,7 @@ impl Backoff {
         }
     }
 
-    fn succeeded(&mut self, local: SocketAddr) {
+    fn succeeded(&mut self, local: &str) {
         if self.failures > 0 {
             info!(
                 name = "main",
@@ -432,16 +821,22 @@ impl Backoff {
 
 fn spawn_connection(
     shared: &Arc<Shared>,
-    stream: mio::net::TcpStream,
-    peer_addr: SocketAddr,
+    conn: Conn,
+    transport: Transport,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let peer = PeerName::Inet(peer_addr);
-    let ip_slot = match &shared.per_ip {
-        None => None,
-        Some(limit) => match limit.take(peer_addr.ip()) {
+    let (peer, ip) = match &conn {
+        Conn::Tcp(_, addr) => (PeerName::Inet(*addr), Some(addr.ip())),
+        Conn::Unix(_) => (
+            PeerName::Unix(shared.unix_peers.fetch_add(1, Ordering::Relaxed) + 1),
+            None,
+        ),
+    };
+    let ip_slot = match (&shared.per_ip, ip) {
+        (Some(limit), Some(ip)) => match limit.take(ip) {
             Some(slot) => Some(slot),
             None => {
+                shared.metrics.error(transport, ErrorKind::Limit);
                 info!(
                     name = %peer,
                     "refused: {} connections from this address already",
@@ -450,7 +845,55 @@ fn spawn_connection(
                 return;
             }
         },
+        _ => None,
     };
+    let slots = (permit.is_some() || ip_slot.is_some()).then(|| Box::new((permit, ip_slot)));
+    // Registered now, not when the task first runs, so a shutdown that
+    // starts in between still waits for this connection.
+    let fd = match &conn {
+        Conn::Tcp(s, _) => s.as_raw_fd(),
+        Conn::Unix(s) => s.as_raw_fd(),
+    };
+    let open = Open {
+        _entry: shared.conns.register(fd),
+        metrics: shared.metrics.clone(),
+        transport,
+        _slots: slots,
+    };
+    shared.metrics.opened(transport);
+    let opts = shared.opts;
+    let bytes = shared.metrics.bytes(transport);
+    match conn {
+        Conn::Tcp(stream, _) if transport == Transport::Tls => {
+            let Some(acceptor) = shared.tls.clone() else {
+                return;
+            };
+            let handshake_timeout = shared.tls_handshake_timeout;
+            tokio::spawn(async move {
+                // Declared first, dropped last: see `Connection`.
+                let open = open;
+                let Some(mut tls) =
+                    handshake(stream, acceptor, handshake_timeout, peer, &open.metrics).await
+                else {
+                    return;
+                };
+                info!(name = %peer, "connection accepted");
+                let result = echo_stream(&mut tls, peer, opts, bytes).await;
+                open.ended(peer, result, opts.idle_timeout);
+                // The entry goes before the socket closes.
+                drop(open);
+            });
+        }
+        Conn::Tcp(stream, _) => spawn_echo(stream, peer, opts, bytes, open),
+        Conn::Unix(stream) => spawn_echo(stream, peer, opts, bytes, open),
+    }
+}
+
+/// Spawns the fast echo loop for a kernel-driven socket.
+fn spawn_echo<S>(stream: S, peer: PeerName, opts: EchoOptions, bytes: ByteCounter, open: Open)
+where
+    S: StreamSocket + transport::OwnedSocket,
+{
     let io = match transport::register(stream) {
         Ok(io) => io,
         Err(e) => {
@@ -460,25 +903,57 @@ fn spawn_connection(
     };
     info!(name = %peer, "connection accepted");
     tokio::spawn(Connection {
-        // Registered now, not when the task first runs, so a shutdown that
-        // starts in between still waits for this connection.
-        _entry: shared.conns.register(io.get_ref().as_raw_fd()),
-        _slots: (permit.is_some() || ip_slot.is_some()).then(|| Box::new((permit, ip_slot))),
-        echo: echo_socket(io, peer, shared.opts),
+        open,
+        echo: echo_socket(io, peer, opts, bytes),
     });
 }
 
-/// One connection's task: its echo loop, and what it holds while open.
+/// What an open connection holds besides its socket: its place in the
+/// registry, its limit slots, and its count in the metrics gauge, all
+/// given back when it is dropped.
+struct Open {
+    _entry: Entry,
+    metrics: Arc<Metrics>,
+    transport: Transport,
+    /// Limit slots; boxed, so that without limits they cost an idle
+    /// connection one null pointer.
+    _slots: Option<Box<(Option<OwnedSemaphorePermit>, Option<IpSlot>)>>,
+}
+
+impl Open {
+    /// Logs how a connection ended, and counts an error.
+    fn ended(&self, peer: PeerName, result: io::Result<Ending>, idle: Option<Duration>) {
+        match result {
+            Ok(Ending::Eof) => {}
+            Ok(Ending::Idle) => info!(
+                name = %peer,
+                "idle for {}",
+                idle.map(format_duration).unwrap_or_default()
+            ),
+            Err(e) => {
+                self.metrics.error(self.transport, ErrorKind::Io);
+                debug!(name = %peer, "connection error: {e}");
+            }
+        }
+        info!(name = %peer, "closing");
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics.closed(self.transport);
+    }
+}
+
+/// One connection's task on the fast path: its echo loop and what it holds
+/// while open.
 ///
 /// A plain struct rather than an `async` block, so that an idle
 /// connection's task holds these fields and nothing else.
 struct Connection<S: StreamSocket> {
-    // Fields drop in order: the entry leaves the registry before the
-    // socket (inside `echo`) closes, however the task ends.
-    _entry: Entry,
-    /// Limit slots, given back on drop; boxed, so that without limits
-    /// they cost an idle connection one null pointer.
-    _slots: Option<Box<(Option<OwnedSemaphorePermit>, Option<IpSlot>)>>,
+    // Fields drop in order: the registry entry goes before the socket
+    // (inside `echo`) closes, however the task ends.
+    open: Open,
     echo: EchoSocket<S>,
 }
 
@@ -487,18 +962,43 @@ impl<S: StreamSocket> Future for Connection<S> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let result = ready!(Pin::new(&mut self.echo).poll(cx));
-        let peer = self.echo.peer();
-        match result {
-            Ok(Ending::Eof) => {}
-            Ok(Ending::Idle) => info!(
-                name = %peer,
-                "idle for {}",
-                self.echo.idle_timeout().map(format_duration).unwrap_or_default()
-            ),
-            Err(e) => debug!(name = %peer, "connection error: {e}"),
-        }
-        info!(name = %peer, "closing");
+        self.open
+            .ended(self.echo.peer(), result, self.echo.idle_timeout());
         Poll::Ready(())
+    }
+}
+
+/// Shakes hands as a TLS server, in the connection's own task and within
+/// `timeout`. A peer that fails (plain text, garbage, an untrusted client
+/// certificate, silence) costs one log line and a count.
+async fn handshake(
+    stream: mio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+    peer: PeerName,
+    metrics: &Metrics,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let failed = |why: String| {
+        metrics.error(Transport::Tls, ErrorKind::TlsHandshake);
+        info!(name = %peer, "TLS handshake failed: {why}");
+    };
+    let tcp = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(stream)) {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            failed(e.to_string());
+            return None;
+        }
+    };
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            failed(e.to_string());
+            None
+        }
+        Err(_) => {
+            failed(format!("no handshake within {}", format_duration(timeout)));
+            None
+        }
     }
 }
 

@@ -1,19 +1,22 @@
 //! `echo-client`: the seed's echo client, checking every byte. Flags only;
 //! the work is in the `echoes` library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use echoes::Addr;
 use echoes::cli::{self, LogArgs};
 use echoes::client::{self, ClientOptions, SEED_MESSAGES};
+use echoes::transport::tls::{self, Fingerprint, TlsClientSettings};
+use echoes::{Addr, Transport};
 
 /// Sends messages to an echo server, prints the conversation, checks the echo.
 #[derive(Debug, Parser)]
 #[command(name = "echo-client", version, after_help = EXAMPLES)]
 struct Args {
-    /// The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT
+    /// The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT, tls://HOST:PORT,
+    /// udp://HOST:PORT, unix:PATH
     #[arg(short, long, value_name = "ADDR", value_parser = cli::parse_addr,
           default_value = echoes::addr::DEFAULT_ADDR)]
     connect: Addr,
@@ -24,9 +27,26 @@ struct Args {
     /// Stream standard input to the server and the echo to standard output
     #[arg(long)]
     stdin: bool,
-    /// How long to wait to connect, and for the echo once it is owed
+    /// How long to wait to connect, and for the echo once it is owed (over
+    /// udp://, for each reply; one resend follows)
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
     timeout: Duration,
+    /// Trust only these CA certificates (PEM) for tls:// [default: the system's]
+    #[arg(long, value_name = "PEM", group = "trust")]
+    tls_ca: Option<PathBuf>,
+    /// Trust the server certificate with this SHA-256 fingerprint, as
+    /// echo-server logs it (AB:CD:…)
+    #[arg(long, value_name = "SHA256", value_parser = parse_fingerprint, group = "trust")]
+    tls_pin: Option<Fingerprint>,
+    /// Do not check the server's certificate at all (testing only)
+    #[arg(short = 'k', long, group = "trust")]
+    insecure: bool,
+    /// A client certificate (PEM) to present, for mutual TLS
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     log: LogArgs,
     /// Print a man page or shell completions, generated from these flags, and exit
@@ -38,7 +58,14 @@ const EXAMPLES: &str = "\
 Examples:
   echo-client                                   the seed's conversation with localhost:10000
   echo-client -c 127.0.0.1:7 hello world        two messages, two writes
-  tar c dir | echo-client --stdin -c host:7 | tar t     nc-style, every byte checked";
+  tar c dir | echo-client --stdin -c host:7 | tar t     nc-style, every byte checked
+  echo-client -c udp://127.0.0.1:7007 one two   two datagrams, each reply awaited
+  echo-client -c unix:/tmp/echo.sock hello
+  echo-client -c tls://localhost:8443 --tls-pin AB:CD:…   trust a self-signed server";
+
+fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
+    s.parse()
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -54,9 +81,24 @@ fn main() -> ExitCode {
         .exit();
     }
     args.log.init();
+    let tls = if args.connect.transport() == Transport::Tls {
+        let settings = TlsClientSettings {
+            ca: args.tls_ca,
+            insecure: args.insecure,
+            pin: args.tls_pin,
+            identity: args.tls_cert.zip(args.tls_key),
+        };
+        match tls::client_config(&settings) {
+            Ok(config) => Some(config),
+            Err(e) => return cli::fail("echo-client", &e.into()),
+        }
+    } else {
+        None
+    };
     let opts = ClientOptions {
         addr: args.connect,
         timeout: args.timeout,
+        tls,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

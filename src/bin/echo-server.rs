@@ -4,16 +4,24 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use echoes::activation::{self, InheritedSocket};
 use echoes::cli::{self, LogArgs};
-use echoes::{Addr, Server, ServerConfig, notify, server, shutdown};
+use echoes::transport::tls::{CertSource, TlsServerSettings};
+use echoes::transport::udp_guard;
+use echoes::{Addr, Server, ServerConfig, Transport, notify, server, shutdown};
 
 /// An asynchronous echo server: whatever a peer sends comes back, in order.
 #[derive(Debug, Parser)]
 #[command(name = "echo-server", version, after_help = EXAMPLES)]
 struct Args {
-    /// Address to listen on (repeatable): HOST:PORT, [V6]:PORT, tcp://HOST:PORT
+    /// Address to listen on (repeatable): HOST:PORT, [V6]:PORT, tcp://HOST:PORT,
+    /// tls://HOST:PORT, udp://HOST:PORT, unix:PATH. Sockets passed by systemd
+    /// (LISTEN_FDS) are used instead
     #[arg(short, long = "listen", value_name = "ADDR", value_parser = cli::parse_addr,
           default_value = echoes::addr::DEFAULT_ADDR)]
     listen: Vec<Addr>,
@@ -36,6 +44,26 @@ struct Args {
     /// Worker threads [default: one per core]
     #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count)]
     threads: Option<usize>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (ADDR is HOST:PORT)
+    #[arg(long, value_name = "ADDR", value_parser = cli::parse_addr)]
+    metrics: Option<Addr>,
+    /// UDP replies per second to one source address; 0 for no limit
+    #[arg(long, value_name = "PER_SECOND", default_value_t = udp_guard::DEFAULT_RATE)]
+    udp_rate: u32,
+    /// The TLS certificate chain (PEM), for tls:// addresses
+    #[arg(long, value_name = "PEM", requires = "tls_key", group = "tls_source")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM) of --tls-cert
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Make a self-signed TLS certificate at start-up; its SHA-256
+    /// fingerprint is logged, for clients to pin (echo-client --tls-pin)
+    #[arg(long, group = "tls_source")]
+    tls_self_signed: bool,
+    /// Require TLS clients to present a certificate issued by this CA (PEM):
+    /// mutual TLS
+    #[arg(long, value_name = "PEM", requires = "tls_source")]
+    tls_client_ca: Option<PathBuf>,
     #[command(flatten)]
     log: LogArgs,
     /// Print a man page or shell completions, generated from these flags, and exit
@@ -47,25 +75,77 @@ const EXAMPLES: &str = "\
 Examples:
   echo-server                              listen on localhost:10000, like the seed
   echo-server -l 0.0.0.0:7 -l [::]:7       every interface, both families
-  echo-server -l 127.0.0.1:0 -v            a free port; log every chunk";
+  echo-server -l 127.0.0.1:0 -v            a free port; log every chunk
+  echo-server -l udp://127.0.0.1:7007      RFC 862 over UDP
+  echo-server -l unix:/tmp/echo.sock       a Unix stream socket
+  echo-server -l tls://localhost:8443 --tls-self-signed
+  echo-server --metrics 127.0.0.1:9100     Prometheus text at http://127.0.0.1:9100/metrics";
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(code) = cli::handle_generate::<Args>(args.generate) {
         return code;
     }
+    let listen_given = matches.value_source("listen") == Some(ValueSource::CommandLine);
     args.log.init();
+    // Before any thread starts: the sockets systemd passed, if any.
+    let inherited = match activation::take() {
+        Ok(sockets) => sockets,
+        Err(e) => return cli::fail("echo-server", &e.into()),
+    };
+    check_usage(&args, &inherited);
+    if !inherited.is_empty() && listen_given {
+        tracing::warn!(
+            name = "main",
+            "using the {} socket(s) passed by systemd; --listen is ignored",
+            inherited.len()
+        );
+    }
     let threads = args.threads.unwrap_or_else(server::default_threads);
     let result = server::runtime(threads)
         .context("cannot start the runtime")
-        .and_then(|rt| rt.block_on(serve(args)));
+        .and_then(|rt| rt.block_on(serve(args, inherited)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::fail("echo-server", &e),
     }
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
+/// Flag combinations clap cannot express; each a usage error (exit 2).
+fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
+    let usage = |msg: &str| -> ! {
+        Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, msg)
+            .exit()
+    };
+    let has_cert = args.tls_cert.is_some() || args.tls_self_signed;
+    if inherited.is_empty() {
+        let tls_listen = args.listen.iter().any(|a| a.transport() == Transport::Tls);
+        if tls_listen && !has_cert {
+            usage("tls:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed");
+        }
+        if has_cert && !tls_listen {
+            usage("--tls-cert and --tls-self-signed need a tls:// address to listen on");
+        }
+    }
+    if let Some(m) = &args.metrics
+        && m.transport() != Transport::Tcp
+    {
+        usage("--metrics takes HOST:PORT (plain HTTP)");
+    }
+}
+
+async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()> {
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(CertSource::Files { cert, key }),
+        _ if args.tls_self_signed => Some(CertSource::SelfSigned),
+        _ => None,
+    }
+    .map(|cert| TlsServerSettings {
+        cert,
+        client_ca: args.tls_client_ca,
+    });
     let config = ServerConfig {
         listen: args.listen,
         read_size: args.read_size,
@@ -73,11 +153,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_connections_per_ip: args.max_connections_per_ip,
         idle_timeout: args.idle_timeout,
         shutdown_timeout: args.shutdown_timeout,
+        tls,
+        tls_handshake_timeout: echoes::transport::tls::HANDSHAKE_TIMEOUT,
+        udp_rate: args.udp_rate,
+        metrics: args.metrics,
     };
     // Signals first: a SIGTERM right after start-up must still be graceful.
     let handle = echoes::ShutdownHandle::new();
     shutdown::on_signals(handle.clone()).context("cannot install signal handlers")?;
-    let server = Server::bind_with_handle(config, handle.clone()).await?;
+    let server = Server::bind_inherited(config, inherited, handle.clone()).await?;
     // systemd's Type=notify: ready once every socket is bound.
     notify::ready().context("cannot notify the service manager")?;
     tokio::spawn(async move {

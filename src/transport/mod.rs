@@ -4,15 +4,21 @@
 //! implement [`StreamSocket`] and are driven by the readiness-based echo
 //! loop in [`crate::echo`], which reads into a per-thread buffer. Streams
 //! that need user-space processing (TLS) are plain `AsyncRead + AsyncWrite`
-//! and go through the generic loop. The client side connects any address
-//! into a [`BoxStream`].
+//! and go through the generic loop. The client side connects any stream
+//! address into a [`BoxStream`]; UDP is datagrams, not a stream, and has its
+//! own [`udp::UdpClient`].
 
 pub mod tcp;
+pub mod tls;
+pub mod udp;
+pub mod udp_guard;
+pub mod unix;
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -40,6 +46,8 @@ pub trait StreamSocket: AsRawFd + Send + Sync + Unpin + 'static {
 pub trait OwnedSocket: AsRawFd {}
 impl OwnedSocket for mio::net::TcpStream {}
 impl OwnedSocket for mio::net::TcpListener {}
+impl OwnedSocket for mio::net::UnixStream {}
+impl OwnedSocket for mio::net::UnixListener {}
 
 /// Registers a socket with the tokio reactor, for reading and writing.
 ///
@@ -73,7 +81,7 @@ impl fmt::Display for PeerName {
     }
 }
 
-/// Any client-side byte stream: TCP now; TLS and Unix slot in beside it.
+/// Any client-side byte stream: TCP, TLS or Unix.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
 
@@ -99,17 +107,51 @@ pub enum ConnectError {
         /// The last address's error.
         error: io::Error,
     },
-    /// The transport is not one this build can connect with (yet).
-    #[error("{0}:// is not supported by this client")]
+    /// The TCP connection was made, but the TLS handshake failed (an
+    /// untrusted certificate, a peer that does not speak TLS, …).
+    #[error("TLS handshake with {target} failed: {error}")]
+    Handshake {
+        /// `HOST port PORT`.
+        target: String,
+        /// rustls's reason, as an I/O error.
+        error: io::Error,
+    },
+    /// TLS could not be set up on this side (an unreadable CA file, no
+    /// system CAs, …).
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The transport is not a byte stream this function can connect (UDP:
+    /// use [`udp::UdpClient`]).
+    #[error("{0}:// is not supported here")]
     Unsupported(Transport),
 }
 
 /// Connects to `addr`, trying each resolved address in turn, each attempt
-/// bounded by `timeout`.
+/// bounded by `timeout`. TLS trusts the system's CAs; see [`connect_with`].
 pub async fn connect(addr: &Addr, timeout: Duration) -> Result<BoxStream, ConnectError> {
-    match addr.transport() {
-        Transport::Tcp => Ok(Box::new(tcp::connect(addr, timeout).await?)),
-        other => Err(ConnectError::Unsupported(other)),
+    connect_with(addr, timeout, None).await
+}
+
+/// As [`connect`], with the TLS client configuration to use for `tls://`
+/// (`None`: the system's CAs). Other transports ignore it.
+pub async fn connect_with(
+    addr: &Addr,
+    timeout: Duration,
+    tls_config: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<BoxStream, ConnectError> {
+    match addr {
+        Addr::Unix(path) => Ok(Box::new(unix::connect(path, timeout).await?)),
+        Addr::Inet { transport, .. } => match transport {
+            Transport::Tcp => Ok(Box::new(tcp::connect(addr, timeout).await?)),
+            Transport::Tls => {
+                let config = match tls_config {
+                    Some(c) => c.clone(),
+                    None => tls::default_client_config()?,
+                };
+                Ok(Box::new(tls::connect(addr, timeout, config).await?))
+            }
+            Transport::Udp | Transport::Unix => Err(ConnectError::Unsupported(*transport)),
+        },
     }
 }
 

@@ -224,3 +224,82 @@ pub fn seed_python(file: &str) -> Option<std::path::PathBuf> {
     let path = dir.join("python").join(file);
     path.exists().then_some(path)
 }
+
+impl ServerProc {
+    /// Starts `cmd` and waits for a line containing `needle`: for servers
+    /// whose first line names no port (`unix:`), or a wrapper that logs
+    /// first. `port` is that line's `port N`, or 0.
+    pub fn start_until(cmd: &mut Command, needle: &str) -> ServerProc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut server = ServerProc {
+            child,
+            port: 0,
+            lines,
+        };
+        let line = server.wait_for_line(needle, Duration::from_secs(10));
+        server.port = line
+            .rsplit_once("port ")
+            .and_then(|(_, rest)| {
+                rest.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0);
+        server
+    }
+
+    /// Lines logged so far that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect()
+    }
+}
+
+/// Polls `f` every 10 ms until it is true, for at most `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The body of `GET /metrics` from a server's metrics port.
+pub fn scrape(port: u16) -> String {
+    use std::io::Write;
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).expect("read metrics");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The value of one sample line (`name{labels}`) in a metrics page.
+pub fn sample(page: &str, series: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{page}"))
+}

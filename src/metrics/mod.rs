@@ -1,0 +1,435 @@
+//! Counters of a running server, and their Prometheus text exposition.
+//!
+//! Bytes are counted on the hot path, so they live in shards, one cache
+//! line pair each, picked by the worker thread: a chunk costs one relaxed
+//! `fetch_add` on a line that thread alone writes (unless there are more
+//! threads than shards), and a scrape sums the shards. Sent bytes are not
+//! counted separately: the echo loop writes back what it read, so
+//! `sent = received - unsent`, and only the rare chunk the kernel would not
+//! take at once touches `unsent`. Connection events (open, close, errors)
+//! are rare and use plain shared atomics.
+//!
+//! [`http`] serves [`Metrics::render`] at `http://ADDR/metrics`.
+
+pub mod http;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use crate::addr::Transport;
+
+/// Every transport, in the order the exposition lists them.
+const TRANSPORTS: [Transport; 4] = [
+    Transport::Tcp,
+    Transport::Tls,
+    Transport::Udp,
+    Transport::Unix,
+];
+
+fn index(t: Transport) -> usize {
+    match t {
+        Transport::Tcp => 0,
+        Transport::Tls => 1,
+        Transport::Udp => 2,
+        Transport::Unix => 3,
+    }
+}
+
+/// What went wrong, as the `kind` label of `echoes_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `accept` failed with something other than a vanished peer.
+    Accept,
+    /// A TLS handshake failed or timed out.
+    TlsHandshake,
+    /// Reading or writing a connection or datagram failed.
+    Io,
+    /// A connection was refused by `--max-connections-per-ip`.
+    Limit,
+}
+
+impl ErrorKind {
+    const ALL: [ErrorKind; 4] = [
+        ErrorKind::Accept,
+        ErrorKind::TlsHandshake,
+        ErrorKind::Io,
+        ErrorKind::Limit,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Accept => "accept",
+            ErrorKind::TlsHandshake => "tls_handshake",
+            ErrorKind::Io => "io",
+            ErrorKind::Limit => "limit",
+        }
+    }
+
+    /// Whether this kind can happen on `t`; the others are not exposed,
+    /// so the page has no series that can only ever be zero.
+    fn applies_to(self, t: Transport) -> bool {
+        match self {
+            ErrorKind::Accept => t != Transport::Udp,
+            ErrorKind::TlsHandshake => t == Transport::Tls,
+            ErrorKind::Io => true,
+            ErrorKind::Limit => matches!(t, Transport::Tcp | Transport::Tls),
+        }
+    }
+}
+
+/// What became of a UDP datagram, as the `result` label of
+/// `echoes_udp_datagrams_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpResult {
+    /// Echoed to its sender.
+    Answered,
+    /// Not answered: the source port is privileged (below 1024) or NFS's.
+    RefusedPort,
+    /// Not answered: the source is a broadcast or multicast address.
+    RefusedBroadcast,
+    /// Not answered: the source is over `--udp-rate`.
+    RefusedRate,
+}
+
+impl UdpResult {
+    const ALL: [UdpResult; 4] = [
+        UdpResult::Answered,
+        UdpResult::RefusedPort,
+        UdpResult::RefusedBroadcast,
+        UdpResult::RefusedRate,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UdpResult::Answered => "answered",
+            UdpResult::RefusedPort => "refused_port",
+            UdpResult::RefusedBroadcast => "refused_broadcast",
+            UdpResult::RefusedRate => "refused_rate",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The hot counters one thread writes. Aligned to two cache lines so that
+/// neighbouring shards never share one (adjacent-line prefetch included).
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard {
+    received: [AtomicU64; 4],
+    /// Wraps below zero when a chunk queued on one thread is finished on
+    /// another; only the sum over shards means anything.
+    unsent: [AtomicU64; 4],
+    udp: [AtomicU64; 4],
+}
+
+/// Per-transport connection counters: one event per connection, not hot.
+#[derive(Default)]
+struct Conns {
+    open: AtomicU64,
+    total: AtomicU64,
+    errors: [AtomicU64; 4],
+}
+
+/// Gives each thread its shard number, round robin as threads first count.
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Relaxed);
+}
+
+/// The counters of one server. Share it in an `Arc`.
+pub struct Metrics {
+    shards: Box<[Shard]>,
+    mask: usize,
+    conns: [Conns; 4],
+    /// The highest `sent` total reported per transport, so that a scrape
+    /// racing a chunk that crosses threads never shows a counter going back.
+    sent_reported: Mutex<[u64; 4]>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A consistent-enough reading of one transport's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportSnapshot {
+    /// Connections open now.
+    pub open: u64,
+    /// Connections accepted since start.
+    pub total: u64,
+    /// Bytes received from peers.
+    pub received: u64,
+    /// Bytes written back to peers.
+    pub sent: u64,
+}
+
+impl Metrics {
+    /// Counters at zero, with four shards per available core, 16 to 64:
+    /// threads are numbered as they first count, and blocking-pool or
+    /// embedding threads count too, so spare shards keep workers apart.
+    pub fn new() -> Metrics {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let n = (cores * 4).next_power_of_two().clamp(16, 64);
+        Metrics {
+            shards: (0..n).map(|_| Shard::default()).collect(),
+            mask: n - 1,
+            conns: Default::default(),
+            sent_reported: Mutex::new([0; 4]),
+        }
+    }
+
+    fn shard(&self) -> &Shard {
+        // `try_with` only fails while the thread is being torn down.
+        let i = SHARD.try_with(|s| *s).unwrap_or(0);
+        &self.shards[i & self.mask]
+    }
+
+    /// The byte counter the echo loops of `transport` write to.
+    pub fn bytes(self: &Arc<Self>, transport: Transport) -> ByteCounter {
+        ByteCounter {
+            metrics: self.clone(),
+            t: index(transport),
+        }
+    }
+
+    /// A connection was accepted.
+    pub fn opened(&self, transport: Transport) {
+        let c = &self.conns[index(transport)];
+        c.open.fetch_add(1, Relaxed);
+        c.total.fetch_add(1, Relaxed);
+    }
+
+    /// A connection ended.
+    pub fn closed(&self, transport: Transport) {
+        self.conns[index(transport)].open.fetch_sub(1, Relaxed);
+    }
+
+    /// Counts one error.
+    pub fn error(&self, transport: Transport, kind: ErrorKind) {
+        self.conns[index(transport)].errors[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts one UDP datagram's fate.
+    pub fn udp(&self, result: UdpResult) {
+        self.shard().udp[result.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Connections of `transport` open now.
+    pub fn open(&self, transport: Transport) -> u64 {
+        self.conns[index(transport)].open.load(Relaxed)
+    }
+
+    /// Connections of `transport` accepted so far.
+    pub fn total(&self, transport: Transport) -> u64 {
+        self.conns[index(transport)].total.load(Relaxed)
+    }
+
+    /// Errors of `kind` on `transport` so far.
+    pub fn errors(&self, transport: Transport, kind: ErrorKind) -> u64 {
+        self.conns[index(transport)].errors[kind as usize].load(Relaxed)
+    }
+
+    /// UDP datagrams with `result` so far.
+    pub fn udp_datagrams(&self, result: UdpResult) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.udp[result.index()].load(Relaxed))
+            .sum()
+    }
+
+    /// The counters of `transport` now.
+    pub fn snapshot(&self, transport: Transport) -> TransportSnapshot {
+        let t = index(transport);
+        let (mut received, mut unsent) = (0u64, 0u64);
+        for s in &*self.shards {
+            received = received.wrapping_add(s.received[t].load(Relaxed));
+            unsent = unsent.wrapping_add(s.unsent[t].load(Relaxed));
+        }
+        // Read shard by shard, the sum of `unsent` can be caught below zero
+        // (a decrement seen, its increment not); clamp to what is possible.
+        let unsent = i64::try_from(unsent).unwrap_or(0).max(0) as u64;
+        let computed = received.saturating_sub(unsent);
+        let sent = {
+            let mut reported = self
+                .sent_reported
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            reported[t] = reported[t].max(computed).min(received);
+            reported[t]
+        };
+        let c = &self.conns[t];
+        TransportSnapshot {
+            open: c.open.load(Relaxed),
+            total: c.total.load(Relaxed),
+            received,
+            sent,
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every counter.
+    pub fn render(&self) -> String {
+        let snaps = TRANSPORTS.map(|t| (t, self.snapshot(t)));
+        let mut out = String::with_capacity(4096);
+        let mut family =
+            |name: &str, kind: &str, help: &str, value: &dyn Fn(&TransportSnapshot) -> u64| {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for (t, s) in &snaps {
+                    let _ = writeln!(out, "{name}{{transport=\"{t}\"}} {}", value(s));
+                }
+            };
+        family(
+            "echoes_connections_open",
+            "gauge",
+            "Connections being served now.",
+            &|s| s.open,
+        );
+        family(
+            "echoes_connections_total",
+            "counter",
+            "Connections accepted since the server started.",
+            &|s| s.total,
+        );
+        family(
+            "echoes_bytes_received_total",
+            "counter",
+            "Bytes received from peers.",
+            &|s| s.received,
+        );
+        family(
+            "echoes_bytes_sent_total",
+            "counter",
+            "Bytes echoed back to peers.",
+            &|s| s.sent,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP echoes_errors_total Errors by kind: accept, tls_handshake, io, limit (refused by --max-connections-per-ip)."
+        );
+        let _ = writeln!(out, "# TYPE echoes_errors_total counter");
+        for t in TRANSPORTS {
+            for kind in ErrorKind::ALL.into_iter().filter(|k| k.applies_to(t)) {
+                let _ = writeln!(
+                    out,
+                    "echoes_errors_total{{transport=\"{t}\",kind=\"{}\"}} {}",
+                    kind.as_str(),
+                    self.errors(t, kind)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP echoes_udp_datagrams_total UDP datagrams received, by what became of them."
+        );
+        let _ = writeln!(out, "# TYPE echoes_udp_datagrams_total counter");
+        for result in UdpResult::ALL {
+            let _ = writeln!(
+                out,
+                "echoes_udp_datagrams_total{{transport=\"udp\",result=\"{}\"}} {}",
+                result.as_str(),
+                self.udp_datagrams(result)
+            );
+        }
+        out
+    }
+}
+
+/// Where an echo loop counts its bytes: a shard of one transport's
+/// counters. Each connection holds one (two words); counting takes no lock.
+pub struct ByteCounter {
+    metrics: Arc<Metrics>,
+    t: usize,
+}
+
+impl ByteCounter {
+    /// `n` bytes were received and all written straight back: the common
+    /// case, one atomic add.
+    #[inline]
+    pub fn echoed(&self, n: usize) {
+        self.metrics.shard().received[self.t].fetch_add(n as u64, Relaxed);
+    }
+
+    /// `n` bytes were received, of which `unsent` are not written (yet).
+    pub fn received_unsent(&self, n: usize, unsent: usize) {
+        let shard = self.metrics.shard();
+        shard.received[self.t].fetch_add(n as u64, Relaxed);
+        if unsent > 0 {
+            shard.unsent[self.t].fetch_add(unsent as u64, Relaxed);
+        }
+    }
+
+    /// `n` bytes counted as unsent have now been written.
+    pub fn sent_later(&self, n: usize) {
+        self.metrics.shard().unsent[self.t].fetch_sub(n as u64, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sent_is_received_less_unsent_across_threads() {
+        let m = std::sync::Arc::new(Metrics::new());
+        let b = m.bytes(Transport::Tcp);
+        b.echoed(10);
+        b.received_unsent(5, 3);
+        assert_eq!(m.snapshot(Transport::Tcp).received, 15);
+        assert_eq!(m.snapshot(Transport::Tcp).sent, 12);
+        // The rest is written from another thread, whose shard goes negative.
+        let m2 = m.clone();
+        std::thread::spawn(move || m2.bytes(Transport::Tcp).sent_later(3))
+            .join()
+            .unwrap();
+        let s = m.snapshot(Transport::Tcp);
+        assert_eq!((s.received, s.sent), (15, 15));
+        assert_eq!(m.snapshot(Transport::Udp), TransportSnapshot::default());
+    }
+
+    #[test]
+    fn exposition_has_help_type_and_labels() {
+        let m = Metrics::new();
+        m.opened(Transport::Unix);
+        m.error(Transport::Tls, ErrorKind::TlsHandshake);
+        m.udp(UdpResult::RefusedRate);
+        let text = m.render();
+        for name in [
+            "echoes_connections_open",
+            "echoes_connections_total",
+            "echoes_bytes_received_total",
+            "echoes_bytes_sent_total",
+            "echoes_errors_total",
+            "echoes_udp_datagrams_total",
+        ] {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+        }
+        assert!(text.contains("echoes_connections_open{transport=\"unix\"} 1\n"));
+        assert!(text.contains("echoes_connections_total{transport=\"unix\"} 1\n"));
+        assert!(text.contains("echoes_errors_total{transport=\"tls\",kind=\"tls_handshake\"} 1\n"));
+        assert!(!text.contains("transport=\"tcp\",kind=\"tls_handshake\""));
+        assert!(
+            text.contains(
+                "echoes_udp_datagrams_total{transport=\"udp\",result=\"refused_rate\"} 1\n"
+            )
+        );
+        assert!(text.ends_with('\n'));
+    }
+}

@@ -1,0 +1,191 @@
+//! Socket activation end to end: sockets passed the way systemd passes
+//! them (descriptors from 3, `LISTEN_FDS`, `LISTEN_PID` naming the
+//! server's own pid, `LISTEN_FDNAMES`) are served instead of `--listen`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// `echo-server` with `fds` at 3, 4, …: a shell sets `LISTEN_PID` to its
+/// own pid and `exec`s the server, which keeps that pid.
+fn activated(fds: &[RawFd], names: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("export LISTEN_PID=$$; exec \"$0\" \"$@\"")
+        .arg(SERVER)
+        .args(args)
+        .env("LISTEN_FDS", fds.len().to_string())
+        .env("LISTEN_FDNAMES", names);
+    let fds = fds.to_vec();
+    // SAFETY: only fcntl and dup2, which are async-signal-safe, run
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move every source out of the way first, so that placing one
+            // at 3 + i cannot clobber another still to be placed.
+            let mut high = Vec::with_capacity(fds.len());
+            for &fd in &fds {
+                let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+                if h < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                high.push(h);
+            }
+            for (i, &h) in high.iter().enumerate() {
+                // dup2 clears close-on-exec on the new descriptor.
+                if libc::dup2(h, 3 + i as RawFd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Sends a message, half-closes with `half_close`, and reads the echo.
+fn echo_over(mut conn: impl Read + Write, half_close: impl FnOnce()) -> Vec<u8> {
+    conn.write_all(b"activated").unwrap();
+    half_close();
+    let mut echo = Vec::new();
+    conn.read_to_end(&mut echo).unwrap();
+    echo
+}
+
+#[test]
+fn tcp_udp_and_unix_sockets_from_the_manager_are_served() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_addr = tcp.local_addr().unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_addr = udp.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("act.sock");
+    let unix = UnixListener::bind(&path).unwrap();
+    let fds = [tcp.as_raw_fd(), udp.as_raw_fd(), unix.as_raw_fd()];
+    // --listen is ignored (with a warning) when sockets are passed.
+    let mut server = ServerProc::start_cmd(&mut activated(
+        &fds,
+        "web:dgram:local",
+        &["-l", "127.0.0.1:1", "-v"],
+    ));
+    // The server has its own copies now.
+    drop((tcp, udp, unix));
+    assert_eq!(server.port, tcp_addr.port());
+    server.wait_for_line(
+        &format!(
+            "starting up on udp://127.0.0.1 port {} (from systemd)",
+            udp_addr.port()
+        ),
+        Duration::from_secs(5),
+    );
+    server.wait_for_line(
+        &format!("starting up on unix:{} (from systemd)", path.display()),
+        Duration::from_secs(5),
+    );
+    server.wait_for_line("--listen is ignored", Duration::from_secs(1));
+
+    let tcp_conn = TcpStream::connect(tcp_addr).unwrap();
+    tcp_conn
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let shut = tcp_conn.try_clone().unwrap();
+    assert_eq!(
+        echo_over(tcp_conn, || shut.shutdown(Shutdown::Write).unwrap()),
+        b"activated"
+    );
+    let unix_conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    unix_conn
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let shut = unix_conn.try_clone().unwrap();
+    assert_eq!(
+        echo_over(unix_conn, || shut.shutdown(Shutdown::Write).unwrap()),
+        b"activated"
+    );
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    probe.send_to(b"datagram", udp_addr).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = probe.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"datagram");
+
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+    assert!(
+        path.exists(),
+        "the manager's socket file is the manager's to remove"
+    );
+}
+
+#[test]
+fn a_tcp_socket_named_tls_is_served_with_tls() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let server = ServerProc::start_cmd(&mut activated(
+        &[tcp.as_raw_fd()],
+        "tls",
+        &["--tls-self-signed"],
+    ));
+    drop(tcp);
+    let line = server.wait_for_line("starting up on", Duration::from_secs(1));
+    assert!(
+        line.contains(&format!("tls://127.0.0.1 port {port}")),
+        "{line}"
+    );
+    let out = run(
+        Command::new(CLIENT).args(["-c", &format!("tls://127.0.0.1:{port}"), "-k", "x"]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+}
+
+#[test]
+fn a_descriptor_that_is_not_a_socket_is_one_clear_line() {
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let out = run(
+        &mut activated(&[file.as_raw_fd()], "", &[]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let first = out.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("socket activation: file descriptor 3: not a socket"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn systemd_socket_activate_starts_it_on_the_first_connection() {
+    let tool = "/usr/bin/systemd-socket-activate";
+    if !std::path::Path::new(tool).exists() {
+        eprintln!("skipped: {tool} is not installed");
+        return;
+    }
+    let port = free_port();
+    let mut cmd = Command::new(tool);
+    cmd.args(["-l", &format!("127.0.0.1:{port}"), SERVER]);
+    let server = ServerProc::start_until(&mut cmd, "Listening on");
+    let out = run(
+        Command::new(CLIENT).args(["-c", &format!("127.0.0.1:{port}")]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    server.wait_for_line(
+        &format!("main: starting up on 127.0.0.1 port {port} (from systemd)"),
+        Duration::from_secs(5),
+    );
+}
