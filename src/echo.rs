@@ -84,7 +84,7 @@ pub async fn echo_socket<S: StreamSocket>(
             let mut guard = tokio::select! {
                 biased;
                 guard = io.readable() => guard?,
-                () = idle.expired() => return Ok(Ending::Idle),
+                () = idle.expired(|| io.get_ref().kernel_queues()) => return Ok(Ending::Idle),
             };
             READ_BUF.with_borrow_mut(|buf| {
                 if buf.len() < opts.read_size {
@@ -139,14 +139,19 @@ pub async fn echo_socket<S: StreamSocket>(
                     let mut guard = tokio::select! {
                         biased;
                         guard = io.writable() => guard?,
-                        () = idle.expired() => return Ok(Ending::Idle),
+                        () = idle.expired(|| io.get_ref().kernel_queues()) => return Ok(Ending::Idle),
                     };
                     match io.get_ref().send(&pending[written..]) {
                         Ok(w) => {
                             written += w;
                             idle.touch();
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            guard.clear_ready();
+                            // The send buffer is full: what the kernel holds
+                            // now is what "nothing moved" will be judged by.
+                            idle.note_queues(|| io.get_ref().kernel_queues());
+                        }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
                     }
@@ -173,7 +178,7 @@ pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
         let n = tokio::select! {
             biased;
             n = stream.read(&mut buf) => n?,
-            () = idle.expired() => return Ok(Ending::Idle),
+            () = idle.expired(|| None) => return Ok(Ending::Idle),
         };
         if n == 0 {
             stream.shutdown().await.or_else(ignore_not_connected)?;
@@ -185,7 +190,7 @@ pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::select! {
             biased;
             r = async { stream.write_all(data).await?; stream.flush().await } => r?,
-            () = idle.expired() => return Ok(Ending::Idle),
+            () = idle.expired(|| None) => return Ok(Ending::Idle),
         }
         idle.touch();
         debug!(name = %peer, "sent {}", PyBytes(data));
@@ -204,10 +209,22 @@ fn ignore_not_connected(e: io::Error) -> io::Result<()> {
 /// The idle timeout, cheap enough for the hot path: traffic only stores the
 /// time (`touch`), and the one timer per connection is re-armed only when
 /// it fires early, instead of being reset on every chunk.
+///
+/// "No traffic" means none either way, including what the kernel moves on
+/// its own: a peer that reads slowly drains a send buffer of megabytes
+/// long before the socket turns writable again, and is live all the same.
+/// So when the timer is due, it compares the kernel's queues (sent but not
+/// taken, received but not read) with the last look at them; a change
+/// counts as traffic. Empty queues mean nothing can be moving: idle at
+/// once. With data queued and no earlier look, the look is taken then and
+/// judged one timeout later, so such a connection is closed after between
+/// one and two timeouts of silence.
 struct IdleTimer {
     timeout: Option<Duration>,
     last: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The kernel's queues when last looked at, since the last `touch`.
+    queues: Option<(usize, usize)>,
 }
 
 impl IdleTimer {
@@ -217,25 +234,47 @@ impl IdleTimer {
             timeout,
             last,
             sleep: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+            queues: None,
         }
     }
 
     fn touch(&mut self) {
         if self.timeout.is_some() {
             self.last = Instant::now();
+            self.queues = None;
+        }
+    }
+
+    /// Takes a look at the kernel's queues now (only with a timeout: it
+    /// costs system calls).
+    fn note_queues(&mut self, queues: impl FnOnce() -> Option<(usize, usize)>) {
+        if self.timeout.is_some() {
+            self.queues = queues();
         }
     }
 
     /// Resolves once nothing has moved for the timeout; never without one.
-    async fn expired(&mut self) {
+    /// `queues` reads the kernel's queues (`None` when it cannot).
+    async fn expired(&mut self, mut queues: impl FnMut() -> Option<(usize, usize)>) {
         let (Some(timeout), Some(sleep)) = (self.timeout, self.sleep.as_mut()) else {
             return std::future::pending().await;
         };
         loop {
             sleep.as_mut().await;
-            let deadline = self.last + timeout;
-            if Instant::now() >= deadline {
-                return;
+            let mut deadline = self.last + timeout;
+            let now = Instant::now();
+            if now >= deadline {
+                match queues() {
+                    None | Some((0, 0)) => return,
+                    now_queued if now_queued == self.queues => return,
+                    now_queued => {
+                        // Moved since the last look, or never looked at:
+                        // judge again one timeout from now.
+                        self.queues = now_queued;
+                        self.last = now;
+                        deadline = now + timeout;
+                    }
+                }
             }
             sleep.as_mut().reset(deadline.into());
         }

@@ -33,6 +33,23 @@ pub trait StreamSocket: AsRawFd + Send + Sync + 'static {
     fn send(&self, buf: &[u8]) -> io::Result<usize>;
     /// Half-closes: no more writes; the peer reads end of stream.
     fn shutdown_write(&self) -> io::Result<()>;
+
+    /// Bytes the kernel holds for this connection: written but not yet
+    /// taken by the peer, and received but not yet read. When they change,
+    /// traffic moved that the echo loop did not see (a slow reader draining
+    /// a large send buffer), so the idle timer asks for them, but only when
+    /// it is about to fire: never on the hot path. `None` when unknown.
+    fn kernel_queues(&self) -> Option<(usize, usize)> {
+        let fd = self.as_raw_fd();
+        let (mut out, mut inq): (libc::c_int, libc::c_int) = (0, 0);
+        // SAFETY: both ioctls only write one int through the pointer given,
+        // on a descriptor this socket owns.
+        let ok = unsafe {
+            libc::ioctl(fd, libc::TIOCOUTQ, &mut out) == 0
+                && libc::ioctl(fd, libc::FIONREAD, &mut inq) == 0
+        };
+        ok.then(|| (out.max(0) as usize, inq.max(0) as usize))
+    }
 }
 
 /// Sockets that own their descriptor for their whole life: mio's types.
