@@ -50,6 +50,7 @@ pub mod logging;
 pub mod pyrepr;
 pub mod server;
 pub mod shutdown;
+mod tasks;
 pub mod transport;
 pub mod units;
 

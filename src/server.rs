@@ -15,18 +15,21 @@
 //! ```
 //!
 //! Limits are plain: `max_connections` is a semaphore taken *before*
-//! `accept`, so excess connections wait in the kernel's backlog instead of
+//! `accept` (once a connection is waiting, so an idle listener holds no
+//! slot), so excess connections wait in the kernel's backlog instead of
 //! being accepted and dropped; the per-IP limit can only be checked after
-//! `accept`, so a host over it is closed at once. Errors from `accept`
-//! (out of descriptors, …) are logged once per burst and retried with
-//! exponential backoff, so the server neither exits nor spins on them.
+//! `accept`, so a host over it is reset at once, and logged at most once a
+//! second. Errors from `accept` (out of descriptors, …) are logged once per
+//! burst and retried with exponential backoff, so the server neither exits
+//! nor spins on them: the listener stays readable while the backlog is
+//! not empty, and only the backoff's sleep stands between two attempts.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -36,6 +39,7 @@ use tracing::{debug, info, warn};
 use crate::addr::{Addr, Transport};
 use crate::echo::{EchoOptions, Ending, echo_socket};
 use crate::shutdown::ShutdownHandle;
+use crate::tasks::ConnTasks;
 use crate::transport::{self, PeerName, tcp};
 use crate::units::format_duration;
 
@@ -123,7 +127,7 @@ struct Shared {
     opts: EchoOptions,
     shutdown_timeout: Duration,
     /// Every connection task, so shutdown can wait for them or end them.
-    conns: Mutex<JoinSet<()>>,
+    conns: ConnTasks,
     stats: Arc<Counters>,
     permits: Option<Arc<Semaphore>>,
     per_ip: Option<PerIpLimit>,
@@ -183,7 +187,7 @@ impl Server {
                 idle_timeout: config.idle_timeout,
             },
             shutdown_timeout: config.shutdown_timeout,
-            conns: Mutex::new(JoinSet::new()),
+            conns: ConnTasks::default(),
             stats: Arc::default(),
             permits: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
             per_ip: config.max_connections_per_ip.map(PerIpLimit::new),
@@ -241,7 +245,6 @@ impl Server {
         // Accept loops end at once on shutdown; joining them closes the
         // listening sockets before we wait for the connections.
         while accepting.join_next().await.is_some() {}
-        let mut conns = std::mem::take(&mut *lock(&shared.conns));
         let open = shared.stats.open.load(Ordering::Relaxed);
         if open > 0 {
             info!(
@@ -251,7 +254,7 @@ impl Server {
             );
         }
         let drained = tokio::select! {
-            () = async { while conns.join_next().await.is_some() {} } => true,
+            () = shared.conns.wait() => true,
             () = tokio::time::sleep(shared.shutdown_timeout) => false,
             () = handle.wait_force() => false,
         };
@@ -261,7 +264,7 @@ impl Server {
                 "closing {} connection(s) still open",
                 shared.stats.open.load(Ordering::Relaxed)
             );
-            conns.shutdown().await;
+            shared.conns.abort_all().await;
         }
         Ok(())
     }
@@ -347,24 +350,12 @@ fn fmt_host_port(host: &str, port: u16) -> String {
 async fn accept_loop(listener: Listener, shared: Arc<Shared>, handle: ShutdownHandle) {
     let mut backoff = Backoff::default();
     loop {
-        // Take a connection slot first, so connections over the limit wait
-        // in the kernel's backlog rather than being accepted and dropped.
-        let permit = match &shared.permits {
-            None => None,
-            Some(permits) => tokio::select! {
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(p) => Some(p),
-                    Err(_) => return,
-                },
-                () = handle.wait_shutdown() => return,
-            },
-        };
         let accepted = tokio::select! {
-            r = accept(&listener.socket) => r,
+            r = accept(&listener.socket, shared.permits.as_ref()) => r,
             () = handle.wait_shutdown() => return,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, peer, permit)) => {
                 backoff.succeeded(listener.local);
                 spawn_connection(&shared, stream, peer, permit);
             }
@@ -374,13 +365,33 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, handle: ShutdownHa
     }
 }
 
+/// Waits for a connection in the backlog, then for a connection slot,
+/// then accepts it. Connections over the limit wait in the kernel's backlog
+/// rather than being accepted and dropped; and a slot is taken only once a
+/// connection is there, so a listener with none holds no slot that another
+/// listener's peers could use.
 async fn accept(
     listener: &AsyncFd<mio::net::TcpListener>,
-) -> io::Result<(mio::net::TcpStream, SocketAddr)> {
+    permits: Option<&Arc<Semaphore>>,
+) -> io::Result<(
+    mio::net::TcpStream,
+    SocketAddr,
+    Option<OwnedSemaphorePermit>,
+)> {
     loop {
         let mut guard = listener.readable().await?;
+        let permit = match permits {
+            None => None,
+            Some(permits) => Some(
+                permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(io::Error::other)?,
+            ),
+        };
         if let Ok(result) = guard.try_io(|l| l.get_ref().accept()) {
-            return result;
+            return result.map(|(stream, peer)| (stream, peer, permit));
         }
     }
 }
@@ -447,11 +458,10 @@ fn spawn_connection(
         Some(limit) => match limit.take(peer_addr.ip()) {
             Some(slot) => Some(slot),
             None => {
-                info!(
-                    name = %peer,
-                    "refused: {} connections from this address already",
-                    limit.max
-                );
+                limit.log_refusal(peer);
+                // Reset rather than close: a flood of refusals must not
+                // leave the server a TIME_WAIT socket for each.
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                 return;
             }
         },
@@ -481,10 +491,7 @@ fn spawn_connection(
         }
         info!(name = %peer, "closing");
     };
-    let mut conns = lock(&shared.conns);
-    // Reap finished tasks as we go so the set stays as small as what is open.
-    while conns.try_join_next().is_some() {}
-    conns.spawn(task);
+    shared.conns.spawn(task);
 }
 
 /// Decrements the open-connections count when a connection task ends,
@@ -501,13 +508,50 @@ impl Drop for OpenGuard {
 struct PerIpLimit {
     max: usize,
     counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// When the next refusal may be logged, and how many were not since
+    /// the last line: a flooding host must not flood the log too.
+    refusals: Mutex<(Instant, u64)>,
 }
 
 impl PerIpLimit {
+    /// At most one refusal line per this long.
+    const LOG_EVERY: Duration = Duration::from_secs(1);
+
     fn new(max: usize) -> PerIpLimit {
         PerIpLimit {
             max,
             counts: Arc::default(),
+            refusals: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Logs a refusal of `peer`, or counts it when one was logged less
+    /// than [`LOG_EVERY`](Self::LOG_EVERY) ago.
+    fn log_refusal(&self, peer: PeerName) {
+        let now = Instant::now();
+        let unlogged = {
+            let mut refusals = lock(&self.refusals);
+            let (next, unlogged) = &mut *refusals;
+            if now < *next {
+                *unlogged += 1;
+                debug!(name = %peer, "refused: over the per-address limit");
+                return;
+            }
+            *next = now + Self::LOG_EVERY;
+            std::mem::take(unlogged)
+        };
+        if unlogged == 0 {
+            info!(
+                name = %peer,
+                "refused: {} connections from this address already", self.max
+            );
+        } else {
+            info!(
+                name = %peer,
+                "refused: {} connections from this address already \
+                 ({unlogged} more refusals since the last line)",
+                self.max
+            );
         }
     }
 
