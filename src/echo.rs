@@ -17,6 +17,9 @@
 //!
 //! Nothing here allocates or formats per chunk unless debug logging is on:
 //! the `debug!` arguments are evaluated only when a subscriber wants them.
+//! Waiting on readiness does not count against tokio's cooperative budget,
+//! so the loop spends a unit of it per chunk echoed: a peer that keeps its
+//! socket full cannot hold a worker thread from the other connections.
 
 use std::cell::RefCell;
 use std::io;
@@ -124,7 +127,13 @@ pub async fn echo_socket<S: StreamSocket>(
             })?
         };
         match step {
-            Step::Echoed => idle.touch(),
+            Step::Echoed => {
+                idle.touch();
+                // Readiness alone never yields: a peer that keeps its socket
+                // full would own this thread. The runtime's budget (no
+                // system call) yields after a bounded run of chunks.
+                tokio::task::coop::consume_budget().await;
+            }
             Step::Spurious => {}
             Step::Eof => {
                 // Nothing is owed: reading stops while anything is pending.

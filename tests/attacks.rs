@@ -397,3 +397,92 @@ fn slow_peers_do_not_stall_fast_ones() {
     );
     assert!(read_slowly > 0 && wrote_slowly > 0);
 }
+
+/// A peer streaming as fast as it can (its socket never empty, its echo
+/// always taken) shares a single worker thread with 20 ping-pong peers:
+/// the echo loop must yield now and then, or the streamer owns the thread
+/// and the others wait as long as it streams.
+#[test]
+fn a_bulk_streamer_does_not_starve_the_others() {
+    let _serial = serial();
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1"]);
+    let addr = server.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let streamer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let c = TcpStream::connect(addr).unwrap();
+            let mut r = c.try_clone().unwrap();
+            let w = c;
+            let reader = std::thread::spawn(move || {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut got = 0usize;
+                while let Ok(n @ 1..) = r.read(&mut buf) {
+                    got += n;
+                }
+                got
+            });
+            // Two writers on the one socket keep it full, however fast
+            // the server reads.
+            let writers: Vec<_> = (0..2)
+                .map(|_| {
+                    let mut w = w.try_clone().unwrap();
+                    let stop = stop.clone();
+                    std::thread::spawn(move || {
+                        let chunk = vec![0xabu8; 256 * 1024];
+                        let mut sent = 0usize;
+                        while !stop.load(Ordering::Relaxed) {
+                            w.write_all(&chunk).expect("streamer's writes");
+                            sent += chunk.len();
+                        }
+                        sent
+                    })
+                })
+                .collect();
+            let sent: usize = writers.into_iter().map(|t| t.join().unwrap()).sum();
+            w.shutdown(Shutdown::Write).unwrap();
+            let got = reader.join().unwrap();
+            assert_eq!(got, sent, "streamer: short echo");
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    const FAST: usize = 20;
+    const ROUNDS: usize = 50;
+    let fast: Vec<_> = (0..FAST)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let msg = pattern(i as u64, 100);
+                let mut c = TcpStream::connect(addr).unwrap();
+                let mut rtts = Vec::with_capacity(ROUNDS);
+                for _ in 0..ROUNDS {
+                    let t0 = Instant::now();
+                    ping(&mut c, &msg, Duration::from_secs(20)).expect("ping-pong");
+                    rtts.push(t0.elapsed());
+                }
+                rtts
+            })
+        })
+        .collect();
+    let mut rtts: Vec<Duration> = fast
+        .into_iter()
+        .flat_map(|t| t.join().expect("a ping-pong peer failed"))
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    let streamed = streamer.join().expect("streamer");
+    rtts.sort();
+    let p99 = rtts[rtts.len() * 99 / 100];
+    let max = rtts[rtts.len() - 1];
+    eprintln!(
+        "beside a streamer ({} MB): ping-pong p50 {:?} p99 {p99:?} max {max:?}",
+        streamed / 1_000_000,
+        rtts[rtts.len() / 2]
+    );
+    // Measured here: p99 about 10 ms; 225 to 460 ms when the loop did not
+    // yield (the streamer held the thread for as long as it kept its
+    // socket full). The bound is far above the first, for noisy machines.
+    assert!(
+        p99 < Duration::from_millis(200),
+        "p99 {p99:?} beside a streamer"
+    );
+}
