@@ -398,91 +398,89 @@ fn slow_peers_do_not_stall_fast_ones() {
     assert!(read_slowly > 0 && wrote_slowly > 0);
 }
 
-/// A peer streaming as fast as it can (its socket never empty, its echo
-/// always taken) shares a single worker thread with 20 ping-pong peers:
-/// the echo loop must yield now and then, or the streamer owns the thread
-/// and the others wait as long as it streams.
+/// A peer streaming as fast as it can shares a single worker thread with
+/// 20 ping-pong peers: the echo loop must yield now and then, or the
+/// streamer owns the thread and the others wait until it is done.
+///
+/// To make that wait certain rather than a matter of scheduling, the
+/// server reads 128 bytes at a time (the seed's size) and the streamer's
+/// socket has megabytes of buffer both ways: the server then never finds
+/// the socket dry nor the echo refused, whatever the client's threads do,
+/// for seconds on end.
 #[test]
 fn a_bulk_streamer_does_not_starve_the_others() {
     let _serial = serial();
-    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1"]);
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1", "--read-size", "128"]);
     let addr = server.addr();
-    let stop = Arc::new(AtomicBool::new(false));
+    const STREAM: usize = 16 << 20;
+    let streaming = Arc::new(AtomicBool::new(true));
     let streamer = {
-        let stop = stop.clone();
+        let streaming = streaming.clone();
         std::thread::spawn(move || {
-            let c = TcpStream::connect(addr).unwrap();
-            let mut r = c.try_clone().unwrap();
-            let w = c;
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket.set_send_buffer_size(4 << 20).unwrap();
+            socket.set_recv_buffer_size(4 << 20).unwrap();
+            socket.connect(&addr.into()).unwrap();
+            let mut w: TcpStream = socket.into();
+            let mut r = w.try_clone().unwrap();
             let reader = std::thread::spawn(move || {
-                let mut buf = vec![0u8; 256 * 1024];
+                let mut buf = vec![0u8; 1 << 20];
                 let mut got = 0usize;
                 while let Ok(n @ 1..) = r.read(&mut buf) {
                     got += n;
                 }
                 got
             });
-            // Two writers on the one socket keep it full, however fast
-            // the server reads.
-            let writers: Vec<_> = (0..2)
-                .map(|_| {
-                    let mut w = w.try_clone().unwrap();
-                    let stop = stop.clone();
-                    std::thread::spawn(move || {
-                        let chunk = vec![0xabu8; 256 * 1024];
-                        let mut sent = 0usize;
-                        while !stop.load(Ordering::Relaxed) {
-                            w.write_all(&chunk).expect("streamer's writes");
-                            sent += chunk.len();
-                        }
-                        sent
-                    })
-                })
-                .collect();
-            let sent: usize = writers.into_iter().map(|t| t.join().unwrap()).sum();
+            let t0 = Instant::now();
+            w.write_all(&vec![0xab; STREAM]).expect("streamer's writes");
             w.shutdown(Shutdown::Write).unwrap();
             let got = reader.join().unwrap();
-            assert_eq!(got, sent, "streamer: short echo");
-            sent
+            streaming.store(false, Ordering::Relaxed);
+            assert_eq!(got, STREAM, "streamer: short echo");
+            t0.elapsed()
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     const FAST: usize = 20;
-    const ROUNDS: usize = 50;
+    const ROUNDS: usize = 20;
     let fast: Vec<_> = (0..FAST)
         .map(|i| {
+            let streaming = streaming.clone();
             std::thread::spawn(move || {
                 let msg = pattern(i as u64, 100);
                 let mut c = TcpStream::connect(addr).unwrap();
                 let mut rtts = Vec::with_capacity(ROUNDS);
                 for _ in 0..ROUNDS {
                     let t0 = Instant::now();
-                    ping(&mut c, &msg, Duration::from_secs(20)).expect("ping-pong");
+                    ping(&mut c, &msg, Duration::from_secs(30)).expect("ping-pong");
                     rtts.push(t0.elapsed());
                 }
-                rtts
+                (rtts, streaming.load(Ordering::Relaxed))
             })
         })
         .collect();
-    let mut rtts: Vec<Duration> = fast
-        .into_iter()
-        .flat_map(|t| t.join().expect("a ping-pong peer failed"))
-        .collect();
-    stop.store(true, Ordering::Relaxed);
-    let streamed = streamer.join().expect("streamer");
+    let mut rtts = Vec::new();
+    let mut done_while_streaming = 0;
+    for t in fast {
+        let (r, still_streaming) = t.join().expect("a ping-pong peer failed");
+        rtts.extend(r);
+        done_while_streaming += usize::from(still_streaming);
+    }
+    let streamed_in = streamer.join().expect("streamer");
     rtts.sort();
     let p99 = rtts[rtts.len() * 99 / 100];
     let max = rtts[rtts.len() - 1];
     eprintln!(
-        "beside a streamer ({} MB): ping-pong p50 {:?} p99 {p99:?} max {max:?}",
-        streamed / 1_000_000,
+        "beside a 16 MB stream ({streamed_in:?}): ping-pong p50 {:?} p99 {p99:?} max {max:?}; {done_while_streaming} of {FAST} done while it streamed",
         rtts[rtts.len() / 2]
     );
-    // Measured here: p99 about 10 ms; 225 to 460 ms when the loop did not
-    // yield (the streamer held the thread for as long as it kept its
-    // socket full). The bound is far above the first, for noisy machines.
+    // Measured here with the machine loaded by other builds: p99 5 to 30
+    // ms. When the loop did not yield, every ping-pong peer waited behind
+    // the streamer, 170 to 770 ms at a time (until a short read let it
+    // go). The bound sits between, five times above the first.
     assert!(
-        p99 < Duration::from_millis(200),
+        p99 < Duration::from_millis(150),
         "p99 {p99:?} beside a streamer"
     );
 }

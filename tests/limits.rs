@@ -139,21 +139,22 @@ fn max_connections_per_ip_refuses_only_the_flooding_host() {
         })
         .collect();
     // The third from the same host is closed at once, not left hanging.
+    let t0 = Instant::now();
     let mut third = connect_from([127, 0, 0, 1], addr);
     assert!(is_closed(&mut third, Duration::from_secs(5)));
     // A flood from that host: all refused, and the log does not flood.
-    let t0 = Instant::now();
     for _ in 0..200 {
         let mut c = connect_from([127, 0, 0, 1], addr);
         assert!(is_closed(&mut c, Duration::from_secs(5)));
     }
-    let secs = t0.elapsed().as_secs() as usize;
+    // At most one line a second, the first at once.
+    let secs = t0.elapsed().as_secs_f64().ceil() as usize;
     // Another host is served all along.
     let mut other = connect_from([127, 0, 0, 2], addr);
     ping(&mut other, b"other host", Duration::from_secs(10)).unwrap();
     let refusals = server.count_lines("refused");
     assert!(
-        (1..=secs + 2).contains(&refusals),
+        (1..=secs + 1).contains(&refusals),
         "{refusals} refusal lines for 201 refusals in {secs}s: not rate limited"
     );
     // And the flooding host is served again once below its limit.
