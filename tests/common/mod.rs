@@ -148,14 +148,33 @@ impl ServerProc {
 /// The `echo-server` command with `args`, then the extra arguments in
 /// `ECHOES_TEST_SERVER_ARGS` (split on whitespace), so that every test can
 /// be run against another engine or configuration, e.g.
-/// `ECHOES_TEST_SERVER_ARGS="--threads 1" cargo test`.
+/// `ECHOES_TEST_SERVER_ARGS="--engine uring" cargo test`. A flag the test
+/// passes itself wins: the extra one (and its value) is left out, since
+/// the test needs it (`--threads 1` to share one thread, say).
 pub fn server_command(args: &[&str]) -> Command {
     let mut cmd = Command::new(SERVER);
     cmd.args(args);
     if let Ok(extra) = std::env::var("ECHOES_TEST_SERVER_ARGS") {
-        cmd.args(extra.split_whitespace());
+        cmd.args(extra_args(args, &extra));
     }
     cmd
+}
+
+/// The words of `extra` whose flags `args` does not already give; a word
+/// that does not start with `-` is the value of the flag before it.
+pub fn extra_args(args: &[&str], extra: &str) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut skipping = false;
+    for word in extra.split_whitespace() {
+        if word.starts_with('-') {
+            let flag = word.split('=').next().unwrap_or(word);
+            skipping = args.iter().any(|a| a.split('=').next() == Some(flag));
+        }
+        if !skipping {
+            kept.push(word.to_string());
+        }
+    }
+    kept
 }
 
 /// Open file descriptors of process `pid`.
