@@ -190,13 +190,19 @@ impl FromStr for Addr {
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // `unix://` is stripped when parsing, so a path that itself
+            // starts with `//` needs it written out to come back whole.
+            Addr::Unix(path) if path.as_os_str().as_encoded_bytes().starts_with(b"//") => {
+                write!(f, "unix://{}", path.display())
+            }
             Addr::Unix(path) => write!(f, "unix:{}", path.display()),
             Addr::Inet {
                 transport,
                 host,
                 port,
             } => {
-                if *transport != Transport::Tcp {
+                // `unix:PORT` would read back as a socket path.
+                if *transport != Transport::Tcp || host == "unix" {
                     write!(f, "{transport}://")?;
                 }
                 if host.contains(':') {
@@ -274,6 +280,8 @@ mod tests {
             "tls://a.b:1",
             "udp://1.2.3.4:5",
             "unix:/x",
+            "unix:////x",
+            "tcp://unix:1",
         ] {
             let a: Addr = s.parse().unwrap();
             assert_eq!(a.to_string(), s);

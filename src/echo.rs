@@ -129,7 +129,8 @@ impl<S: StreamSocket> Future for EchoSocket<S> {
             }
         }
         // Waiting on the socket: is that wait now too long?
-        match this.idle.poll_expired(cx) {
+        let sock = this.io.get_ref();
+        match this.idle.poll_expired(cx, || sock.kernel_queues()) {
             Poll::Ready(()) => Poll::Ready(Ok(Ending::Idle)),
             Poll::Pending => Poll::Pending,
         }
@@ -233,7 +234,13 @@ impl<S: StreamSocket> EchoSocket<S> {
                     self.pending = None;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                guard.clear_ready();
+                // The send buffer is full: what the kernel holds now is
+                // what "nothing moved" will be judged by.
+                let sock = self.io.get_ref();
+                self.idle.note_queues(|| sock.kernel_queues());
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Poll::Ready(Err(e)),
         }
@@ -243,12 +250,14 @@ impl<S: StreamSocket> EchoSocket<S> {
 
 /// Echoes any async byte stream (TLS) until end of stream, an error, or the
 /// idle timeout, with a buffer of `read_size` bytes for the connection,
-/// counting bytes in `bytes`.
+/// counting bytes in `bytes`. `queues` reads the kernel's queues of the
+/// socket underneath, for the idle timeout.
 pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     peer: PeerName,
     opts: EchoOptions,
     bytes: ByteCounter,
+    mut queues: impl FnMut() -> Option<(usize, usize)>,
 ) -> io::Result<Ending> {
     let mut idle = IdleTimer::new(opts.idle_timeout);
     let mut buf = vec![0u8; opts.read_size];
@@ -256,7 +265,7 @@ pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
         let n = tokio::select! {
             biased;
             n = stream.read(&mut buf) => n?,
-            () = idle.expired() => return Ok(Ending::Idle),
+            () = idle.expired(&mut queues) => return Ok(Ending::Idle),
         };
         if n == 0 {
             stream.shutdown().await.or_else(ignore_not_connected)?;
@@ -271,7 +280,7 @@ pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::select! {
             biased;
             r = async { stream.write_all(data).await?; stream.flush().await } => r?,
-            () = idle.expired() => return Ok(Ending::Idle),
+            () = idle.expired(&mut queues) => return Ok(Ending::Idle),
         }
         bytes.sent_later(n);
         idle.touch();
@@ -292,11 +301,27 @@ fn ignore_not_connected(e: io::Error) -> io::Result<()> {
 /// time (`touch`), and the one timer per connection is re-armed only when
 /// it fires early, instead of being reset on every chunk. Without a
 /// timeout it is a null pointer, so it costs an idle connection nothing.
+///
+/// "No traffic" means none either way, including what the kernel moves on
+/// its own: a peer that reads slowly drains a send buffer of megabytes
+/// long before the socket turns writable again, and is live all the same.
+/// So when the timer is due, it compares the kernel's queues (sent but not
+/// taken, received but not read) with the last look at them; a change
+/// counts as traffic. Empty queues mean nothing can be moving: idle at
+/// once. With data queued and no earlier look, the look is taken then and
+/// judged one timeout later, so such a connection is closed after between
+/// one and two timeouts of silence.
 struct IdleTimer(Option<Box<IdleState>>);
+
+/// The kernel's queues of a socket: (unsent, unread) bytes; `None` when
+/// they cannot be read.
+type Queues = Option<(usize, usize)>;
 
 struct IdleState {
     timeout: Duration,
     last: Instant,
+    /// The kernel's queues when last looked at, since the last `touch`.
+    queues: Queues,
     sleep: Pin<Box<Sleep>>,
 }
 
@@ -306,6 +331,7 @@ impl IdleTimer {
             Box::new(IdleState {
                 timeout,
                 last: Instant::now(),
+                queues: None,
                 sleep: Box::pin(tokio::time::sleep(timeout)),
             })
         }))
@@ -314,23 +340,45 @@ impl IdleTimer {
     fn touch(&mut self) {
         if let Some(state) = &mut self.0 {
             state.last = Instant::now();
+            state.queues = None;
+        }
+    }
+
+    /// Takes a look at the kernel's queues now (only with a timeout: it
+    /// costs system calls).
+    fn note_queues(&mut self, queues: impl FnOnce() -> Queues) {
+        if let Some(state) = &mut self.0 {
+            state.queues = queues();
         }
     }
 
     /// Resolves once nothing has moved for the timeout; never without one.
-    async fn expired(&mut self) {
-        std::future::poll_fn(|cx| self.poll_expired(cx)).await;
+    async fn expired(&mut self, mut queues: impl FnMut() -> Queues) {
+        std::future::poll_fn(|cx| self.poll_expired(cx, &mut queues)).await;
     }
 
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// `queues` reads the kernel's queues, only when the timer is due.
+    fn poll_expired(&mut self, cx: &mut Context<'_>, queues: impl FnMut() -> Queues) -> Poll<()> {
         let Some(state) = &mut self.0 else {
             return Poll::Pending;
         };
+        let mut queues = queues;
         loop {
             ready!(state.sleep.as_mut().poll(cx));
-            let deadline = state.last + state.timeout;
-            if Instant::now() >= deadline {
-                return Poll::Ready(());
+            let now = Instant::now();
+            let mut deadline = state.last + state.timeout;
+            if now >= deadline {
+                match queues() {
+                    None | Some((0, 0)) => return Poll::Ready(()),
+                    seen if seen == state.queues => return Poll::Ready(()),
+                    seen => {
+                        // Moved since the last look, or never looked at:
+                        // judge again one timeout from now.
+                        state.queues = seen;
+                        state.last = now;
+                        deadline = now + state.timeout;
+                    }
+                }
             }
             state.sleep.as_mut().reset(deadline.into());
         }

@@ -23,11 +23,14 @@
 //! limits, the connection set and the [`Metrics`].
 //!
 //! Limits are plain: `max_connections` is a semaphore taken *before*
-//! `accept`, so excess connections wait in the kernel's backlog instead of
+//! `accept` (once a connection is waiting, so an idle listener holds no
+//! slot), so excess connections wait in the kernel's backlog instead of
 //! being accepted and dropped; the per-IP limit can only be checked after
-//! `accept`, so a host over it is closed at once. Errors from `accept`
-//! (out of descriptors, …) are logged once per burst and retried with
-//! exponential backoff, so the server neither exits nor spins on them.
+//! `accept`, so a host over it is reset at once, and logged at most once a
+//! second. Errors from `accept` (out of descriptors, …) are logged once per
+//! burst and retried with exponential backoff, so the server neither exits
+//! nor spins on them: the listener stays readable while the backlog is
+//! not empty, and only the backoff's sleep stands between two attempts.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,7 +42,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
@@ -714,24 +717,12 @@ async fn accept_loop(
 ) {
     let mut backoff = Backoff::default();
     loop {
-        // Take a connection slot first, so connections over the limit wait
-        // in the kernel's backlog rather than being accepted and dropped.
-        let permit = match &shared.permits {
-            None => None,
-            Some(permits) => tokio::select! {
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(p) => Some(p),
-                    Err(_) => return,
-                },
-                () = handle.wait_shutdown() => return,
-            },
-        };
         let accepted = tokio::select! {
-            r = accept(listener) => r,
+            r = accept(listener, shared.permits.as_ref()) => r,
             () = handle.wait_shutdown() => return,
         };
         match accepted {
-            Ok(conn) => {
+            Ok((conn, permit)) => {
                 backoff.succeeded(label);
                 spawn_connection(&shared, conn, transport, permit);
             }
@@ -744,27 +735,49 @@ async fn accept_loop(
     }
 }
 
-async fn accept(listener: &StreamListener) -> io::Result<Conn> {
+/// Waits for a connection in the backlog, then for a connection slot,
+/// then accepts it. Connections over the limit wait in the kernel's backlog
+/// rather than being accepted and dropped; and a slot is taken only once a
+/// connection is there, so a listener with none holds no slot that another
+/// listener's peers could use.
+async fn accept(
+    listener: &StreamListener,
+    permits: Option<&Arc<Semaphore>>,
+) -> io::Result<(Conn, Option<OwnedSemaphorePermit>)> {
     match listener {
         StreamListener::Tcp(fd) => {
-            let (s, a) = accept_on(fd, |l| l.accept()).await?;
-            Ok(Conn::Tcp(s, a))
+            let ((s, a), permit) = accept_on(fd, permits, |l| l.accept()).await?;
+            Ok((Conn::Tcp(s, a), permit))
         }
         StreamListener::Unix(fd) => {
-            let (s, _) = accept_on(fd, |l| l.accept()).await?;
-            Ok(Conn::Unix(s))
+            let ((s, _), permit) = accept_on(fd, permits, |l| l.accept()).await?;
+            Ok((Conn::Unix(s), permit))
         }
     }
 }
 
-async fn accept_on<L, R>(listener: &AsyncFd<L>, f: impl Fn(&L) -> io::Result<R>) -> io::Result<R>
+async fn accept_on<L, R>(
+    listener: &AsyncFd<L>,
+    permits: Option<&Arc<Semaphore>>,
+    f: impl Fn(&L) -> io::Result<R>,
+) -> io::Result<(R, Option<OwnedSemaphorePermit>)>
 where
     L: std::os::fd::AsRawFd,
 {
     loop {
         let mut guard = listener.readable().await?;
+        let permit = match permits {
+            None => None,
+            Some(permits) => Some(
+                permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(io::Error::other)?,
+            ),
+        };
         if let Ok(result) = guard.try_io(|l| f(l.get_ref())) {
-            return result;
+            return result.map(|r| (r, permit));
         }
     }
 }
@@ -837,11 +850,12 @@ fn spawn_connection(
             Some(slot) => Some(slot),
             None => {
                 shared.metrics.error(transport, ErrorKind::Limit);
-                info!(
-                    name = %peer,
-                    "refused: {} connections from this address already",
-                    limit.max
-                );
+                limit.log_refusal(peer);
+                // Reset rather than close: a flood of refusals must not
+                // leave the server a TIME_WAIT socket for each.
+                if let Conn::Tcp(stream, _) = &conn {
+                    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+                }
                 return;
             }
         },
@@ -878,7 +892,9 @@ fn spawn_connection(
                     return;
                 };
                 info!(name = %peer, "connection accepted");
-                let result = echo_stream(&mut tls, peer, opts, bytes).await;
+                // The TCP socket under the TLS stream, for the idle timer.
+                let queues = || transport::socket_queues(fd);
+                let result = echo_stream(&mut tls, peer, opts, bytes, queues).await;
                 open.ended(peer, result, opts.idle_timeout);
                 // The entry goes before the socket closes.
                 drop(open);
@@ -1006,13 +1022,50 @@ async fn handshake(
 struct PerIpLimit {
     max: usize,
     counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// When the next refusal may be logged, and how many were not since
+    /// the last line: a flooding host must not flood the log too.
+    refusals: Mutex<(Instant, u64)>,
 }
 
 impl PerIpLimit {
+    /// At most one refusal line per this long.
+    const LOG_EVERY: Duration = Duration::from_secs(1);
+
     fn new(max: usize) -> PerIpLimit {
         PerIpLimit {
             max,
             counts: Arc::default(),
+            refusals: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Logs a refusal of `peer`, or counts it when one was logged less
+    /// than [`LOG_EVERY`](Self::LOG_EVERY) ago.
+    fn log_refusal(&self, peer: PeerName) {
+        let now = Instant::now();
+        let unlogged = {
+            let mut refusals = lock(&self.refusals);
+            let (next, unlogged) = &mut *refusals;
+            if now < *next {
+                *unlogged += 1;
+                debug!(name = %peer, "refused: over the per-address limit");
+                return;
+            }
+            *next = now + Self::LOG_EVERY;
+            std::mem::take(unlogged)
+        };
+        if unlogged == 0 {
+            info!(
+                name = %peer,
+                "refused: {} connections from this address already", self.max
+            );
+        } else {
+            info!(
+                name = %peer,
+                "refused: {} connections from this address already \
+                 ({unlogged} more refusals since the last line)",
+                self.max
+            );
         }
     }
 

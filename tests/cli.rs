@@ -299,3 +299,18 @@ fn threads_flag_sets_the_worker_count() {
         assert_eq!(workers, want, "--threads {n}");
     }
 }
+
+/// `ECHOES_TEST_SERVER_ARGS` adds flags to every test's server, except
+/// those the test passes itself.
+#[test]
+fn extra_server_args_yield_to_the_tests_own() {
+    let args = ["-l", "127.0.0.1:0", "--threads", "1"];
+    assert_eq!(
+        extra_args(&args, "--engine uring --threads 4 -v"),
+        ["--engine", "uring", "-v"]
+    );
+    assert_eq!(
+        extra_args(&args, "--threads=2 --idle-timeout 5s"),
+        ["--idle-timeout", "5s"]
+    );
+}

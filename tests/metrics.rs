@@ -79,7 +79,7 @@ fn counters_move_with_traffic() {
     }
 
     let mut after = String::new();
-    wait_until(
+    wait_for(
         Duration::from_secs(5),
         "the held connection counted",
         || {
@@ -101,7 +101,7 @@ fn counters_move_with_traffic() {
     );
     assert_eq!(get(r#"echoes_errors_total{transport="tcp",kind="io"}"#), 0);
     drop(held);
-    wait_until(Duration::from_secs(5), "the held connection closed", || {
+    wait_for(Duration::from_secs(5), "the held connection closed", || {
         sample(
             &scrape(metrics_port),
             r#"echoes_connections_open{transport="tcp"}"#,

@@ -197,7 +197,7 @@ fn mutual_tls_accepts_the_right_client_only() {
         assert_eq!(out.status.code(), Some(1), "{who:?}: {}", out.stderr);
         assert!(!out.stderr.contains("panicked"));
     }
-    wait_until(Duration::from_secs(5), "two refusals logged", || {
+    wait_for(Duration::from_secs(5), "two refusals logged", || {
         server.lines_with("TLS handshake failed").len() == 2
     });
 }
@@ -360,7 +360,7 @@ async fn a_silent_peer_is_dropped_at_the_handshake_timeout() {
     assert!(closed, "the silent peer was not dropped");
     let m = stats.metrics().clone();
     tokio::task::spawn_blocking(move || {
-        wait_until(Duration::from_secs(5), "the failure counted", || {
+        wait_for(Duration::from_secs(5), "the failure counted", || {
             m.errors(Transport::Tls, ErrorKind::TlsHandshake) == 1
                 && m.snapshot(Transport::Tls).open == 0
         })

@@ -84,7 +84,7 @@ async fn privileged_source_ports_get_no_reply() {
         refused += 1;
         let m = stats.metrics().clone();
         tokio::task::spawn_blocking(move || {
-            wait_until(Duration::from_secs(5), "the refusal", || {
+            wait_for(Duration::from_secs(5), "the refusal", || {
                 m.udp_datagrams(UdpResult::RefusedPort) == refused
             });
         })
@@ -113,7 +113,7 @@ async fn one_source_is_rate_limited_others_are_not() {
         for _ in 0..20 {
             flood.send_to(b"x", addr).unwrap();
         }
-        wait_until(Duration::from_secs(5), "all 20 datagrams", || {
+        wait_for(Duration::from_secs(5), "all 20 datagrams", || {
             m.udp_datagrams(UdpResult::Answered) + m.udp_datagrams(UdpResult::RefusedRate) == 20
         });
         let answered = m.udp_datagrams(UdpResult::Answered);

@@ -17,7 +17,7 @@ pub mod unix;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +39,29 @@ pub trait StreamSocket: AsRawFd + Send + Sync + Unpin + 'static {
     fn send(&self, buf: &[u8]) -> io::Result<usize>;
     /// Half-closes: no more writes; the peer reads end of stream.
     fn shutdown_write(&self) -> io::Result<()>;
+
+    /// Bytes the kernel holds for this connection: written but not yet
+    /// taken by the peer, and received but not yet read. When they change,
+    /// traffic moved that the echo loop did not see (a slow reader draining
+    /// a large send buffer), so the idle timer asks for them, but only when
+    /// it is about to fire: never on the hot path. `None` when unknown.
+    fn kernel_queues(&self) -> Option<(usize, usize)> {
+        socket_queues(self.as_raw_fd())
+    }
+}
+
+/// The bytes the kernel holds for the socket `fd`: written but not yet
+/// taken by the peer, and received but not yet read (see
+/// [`StreamSocket::kernel_queues`]). `None` when unknown.
+pub fn socket_queues(fd: RawFd) -> Option<(usize, usize)> {
+    let (mut out, mut inq): (libc::c_int, libc::c_int) = (0, 0);
+    // SAFETY: both ioctls only write one int through the pointer given;
+    // a stale or foreign descriptor makes them fail, nothing worse.
+    let ok = unsafe {
+        libc::ioctl(fd, libc::TIOCOUTQ, &mut out) == 0
+            && libc::ioctl(fd, libc::FIONREAD, &mut inq) == 0
+    };
+    ok.then(|| (out.max(0) as usize, inq.max(0) as usize))
 }
 
 /// Sockets that own their descriptor for their whole life: mio's types.

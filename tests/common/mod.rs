@@ -19,10 +19,34 @@ pub struct ServerProc {
 }
 
 impl ServerProc {
-    /// Starts `echo-server` with `args` and waits for its first
+    /// Starts `echo-server` with `args` (plus any from
+    /// `ECHOES_TEST_SERVER_ARGS`) and waits for its first
     /// `starting up on HOST port PORT` line.
     pub fn start(args: &[&str]) -> ServerProc {
-        Self::start_cmd(Command::new(SERVER).args(args))
+        Self::start_cmd(&mut server_command(args))
+    }
+
+    /// As [`start`](Self::start), with the server's descriptor limit
+    /// (`RLIMIT_NOFILE`, soft and hard) set to `nofile`, as
+    /// `prlimit --nofile=N` would.
+    pub fn start_with_nofile(nofile: u64, args: &[&str]) -> ServerProc {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = server_command(args);
+        // SAFETY: setrlimit is async-signal-safe and touches no memory of
+        // the parent; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::start_cmd(&mut cmd)
     }
 
     pub fn start_cmd(cmd: &mut Command) -> ServerProc {
@@ -103,6 +127,88 @@ impl ServerProc {
     /// Resident memory of the server, in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
         rss_kib(self.pid())
+    }
+
+    /// Open file descriptors of the server, from /proc.
+    pub fn fd_count(&self) -> usize {
+        fd_count(self.pid())
+    }
+
+    /// CPU time the server has used so far (user + system), from /proc.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time(self.pid())
+    }
+
+    /// How many logged lines contain `needle`.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+}
+
+/// The `echo-server` command with `args`, then the extra arguments in
+/// `ECHOES_TEST_SERVER_ARGS` (split on whitespace), so that every test can
+/// be run against another engine or configuration, e.g.
+/// `ECHOES_TEST_SERVER_ARGS="--engine uring" cargo test`. A flag the test
+/// passes itself wins: the extra one (and its value) is left out, since
+/// the test needs it (`--threads 1` to share one thread, say).
+pub fn server_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(SERVER);
+    cmd.args(args);
+    if let Ok(extra) = std::env::var("ECHOES_TEST_SERVER_ARGS") {
+        cmd.args(extra_args(args, &extra));
+    }
+    cmd
+}
+
+/// The words of `extra` whose flags `args` does not already give; a word
+/// that does not start with `-` is the value of the flag before it.
+pub fn extra_args(args: &[&str], extra: &str) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut skipping = false;
+    for word in extra.split_whitespace() {
+        if word.starts_with('-') {
+            let flag = word.split('=').next().unwrap_or(word);
+            skipping = args.iter().any(|a| a.split('=').next() == Some(flag));
+        }
+        if !skipping {
+            kept.push(word.to_string());
+        }
+    }
+    kept
+}
+
+/// Open file descriptors of process `pid`.
+pub fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .count()
+}
+
+/// utime + stime of process `pid` (all its threads), from /proc/PID/stat.
+pub fn cpu_time(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // The command name may hold spaces; the fields after it do not.
+    let rest = &stat[stat.rfind(')').expect("comm in stat") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes; returns
+/// whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -273,8 +379,9 @@ impl ServerProc {
     }
 }
 
-/// Polls `f` every 10 ms until it is true, for at most `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+/// Polls `f` every 10 ms until it is true, failing the test if `timeout`
+/// passes first.
+pub fn wait_for(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
