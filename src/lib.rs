@@ -5,9 +5,10 @@
 //! and log lines: whatever a peer sends comes back, in order, byte for byte;
 //! a peer that half-closes gets everything owed, then end of stream.
 //!
-//! The library holds everything; the `echo-server` and `echo-client`
-//! binaries only parse flags and call it. To run an echo server inside your
-//! own tests, bind it on port 0 and ask it for its address:
+//! The library holds everything; the `echo-server`, `echo-client` and
+//! `echo-bench` binaries only parse flags and call it. To run an echo
+//! server inside your own tests, bind it on port 0 and ask it for its
+//! address:
 //!
 //! ```
 //! use echoes::{Server, ServerConfig};
@@ -36,13 +37,15 @@
 //! Modules, one idea each: [`addr`] (the `ADDR` forms), [`transport`] (what
 //! each kind of socket provides), [`echo`] (the per-connection loop, the
 //! hot path), [`server`] (bind, accept, limits, shutdown), [`shutdown`]
-//! (the handle and the signals), [`client`], [`logging`] (the seed's log
+//! (the handle and the signals), [`client`], [`bench`] (the load
+//! generator that checks every byte), [`logging`] (the seed's log
 //! format), [`pyrepr`] (Python's `repr` of bytes) and [`units`] (durations
 //! and sizes on the command line).
 
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod echo;
