@@ -167,22 +167,28 @@ pub(crate) enum Connector {
 }
 
 impl Connector {
-    /// Connects once to find (and prove) a working address.
-    pub async fn probe(addr: &Addr, timeout: Duration) -> Result<Connector, ConnectError> {
+    /// Connects once to find (and prove) a working address. The TCP
+    /// connection it made is returned too, to be the run's first, so that
+    /// a server that serves one connection at a time can be measured.
+    pub async fn probe(
+        addr: &Addr,
+        timeout: Duration,
+    ) -> Result<(Connector, Option<std::net::TcpStream>), ConnectError> {
         match addr.transport() {
             Transport::Tcp => {
                 let stream = transport::tcp::connect(addr, timeout).await?;
-                match stream.peer_addr() {
-                    Ok(peer) => Ok(Connector::Tcp(peer)),
-                    Err(error) => Err(ConnectError::Connect {
-                        target: addr.to_string(),
-                        error,
-                    }),
-                }
+                let err = |error| ConnectError::Connect {
+                    target: addr.to_string(),
+                    error,
+                };
+                let peer = stream.peer_addr().map_err(err)?;
+                // Leaves this runtime's reactor, to join a worker's.
+                let stream = stream.into_std().map_err(err)?;
+                Ok((Connector::Tcp(peer), Some(stream)))
             }
             _ => {
                 transport::connect(addr, timeout).await?;
-                Ok(Connector::Other(addr.clone()))
+                Ok((Connector::Other(addr.clone()), None))
             }
         }
     }
@@ -633,6 +639,73 @@ mod tests {
         let t = rec.totals();
         assert_eq!(t.hist.len(), 20);
         assert!(t.hist.min() >= 100_000_000, "min {} ns", t.hist.min());
+    }
+
+    /// Counts this thread's allocations, so that a test can see whether
+    /// the hot path allocates.
+    mod counting {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        thread_local! {
+            static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+        }
+
+        pub struct Counting;
+
+        // SAFETY: every call is passed straight to the system allocator.
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+                unsafe { System.alloc(layout) }
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                unsafe { System.dealloc(ptr, layout) }
+            }
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+                unsafe { System.realloc(ptr, layout, new_size) }
+            }
+        }
+
+        pub fn allocations() -> u64 {
+            ALLOCATIONS.with(Cell::get)
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: counting::Counting = counting::Counting;
+
+    #[test]
+    fn messages_do_not_allocate() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Allocations of one exchange of `messages` messages, buffers and
+        // the echo task aside.
+        let count = |size: usize, depth: usize, messages: u64| {
+            rt.block_on(async {
+                let rec = recorder();
+                let spec = spec(size, depth, messages);
+                let mut bufs = Buffers::new(&spec);
+                let mut s = echo_pipe(None, None);
+                tokio::task::yield_now().await;
+                let before = counting::allocations();
+                let r = drive(&mut s, Pattern::new(1), &spec, &mut bufs, None, &rec).await;
+                let after = counting::allocations();
+                assert_eq!(r.unwrap(), Finish::Limit);
+                after - before
+            })
+        };
+        for (size, depth) in [(64, 1), (1000, 8), (20_000, 2)] {
+            let few = count(size, depth, 100);
+            let many = count(size, depth, 2100);
+            assert!(
+                many <= few + 4,
+                "size {size} depth {depth}: {few} allocations for 100 messages, {many} for 2100"
+            );
+        }
     }
 
     #[test]

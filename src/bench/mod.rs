@@ -46,7 +46,7 @@ pub mod report;
 use std::io::IsTerminal;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
@@ -215,8 +215,10 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let probe_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let connector = probe_rt.block_on(Connector::probe(&config.addr, config.timeout))?;
+    let (connector, first) = probe_rt.block_on(Connector::probe(&config.addr, config.timeout))?;
     drop(probe_rt);
+    // Churn opens its own connection for every operation.
+    let first = Mutex::new(first.filter(|_| config.mode != Mode::Churn));
 
     let live = Arc::new(Live::default());
     // Workers and this thread meet here once every connection is open, so
@@ -226,18 +228,14 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let totals = std::thread::scope(|scope| {
         let handles: Vec<ScopedJoinHandle<'_, Result<Totals, std::io::Error>>> = (0..threads)
             .map(|index| {
-                let (connector, live, ready, start) = (&connector, &live, &ready, &start);
-                scope.spawn(move || {
-                    worker(
-                        config,
-                        index,
-                        threads,
-                        connector,
-                        live.clone(),
-                        ready,
-                        start,
-                    )
-                })
+                let shared = Shared {
+                    connector: &connector,
+                    first: &first,
+                    live: live.clone(),
+                    ready: &ready,
+                    start: &start,
+                };
+                scope.spawn(move || worker(config, index, threads, shared))
             })
             .collect();
         ready.wait();
@@ -264,16 +262,30 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     Ok(Report::new(config, totals))
 }
 
+/// What the workers of one run share.
+struct Shared<'a> {
+    connector: &'a Connector,
+    /// The probe's connection, for whichever slot takes it first.
+    first: &'a Mutex<Option<std::net::TcpStream>>,
+    live: Arc<Live>,
+    ready: &'a Barrier,
+    start: &'a OnceLock<Instant>,
+}
+
 /// One worker thread: open its connections, wait for the others, run.
 fn worker(
     config: &BenchConfig,
     index: usize,
     threads: usize,
-    connector: &Connector,
-    live: Arc<Live>,
-    ready: &Barrier,
-    start: &OnceLock<Instant>,
+    shared: Shared<'_>,
 ) -> Result<Totals, std::io::Error> {
+    let Shared {
+        connector,
+        first,
+        live,
+        ready,
+        start,
+    } = shared;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -299,7 +311,13 @@ fn worker(
                 .map(|_| {
                     let connector = connector.clone();
                     let timeout = config.timeout;
-                    tokio::task::spawn_local(async move { connector.connect(timeout).await })
+                    let probed = first.lock().ok().and_then(|mut f| f.take());
+                    tokio::task::spawn_local(async move {
+                        match probed.map(tokio::net::TcpStream::from_std) {
+                            Some(Ok(s)) => Ok(Box::new(s) as BoxStream),
+                            _ => connector.connect(timeout).await,
+                        }
+                    })
                 })
                 .collect();
             let mut opened = Vec::with_capacity(pending.len());
