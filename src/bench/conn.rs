@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::pacer::Pacer;
 use super::pattern::Pattern;
 use super::report::{ErrorKind, Recorder};
+use super::tcp::Tcp;
 use crate::addr::{Addr, Transport};
 use crate::transport::{self, BoxStream, ConnectError};
 
@@ -95,7 +96,10 @@ impl Buffers {
         let ring = if spec.record_messages { spec.depth } else { 0 };
         Buffers {
             write: vec![0; spec.size],
-            read: vec![0; in_flight.clamp(1, READ_CHUNK)],
+            // Room for more than is ever owed, so that a read that drains
+            // the socket comes back short (see `tcp`); and for anything a
+            // broken server sends beyond what it was sent.
+            read: vec![0; in_flight.saturating_add(4096).min(READ_CHUNK)],
             ring: vec![Instant::now(); ring],
         }
     }
@@ -208,6 +212,8 @@ impl Connector {
                 // Latency-bound: never hold a message back for Nagle.
                 stream
                     .set_nodelay(true)
+                    .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
+                let stream = Tcp::from_tokio(stream)
                     .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
                 Ok(Box::new(stream))
             }
@@ -430,10 +436,7 @@ impl Exchange<'_> {
             if owed == 0 {
                 return Ok((read, false));
             }
-            let want = usize::try_from(owed)
-                .unwrap_or(usize::MAX)
-                .min(self.bufs.read.len());
-            let mut buf = ReadBuf::new(&mut self.bufs.read[..want]);
+            let mut buf = ReadBuf::new(&mut self.bufs.read);
             match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(ConnError::io("receiving", &e)),
@@ -450,12 +453,22 @@ impl Exchange<'_> {
                     ),
                 });
             }
-            if let Err(m) = self.pattern.check(self.roff, got) {
+            let echo = usize::try_from(owed).map_or(got, |owed| &got[..got.len().min(owed)]);
+            if let Err(m) = self.pattern.check(self.roff, echo) {
                 return Err(ConnError {
                     kind: ErrorKind::Mismatch,
                     detail: format!(
                         "echo mismatch at byte {} of the connection: sent {:#04x}, got {:#04x}",
                         m.offset, m.expected, m.got
+                    ),
+                });
+            }
+            if echo.len() < got.len() {
+                return Err(ConnError {
+                    kind: ErrorKind::Mismatch,
+                    detail: format!(
+                        "echo mismatch at byte {}: the server sent more than it was sent",
+                        self.woff
                     ),
                 });
             }
@@ -585,6 +598,29 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::ShortEcho);
         assert!(err.detail.contains("250 of 300"), "{}", err.detail);
+    }
+
+    #[tokio::test]
+    async fn more_back_than_was_sent_is_a_mismatch() {
+        let rec = recorder();
+        let spec = spec(10, 1, 50);
+        let mut bufs = Buffers::new(&spec);
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = [0u8; 10];
+            // Echo the first message twice.
+            if server.read_exact(&mut buf).await.is_ok() {
+                let _ = server.write_all(&buf).await;
+                let _ = server.write_all(&buf).await;
+            }
+            // Keep the connection open, reading whatever else comes.
+            while matches!(server.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        let err = drive(&mut client, Pattern::new(1), &spec, &mut bufs, None, &rec)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Mismatch, "{}", err.detail);
     }
 
     #[tokio::test]

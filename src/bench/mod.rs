@@ -42,6 +42,7 @@ mod pacer;
 pub mod pattern;
 pub mod plot;
 pub mod report;
+mod tcp;
 
 use std::io::IsTerminal;
 use std::rc::Rc;
@@ -313,7 +314,7 @@ fn worker(
                     let timeout = config.timeout;
                     let probed = first.lock().ok().and_then(|mut f| f.take());
                     tokio::task::spawn_local(async move {
-                        match probed.map(tokio::net::TcpStream::from_std) {
+                        match probed.map(tcp::Tcp::from_std) {
                             Some(Ok(s)) => Ok(Box::new(s) as BoxStream),
                             _ => connector.connect(timeout).await,
                         }
