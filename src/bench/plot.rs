@@ -80,8 +80,13 @@ pub fn svg(report: &Report) -> String {
         .rate
         .map(|r| format!(", open loop {r} msg/s"))
         .unwrap_or_default();
+    let pipeline = if report.pipeline > 1 {
+        format!(", pipeline {}", report.pipeline)
+    } else {
+        String::new()
+    };
     let title = format!(
-        "echo-bench {} {}: {} x {} B{rate}, {:.0} msg/s",
+        "echo-bench {} {}: {} x {} B{pipeline}{rate}, {:.0} msg/s",
         report.mode.as_str(),
         report.addr,
         report.connections,
