@@ -387,7 +387,8 @@ impl Exchange<'_> {
                         return Ok((wrote, Some(schedule.due())));
                     }
                     Some(schedule) => schedule.take(),
-                    None => now,
+                    // Not `now`: a write may have happened since it was taken.
+                    None => Instant::now(),
                 };
                 if !self.bufs.ring.is_empty() {
                     let slot = (self.sent % self.bufs.ring.len() as u64) as usize;

@@ -397,13 +397,16 @@ fn show_progress(
     while !handles.iter().all(|h| h.is_finished()) {
         let now = Instant::now();
         bar.set_position(now.saturating_duration_since(t0).as_millis() as u64);
-        let messages = live.messages.load(Ordering::Relaxed);
         let errors = live.errors.load(Ordering::Relaxed);
-        let measured = now.saturating_duration_since(from).as_secs_f64();
+        let measured = now.saturating_duration_since(from).as_secs_f64().max(1e-3);
         let msg = if now < from {
             "warming up".to_string()
+        } else if config.mode == Mode::Stream {
+            let bytes = live.bytes.load(Ordering::Relaxed);
+            format!("{:.1} MB/s", bytes as f64 / measured / 1e6)
         } else {
-            format!("{:.0} msg/s", messages as f64 / measured.max(1e-3))
+            let messages = live.messages.load(Ordering::Relaxed);
+            format!("{:.0} msg/s", messages as f64 / measured)
         };
         bar.set_message(if errors > 0 {
             format!("{msg}, {errors} errors")

@@ -125,6 +125,8 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 pub(crate) struct Live {
     /// Messages completed inside the measured window.
     pub messages: AtomicU64,
+    /// Bytes echoed inside the measured window.
+    pub bytes: AtomicU64,
     /// Errors so far.
     pub errors: AtomicU64,
 }
@@ -180,6 +182,7 @@ impl Recorder {
     pub fn received(&self, now: Instant, n: usize) {
         if self.window.get().contains(now) {
             self.bytes.set(self.bytes.get() + n as u64);
+            self.live.bytes.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 
@@ -282,7 +285,8 @@ impl Totals {
 /// Latency fields are microseconds. In stream mode latency is not measured
 /// (`latency_measured` is false) and every latency field is 0. With a
 /// rate, latency counts from when each message was due (`latency_from`:
-/// `"due"`), otherwise from when its first byte was written (`"send"`).
+/// `"due"`), otherwise from when its first byte was written (`"send"`);
+/// in churn mode it spans the whole operation, connecting included.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// `pingpong`, `stream` or `churn`.
