@@ -37,7 +37,7 @@
 //! Modules, one idea each: [`addr`] (the `ADDR` forms), [`transport`] (what
 //! each kind of socket provides), [`echo`] (the per-connection loop, the
 //! hot path), [`server`] (bind, accept, limits, shutdown), [`shutdown`]
-//! (the handle and the signals), [`client`], [`bench`] (the load
+//! (the handle and the signals), [`client`], [`bench`](mod@bench) (the load
 //! generator that checks every byte), [`logging`] (the seed's log
 //! format), [`pyrepr`] (Python's `repr` of bytes) and [`units`] (durations
 //! and sizes on the command line).

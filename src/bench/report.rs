@@ -1,4 +1,4 @@
-//! What a run measured: the live [`Recorder`] each worker thread fills, and
+//! What a run measured: the live `Recorder` each worker thread fills, and
 //! the [`Report`] they merge into, printed as text or as one JSON object.
 //!
 //! Latencies are recorded in nanoseconds into an HDR histogram (3
