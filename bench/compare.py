@@ -43,8 +43,9 @@ END = "<!-- compare.py: end generated section -->"
 REFERENCE = "c-epoll"
 SERVER_CORE = "0"
 BENCH_CORE = "1"
-# `nice -n N` before every server and bench command (--nice); empty for none.
-NICE: list[str] = []
+# `nice -n N` or `chrt -f PRIO` before every server and bench command
+# (--nice, --realtime); empty for neither.
+PRIORITY: list[str] = []
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -72,7 +73,7 @@ class Server:
     command: list[str]  # with "{port}" where the port goes
 
     def argv(self, port: int) -> list[str]:
-        return NICE + ["taskset", "-c", SERVER_CORE] + [a.replace("{port}", str(port)) for a in self.command]
+        return PRIORITY + ["taskset", "-c", SERVER_CORE] + [a.replace("{port}", str(port)) for a in self.command]
 
 
 @dataclass
@@ -144,7 +145,7 @@ def start(server: Server, logs: Path) -> Running:
 
 
 def stop(r: Running) -> None:
-    # nice, taskset and env exec the server, so this PID is the server itself.
+    # nice, chrt, taskset and env exec the server, so this PID is the server itself.
     if r.proc.poll() is None:
         r.proc.send_signal(signal.SIGTERM)
         try:
@@ -175,7 +176,7 @@ def open_fds(pid: int) -> int:
 
 
 def bench_once(bench: Path, r: Running, w: Workload, duration: float, warmup: float) -> dict:
-    cmd = NICE + [
+    cmd = PRIORITY + [
         "taskset", "-c", BENCH_CORE, str(bench),
         "--connect", f"127.0.0.1:{r.port}",
         *w.args,
@@ -333,7 +334,7 @@ def table(results: Results, servers: list[str], args, command: str, info: dict) 
         f"Each run: {args.duration:g} s measured after {args.warmup:g} s of warm-up; {args.rounds} round(s), "
         "servers in rotating order; figures are medians over rounds. Server pinned to core 0 with one "
         "worker thread, `echo-bench` pinned to core 1 (one thread)"
-        + (f", both under `nice -n {args.nice}`." if args.nice is not None else ".")
+        + (f", both under `{' '.join(PRIORITY)}`." if PRIORITY else ".")
     )
     lines.append(
         "Ratios are against the C epoll peer, the median over rounds of the ratio within each round: "
@@ -449,11 +450,19 @@ def main() -> int:
         default=Path(os.environ.get("ECHOES_PEERS_DIR", REPO.parent / "shared" / "peers")),
         help="where build.sh is (default: $ECHOES_PEERS_DIR or ../shared/peers)",
     )
-    p.add_argument(
+    prio = p.add_mutually_exclusive_group()
+    prio.add_argument(
         "--nice",
         type=int,
-        help="run servers and bench under `nice -n N` (e.g. -10, as root) so other work on a shared "
-        "machine disturbs them less; the same for every server",
+        help="run servers and bench under `nice -n N` (e.g. -10, as root), the same for every server",
+    )
+    prio.add_argument(
+        "--realtime",
+        type=int,
+        metavar="PRIO",
+        help="run servers and bench under `chrt -f PRIO` (SCHED_FIFO, as root): on a machine busy with "
+        "other work, a waking server or bench otherwise waits out another task's time slice, which "
+        "both sides do thousands of times a second; the kernel's RT throttling still leaves others a share",
     )
     p.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--raw", type=Path, default=REPO / "target" / "compare" / "results.json")
@@ -474,10 +483,13 @@ def main() -> int:
         p.error("needs two cores: the server on core 0, the bench on core 1")
 
     if args.nice is not None:
-        NICE.extend(["nice", "-n", str(args.nice)])
-        probe = subprocess.run(NICE + ["true"], capture_output=True, text=True)
+        PRIORITY.extend(["nice", "-n", str(args.nice)])
+    elif args.realtime is not None:
+        PRIORITY.extend(["chrt", "-f", str(args.realtime)])
+    if PRIORITY:
+        probe = subprocess.run(PRIORITY + ["true"], capture_output=True, text=True)
         if probe.returncode != 0 or probe.stderr:
-            p.error(f"cannot run under nice -n {args.nice}: {probe.stderr.strip() or probe.returncode}")
+            p.error(f"cannot run under {' '.join(PRIORITY)}: {probe.stderr.strip() or probe.returncode}")
     raise_nofile()
     logs = REPO / "target" / "compare" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
