@@ -124,26 +124,29 @@ mod tests {
 
     #[tokio::test]
     async fn wakes_after_the_due_time_not_a_millisecond_later() {
+        // Alternate the pacer with tokio's own timer, same offsets, so that
+        // whatever else the machine is doing hits both alike.
         let mut pacer = Pacer::new().unwrap();
-        let mut late = Vec::new();
-        for _ in 0..50 {
+        let (mut ours, mut tokios) = (Vec::new(), Vec::new());
+        for _ in 0..40 {
             let due = Instant::now() + Duration::from_micros(150);
             std::future::poll_fn(|cx| pacer.poll_until(cx, due)).await;
             let now = Instant::now();
-            assert!(now >= due);
-            late.push(now - due);
+            assert!(now >= due, "woke before the due time");
+            ours.push(now - due);
+
+            let due = Instant::now() + Duration::from_micros(150);
+            tokio::time::sleep_until(due.into()).await;
+            tokios.push(Instant::now().saturating_duration_since(due));
         }
-        // tokio's timer would be late by up to 1 ms every time; a shared
-        // machine may delay a few wake-ups, but not the typical one.
-        late.sort();
-        eprintln!(
-            "lateness: min {:?} median {:?} max {:?}",
-            late[0], late[25], late[49]
-        );
+        ours.sort();
+        tokios.sort();
+        let (ours, tokios) = (ours[20], tokios[20]);
+        // Typically tens of µs against tokio's ~0.5 ms; on a machine so
+        // busy that wake-ups take longer than that, still ahead of tokio.
         assert!(
-            late[25] < Duration::from_micros(500),
-            "median {:?}",
-            late[25]
+            ours < Duration::from_micros(500) || ours < tokios,
+            "median lateness {ours:?}, tokio's {tokios:?}"
         );
     }
 
