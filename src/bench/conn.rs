@@ -205,15 +205,9 @@ impl Connector {
         };
         match self {
             Connector::Tcp(peer) => {
-                let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(*peer))
+                let stream = tokio::time::timeout(timeout, Tcp::connect(*peer))
                     .await
                     .map_err(|_| err(format!("connecting to {peer}: timed out")))?
-                    .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
-                // Latency-bound: never hold a message back for Nagle.
-                stream
-                    .set_nodelay(true)
-                    .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
-                let stream = Tcp::from_tokio(stream)
                     .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
                 Ok(Box::new(stream))
             }
