@@ -5,9 +5,10 @@
 //! and log lines: whatever a peer sends comes back, in order, byte for byte;
 //! a peer that half-closes gets everything owed, then end of stream.
 //!
-//! The library holds everything; the `echo-server` and `echo-client`
-//! binaries only parse flags and call it. To run an echo server inside your
-//! own tests, bind it on port 0 and ask it for its address:
+//! The library holds everything; the `echo-server`, `echo-client` and
+//! `echo-bench` binaries only parse flags and call it. To run an echo
+//! server inside your own tests, bind it on port 0 and ask it for its
+//! address:
 //!
 //! ```
 //! use echoes::{Server, ServerConfig};
@@ -36,9 +37,12 @@
 //! Modules, one idea each: [`addr`] (the `ADDR` forms), [`transport`] (what
 //! each kind of socket provides: TCP, TLS, UDP and its reflection guard,
 //! Unix), [`echo`] (the per-connection loop, the hot path), [`server`]
-//! (bind, accept, limits, shutdown), [`activation`] (sockets passed by
-//! systemd), [`metrics`] (counters and the Prometheus page), [`shutdown`]
-//! (the handle and the signals), [`client`], [`logging`] (the seed's log
+//! (bind, accept, limits, shutdown), [`connections`] (the open connections,
+//! closable at the shutdown timeout), [`activation`] (sockets passed by
+//! systemd), [`notify`] (readiness for systemd), [`metrics`] (counters and
+//! the Prometheus page), [`shutdown`] (the handle and the signals),
+//! [`client`], [`bench`](mod@bench) (the load generator that checks every
+//! byte), [`logging`] (the seed's log
 //! format), [`pyrepr`] (Python's `repr` of bytes) and [`units`] (durations
 //! and sizes on the command line).
 
@@ -46,6 +50,7 @@
 
 pub mod activation;
 pub mod addr;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod connections;

@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+"""Puts echo-server beside its peers, measured by echo-bench.
+
+Builds echo-server and echo-bench in release and the reference peers with
+../shared/peers/build.sh, then, for several rounds, runs every workload
+against every server in turn (the order rotates each round, so a noisy
+moment of the shared machine does not always hit the same server). Each
+server runs pinned to core 0 with one worker thread; echo-bench runs pinned
+to core 1 on its single-threaded runtime. It records what echo-bench
+reports, the server's CPU time per message (utime + stime from
+/proc/PID/stat over the measured window), and the server's resident memory
+per idle connection. The medians, and ratios against the C epoll peer, go
+into BENCHMARKS.md between markers, so text around them survives.
+
+Ratios matter, not absolutes: the machine is shared and noisy. A ratio is
+the median over rounds of (server / c-epoll) measured in the same round.
+
+Usage: python3 bench/compare.py [--quick] [--only NAME,...] [--workloads W,...]
+Python 3.11 standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BEGIN = "<!-- compare.py: begin generated section -->"
+END = "<!-- compare.py: end generated section -->"
+REFERENCE = "c-epoll"
+SERVER_CORE = "0"
+BENCH_CORE = "1"
+# `nice -n N` or `chrt -f PRIO` before every server and bench command
+# (--nice, --realtime); empty for neither.
+PRIORITY: list[str] = []
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    args: tuple[str, ...]
+
+
+WORKLOADS = [
+    Workload("pingpong-64", "pingpong 64 B x 50 connections", ("-m", "pingpong", "-s", "64", "-c", "50")),
+    Workload("pingpong-1k", "pingpong 1 KiB x 50 connections", ("-m", "pingpong", "-s", "1KiB", "-c", "50")),
+    Workload("pingpong-16k", "pingpong 16 KiB x 10 connections", ("-m", "pingpong", "-s", "16KiB", "-c", "10")),
+    Workload("stream-64k", "stream 64 KiB x 1 connection", ("-m", "stream", "-s", "64KiB", "-c", "1")),
+    Workload("churn-64", "churn 64 B x 8 concurrent", ("-m", "churn", "-s", "64", "-c", "8")),
+]
+IDLE = "idle"
+ALL_WORKLOADS = [w.name for w in WORKLOADS] + [IDLE]
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]  # with "{port}" where the port goes
+
+    def argv(self, port: int) -> list[str]:
+        return PRIORITY + ["taskset", "-c", SERVER_CORE] + [a.replace("{port}", str(port)) for a in self.command]
+
+
+@dataclass
+class Running:
+    server: Server
+    port: int
+    proc: subprocess.Popen
+
+
+@dataclass
+class Results:
+    # runs[workload][server] = list of per-round dicts
+    runs: dict = field(default_factory=dict)
+
+    def add(self, workload: str, server: str, record: dict) -> None:
+        self.runs.setdefault(workload, {}).setdefault(server, []).append(record)
+
+
+def log(msg: str) -> None:
+    print(f"compare: {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    log("$ " + " ".join(shlex.quote(c) for c in cmd))
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def build(peers_dir: Path, include_seed: bool) -> tuple[Path, list[Server]]:
+    run(["cargo", "build", "--release", "--bins"], cwd=REPO)
+    out = run(
+        ["bash", str(peers_dir / "build.sh"), "target/peers"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    target = REPO / "target" / "release"
+    servers = [Server("echo-server", [str(target / "echo-server"), "--threads", "1", "-q", "-l", "127.0.0.1:{port}"])]
+    for line in out.splitlines():
+        if "|" not in line:
+            continue
+        name, command = line.split("|", 1)
+        if name == "python-seed" and not include_seed:
+            continue
+        servers.append(Server(name.strip(), shlex.split(command.strip())))
+    return target / "echo-bench", servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(server: Server, logs: Path) -> Running:
+    port = free_port()
+    err = open(logs / f"{server.name}.log", "ab")
+    proc = subprocess.Popen(server.argv(port), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {proc.returncode}; see {logs / (server.name + '.log')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return Running(server, port, proc)
+        except OSError:
+            time.sleep(0.05)
+    stop(Running(server, port, proc))
+    raise RuntimeError(f"{server.name} did not listen on port {port} within 20 s")
+
+
+def stop(r: Running) -> None:
+    # nice, chrt, taskset and env exec the server, so this PID is the server itself.
+    if r.proc.poll() is None:
+        r.proc.send_signal(signal.SIGTERM)
+        try:
+            r.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            r.proc.kill()
+            r.proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    # The command name may hold spaces; fields after it are fixed.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def bench_once(bench: Path, r: Running, w: Workload, duration: float, warmup: float) -> dict:
+    cmd = PRIORITY + [
+        "taskset", "-c", BENCH_CORE, str(bench),
+        "--connect", f"127.0.0.1:{r.port}",
+        *w.args,
+        "-d", f"{duration}s", "--warmup", f"{warmup}s", "--json",
+    ]
+    pid = r.proc.pid
+    # The bench's own CPU: children's usage grows when a child is reaped,
+    # and the only child reaped during a run is the bench (taskset execs it).
+    usage0, wall0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Server CPU over (about) the measured window: from the end of the
+    # warm-up (plus a margin for connecting) to the end of the run.
+    time.sleep(warmup + 0.2)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=duration + warmup + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    bench_cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+    record: dict = {
+        "exit": proc.returncode,
+        "stderr": err.strip()[-500:],
+        "bench_cpu_util": bench_cpu / max(t1 - wall0, 1e-3),
+    }
+    try:
+        report = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        record["error"] = "no JSON report"
+        return record
+    record.update(report)
+    window = max(t1 - t0, 1e-3)
+    cpu = cpu1 - cpu0
+    msgs = report["msgs_per_sec"] * window
+    mb = report["mb_per_sec"] * window
+    record["server_cpu_util"] = cpu / window
+    record["cpu_us_per_msg"] = cpu * 1e6 / msgs if msgs > 0 else None
+    record["cpu_us_per_mb"] = cpu * 1e6 / mb if mb > 0 else None
+    return record
+
+
+def idle_once(server: Server, logs: Path, count: int) -> dict:
+    r = start(server, logs)
+    pid = r.proc.pid
+    socks: list[socket.socket] = []
+    try:
+        time.sleep(0.3)
+        base_fds, before = open_fds(pid), rss_kib(pid)
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            socks.append(s)
+        # Wait until the server has accepted them all (its descriptors
+        # show it), then for its memory to settle.
+        deadline = time.monotonic() + 60
+        while open_fds(pid) < base_fds + count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        accepted = open_fds(pid) - base_fds
+        time.sleep(0.5)
+        after = rss_kib(pid)
+        return {
+            "connections": count,
+            "accepted": accepted,
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "bytes_per_conn": (after - before) * 1024 / max(accepted, 1),
+        }
+    finally:
+        for s in socks:
+            s.close()
+        stop(r)
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def ratio_median(mine: list[dict], ref: list[dict], key: str):
+    """Median over rounds of mine/ref, pairing the same round."""
+    ratios = []
+    for a, b in zip(mine, ref):
+        x, y = a.get(key), b.get(key)
+        if x is not None and y:
+            ratios.append(x / y)
+    return median(ratios)
+
+
+def fmt_num(x, digits=0) -> str:
+    if x is None:
+        return "–"
+    if digits == 0:
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}f}"
+
+
+def fmt_us(x) -> str:
+    if x is None:
+        return "–"
+    if x >= 1000:
+        return f"{x / 1000:.2f} ms"
+    return f"{x:.0f} µs"
+
+
+def fmt_pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+def fmt_ratio(x) -> str:
+    return "–" if x is None else f"{x:.2f}×"
+
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "commit": commit,
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def table(results: Results, servers: list[str], args, command: str, info: dict) -> str:
+    lines = [BEGIN, ""]
+    lines.append(f"Generated by `{command}` on {info['date']}, at commit `{info['commit']}`.")
+    lines.append("")
+    lines.append(
+        f"Machine: {info['nproc']} cores ({info['cpu']}), Linux {info['kernel']}; shared and noisy "
+        f"(load average {info['load_before']} before the run, {info['load_after']} after), "
+        "so compare ratios, not absolute numbers."
+    )
+    lines.append(
+        f"Each run: {args.duration:g} s measured after {args.warmup:g} s of warm-up; {args.rounds} round(s), "
+        "servers in rotating order; figures are medians over rounds. Server pinned to core 0 with one "
+        "worker thread, `echo-bench` pinned to core 1 (one thread)"
+        + (f", both under `{' '.join(PRIORITY)}`." if PRIORITY else ".")
+    )
+    lines.append(
+        "Ratios are against the C epoll peer, the median over rounds of the ratio within each round: "
+        "for msgs/s higher is better, for CPU/msg and memory lower is better. Server CPU is "
+        "utime + stime from `/proc/PID/stat` over the measured window, per message (per MB for stream). "
+        "CPU busy is the share of one core each side used: a bench near 100% with a server well below "
+        "means the bench, not the server, set the pace. Latency is from send (closed loop)."
+    )
+    lines.append("")
+    ref_name = REFERENCE if REFERENCE in servers else None
+    for w in WORKLOADS:
+        runs = results.runs.get(w.name)
+        if not runs:
+            continue
+        stream = w.name.startswith("stream")
+        lines.append(f"### {w.title}")
+        lines.append("")
+        if stream:
+            lines.append("| server | MB/s | vs c-epoll | server CPU µs/MB | vs c-epoll | CPU busy server / bench | errors |")
+            lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        else:
+            lines.append(
+                "| server | msgs/s | vs c-epoll | p50 | p99 | p99.9 | server CPU µs/msg | vs c-epoll "
+                "| CPU busy server / bench | errors |"
+            )
+            lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        ref = runs.get(ref_name, []) if ref_name else []
+        for s in servers:
+            rs = runs.get(s)
+            if not rs:
+                continue
+            errors = sum((r.get("errors") or 0) for r in rs)
+            failed = sum(1 for r in rs if r.get("exit") != 0)
+            err_cell = str(errors) + (f" ({failed} failed run)" if failed else "")
+            busy = (
+                f"{fmt_pct(median(r.get('server_cpu_util') for r in rs))} / "
+                f"{fmt_pct(median(r.get('bench_cpu_util') for r in rs))}"
+            )
+            if stream:
+                lines.append(
+                    f"| {s} | {fmt_num(median(r.get('mb_per_sec') for r in rs), 1)} "
+                    f"| {fmt_ratio(ratio_median(rs, ref, 'mb_per_sec'))} "
+                    f"| {fmt_num(median(r.get('cpu_us_per_mb') for r in rs), 0)} "
+                    f"| {fmt_ratio(ratio_median(rs, ref, 'cpu_us_per_mb'))} | {busy} | {err_cell} |"
+                )
+            else:
+                lines.append(
+                    f"| {s} | {fmt_num(median(r.get('msgs_per_sec') for r in rs))} "
+                    f"| {fmt_ratio(ratio_median(rs, ref, 'msgs_per_sec'))} "
+                    f"| {fmt_us(median(r.get('p50_us') for r in rs))} "
+                    f"| {fmt_us(median(r.get('p99_us') for r in rs))} "
+                    f"| {fmt_us(median(r.get('p999_us') for r in rs))} "
+                    f"| {fmt_num(median(r.get('cpu_us_per_msg') for r in rs), 2)} "
+                    f"| {fmt_ratio(ratio_median(rs, ref, 'cpu_us_per_msg'))} | {busy} | {err_cell} |"
+                )
+        lines.append("")
+    idle = results.runs.get(IDLE)
+    if idle:
+        n = max((r["connections"] for rs in idle.values() for r in rs), default=0)
+        lines.append(f"### idle memory, {n:,} idle connections")
+        lines.append("")
+        lines.append("| server | RSS before | RSS after | bytes per connection | vs c-epoll |")
+        lines.append("| --- | ---: | ---: | ---: | ---: |")
+        ref = idle.get(ref_name, []) if ref_name else []
+        for s in servers:
+            rs = idle.get(s)
+            if not rs:
+                continue
+            short = [r for r in rs if r["accepted"] < r["connections"]]
+            note = f" (only {short[0]['accepted']} accepted)" if short else ""
+            lines.append(
+                f"| {s} | {fmt_num(median(r['rss_before_kib'] for r in rs))} KiB "
+                f"| {fmt_num(median(r['rss_after_kib'] for r in rs))} KiB "
+                f"| {fmt_num(median(r['bytes_per_conn'] for r in rs))}{note} "
+                f"| {fmt_ratio(ratio_median(rs, ref, 'bytes_per_conn'))} |"
+            )
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    if path.exists():
+        text = path.read_text()
+    else:
+        text = "# Benchmarks\n\n`echo-server` beside its peers, measured by `echo-bench`.\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + section.rstrip("\n") + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, help="rounds over every server (default 3)")
+    p.add_argument("--duration", type=float, help="measured seconds per run (default 4)")
+    p.add_argument("--warmup", type=float, help="warm-up seconds per run (default 1)")
+    p.add_argument("--idle-connections", type=int, help="for the idle memory test (default 10000)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="defaults for a smoke test: 1 round, 1 s runs after 0.5 s, 1000 idle connections",
+    )
+    p.add_argument("--only", default="", help="comma-separated server names (c-epoll is added for ratios)")
+    p.add_argument("--workloads", default="", help="comma-separated, from: " + ", ".join(ALL_WORKLOADS))
+    p.add_argument("--include-seed", action="store_true", help="also measure the (slow) python-seed peer")
+    p.add_argument(
+        "--peers-dir",
+        type=Path,
+        default=Path(os.environ.get("ECHOES_PEERS_DIR", REPO.parent / "shared" / "peers")),
+        help="where build.sh is (default: $ECHOES_PEERS_DIR or ../shared/peers)",
+    )
+    prio = p.add_mutually_exclusive_group()
+    prio.add_argument(
+        "--nice",
+        type=int,
+        help="run servers and bench under `nice -n N` (e.g. -10, as root), the same for every server",
+    )
+    prio.add_argument(
+        "--realtime",
+        type=int,
+        metavar="PRIO",
+        help="run servers and bench under `chrt -f PRIO` (SCHED_FIFO, as root): on a machine busy with "
+        "other work, a waking server or bench otherwise waits out another task's time slice, which "
+        "both sides do thousands of times a second; the kernel's RT throttling still leaves others a share",
+    )
+    p.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    p.add_argument("--raw", type=Path, default=REPO / "target" / "compare" / "results.json")
+    args = p.parse_args()
+    defaults = (1, 1.0, 0.5, 1000) if args.quick else (3, 4.0, 1.0, 10_000)
+    for name, value in zip(("rounds", "duration", "warmup", "idle_connections"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.rounds < 1 or args.duration <= 0 or args.warmup < 0 or args.idle_connections < 1:
+        p.error("--rounds, --duration and --idle-connections must be positive, --warmup not negative")
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()] or ALL_WORKLOADS
+    unknown = set(workloads) - set(ALL_WORKLOADS)
+    if unknown:
+        p.error(f"unknown workload(s): {', '.join(sorted(unknown))}; choose from {', '.join(ALL_WORKLOADS)}")
+    if not (args.peers_dir / "build.sh").exists():
+        p.error(f"no build.sh in {args.peers_dir} (use --peers-dir or ECHOES_PEERS_DIR)")
+    if (os.cpu_count() or 1) < 2:
+        p.error("needs two cores: the server on core 0, the bench on core 1")
+
+    if args.nice is not None:
+        PRIORITY.extend(["nice", "-n", str(args.nice)])
+    elif args.realtime is not None:
+        PRIORITY.extend(["chrt", "-f", str(args.realtime)])
+    if PRIORITY:
+        probe = subprocess.run(PRIORITY + ["true"], capture_output=True, text=True)
+        if probe.returncode != 0 or probe.stderr:
+            p.error(f"cannot run under {' '.join(PRIORITY)}: {probe.stderr.strip() or probe.returncode}")
+    raise_nofile()
+    logs = REPO / "target" / "compare" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    bench, servers = build(args.peers_dir, args.include_seed)
+    if args.only:
+        wanted = {n.strip() for n in args.only.split(",")} | {REFERENCE}
+        servers = [s for s in servers if s.name in wanted]
+    names = [s.name for s in servers]
+    log(f"servers: {', '.join(names)}; workloads: {', '.join(workloads)}")
+
+    results = Results()
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    for rnd in range(args.rounds):
+        order = servers[rnd % len(servers) :] + servers[: rnd % len(servers)]
+        load = [w for w in WORKLOADS if w.name in workloads]
+        if load:
+            running = []
+            try:
+                for s in order:
+                    running.append(start(s, logs))
+                for w in load:
+                    for r in running:
+                        rec = bench_once(bench, r, w, args.duration, args.warmup)
+                        rec["round"] = rnd
+                        results.add(w.name, r.server.name, rec)
+                        log(
+                            f"round {rnd + 1} {w.name} {r.server.name}: {rec.get('msgs_per_sec')} msg/s, "
+                            f"{rec.get('mb_per_sec')} MB/s, p99 {rec.get('p99_us')} us, "
+                            f"cpu/msg {rec.get('cpu_us_per_msg') and round(rec['cpu_us_per_msg'], 2)} us, "
+                            f"errors {rec.get('errors')}, exit {rec.get('exit')}"
+                        )
+            finally:
+                for r in running:
+                    stop(r)
+        if IDLE in workloads:
+            for s in order:
+                rec = idle_once(s, logs, args.idle_connections)
+                rec["round"] = rnd
+                results.add(IDLE, s.name, rec)
+                log(f"round {rnd + 1} idle {s.name}: {rec['bytes_per_conn']:.0f} bytes/conn ({rec['accepted']} accepted)")
+    log(f"done in {time.monotonic() - started:.0f} s")
+
+    args.raw.parent.mkdir(parents=True, exist_ok=True)
+    args.raw.write_text(json.dumps(results.runs, indent=1))
+    command = "python3 bench/compare.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
+    info = machine()
+    info["load_before"] = "/".join(f"{x:.1f}" for x in load_before)
+    info["load_after"] = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    section = table(results, names, args, command, info)
+    write_section(args.output, section)
+    log(f"wrote {args.output} (raw figures in {args.raw})")
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

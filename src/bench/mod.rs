@@ -1,0 +1,469 @@
+//! `echo-bench`: a load generator that measures any echo server and checks
+//! every byte.
+//!
+//! ```no_run
+//! use echoes::bench::{self, BenchConfig, Mode};
+//! use std::time::Duration;
+//!
+//! let mut config = BenchConfig::new("127.0.0.1:10000".parse()?);
+//! config.mode = Mode::Pingpong;
+//! config.connections = 50;
+//! config.size = 64;
+//! config.duration = Duration::from_secs(5);
+//! let report = bench::run(&config)?;
+//! println!("{}", report.to_text());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! How a run goes: one probe connection proves the server is there (and
+//! fixes the address, so churn does not resolve the name per operation);
+//! each worker thread (one by default, so the bench itself stays on one
+//! core) opens its share of the connections; then every worker starts at
+//! once, warms up, and measures for the duration. Each worker runs its
+//! connections on a current-thread runtime and records into its own
+//! histogram; the workers' figures are merged at the end.
+//!
+//! Open loop (`rate`): every connection has a fixed schedule, and a
+//! message's latency counts from when it was *due*, not from when the
+//! bench got round to sending it. A server that stalls for 200 ms delays
+//! every message due in those 200 ms, and all of them show it, which is
+//! what its users would see (no coordinated omission). Sends are timed by
+//! tokio's timer, which has millisecond granularity: a message may go out
+//! up to about a millisecond after it was due, and that delay is counted
+//! too (it errs on the side of a worse latency, never a better one).
+//!
+//! Modules: [`pattern`] (the bytes sent and their check), [`report`] (the
+//! histogram and the figures, as text and JSON), [`plot`] (the latency
+//! distribution as SVG); the connection loop and the modes are private.
+
+mod conn;
+mod modes;
+mod pacer;
+pub mod pattern;
+pub mod plot;
+pub mod report;
+mod tcp;
+
+use std::io::IsTerminal;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::thread::ScopedJoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::addr::Addr;
+use crate::transport::{BoxStream, ConnectError};
+use conn::{Connector, Spec};
+use modes::Worker;
+pub use report::{ErrorCounts, ErrorKind, Report, Totals};
+use report::{Live, Recorder, Window};
+
+/// What each connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Send a message, wait for all of it to come back, check it, repeat.
+    #[default]
+    Pingpong,
+    /// Write and read at once, as fast as the server goes; no latency.
+    Stream,
+    /// Each operation connects, sends one message, reads it back, closes.
+    Churn,
+}
+
+impl Mode {
+    /// `pingpong`, `stream` or `churn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Pingpong => "pingpong",
+            Mode::Stream => "stream",
+            Mode::Churn => "churn",
+        }
+    }
+}
+
+/// The most messages in flight per connection `--pipeline` accepts: the
+/// ring of send times is allocated up front, so it must stay small.
+pub const MAX_PIPELINE: usize = 65_536;
+
+/// Everything a run needs. [`BenchConfig::new`] gives the defaults of the
+/// `echo-bench` command line.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The server.
+    pub addr: Addr,
+    /// What each connection does.
+    pub mode: Mode,
+    /// Concurrent connections (churn: concurrent operations).
+    pub connections: usize,
+    /// Bytes per message (stream: per write).
+    pub size: usize,
+    /// How long to measure, after the warm-up.
+    pub duration: Duration,
+    /// How long to run before measuring.
+    pub warmup: Duration,
+    /// Open loop at this total rate, messages (or operations) per second.
+    pub rate: Option<f64>,
+    /// Messages in flight per connection (pingpong).
+    pub pipeline: usize,
+    /// How long to wait for a connection, and for an owed echo to move.
+    pub timeout: Duration,
+    /// Worker threads, each with its own single-threaded runtime.
+    pub threads: usize,
+    /// Show a progress bar on standard error (only if it is a terminal).
+    pub progress: bool,
+}
+
+impl BenchConfig {
+    /// A configuration for `addr` with the command line's defaults:
+    /// pingpong, 1 connection of 64-byte messages, 1 s warm-up, 10 s.
+    pub fn new(addr: Addr) -> BenchConfig {
+        BenchConfig {
+            addr,
+            mode: Mode::Pingpong,
+            connections: 1,
+            size: 64,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            rate: None,
+            pipeline: 1,
+            timeout: Duration::from_secs(10),
+            threads: 1,
+            progress: false,
+        }
+    }
+
+    /// Checks the values and their combinations; the message says what to
+    /// change.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let bad = |s: &str| Err(BenchError::Config(s.to_string()));
+        if self.connections == 0 {
+            return bad("the number of connections must be at least 1");
+        }
+        if self.size == 0 {
+            return bad("the message size must be at least 1 byte");
+        }
+        if self.threads == 0 {
+            return bad("the number of threads must be at least 1");
+        }
+        if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
+            return Err(BenchError::Config(format!(
+                "--pipeline must be between 1 and {MAX_PIPELINE}"
+            )));
+        }
+        if self.duration.is_zero() {
+            return bad("the duration must be more than 0");
+        }
+        if self.timeout.is_zero() {
+            return bad("the timeout must be more than 0");
+        }
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return bad("the rate must be a positive number of messages per second");
+        }
+        if self.mode == Mode::Stream && self.rate.is_some() {
+            return bad("--rate does not apply to stream mode, which sends as fast as it can");
+        }
+        if self.mode != Mode::Pingpong && self.pipeline > 1 {
+            return bad("--pipeline applies to pingpong mode only");
+        }
+        Ok(())
+    }
+
+    fn spec(&self, end: Instant) -> Spec {
+        Spec {
+            size: self.size,
+            depth: match self.mode {
+                Mode::Pingpong => self.pipeline,
+                Mode::Stream => usize::MAX,
+                Mode::Churn => 1,
+            },
+            record_messages: self.mode == Mode::Pingpong,
+            limit: (self.mode == Mode::Churn).then_some(1),
+            timeout: self.timeout,
+            end,
+        }
+    }
+}
+
+/// Why a run could not be made (errors during a run are counted in the
+/// report instead).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The configuration is not one that can run (a usage error).
+    #[error("{0}")]
+    Config(String),
+    /// The server could not be reached at all.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A runtime or thread could not be started.
+    #[error("cannot start the bench: {0}")]
+    Start(#[from] std::io::Error),
+}
+
+/// Runs the benchmark `config` describes and returns what it measured.
+///
+/// Fails only when the run cannot start: a bad configuration, or a server
+/// that does not accept the first connection. Errors during the run are in
+/// the report's `errors`.
+pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
+    config.validate()?;
+    raise_fd_limit();
+    let threads = config.threads.min(config.connections);
+    let probe_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (connector, first) = probe_rt.block_on(Connector::probe(&config.addr, config.timeout))?;
+    drop(probe_rt);
+    // Churn opens its own connection for every operation.
+    let first = Mutex::new(first.filter(|_| config.mode != Mode::Churn));
+
+    let live = Arc::new(Live::default());
+    // Workers and this thread meet here once every connection is open, so
+    // all of them start the clock together.
+    let ready = Barrier::new(threads + 1);
+    let start: OnceLock<Instant> = OnceLock::new();
+    let totals = std::thread::scope(|scope| {
+        let handles: Vec<ScopedJoinHandle<'_, Result<Totals, std::io::Error>>> = (0..threads)
+            .map(|index| {
+                let shared = Shared {
+                    connector: &connector,
+                    first: &first,
+                    live: live.clone(),
+                    ready: &ready,
+                    start: &start,
+                };
+                scope.spawn(move || worker(config, index, threads, shared))
+            })
+            .collect();
+        ready.wait();
+        let t0 = *start.get_or_init(Instant::now);
+        if config.progress && std::io::stderr().is_terminal() {
+            show_progress(config, t0, &live, &handles);
+        }
+        let mut totals = Totals::default();
+        let mut failure = None;
+        for handle in handles {
+            match handle.join() {
+                Ok(Ok(t)) => totals.merge(t),
+                Ok(Err(e)) => failure = Some(e),
+                Err(_) => {
+                    failure = Some(std::io::Error::other("a worker thread panicked"));
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(totals),
+        }
+    })?;
+    Ok(Report::new(config, totals))
+}
+
+/// What the workers of one run share.
+struct Shared<'a> {
+    connector: &'a Connector,
+    /// The probe's connection, for whichever slot takes it first.
+    first: &'a Mutex<Option<std::net::TcpStream>>,
+    live: Arc<Live>,
+    ready: &'a Barrier,
+    start: &'a OnceLock<Instant>,
+}
+
+/// One worker thread: open its connections, wait for the others, run.
+fn worker(
+    config: &BenchConfig,
+    index: usize,
+    threads: usize,
+    shared: Shared<'_>,
+) -> Result<Totals, std::io::Error> {
+    let Shared {
+        connector,
+        first,
+        live,
+        ready,
+        start,
+    } = shared;
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            // Still meet the others, or they would wait for ever.
+            ready.wait();
+            return Err(e);
+        }
+    };
+    let slots: Vec<usize> = (index..config.connections).step_by(threads).collect();
+    let rec = Recorder::new(live);
+
+    // Connections of long-lived modes are opened before the clock starts,
+    // so that setting up thousands of them is not part of the warm-up.
+    let mut streams: Vec<Option<BoxStream>> = Vec::with_capacity(slots.len());
+    if config.mode != Mode::Churn {
+        let local = tokio::task::LocalSet::new();
+        let opened = local.block_on(&rt, async {
+            let pending: Vec<_> = slots
+                .iter()
+                .map(|_| {
+                    let connector = connector.clone();
+                    let timeout = config.timeout;
+                    let probed = first.lock().ok().and_then(|mut f| f.take());
+                    tokio::task::spawn_local(async move {
+                        match probed.map(tcp::Tcp::from_std) {
+                            Some(Ok(s)) => Ok(Box::new(s) as BoxStream),
+                            _ => connector.connect(timeout).await,
+                        }
+                    })
+                })
+                .collect();
+            let mut opened = Vec::with_capacity(pending.len());
+            for p in pending {
+                opened.push(p.await);
+            }
+            opened
+        });
+        for result in opened {
+            match result {
+                Ok(Ok(s)) => streams.push(Some(s)),
+                Ok(Err(e)) => {
+                    rec.error(e.kind, || e.detail);
+                    streams.push(None);
+                }
+                Err(_) => streams.push(None),
+            }
+        }
+    } else {
+        streams.resize_with(slots.len(), || None);
+    }
+
+    ready.wait();
+    let t0 = *start.get_or_init(Instant::now);
+    let from = t0 + config.warmup;
+    let end = from + config.duration;
+    rec.set_window(Window { from, to: end });
+    let shared = Rc::new(Worker {
+        rec,
+        connector: connector.clone(),
+        mode: config.mode,
+        spec: config.spec(end),
+        interval: config
+            .rate
+            .map(|rate| Duration::from_secs_f64(config.connections as f64 / rate)),
+        slots: config.connections,
+        connect_timeout: config.timeout,
+        next_id: std::cell::Cell::new(index as u64),
+        id_step: threads as u64,
+    });
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let tasks: Vec<_> = slots
+            .iter()
+            .zip(streams)
+            .map(|(&slot, stream)| {
+                tokio::task::spawn_local(modes::run_slot(shared.clone(), slot, stream, t0))
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+    if config.mode == Mode::Stream {
+        shared
+            .rec
+            .set_messages(shared.rec.bytes() / config.size as u64);
+    }
+    Ok(shared.rec.totals())
+}
+
+/// A progress bar until the workers finish: elapsed time, and the measured
+/// rate so far.
+fn show_progress(
+    config: &BenchConfig,
+    t0: Instant,
+    live: &Live,
+    handles: &[ScopedJoinHandle<'_, Result<Totals, std::io::Error>>],
+) {
+    let total = config.warmup + config.duration;
+    let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
+    let style = indicatif::ProgressStyle::with_template("{bar:30} {elapsed}/{duration} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    let from = t0 + config.warmup;
+    while !handles.iter().all(|h| h.is_finished()) {
+        let now = Instant::now();
+        bar.set_position(now.saturating_duration_since(t0).as_millis() as u64);
+        let errors = live.errors.load(Ordering::Relaxed);
+        let measured = now.saturating_duration_since(from).as_secs_f64().max(1e-3);
+        let msg = if now < from {
+            "warming up".to_string()
+        } else if config.mode == Mode::Stream {
+            let bytes = live.bytes.load(Ordering::Relaxed);
+            format!("{:.1} MB/s", bytes as f64 / measured / 1e6)
+        } else {
+            let messages = live.messages.load(Ordering::Relaxed);
+            format!("{:.0} msg/s", messages as f64 / measured)
+        };
+        bar.set_message(if errors > 0 {
+            format!("{msg}, {errors} errors")
+        } else {
+            msg
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
+}
+
+/// Raises the soft limit on open files to the hard limit: thousands of
+/// connections need thousands of descriptors. Best effort.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_configurations_say_what_is_wrong() {
+        let base = BenchConfig::new("127.0.0.1:1".parse().unwrap());
+        type Change = fn(&mut BenchConfig);
+        let cases: [(&str, Change); 7] = [
+            ("connections", |c| c.connections = 0),
+            ("size", |c| c.size = 0),
+            ("pipeline", |c| c.pipeline = 0),
+            ("rate", |c| c.rate = Some(0.0)),
+            ("rate", |c| c.rate = Some(f64::NAN)),
+            ("stream", |c| {
+                c.mode = Mode::Stream;
+                c.rate = Some(10.0)
+            }),
+            ("pingpong", |c| {
+                c.mode = Mode::Churn;
+                c.pipeline = 2
+            }),
+        ];
+        for (word, change) in cases {
+            let mut c = base.clone();
+            change(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(word), "{e:?} should mention {word}");
+            assert!(matches!(run(&c), Err(BenchError::Config(_))));
+        }
+        assert!(base.validate().is_ok());
+    }
+}

@@ -1,0 +1,123 @@
+//! The bench's TCP stream: tokio's, minus one system call per message.
+//!
+//! tokio's `TcpStream` forgets that a socket is drained until a `read`
+//! says `EAGAIN`, so a ping-pong connection pays three system calls per
+//! message: the write, a read that finds nothing yet, and the read of the
+//! echo. The servers it measures pay two. A bench that costs more per
+//! message than the server is the bottleneck, and every server then looks
+//! the same, so here, as in the server's own echo loop, a short read
+//! (fewer bytes than asked for) clears readiness at once: the kernel
+//! queue was empty, and the next byte to arrive raises a new edge.
+//! Writes likewise: a short write means the send buffer is full.
+//!
+//! It connects by itself, with mio's non-blocking connect, rather than
+//! taking over a tokio stream: moving a socket between the two costs three
+//! system calls, which churn mode would pay on every operation.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::transport;
+
+/// A connected TCP stream registered with the current runtime.
+pub(crate) struct Tcp {
+    io: AsyncFd<mio::net::TcpStream>,
+}
+
+impl Tcp {
+    /// Connects to `addr`, with `TCP_NODELAY` (echo replies are
+    /// latency-bound). Must be called inside a tokio runtime.
+    pub async fn connect(addr: SocketAddr) -> io::Result<Tcp> {
+        let io = transport::register(mio::net::TcpStream::connect(addr)?)?;
+        // The steps mio documents for a non-blocking connect: wait until
+        // writable, then ask for an error, then for the peer (a spurious
+        // wake-up shows as not connected yet).
+        loop {
+            let mut guard = io.writable().await?;
+            if let Some(e) = io.get_ref().take_error()? {
+                return Err(e);
+            }
+            match io.get_ref().peer_addr() {
+                Ok(_) => break,
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotConnected
+                        || e.raw_os_error() == Some(libc::EINPROGRESS) =>
+                {
+                    guard.clear_ready();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        io.get_ref().set_nodelay(true)?;
+        Ok(Tcp { io })
+    }
+
+    /// Takes over a connected, non-blocking std stream. Must be called
+    /// inside a tokio runtime.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<Tcp> {
+        stream.set_nonblocking(true)?;
+        let io = transport::register(mio::net::TcpStream::from_std(stream))?;
+        Ok(Tcp { io })
+    }
+}
+
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let asked = buf.remaining();
+        loop {
+            let mut guard = ready!(self.io.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match guard.try_io(|s| s.get_ref().read(unfilled)) {
+                Ok(Ok(n)) => {
+                    if n < asked {
+                        guard.clear_ready();
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                // `EAGAIN`: readiness is cleared; wait for the next edge.
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.io.poll_write_ready(cx))?;
+            match guard.try_io(|s| s.get_ref().write(buf)) {
+                Ok(Ok(n)) => {
+                    if n < buf.len() {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.io.get_ref().shutdown(Shutdown::Write))
+    }
+}
