@@ -12,7 +12,11 @@
 //! a busy one copies nothing unless the kernel refuses part of a write,
 //! when just the rest is kept until the socket is writable. A short read
 //! means the socket is drained, so readiness is cleared without the extra
-//! `recv` that would only say `EAGAIN`. [`echo_stream`] is the plain loop
+//! `recv` that would only say `EAGAIN`. While a connection's reads are
+//! large (8 KiB or more), the next chunk goes through the thread's pipe
+//! instead, socket to pipe to socket with `splice(2)`, and never reaches
+//! user space at all ([`crate::splice`]): bulk transfers cost the server
+//! about half the CPU per megabyte of copying them. [`echo_stream`] is the plain loop
 //! for any `AsyncRead + AsyncWrite` (TLS), with a buffer per connection.
 //!
 //! Nothing here allocates or formats per chunk unless debug logging is on:
@@ -35,6 +39,7 @@ use tracing::debug;
 
 use crate::metrics::ByteCounter;
 use crate::pyrepr::PyBytes;
+use crate::splice;
 use crate::transport::{PeerName, StreamSocket};
 
 /// What every connection of one server shares.
@@ -81,6 +86,7 @@ pub fn echo_socket<S: StreamSocket>(
         peer,
         bytes,
         read_size: opts.read_size,
+        bulk: false,
         pending: None,
         idle: IdleTimer::new(opts.idle_timeout),
     }
@@ -93,6 +99,9 @@ pub struct EchoSocket<S: StreamSocket> {
     peer: PeerName,
     bytes: ByteCounter,
     read_size: usize,
+    /// Whether the last read was large: the next one then goes through the
+    /// thread's pipe (see [`crate::splice`]).
+    bulk: bool,
     /// What the kernel would not take yet; `None`, a null pointer, except
     /// under backpressure.
     pending: Option<Box<Pending>>,
@@ -101,7 +110,8 @@ pub struct EchoSocket<S: StreamSocket> {
 
 /// A chunk the kernel took only part of.
 struct Pending {
-    /// The whole chunk, so that the `sent` line can show it.
+    /// The whole chunk, so that the `sent` line can show it (only the
+    /// unsent rest of a spliced chunk, which is never logged).
     chunk: Vec<u8>,
     /// How much of it is written.
     written: usize,
@@ -153,68 +163,44 @@ impl<S: StreamSocket> EchoSocket<S> {
         self.idle.0.as_ref().map(|state| state.timeout)
     }
 
-    /// Reads what is there into this thread's buffer and writes it straight
-    /// back; keeps what the kernel refuses in `pending`.
+    /// Reads what is there and writes it straight back, through this
+    /// thread's buffer or, while reads are large, its pipe; keeps what the
+    /// kernel refuses in `pending`.
     fn poll_echo(&mut self, cx: &mut Context<'_>) -> Step {
         let mut guard = ready!(self.io.poll_read_ready(cx))?;
-        let (sock, peer, read_size) = (self.io.get_ref(), self.peer, self.read_size);
-        let (pending, bytes) = (&mut self.pending, &self.bytes);
-        let echoed = READ_BUF.with_borrow_mut(|buf| {
-            if buf.len() < read_size {
-                buf.resize(read_size, 0);
-            }
-            let buf = &mut buf[..read_size];
-            let n = match sock.recv(buf) {
-                Ok(0) => return Ok(None),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        let sock = self.io.get_ref();
+        let read_size = self.read_size;
+        // Chunks that are logged must pass through memory to be shown.
+        let spliced = if self.bulk && !tracing::enabled!(tracing::Level::DEBUG) {
+            splice::with_pipe(|pipe| {
+                echo_spliced(pipe, sock, read_size, &mut self.pending, &self.bytes)
+            })
+        } else {
+            None
+        };
+        let chunk = match spliced {
+            Some(chunk) => chunk,
+            None => echo_copied(sock, self.peer, read_size, &mut self.pending, &self.bytes),
+        }?;
+        match chunk {
+            Chunk::Echoed(n) => {
+                if n < read_size {
+                    // A short read emptied the socket; more data is a new
+                    // edge, which tokio's readiness tick will not miss.
                     guard.clear_ready();
-                    return Ok(Some(false));
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Some(false)),
-                Err(e) => return Err(e),
-            };
-            if n < buf.len() {
-                // A short read emptied the socket; more data is a new
-                // edge, which tokio's readiness tick will not miss.
-                guard.clear_ready();
+                self.bulk = n >= BULK;
+                self.idle.touch();
             }
-            let data = &buf[..n];
-            debug!(name = %peer, "received {}", PyBytes(data));
-            let sent = match sock.send(data) {
-                Ok(w) => w,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(e) => {
-                    bytes.received_unsent(n, n);
-                    return Err(e);
-                }
-            };
-            if sent == n {
-                bytes.echoed(n);
-                debug!(name = %peer, "sent {}", PyBytes(data));
-            } else {
-                bytes.received_unsent(n, n - sent);
-                *pending = Some(Box::new(Pending {
-                    chunk: data.to_vec(),
-                    written: sent,
-                }));
-            }
-            Ok(Some(true))
-        })?;
-        match echoed {
-            None => {
-                // End of stream. Nothing is owed: reading stops while
-                // anything is pending.
+            Chunk::Drained => guard.clear_ready(),
+            Chunk::Retry => {}
+            Chunk::Eof => {
+                // Nothing is owed: reading stops while anything is pending.
                 sock.shutdown_write().or_else(ignore_not_connected)?;
-                Poll::Ready(Ok(Some(Ending::Eof)))
-            }
-            Some(moved) => {
-                if moved {
-                    self.idle.touch();
-                }
-                Poll::Ready(Ok(None))
+                return Poll::Ready(Ok(Some(Ending::Eof)));
             }
         }
+        Poll::Ready(Ok(None))
     }
 
     /// Writes what the kernel refused before, as it makes room.
@@ -246,6 +232,116 @@ impl<S: StreamSocket> EchoSocket<S> {
         }
         Poll::Ready(Ok(None))
     }
+}
+
+/// Reads at or above this size make the next read a splice: a bulk
+/// transfer is under way, and copying it costs more than the pipe does.
+const BULK: usize = 8 * 1024;
+
+/// What one read-and-write-back did.
+enum Chunk {
+    /// This many bytes were read, and written back or kept in `pending`.
+    Echoed(usize),
+    /// Nothing to read: the socket is drained.
+    Drained,
+    /// Interrupted; try again.
+    Retry,
+    /// End of stream.
+    Eof,
+}
+
+/// One chunk through this thread's read buffer: `recv` then `send`.
+fn echo_copied<S: StreamSocket>(
+    sock: &S,
+    peer: PeerName,
+    read_size: usize,
+    pending: &mut Option<Box<Pending>>,
+    bytes: &ByteCounter,
+) -> io::Result<Chunk> {
+    READ_BUF.with_borrow_mut(|buf| {
+        if buf.len() < read_size {
+            buf.resize(read_size, 0);
+        }
+        let n = match sock.recv(&mut buf[..read_size]) {
+            Ok(0) => return Ok(Chunk::Eof),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Chunk::Drained),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Chunk::Retry),
+            Err(e) => return Err(e),
+        };
+        let data = &buf[..n];
+        debug!(name = %peer, "received {}", PyBytes(data));
+        let sent = match sock.send(data) {
+            Ok(w) => w,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                bytes.received_unsent(n, n);
+                return Err(e);
+            }
+        };
+        if sent == n {
+            bytes.echoed(n);
+            debug!(name = %peer, "sent {}", PyBytes(data));
+        } else {
+            bytes.received_unsent(n, n - sent);
+            *pending = Some(Box::new(Pending {
+                chunk: data.to_vec(),
+                written: sent,
+            }));
+        }
+        Ok(Chunk::Echoed(n))
+    })
+}
+
+/// One chunk through this thread's pipe: socket to pipe, pipe to socket,
+/// no copy. What the socket will not take is read out of the pipe into
+/// `pending` (so `pending` holds only the unsent rest), leaving the pipe
+/// empty for the thread's other connections, whatever happens.
+fn echo_spliced<S: StreamSocket>(
+    pipe: &splice::Pipe,
+    sock: &S,
+    read_size: usize,
+    pending: &mut Option<Box<Pending>>,
+    bytes: &ByteCounter,
+) -> io::Result<Chunk> {
+    let fd = sock.as_raw_fd();
+    let n = match pipe.fill(fd, read_size) {
+        Ok(0) => return Ok(Chunk::Eof),
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Chunk::Drained),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Chunk::Retry),
+        Err(e) => return Err(e),
+    };
+    let mut sent = 0;
+    while sent < n {
+        match pipe.flush_to(fd, n - sent) {
+            Ok(0) => break,
+            Ok(w) => sent += w,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                pipe.discard(n - sent);
+                bytes.received_unsent(n, n - sent);
+                return Err(e);
+            }
+        }
+    }
+    if sent == n {
+        bytes.echoed(n);
+    } else {
+        let mut rest = Vec::new();
+        if let Err(e) = pipe.read_into(&mut rest, n - sent) {
+            pipe.discard(n - sent - rest.len());
+            bytes.received_unsent(n, n - sent);
+            return Err(e);
+        }
+        bytes.received_unsent(n, n - sent);
+        *pending = Some(Box::new(Pending {
+            chunk: rest,
+            written: 0,
+        }));
+    }
+    Ok(Chunk::Echoed(n))
 }
 
 /// Echoes any async byte stream (TLS) until end of stream, an error, or the

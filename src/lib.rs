@@ -61,6 +61,7 @@ pub mod notify;
 pub mod pyrepr;
 pub mod server;
 pub mod shutdown;
+pub mod splice;
 pub mod transport;
 pub mod units;
 

@@ -181,3 +181,120 @@ fn a_peer_that_never_reads_costs_bounded_memory() {
     assert_eq!(echoed.len(), total);
     assert!(echoed.iter().all(|&b| b == 0x5a));
 }
+
+/// Descriptors of `pid` above standard error that are pipes: the
+/// zero-copy path's once used, and any the server inherited (cargo's
+/// jobserver, say), so tests compare with a count taken at start-up.
+fn pipes_of(pid: i32) -> usize {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) > Some(2))
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("pipe:"))
+        .count()
+}
+
+#[test]
+fn bulk_transfers_take_the_zero_copy_path_and_stay_exact() {
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1"]);
+    let inherited = pipes_of(server.pid());
+    // Small messages are copied: no pipe yet.
+    let mut small = TcpStream::connect(server.addr()).unwrap();
+    small
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for _ in 0..20 {
+        small.write_all(&[7u8; 64]).unwrap();
+        let mut back = [0u8; 64];
+        small.read_exact(&mut back).unwrap();
+    }
+    assert_eq!(
+        pipes_of(server.pid()),
+        inherited,
+        "a pipe for 64-byte messages"
+    );
+    // Large reads switch to splice(2) through the worker's pipe: still
+    // byte for byte, under any chunking, for several peers at once.
+    let addr = server.addr();
+    let peers: Vec<_> = (0..4u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let data = pattern(100 + i, 3 << 20);
+                exchange(addr, &data, i) == data
+            })
+        })
+        .collect();
+    for (i, p) in peers.into_iter().enumerate() {
+        assert!(p.join().unwrap(), "peer {i}: echo differs");
+    }
+    assert_eq!(
+        pipes_of(server.pid()),
+        inherited + 2,
+        "one pipe (two ends) for the worker"
+    );
+}
+
+#[test]
+fn a_slow_reader_of_a_bulk_stream_gets_every_byte() {
+    // The socket refuses part of a spliced chunk: the rest must come out
+    // of the pipe into the connection's buffer, and arrive in order.
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1"]);
+    let mut conn = TcpStream::connect(server.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let data = pattern(5, 16 << 20);
+    let sent = data.clone();
+    let mut writer = conn.try_clone().unwrap();
+    let writing = std::thread::spawn(move || {
+        for piece in sent.chunks(256 * 1024) {
+            writer.write_all(piece).unwrap();
+        }
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::with_capacity(data.len());
+    let mut buf = vec![0u8; 4096];
+    let mut reads = 0u32;
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        reads += 1;
+        // Slow at first, so the server's sends fill up and come back short.
+        if reads < 200 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    writing.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the echo differs");
+}
+
+#[test]
+fn debug_logging_still_shows_bulk_data() {
+    // With -v every chunk is logged, so it must pass through memory.
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1", "-v"]);
+    let inherited = pipes_of(server.pid());
+    let data = vec![b'z'; 200_000];
+    let out = run(
+        std::process::Command::new(CLIENT).args(["-c", &server.addr().to_string(), "--stdin"]),
+        &data,
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success() && out.stdout == data, "{}", out.stderr);
+    server.wait_for_line(": closing", Duration::from_secs(10));
+    let logged: usize = server
+        .lines()
+        .iter()
+        .filter_map(|l| l.split_once(": received b'").map(|(_, d)| d.len() - 1))
+        .sum();
+    assert_eq!(logged, data.len(), "every byte received is in the log");
+    assert_eq!(
+        pipes_of(server.pid()),
+        inherited,
+        "no pipe while chunks are logged"
+    );
+}
