@@ -63,17 +63,23 @@ WORKLOADS = [
     Workload("stream-64k", "stream 64 KiB x 1 connection", ("-m", "stream", "-s", "64KiB", "-c", "1")),
     Workload("churn-64", "churn 64 B x 8 concurrent", ("-m", "churn", "-s", "64", "-c", "8")),
 ]
+# Open loop at half of c-epoll's closed-loop rate (measured in the same
+# round by pingpong-64, or --rate): the tail under a load every server can
+# carry, with latency counted from when each message was due.
+RATE = Workload("rate-64", "pingpong 64 B x 50 connections at a fixed rate (half of c-epoll's maximum)",
+                ("-m", "pingpong", "-s", "64", "-c", "50"))
 IDLE = "idle"
-ALL_WORKLOADS = [w.name for w in WORKLOADS] + [IDLE]
+ALL_WORKLOADS = [w.name for w in WORKLOADS] + [RATE.name, IDLE]
 
 
 @dataclass
 class Server:
     name: str
     command: list[str]  # with "{port}" where the port goes
+    cores: str = SERVER_CORE
 
     def argv(self, port: int) -> list[str]:
-        return PRIORITY + ["taskset", "-c", SERVER_CORE] + [a.replace("{port}", str(port)) for a in self.command]
+        return PRIORITY + ["taskset", "-c", self.cores] + [a.replace("{port}", str(port)) for a in self.command]
 
 
 @dataclass
@@ -175,11 +181,19 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def bench_once(bench: Path, r: Running, w: Workload, duration: float, warmup: float) -> dict:
+def bench_once(
+    bench: Path,
+    r: Running,
+    w: Workload,
+    duration: float,
+    warmup: float,
+    extra: tuple[str, ...] = (),
+    cores: str = BENCH_CORE,
+) -> dict:
     cmd = PRIORITY + [
-        "taskset", "-c", BENCH_CORE, str(bench),
+        "taskset", "-c", cores, str(bench),
         "--connect", f"127.0.0.1:{r.port}",
-        *w.args,
+        *w.args, *extra,
         "-d", f"{duration}s", "--warmup", f"{warmup}s", "--json",
     ]
     pid = r.proc.pid
@@ -391,6 +405,35 @@ def table(results: Results, servers: list[str], args, command: str, info: dict) 
                     f"| {fmt_ratio(ratio_median(rs, ref, 'cpu_us_per_msg'))} | {busy} | {err_cell} |"
                 )
         lines.append("")
+    rate = results.runs.get(RATE.name)
+    if rate:
+        target = median(r.get("rate_target") for rs in rate.values() for r in rs)
+        lines.append(f"### {RATE.title}")
+        lines.append("")
+        lines.append(
+            f"Open loop (`--rate`, about {fmt_num(target)} msgs/s in total): latency counts from when each "
+            "message was due, so a stall shows in the tail. For p99, lower is better."
+        )
+        lines.append("")
+        lines.append("| server | msgs/s | p50 | p90 | p99 | p99.9 | max | p99 vs c-epoll | server CPU µs/msg | errors |")
+        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        ref = rate.get(ref_name, []) if ref_name else []
+        for s in servers:
+            rs = rate.get(s)
+            if not rs:
+                continue
+            errors = sum((r.get("errors") or 0) for r in rs)
+            lines.append(
+                f"| {s} | {fmt_num(median(r.get('msgs_per_sec') for r in rs))} "
+                f"| {fmt_us(median(r.get('p50_us') for r in rs))} "
+                f"| {fmt_us(median(r.get('p90_us') for r in rs))} "
+                f"| {fmt_us(median(r.get('p99_us') for r in rs))} "
+                f"| {fmt_us(median(r.get('p999_us') for r in rs))} "
+                f"| {fmt_us(median(r.get('max_us') for r in rs))} "
+                f"| {fmt_ratio(ratio_median(rs, ref, 'p99_us'))} "
+                f"| {fmt_num(median(r.get('cpu_us_per_msg') for r in rs), 2)} | {errors} |"
+            )
+        lines.append("")
     idle = results.runs.get(IDLE)
     if idle:
         n = max((r["connections"] for rs in idle.values() for r in rs), default=0)
@@ -412,8 +455,77 @@ def table(results: Results, servers: list[str], args, command: str, info: dict) 
                 f"| {fmt_ratio(ratio_median(rs, ref, 'bytes_per_conn'))} |"
             )
         lines.append("")
+    lines.extend(scaling_table(results))
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+SCALING = Workload("pingpong-64x100", "pingpong 64 B x 100 connections", ("-m", "pingpong", "-s", "64", "-c", "100"))
+
+
+def with_threads(command: list[str], n: int) -> list[str]:
+    """`command` with the value of its `--threads` flag set to `n`."""
+    out = list(command)
+    i = out.index("--threads")
+    out[i + 1] = str(n)
+    return out
+
+
+def scaling(bench: Path, servers: list[Server], logs: Path, args, results: Results) -> None:
+    """Two worker threads on this two-core machine, beside a bench that
+    needs both cores too: each side gets whatever the scheduler gives it,
+    so this shows what a second thread buys here, not on a larger machine."""
+    ours = next(s for s in servers if s.name == "echo-server")
+    ref = next((s for s in servers if s.name == REFERENCE), None)
+    both = "0,1"
+    variants = [
+        ("echo-server, 1 thread, pinned; bench pinned to the other core", ours, ()),
+        (
+            "echo-server, 2 threads; bench 2 threads; both on both cores",
+            Server("echo-server-2t", with_threads(ours.command, 2), both),
+            ("--threads", "2"),
+        ),
+    ]
+    if ref:
+        variants.append(
+            ("c-epoll (1 thread); bench 2 threads; both on both cores", Server(REFERENCE, ref.command, both), ("--threads", "2"))
+        )
+    for rnd in range(args.rounds):
+        for label, server, extra in variants:
+            r = start(server, logs)
+            try:
+                cores = BENCH_CORE if server is ours else both
+                rec = bench_once(bench, r, SCALING, args.duration, args.warmup, extra, cores)
+            finally:
+                stop(r)
+            rec["round"], rec["label"] = rnd, label
+            results.add(SCALING.name, label, rec)
+            log(f"round {rnd + 1} scaling {label}: {rec.get('msgs_per_sec')} msg/s, cpu/msg {rec.get('cpu_us_per_msg')}")
+
+
+def scaling_table(results: Results) -> list[str]:
+    runs = results.runs.get(SCALING.name)
+    if not runs:
+        return []
+    lines = [f"### scaling: {SCALING.title}, one and two worker threads", ""]
+    lines.append(
+        "This machine has two cores, and the bench needs one of them as much as the server does: with two "
+        "worker threads, server and bench share both cores, so this shows what a second thread buys *here*, "
+        "not on a larger machine (see the design notes). Server CPU busy can exceed 100% with two threads."
+    )
+    lines.append("")
+    lines.append("| setup | msgs/s | p99 | server CPU µs/msg | CPU busy server / bench |")
+    lines.append("| --- | ---: | ---: | ---: | ---: |")
+    for label, rs in runs.items():
+        lines.append(
+            f"| {label} | {fmt_num(median(r.get('msgs_per_sec') for r in rs))} "
+            f"| {fmt_us(median(r.get('p99_us') for r in rs))} "
+            f"| {fmt_num(median(r.get('cpu_us_per_msg') for r in rs), 2)} "
+            f"| {fmt_pct(median(r.get('server_cpu_util') for r in rs))} / "
+            f"{fmt_pct(median(r.get('bench_cpu_util') for r in rs))} |"
+        )
+    lines.append("")
+    return lines
 
 
 def write_section(path: Path, section: str) -> None:
@@ -445,6 +557,19 @@ def main() -> int:
     p.add_argument("--workloads", default="", help="comma-separated, from: " + ", ".join(ALL_WORKLOADS))
     p.add_argument("--include-seed", action="store_true", help="also measure the (slow) python-seed peer")
     p.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="an extra server to measure, e.g. an older build: "
+        "'old=/tmp/echo-server --threads 1 -q -l 127.0.0.1:{port}' (repeatable)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="total msgs/s for rate-64 (default: half of c-epoll's pingpong-64 rate in the same round)",
+    )
+    p.add_argument(
         "--peers-dir",
         type=Path,
         default=Path(os.environ.get("ECHOES_PEERS_DIR", REPO.parent / "shared" / "peers")),
@@ -463,6 +588,11 @@ def main() -> int:
         help="run servers and bench under `chrt -f PRIO` (SCHED_FIFO, as root): on a machine busy with "
         "other work, a waking server or bench otherwise waits out another task's time slice, which "
         "both sides do thousands of times a second; the kernel's RT throttling still leaves others a share",
+    )
+    p.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also run 64 B ping-pong with one and two worker threads, sharing both cores with the bench",
     )
     p.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     p.add_argument("--raw", type=Path, default=REPO / "target" / "compare" / "results.json")
@@ -494,6 +624,11 @@ def main() -> int:
     logs = REPO / "target" / "compare" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     bench, servers = build(args.peers_dir, args.include_seed)
+    for spec in args.server:
+        name, _, command = spec.partition("=")
+        if not name or "{port}" not in command:
+            p.error(f"--server wants NAME=COMMAND with {{port}} in the command, not {spec!r}")
+        servers.append(Server(name.strip(), shlex.split(command)))
     if args.only:
         wanted = {n.strip() for n in args.only.split(",")} | {REFERENCE}
         servers = [s for s in servers if s.name in wanted]
@@ -506,7 +641,7 @@ def main() -> int:
     for rnd in range(args.rounds):
         order = servers[rnd % len(servers) :] + servers[: rnd % len(servers)]
         load = [w for w in WORKLOADS if w.name in workloads]
-        if load:
+        if load or RATE.name in workloads:
             running = []
             try:
                 for s in order:
@@ -522,6 +657,23 @@ def main() -> int:
                             f"cpu/msg {rec.get('cpu_us_per_msg') and round(rec['cpu_us_per_msg'], 2)} us, "
                             f"errors {rec.get('errors')}, exit {rec.get('exit')}"
                         )
+                if RATE.name in workloads:
+                    target = args.rate
+                    if target is None:
+                        ref = [r for r in results.runs.get("pingpong-64", {}).get(REFERENCE, []) if r["round"] == rnd]
+                        target = ref[0]["msgs_per_sec"] / 2 if ref and ref[0].get("msgs_per_sec") else None
+                    if target is None:
+                        log("rate-64 needs pingpong-64 (with c-epoll) in the same round, or --rate; skipped")
+                    else:
+                        for r in running:
+                            rec = bench_once(bench, r, RATE, args.duration, args.warmup, ("--rate", f"{target:.0f}"))
+                            rec["round"], rec["rate_target"] = rnd, target
+                            results.add(RATE.name, r.server.name, rec)
+                            log(
+                                f"round {rnd + 1} rate-64 {r.server.name} at {target:.0f}/s: "
+                                f"p50 {rec.get('p50_us')} p99 {rec.get('p99_us')} max {rec.get('max_us')} us, "
+                                f"errors {rec.get('errors')}, exit {rec.get('exit')}"
+                            )
             finally:
                 for r in running:
                     stop(r)
@@ -531,6 +683,8 @@ def main() -> int:
                 rec["round"] = rnd
                 results.add(IDLE, s.name, rec)
                 log(f"round {rnd + 1} idle {s.name}: {rec['bytes_per_conn']:.0f} bytes/conn ({rec['accepted']} accepted)")
+    if args.scaling:
+        scaling(bench, servers, logs, args, results)
     log(f"done in {time.monotonic() - started:.0f} s")
 
     args.raw.parent.mkdir(parents=True, exist_ok=True)
