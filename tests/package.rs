@@ -85,3 +85,42 @@ fn the_package_has_its_metadata_licences_and_changelog() {
         assert!(changelog.contains(heading), "CHANGELOG.md lacks {heading}");
     }
 }
+
+/// The README backs each promise with a link to a test file and the names
+/// of the tests in it; a renamed or deleted test must not leave a promise
+/// pointing at nothing.
+#[test]
+fn readme_links_name_tests_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut checked = 0;
+    for (i, _) in readme.match_indices("](tests/") {
+        let rest = &readme[i + 2..];
+        let file = &rest[..rest.find(')').expect("a closed link")];
+        let source = std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("README links {file}: {e}"));
+        // What follows the link, up to the next link or the paragraph's end.
+        let after = &rest[file.len() + 1..];
+        let end = [after.find("]("), after.find("\n\n")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(after.len());
+        let names = after[..end].split('`').skip(1).step_by(2).filter(|w| {
+            w.contains('_')
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+        });
+        for name in names {
+            assert!(
+                source.contains(&format!("fn {name}(")),
+                "README names `{name}` in {file}, which has no such test"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 15,
+        "only {checked} test names found in README.md"
+    );
+}
