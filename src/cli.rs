@@ -88,6 +88,24 @@ pub fn handle_generate<P: clap::CommandFactory>(
     })
 }
 
+/// The `program` commands in a help text's examples, as argument lists
+/// (the program name first), so each binary's tests can check that every
+/// example still parses. A command is a line's text, or one stage of a
+/// `|` pipeline on it, that starts with `program`; it ends where two
+/// spaces begin the description column. Words are split on whitespace
+/// (examples use no quotes).
+pub fn example_commands(help: &str, program: &str) -> Vec<Vec<String>> {
+    help.lines()
+        .flat_map(|line| line.split(" | "))
+        .map(|stage| stage.trim_start())
+        .filter(|stage| stage.split_whitespace().next() == Some(program))
+        .map(|stage| {
+            let command = stage.split("  ").next().unwrap_or(stage);
+            command.split_whitespace().map(String::from).collect()
+        })
+        .collect()
+}
+
 /// Parses an `ADDR` argument.
 pub fn parse_addr(s: &str) -> Result<Addr, String> {
     s.parse().map_err(|e: crate::addr::AddrError| e.to_string())
@@ -121,4 +139,36 @@ pub fn parse_nonzero_count(s: &str) -> Result<usize, String> {
 pub fn fail(program: &str, err: &anyhow::Error) -> std::process::ExitCode {
     eprintln!("{program}: error: {err:#}");
     std::process::ExitCode::from(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::example_commands;
+
+    #[test]
+    fn example_commands_are_found_in_lines_and_pipelines() {
+        let help = "\
+Examples:
+  echo-client                       the seed's conversation
+  echo-client -c host:7 hi          two words
+  tar c . | echo-client --stdin | tar t   a pipe
+  echo-server -l udp://h:7
+                                    test it with
+                                      echo-client -c udp://h:7 x";
+        let found = example_commands(help, "echo-client");
+        let words: Vec<Vec<&str>> = found
+            .iter()
+            .map(|c| c.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            words,
+            vec![
+                vec!["echo-client"],
+                vec!["echo-client", "-c", "host:7", "hi"],
+                vec!["echo-client", "--stdin"],
+                vec!["echo-client", "-c", "udp://h:7", "x"],
+            ]
+        );
+        assert_eq!(example_commands(help, "echo-server").len(), 1);
+    }
 }

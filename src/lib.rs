@@ -1,14 +1,8 @@
 //! `echoes`: an asynchronous echo server, client and load generator.
 //!
-//! It began as a port of the Python asyncio streams echo server and client
-//! (PyMOTW's `asyncio_echo_server_coroutine.py`), and keeps their behaviour
-//! and log lines: whatever a peer sends comes back, in order, byte for byte;
-//! a peer that half-closes gets everything owed, then end of stream.
-//!
-//! The library holds everything; the `echo-server`, `echo-client` and
-//! `echo-bench` binaries only parse flags and call it. To run an echo
-//! server inside your own tests, bind it on port 0 and ask it for its
-//! address:
+//! An echo server inside your own test: bind it on port 0, ask it which
+//! port it got, talk to it, shut it down. This is the body of a
+//! `#[tokio::test]`:
 //!
 //! ```
 //! use echoes::{Server, ServerConfig};
@@ -28,11 +22,22 @@
 //! conn.read_to_end(&mut echo).await?;
 //! assert_eq!(echo, b"hello");
 //!
-//! shutdown.shutdown();
+//! shutdown.shutdown(); // stop accepting; open connections may finish
 //! running.await??;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Each transport's page has the same for its own kind of socket, with
+//! this crate's client side: [`transport::tcp`], [`transport::tls`] (a
+//! self-signed certificate), [`transport::udp`] and [`transport::unix`].
+//!
+//! It began as a port of the Python asyncio streams echo server and client
+//! (PyMOTW's `asyncio_echo_server_coroutine.py`), and keeps their behaviour
+//! and log lines: whatever a peer sends comes back, in order, byte for byte;
+//! a peer that half-closes gets everything owed, then end of stream. The
+//! library holds everything; the `echo-server`, `echo-client` and
+//! `echo-bench` binaries only parse flags and call it.
 //!
 //! Modules, one idea each: [`addr`] (the `ADDR` forms), [`transport`] (what
 //! each kind of socket provides: TCP, TLS, UDP and its reflection guard,
@@ -42,9 +47,9 @@
 //! systemd), [`notify`] (readiness for systemd), [`metrics`] (counters and
 //! the Prometheus page), [`shutdown`] (the handle and the signals),
 //! [`client`], [`bench`](mod@bench) (the load generator that checks every
-//! byte), [`logging`] (the seed's log
-//! format), [`pyrepr`] (Python's `repr` of bytes) and [`units`] (durations
-//! and sizes on the command line).
+//! byte), [`logging`] (the seed's log format), [`pyrepr`] (Python's `repr`
+//! of bytes), [`units`] (durations and sizes on the command line) and
+//! [`cli`] (what the binaries' command lines share).
 
 #![deny(missing_docs)]
 

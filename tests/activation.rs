@@ -174,10 +174,21 @@ fn systemd_socket_activate_starts_it_on_the_first_connection() {
         eprintln!("skipped: {tool} is not installed");
         return;
     }
+    // A stand-in for systemd's notify socket, as Type=notify would set it;
+    // the tool passes on only the variables named with -E.
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let port = free_port();
     let mut cmd = Command::new(tool);
-    cmd.args(["-l", &format!("127.0.0.1:{port}"), SERVER]);
-    let server = ServerProc::start_until(&mut cmd, "Listening on");
+    cmd.args(["-l", &format!("127.0.0.1:{port}")])
+        .arg("-E")
+        .arg(format!("NOTIFY_SOCKET={}", notify_path.display()))
+        .arg(SERVER);
+    let mut server = ServerProc::start_until(&mut cmd, "Listening on");
     let out = run(
         Command::new(CLIENT).args(["-c", &format!("127.0.0.1:{port}")]),
         b"",
@@ -188,4 +199,15 @@ fn systemd_socket_activate_starts_it_on_the_first_connection() {
         &format!("main: starting up on 127.0.0.1 port {port} (from systemd)"),
         Duration::from_secs(5),
     );
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 on the notify socket");
+    let msg = String::from_utf8_lossy(&buf[..n]);
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
+    // The tool execs the server, so the signal reaches it.
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    let n = notify
+        .recv(&mut buf)
+        .expect("STOPPING=1 on the notify socket");
+    assert_eq!(&buf[..n], b"STOPPING=1\n");
 }

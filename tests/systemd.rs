@@ -1,8 +1,10 @@
-//! Running under a service manager: readiness notification (sd_notify).
+//! Running under a service manager: readiness notification (sd_notify),
+//! the unit files in `contrib/systemd/`, man pages and completions.
 
 mod common;
 
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -110,5 +112,105 @@ fn generated_man_pages_and_completions_are_real() {
             ),
             Err(_) => eprintln!("man is not installed; rendering not checked"),
         }
+    }
+}
+
+const ANALYZE: &str = "/usr/bin/systemd-analyze";
+const UNITS: [&str; 3] = ["echoes.socket", "echoes.service", "echo-server.service"];
+/// Where the unit files expect the binary (`cargo install --root /usr/local`).
+const INSTALLED: &str = "/usr/local/bin/echo-server";
+
+/// The unit files of `contrib/systemd/`, copied into `dir` with ExecStart
+/// pointing at the binary just built, so that verify checks a real one.
+fn units_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    UNITS
+        .iter()
+        .map(|unit| {
+            let text = std::fs::read_to_string(src.join(unit)).unwrap();
+            if unit.ends_with(".service") {
+                assert!(text.contains(INSTALLED), "{unit} runs {INSTALLED}");
+            }
+            let path = dir.join(unit);
+            std::fs::write(&path, text.replace(INSTALLED, SERVER)).unwrap();
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn unit_files_pass_systemd_analyze_verify() {
+    if !Path::new(ANALYZE).exists() {
+        eprintln!("skipped: {ANALYZE} is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let units = units_in(dir.path());
+    let out = run(
+        Command::new(ANALYZE).arg("verify").args(&units),
+        b"",
+        Duration::from_secs(60),
+    );
+    // verify exits 0 on unknown keys and bad values, but names them.
+    assert!(
+        out.status.success() && out.stderr.trim().is_empty(),
+        "systemd-analyze verify: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn services_keep_their_sandbox() {
+    if !Path::new(ANALYZE).exists() {
+        eprintln!("skipped: {ANALYZE} is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for unit in units_in(dir.path()) {
+        if unit.extension().is_some_and(|e| e == "service") {
+            // The exposure score, 0 (locked down) to 10 (exposed), times
+            // ten: both units score under 2 today; 2.5 leaves room for a
+            // justified change, not for dropping the sandbox.
+            let out = run(
+                Command::new(ANALYZE)
+                    .args(["security", "--offline=yes", "--threshold=25"])
+                    .arg(&unit),
+                b"",
+                Duration::from_secs(60),
+            );
+            let report = String::from_utf8_lossy(&out.stdout);
+            let overall = report.lines().last().unwrap_or_default();
+            assert!(out.status.success(), "{}: {overall}", unit.display());
+        }
+    }
+}
+
+#[test]
+fn services_wait_for_readiness_and_bind_what_the_docs_say() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let read = |unit: &str| std::fs::read_to_string(dir.join(unit)).unwrap();
+    let socket = read("echoes.socket");
+    assert!(socket.contains("\nListenStream=7\n") && socket.contains("\nListenDatagram=7\n"));
+    for unit in ["echoes.service", "echo-server.service"] {
+        let text = read(unit);
+        for key in [
+            "Type=notify",
+            "DynamicUser=yes",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "PrivateTmp=yes",
+            "RestrictAddressFamilies=",
+            "MemoryMax=",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(key)),
+                "{unit} lacks {key}"
+            );
+        }
+    }
+    let plain = read("echo-server.service");
+    assert!(plain.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"));
+    for addr in ["0.0.0.0:7", "[::]:7", "udp://0.0.0.0:7", "udp://[::]:7"] {
+        assert!(plain.contains(&format!("--listen {addr}")), "{addr}");
     }
 }

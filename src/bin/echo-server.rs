@@ -19,11 +19,13 @@ use echoes::{Addr, Server, ServerConfig, Transport, notify, server, shutdown};
 #[derive(Debug, Parser)]
 #[command(name = "echo-server", version, after_help = EXAMPLES)]
 struct Args {
-    /// Address to listen on (repeatable): HOST:PORT, [V6]:PORT, tcp://HOST:PORT,
-    /// tls://HOST:PORT, udp://HOST:PORT, unix:PATH. Sockets passed by systemd
-    /// (LISTEN_FDS) are used instead
+    // `help` rather than a doc comment: rustdoc would read `[V6]` as a link,
+    // and an escaped `\[V6\]` would show its backslashes in --help.
     #[arg(short, long = "listen", value_name = "ADDR", value_parser = cli::parse_addr,
-          default_value = echoes::addr::DEFAULT_ADDR)]
+          default_value = echoes::addr::DEFAULT_ADDR,
+          help = "Address to listen on (repeatable): HOST:PORT, [V6]:PORT, tcp://HOST:PORT, \
+                  tls://HOST:PORT, udp://HOST:PORT, unix:PATH. Sockets passed by systemd \
+                  (LISTEN_FDS) are used instead")]
     listen: Vec<Addr>,
     /// Largest single read, e.g. 128 (the seed's) or 64KiB
     #[arg(long, value_name = "BYTES", value_parser = cli::parse_nonzero_size,
@@ -71,15 +73,27 @@ struct Args {
     generate: Option<cli::Generate>,
 }
 
+/// Ends `--help`: the seed's use, then one line per task. Each
+/// `echo-server` command here is parsed by the tests below.
 const EXAMPLES: &str = "\
 Examples:
-  echo-server                              listen on localhost:10000, like the seed
-  echo-server -l 0.0.0.0:7 -l [::]:7       every interface, both families
-  echo-server -l 127.0.0.1:0 -v            a free port; log every chunk
-  echo-server -l udp://127.0.0.1:7007      RFC 862 over UDP
-  echo-server -l unix:/tmp/echo.sock       a Unix stream socket
+  echo-server                           the seed: localhost:10000
+  echo-server -l 127.0.0.1:0 -v         a free port, logged; every chunk logged
+  echo-server -l 0.0.0.0:7 -l [::]:7    port 7 on every interface, IPv4 and IPv6
+  echo-server -l unix:/tmp/echo.sock    a Unix stream socket
+  echo-server --metrics 127.0.0.1:9107  Prometheus text at /metrics
+
+  Pipe bytes through it, like nc (every byte checked):
+  head -c 1M /dev/urandom | echo-client --stdin | wc -c
+
+  UDP (RFC 862), and a test:
+  echo-server -l udp://127.0.0.1:7007
+  echo-client -c udp://127.0.0.1:7007 one two
+
+  TLS with a certificate made at start-up; the client pins the fingerprint
+  the server logs (or -k: no check at all):
   echo-server -l tls://localhost:8443 --tls-self-signed
-  echo-server --metrics 127.0.0.1:9100     Prometheus text at http://127.0.0.1:9100/metrics";
+  echo-client -c tls://localhost:8443 --tls-pin FINGERPRINT hello";
 
 fn main() -> ExitCode {
     let matches = Args::command().get_matches();
@@ -164,10 +178,28 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
     let server = Server::bind_inherited(config, inherited, handle.clone()).await?;
     // systemd's Type=notify: ready once every socket is bound.
     notify::ready().context("cannot notify the service manager")?;
-    tokio::spawn(async move {
+    let stopping = tokio::spawn(async move {
         handle.wait_shutdown().await;
         let _ = notify::stopping();
     });
     server.run().await?;
+    // Told before the process ends, not left to a race with runtime teardown.
+    let _ = stopping.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_parses() {
+        let examples = cli::example_commands(EXAMPLES, "echo-server");
+        assert!(examples.len() >= 6, "{examples:?}");
+        for words in examples {
+            if let Err(e) = Args::try_parse_from(&words) {
+                panic!("{words:?}: {e}");
+            }
+        }
+    }
 }

@@ -4,6 +4,35 @@
 //! accepted with `accept4`) registered with tokio through `AsyncFd`, so the
 //! echo loop controls readiness itself: it can tell tokio a socket is drained
 //! after a short read instead of paying one more `recv` to hear `EAGAIN`.
+//!
+//! An echo server over TCP inside a test, on a free port, and a client
+//! that half-closes and reads the echo to the end:
+//!
+//! ```
+//! use std::time::Duration;
+//! use echoes::transport::tcp;
+//! use echoes::{Server, ServerConfig};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::bind(ServerConfig::new("tcp://127.0.0.1:0".parse()?)).await?;
+//! let addr = server.local_addrs()[0].clone(); // with the port picked
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.run());
+//!
+//! let mut conn = tcp::connect(&addr, Duration::from_secs(5)).await?;
+//! conn.write_all(b"over TCP").await?;
+//! conn.shutdown().await?; // half-close: the server echoes, then closes
+//! let mut echo = Vec::new();
+//! conn.read_to_end(&mut echo).await?;
+//! assert_eq!(echo, b"over TCP");
+//!
+//! shutdown.shutdown();
+//! running.await??;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};

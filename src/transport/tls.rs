@@ -7,6 +7,46 @@
 //! garbage peer never holds up the accept loop. Providers are passed
 //! explicitly instead of installed process-wide, so an embedding program's
 //! own rustls set-up is left alone.
+//!
+//! An echo server over TLS with a certificate made at start-up (what
+//! `--tls-self-signed` does), and a client that skips the certificate
+//! check (`--insecure`); to check it instead, set `pin` to the
+//! fingerprint the server logs (`--tls-pin`), or `ca` to a CA file:
+//!
+//! ```
+//! use std::time::Duration;
+//! use echoes::transport::tls::{self, CertSource, TlsClientSettings, TlsServerSettings};
+//! use echoes::{Server, ServerConfig};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = ServerConfig::new("tls://127.0.0.1:0".parse()?);
+//! config.tls = Some(TlsServerSettings {
+//!     cert: CertSource::SelfSigned,
+//!     client_ca: None,
+//! });
+//! let server = Server::bind(config).await?;
+//! let addr = server.local_addrs()[0].clone(); // with the port picked
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.run());
+//!
+//! let client = tls::client_config(&TlsClientSettings {
+//!     insecure: true,
+//!     ..TlsClientSettings::default()
+//! })?;
+//! let mut conn = tls::connect(&addr, Duration::from_secs(5), client).await?;
+//! conn.write_all(b"over TLS").await?;
+//! conn.shutdown().await?; // close_notify: the server echoes, then closes
+//! let mut echo = Vec::new();
+//! conn.read_to_end(&mut echo).await?;
+//! assert_eq!(echo, b"over TLS");
+//!
+//! shutdown.shutdown();
+//! running.await??;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::io;

@@ -5,6 +5,32 @@
 //! for any datagram (65,507 bytes over IPv4, 65,527 over IPv6): receive,
 //! check the source, send back. The client side sends one datagram and
 //! waits for its reply, resending once if none comes in time.
+//!
+//! An echo server over UDP on a free port, and a client that sends one
+//! datagram and awaits its reply:
+//!
+//! ```
+//! use std::time::Duration;
+//! use echoes::transport::udp::UdpClient;
+//! use echoes::{Server, ServerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::bind(ServerConfig::new("udp://127.0.0.1:0".parse()?)).await?;
+//! let addr = server.local_addrs()[0].clone(); // with the port picked
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.run());
+//!
+//! let client = UdpClient::connect(&addr).await?;
+//! // Wait up to 5 s for the reply, resending once.
+//! let reply = client.exchange(b"one datagram", None, Duration::from_secs(5), 1).await?;
+//! assert_eq!(reply, b"one datagram");
+//!
+//! shutdown.shutdown();
+//! running.await??;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io;
 use std::net::SocketAddr;

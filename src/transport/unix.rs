@@ -7,6 +7,36 @@
 //! its name. A file that is not a socket is never touched. The file this
 //! server made is removed when its listener closes, unless another process
 //! has replaced it meanwhile.
+//!
+//! An echo server on a socket file in a temporary directory, and a client:
+//!
+//! ```
+//! use std::time::Duration;
+//! use echoes::transport::unix;
+//! use echoes::{Addr, Server, ServerConfig};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("echo.sock");
+//! let server = Server::bind(ServerConfig::new(Addr::Unix(path.clone()))).await?;
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.run());
+//!
+//! let mut conn = unix::connect(&path, Duration::from_secs(5)).await?;
+//! conn.write_all(b"over a Unix socket").await?;
+//! conn.shutdown().await?; // half-close: the server echoes, then closes
+//! let mut echo = Vec::new();
+//! conn.read_to_end(&mut echo).await?;
+//! assert_eq!(echo, b"over a Unix socket");
+//!
+//! shutdown.shutdown();
+//! running.await??;
+//! assert!(!path.exists(), "the server removes the file it made");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
