@@ -12,11 +12,10 @@
 //! a busy one copies nothing unless the kernel refuses part of a write,
 //! when just the rest is kept until the socket is writable. A short read
 //! means the socket is drained, so readiness is cleared without the extra
-//! `recv` that would only say `EAGAIN`. While a connection's reads are
-//! large (8 KiB or more), the next chunk goes through the thread's pipe
-//! instead, socket to pipe to socket with `splice(2)`, and never reaches
-//! user space at all ([`crate::splice`]): bulk transfers cost the server
-//! about half the CPU per megabyte of copying them. [`echo_stream`] is the plain loop
+//! `recv` that would only say `EAGAIN`. With `zero_copy` (`--zero-copy`),
+//! while a connection's reads are large (8 KiB or more), the next chunk
+//! goes through the thread's pipe instead, socket to pipe to socket with
+//! `splice(2)`, and never reaches user space at all ([`crate::splice`]). [`echo_stream`] is the plain loop
 //! for any `AsyncRead + AsyncWrite` (TLS), with a buffer per connection.
 //!
 //! Nothing here allocates or formats per chunk unless debug logging is on:
@@ -49,6 +48,9 @@ pub struct EchoOptions {
     pub read_size: usize,
     /// Close a connection with no traffic either way for this long.
     pub idle_timeout: Option<Duration>,
+    /// Splice bulk transfers through the thread's pipe instead of copying
+    /// them (see [`crate::splice`]).
+    pub zero_copy: bool,
 }
 
 /// How a connection ended, when it ended without an I/O error.
@@ -86,6 +88,7 @@ pub fn echo_socket<S: StreamSocket>(
         peer,
         bytes,
         read_size: opts.read_size,
+        zero_copy: opts.zero_copy,
         bulk: false,
         pending: None,
         idle: IdleTimer::new(opts.idle_timeout),
@@ -99,6 +102,7 @@ pub struct EchoSocket<S: StreamSocket> {
     peer: PeerName,
     bytes: ByteCounter,
     read_size: usize,
+    zero_copy: bool,
     /// Whether the last read was large: the next one then goes through the
     /// thread's pipe (see [`crate::splice`]).
     bulk: bool,
@@ -189,7 +193,7 @@ impl<S: StreamSocket> EchoSocket<S> {
                     // edge, which tokio's readiness tick will not miss.
                     guard.clear_ready();
                 }
-                self.bulk = n >= BULK;
+                self.bulk = self.zero_copy && n >= BULK;
                 self.idle.touch();
             }
             Chunk::Drained => guard.clear_ready(),

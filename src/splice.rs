@@ -1,9 +1,16 @@
-//! Zero-copy echo for bulk transfers: `splice(2)` from the socket into a
-//! pipe and from the pipe back into the socket, so the data never crosses
-//! into user space. For a 64 KiB chunk this saves the server two copies,
-//! about half its CPU per megabyte; for small messages it saves nothing
-//! and costs a little, so the echo loop uses it only while a connection's
-//! reads are large (see [`crate::echo`]).
+//! Zero-copy echo for bulk transfers (`--zero-copy`): `splice(2)` from
+//! the socket into a pipe and from the pipe back into the socket, so the
+//! data never crosses into user space. For a 64 KiB chunk this saves the
+//! server two copies, about a quarter of its CPU per megabyte; for small
+//! messages it saves nothing and costs a little, so the echo loop uses it
+//! only while a connection's reads are large (see [`crate::echo`]).
+//!
+//! It is off by default because of where the saving goes over loopback:
+//! the echoed pages are the client's own, still referenced, so the
+//! client's kernel cannot recycle its send buffer pages and pays for fresh
+//! ones; measured on one machine (BENCHMARKS.md), the server's CPU per MB
+//! fell by about a quarter while the loopback throughput fell by about a
+//! third. Across a real network the client's pages are not involved.
 //!
 //! The pipe belongs to the worker thread, like the read buffer, and is
 //! empty between two steps of any connection: what the socket will not

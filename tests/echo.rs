@@ -198,7 +198,7 @@ fn pipes_of(pid: i32) -> usize {
 
 #[test]
 fn bulk_transfers_take_the_zero_copy_path_and_stay_exact() {
-    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1"]);
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1", "--zero-copy"]);
     let inherited = pipes_of(server.pid());
     // Small messages are copied: no pipe yet.
     let mut small = TcpStream::connect(server.addr()).unwrap();
@@ -240,7 +240,7 @@ fn bulk_transfers_take_the_zero_copy_path_and_stay_exact() {
 fn a_slow_reader_of_a_bulk_stream_gets_every_byte() {
     // The socket refuses part of a spliced chunk: the rest must come out
     // of the pipe into the connection's buffer, and arrive in order.
-    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1"]);
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1", "--zero-copy"]);
     let mut conn = TcpStream::connect(server.addr()).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -276,7 +276,7 @@ fn a_slow_reader_of_a_bulk_stream_gets_every_byte() {
 #[test]
 fn debug_logging_still_shows_bulk_data() {
     // With -v every chunk is logged, so it must pass through memory.
-    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1", "-v"]);
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1", "-v", "--zero-copy"]);
     let inherited = pipes_of(server.pid());
     let data = vec![b'z'; 200_000];
     let out = run(
@@ -296,5 +296,18 @@ fn debug_logging_still_shows_bulk_data() {
         pipes_of(server.pid()),
         inherited,
         "no pipe while chunks are logged"
+    );
+}
+
+#[test]
+fn without_zero_copy_bulk_transfers_are_copied() {
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1"]);
+    let inherited = pipes_of(server.pid());
+    let data = pattern(8, 2 << 20);
+    assert!(exchange(server.addr(), &data, 1) == data);
+    assert_eq!(
+        pipes_of(server.pid()),
+        inherited,
+        "a pipe without --zero-copy"
     );
 }

@@ -40,6 +40,11 @@ struct Args {
     /// Close connections with no traffic for this long, e.g. 5m
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration)]
     idle_timeout: Option<Duration>,
+    /// Echo bulk transfers with splice(2), never copying them into the
+    /// server: about a quarter less server CPU per MB, but over loopback
+    /// the client pays for it (see BENCHMARKS.md)
+    #[arg(long)]
+    zero_copy: bool,
     /// On SIGINT/SIGTERM, let open connections finish for this long
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
     shutdown_timeout: Duration,
@@ -166,6 +171,7 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
         max_connections: args.max_connections,
         max_connections_per_ip: args.max_connections_per_ip,
         idle_timeout: args.idle_timeout,
+        zero_copy: args.zero_copy,
         shutdown_timeout: args.shutdown_timeout,
         tls,
         tls_handshake_timeout: echoes::transport::tls::HANDSHAKE_TIMEOUT,
