@@ -1114,3 +1114,15 @@ impl Drop for IpSlot {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    /// An idle connection's memory is mostly its task, which tokio rounds
+    /// up to 128-byte lines with its header: a field added here costs
+    /// every idle connection, so growing past this needs a reason.
+    #[test]
+    fn an_idle_connection_task_stays_small() {
+        let size = std::mem::size_of::<super::Connection<mio::net::TcpStream>>();
+        assert!(size <= 192, "the connection task grew to {size} bytes");
+    }
+}
