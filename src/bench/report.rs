@@ -31,8 +31,11 @@ pub enum ErrorKind {
     Timeout,
     /// A byte came back different from the one sent.
     Mismatch,
-    /// The server closed the connection before echoing everything.
+    /// The server closed the connection before echoing everything (over
+    /// UDP: a reply shorter than its datagram).
     ShortEcho,
+    /// Over UDP: a datagram whose reply did not come within the timeout.
+    Loss,
 }
 
 impl ErrorKind {
@@ -44,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Mismatch => "mismatch",
             ErrorKind::ShortEcho => "short_echo",
+            ErrorKind::Loss => "loss",
         }
     }
 }
@@ -61,12 +65,14 @@ pub struct ErrorCounts {
     pub mismatch: u64,
     /// See [`ErrorKind::ShortEcho`].
     pub short_echo: u64,
+    /// See [`ErrorKind::Loss`].
+    pub loss: u64,
 }
 
 impl ErrorCounts {
     /// All errors, whatever their kind.
     pub fn total(&self) -> u64 {
-        self.connect + self.reset + self.timeout + self.mismatch + self.short_echo
+        self.connect + self.reset + self.timeout + self.mismatch + self.short_echo + self.loss
     }
 
     fn slot(&mut self, kind: ErrorKind) -> &mut u64 {
@@ -76,6 +82,7 @@ impl ErrorCounts {
             ErrorKind::Timeout => &mut self.timeout,
             ErrorKind::Mismatch => &mut self.mismatch,
             ErrorKind::ShortEcho => &mut self.short_echo,
+            ErrorKind::Loss => &mut self.loss,
         }
     }
 
@@ -85,6 +92,7 @@ impl ErrorCounts {
         self.timeout += other.timeout;
         self.mismatch += other.mismatch;
         self.short_echo += other.short_echo;
+        self.loss += other.loss;
     }
 
     /// `mismatch 2, short_echo 1`: the kinds that occurred.
@@ -95,6 +103,7 @@ impl ErrorCounts {
             (ErrorKind::Timeout, self.timeout),
             (ErrorKind::Mismatch, self.mismatch),
             (ErrorKind::ShortEcho, self.short_echo),
+            (ErrorKind::Loss, self.loss),
         ];
         let mut out = String::new();
         for (kind, n) in kinds.into_iter().filter(|(_, n)| *n > 0) {

@@ -6,16 +6,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use echoes::Addr;
 use echoes::bench::{self, BenchConfig, BenchError, Mode};
 use echoes::cli;
+use echoes::transport::tls::{self, Fingerprint, TlsClientSettings};
+use echoes::{Addr, Transport};
 
 /// Measures an echo server: throughput, latency percentiles, and errors,
 /// with every byte checked.
 #[derive(Debug, Parser)]
 #[command(version, after_help = EXAMPLES)]
 struct Args {
-    /// The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT
+    /// The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT, tls://HOST:PORT,
+    /// udp://HOST:PORT, unix:PATH
     #[arg(long, value_name = "ADDR", value_parser = cli::parse_addr,
           default_value = echoes::addr::DEFAULT_ADDR)]
     connect: Addr,
@@ -45,10 +47,27 @@ struct Args {
     /// Run this long before measuring
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "1s")]
     warmup: Duration,
-    /// How long to wait to connect, and for an owed echo to move
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration,
-          default_value = "10s")]
-    timeout: Duration,
+    /// How long to wait to connect, and for an owed echo to move [default:
+    /// 10s]; over udp://, for each datagram's reply, after which it counts
+    /// as lost [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    timeout: Option<Duration>,
+    /// Trust only these CA certificates (PEM) for tls:// [default: the system's]
+    #[arg(long, value_name = "PEM", group = "trust")]
+    tls_ca: Option<PathBuf>,
+    /// Trust the server certificate with this SHA-256 fingerprint, as
+    /// echo-server logs it (AB:CD:…)
+    #[arg(long, value_name = "SHA256", value_parser = parse_fingerprint, group = "trust")]
+    tls_pin: Option<Fingerprint>,
+    /// Do not check the server's certificate at all (testing only)
+    #[arg(short = 'k', long, group = "trust")]
+    insecure: bool,
+    /// A client certificate (PEM) to present, for mutual TLS
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Worker threads, each a single-threaded runtime (1 keeps the bench on one core)
     #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count, default_value = "1")]
     threads: usize,
@@ -78,6 +97,10 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
+    s.parse()
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
@@ -89,19 +112,32 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = BenchConfig {
-        addr: args.connect,
-        mode: args.mode,
-        connections: args.connections,
-        size: args.size,
-        duration: args.duration,
-        warmup: args.warmup,
-        rate: args.rate,
-        pipeline: args.pipeline,
-        timeout: args.timeout,
-        threads: args.threads,
-        progress: true,
+    let tls = if args.connect.transport() == Transport::Tls {
+        let settings = TlsClientSettings {
+            ca: args.tls_ca,
+            insecure: args.insecure,
+            pin: args.tls_pin,
+            identity: args.tls_cert.zip(args.tls_key),
+        };
+        match tls::client_config(&settings) {
+            Ok(config) => Some(config),
+            Err(e) => return cli::fail("echo-bench", &e.into()),
+        }
+    } else {
+        None
     };
+    let mut config = BenchConfig::new(args.connect);
+    config.mode = args.mode;
+    config.connections = args.connections;
+    config.size = args.size;
+    config.duration = args.duration;
+    config.warmup = args.warmup;
+    config.rate = args.rate;
+    config.pipeline = args.pipeline;
+    config.timeout = args.timeout.unwrap_or(config.timeout);
+    config.tls = tls;
+    config.threads = args.threads;
+    config.progress = true;
     let usage = |msg: &str| {
         clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")).exit()
     };
