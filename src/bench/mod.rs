@@ -40,12 +40,16 @@
 //!
 //! Modules: [`pattern`] (the bytes sent and their check), [`report`] (the
 //! histogram and the figures, as text and JSON), [`plot`] (the latency
-//! distribution as SVG); the connection loop, the UDP loop and the modes
-//! are private.
+//! distribution as SVG), [`histlog`] (the histogram saved as an
+//! HdrHistogram interval log) and [`merge`] (several machines' runs as
+//! one report); the connection loop, the UDP loop and the modes are
+//! private.
 
 mod conn;
 #[cfg(test)]
 mod counting;
+pub mod histlog;
+pub mod merge;
 mod modes;
 mod pacer;
 pub mod pattern;
@@ -61,7 +65,7 @@ use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::addr::{Addr, Transport};
 use crate::transport::ConnectError;
@@ -71,7 +75,7 @@ pub use report::{ErrorCounts, ErrorKind, Report, Totals};
 use report::{Live, Recorder, Window};
 
 /// What each connection does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Send a message, wait for all of it to come back, check it, repeat.
@@ -319,7 +323,13 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             None => Ok(totals),
         }
     })?;
-    Ok(Report::new(config, totals))
+    let mut report = Report::new(config, totals);
+    // The measured window began `warmup` after the start, by the wall clock.
+    report.window_start = start.get().map(|&t0| {
+        let ago = Instant::now().saturating_duration_since(t0 + config.warmup);
+        std::time::SystemTime::now() - ago
+    });
+    Ok(report)
 }
 
 /// What the workers of one run share.
