@@ -7,7 +7,7 @@ mod bench_support;
 
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -84,6 +84,8 @@ fn udp_over_a_lossy_server_counts_loss_and_exits_1() {
     let addr = format!("udp://{}", socket.local_addr().unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
+    let dropped = Arc::new(AtomicU64::new(0));
+    let dropping = dropped.clone();
     let fake = thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
         let mut n = 0u64;
@@ -92,7 +94,9 @@ fn udp_over_a_lossy_server_counts_loss_and_exits_1() {
                 continue;
             };
             n += 1;
-            if !n.is_multiple_of(10) {
+            if n.is_multiple_of(10) {
+                dropping.fetch_add(1, Ordering::Relaxed);
+            } else {
                 let _ = socket.send_to(&buf[..len], from);
             }
         }
@@ -117,12 +121,12 @@ fn udp_over_a_lossy_server_counts_loss_and_exits_1() {
     let loss = v["error_kinds"]["loss"].as_u64().unwrap();
     assert!(loss >= 2, "{v}");
     assert_eq!(v["errors"].as_u64().unwrap(), loss, "only losses: {v}");
-    // About 9 answered for each lost one (the probe's datagram shifts the count).
-    let messages = v["messages"].as_u64().unwrap();
-    assert!(
-        messages >= 8 * loss && messages <= 10 * loss + 9,
-        "{messages} messages, {loss} lost: {v}"
-    );
+    assert!(v["messages"].as_u64().unwrap() > 0, "{v}");
+    // Every datagram dropped is a loss, but for one still awaited when the
+    // run ended. (A machine so busy that a reply takes longer than the
+    // timeout makes more: those are late, and counted as lost too.)
+    let dropped = dropped.load(Ordering::Relaxed);
+    assert!(loss + 1 >= dropped, "{dropped} dropped, {loss} lost: {v}");
     let err = stderr(&out);
     assert!(err.contains("loss"), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");

@@ -339,13 +339,16 @@ mod tests {
     async fn a_dropped_datagram_is_a_loss_and_the_run_goes_on() {
         let echo = Echo::start(|n| n % 10 == 9, |_| false);
         let rec = recorder();
-        let spec = spec(32, 30, Duration::from_millis(50));
+        let spec = spec(32, 30, Duration::from_millis(100));
         assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
         let t = rec.totals();
-        assert_eq!(t.errors.loss, 3, "{:?}", t.first_error);
-        assert_eq!(t.errors.total(), 3);
-        assert_eq!(t.messages, 27);
-        assert!(t.first_error.unwrap().contains("datagram 9"));
+        // Datagrams 9, 19 and 29 are lost (and any reply a busy machine
+        // delays past the timeout; its late arrival is then ignored).
+        assert!(t.errors.loss >= 3, "{:?}", t.first_error);
+        assert_eq!(t.errors.total(), t.errors.loss);
+        assert_eq!(t.messages + t.errors.loss, 30);
+        let first = t.first_error.unwrap();
+        assert!(first.starts_with("loss: no reply to datagram"), "{first}");
     }
 
     #[tokio::test]
