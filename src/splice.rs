@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// A thread's pipe. Its capacity is raised to [`CAPACITY`] so that one
+/// A thread's pipe. Its capacity is raised (to 1 MiB) so that one
 /// splice can carry a whole read: each page of a socket buffer takes a
 /// slot of the pipe, and the default 16 slots would cut reads short.
 pub struct Pipe {

@@ -3,14 +3,17 @@
 //! Every server is on 127.0.0.1, port 0, and every run lasts at most about
 //! two seconds (and is killed after twenty, should it hang).
 
+mod bench_support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bench_support::{RealServer, bench, json, stderr};
 use serde_json::Value;
 
 /// What a fake server does with the bytes of one connection.
@@ -99,42 +102,6 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, paused: &AtomicBool) {
             return;
         }
     }
-}
-
-/// Runs `echo-bench` with `args`; kills it if it runs past 20 s.
-fn bench(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("echo-bench {args:?} ran past 20 s");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// The JSON report: the last line of standard output.
-fn json(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {stdout:?}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Runs against `addr`, as JSON; for 1 s after 200 ms of warm-up unless
@@ -250,7 +217,14 @@ fn json_has_every_documented_field() {
     assert_eq!(v["warmup_seconds"], 0.2);
     assert_eq!(v["errors"], 0);
     assert_eq!(v["rate"], Value::Null);
-    for kind in ["connect", "reset", "timeout", "mismatch", "short_echo"] {
+    for kind in [
+        "connect",
+        "reset",
+        "timeout",
+        "mismatch",
+        "short_echo",
+        "loss",
+    ] {
         assert_eq!(v["error_kinds"][kind], 0, "{kind}");
     }
     let messages = v["messages"].as_u64().unwrap();
@@ -261,44 +235,6 @@ fn json_has_every_documented_field() {
     assert!(p("p50_us") > 0.0);
     assert!(p("p50_us") <= p("p90_us") && p("p90_us") <= p("p99_us"));
     assert!(p("p99_us") <= p("p999_us") && p("p999_us") <= p("max_us"));
-}
-
-/// An in-process `echoes::Server` on its own thread and runtime.
-struct RealServer {
-    addr: SocketAddr,
-    shutdown: echoes::ShutdownHandle,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl RealServer {
-    fn start() -> RealServer {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = thread::spawn(move || {
-            let rt = echoes::server::runtime(1).unwrap();
-            rt.block_on(async {
-                let config = echoes::ServerConfig::new("127.0.0.1:0".parse().unwrap());
-                let server = echoes::Server::bind(config).await.unwrap();
-                tx.send((server.tcp_addrs()[0], server.shutdown_handle()))
-                    .unwrap();
-                server.run().await.unwrap();
-            });
-        });
-        let (addr, shutdown) = rx.recv().unwrap();
-        RealServer {
-            addr,
-            shutdown,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for RealServer {
-    fn drop(&mut self) {
-        self.shutdown.shutdown();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[test]
@@ -326,7 +262,7 @@ fn every_mode_runs_clean_against_the_real_server() {
         &["-m", "churn", "-c", "2", "-s", "64", "--rate", "300"],
     ];
     for args in runs {
-        let (out, v) = run_json(server.addr, args);
+        let (out, v) = run_json(server.tcp(), args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
         assert_eq!(v["errors"], 0, "{args:?}: {v}");
         assert!(v["messages"].as_u64().unwrap() > 0, "{args:?}: {v}");
@@ -349,7 +285,7 @@ fn every_mode_runs_clean_against_the_real_server() {
 #[test]
 fn the_text_report_is_for_people() {
     let server = RealServer::start();
-    let addr = server.addr.to_string();
+    let addr = server.tcp().to_string();
     let out = bench(&["--connect", &addr, "-d", "300ms", "--warmup", "0"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);

@@ -18,15 +18,18 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::UdpSocket;
 
 use super::pacer::Pacer;
 use super::pattern::Pattern;
 use super::report::{ErrorKind, Recorder};
 use super::tcp::Tcp;
+use super::udp;
 use crate::addr::{Addr, Transport};
 use crate::transport::{self, BoxStream, ConnectError};
 
@@ -50,10 +53,12 @@ pub(crate) struct ConnError {
 }
 
 impl ConnError {
-    fn io(what: &str, e: &io::Error) -> ConnError {
+    pub(crate) fn io(what: &str, e: &io::Error) -> ConnError {
         let kind = match e.kind() {
             io::ErrorKind::TimedOut => ErrorKind::Timeout,
             io::ErrorKind::UnexpectedEof => ErrorKind::ShortEcho,
+            // Over UDP, the ICMP report that nobody listens on the port.
+            io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
             _ => ErrorKind::Reset,
         };
         ConnError {
@@ -84,8 +89,8 @@ pub(crate) struct Spec {
 /// The buffers of one connection slot, allocated once and reused for
 /// every message and every reconnect.
 pub(crate) struct Buffers {
-    write: Vec<u8>,
-    read: Vec<u8>,
+    pub write: Vec<u8>,
+    pub read: Vec<u8>,
     /// The start time of each message in flight, by message number % depth.
     ring: Vec<Instant>,
 }
@@ -161,22 +166,39 @@ impl Schedule {
 }
 
 /// How the bench reaches the server. The address is resolved once, by the
-/// probe, so that churn does not look the name up for every operation.
+/// probe, so that churn does not look the name up for every operation
+/// (except over TLS, whose certificate check needs the name: there
+/// [`transport::connect_with`] resolves it for each connection).
 #[derive(Debug, Clone)]
 pub(crate) enum Connector {
-    /// TCP to the address the probe reached.
+    /// TCP to the address the probe reached, through the bench's own
+    /// [`Tcp`] stream.
     Tcp(SocketAddr),
-    /// Any other transport, through [`transport::connect`].
-    Other(Addr),
+    /// TLS or Unix, through [`transport::connect_with`].
+    Stream {
+        addr: Addr,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    },
+    /// UDP: a socket of its own for each slot, connected to the address
+    /// that answered the probe.
+    Udp(SocketAddr),
+}
+
+/// One slot's way to the server: a byte stream, or a connected UDP socket.
+pub(crate) enum Link {
+    Stream(BoxStream),
+    Datagram(UdpSocket),
 }
 
 impl Connector {
     /// Connects once to find (and prove) a working address. The TCP
     /// connection it made is returned too, to be the run's first, so that
     /// a server that serves one connection at a time can be measured.
+    /// Over UDP, proving means a datagram that comes back.
     pub async fn probe(
         addr: &Addr,
         timeout: Duration,
+        tls: Option<&Arc<rustls::ClientConfig>>,
     ) -> Result<(Connector, Option<std::net::TcpStream>), ConnectError> {
         match addr.transport() {
             Transport::Tcp => {
@@ -190,15 +212,23 @@ impl Connector {
                 let stream = stream.into_std().map_err(err)?;
                 Ok((Connector::Tcp(peer), Some(stream)))
             }
-            _ => {
-                transport::connect(addr, timeout).await?;
-                Ok((Connector::Other(addr.clone()), None))
+            Transport::Udp => Ok((Connector::Udp(udp::probe(addr, timeout).await?), None)),
+            Transport::Tls | Transport::Unix => {
+                transport::connect_with(addr, timeout, tls).await?;
+                let tls = tls.cloned();
+                Ok((
+                    Connector::Stream {
+                        addr: addr.clone(),
+                        tls,
+                    },
+                    None,
+                ))
             }
         }
     }
 
-    /// A new connection, within `timeout`.
-    pub async fn connect(&self, timeout: Duration) -> Result<BoxStream, ConnError> {
+    /// A new connection (over UDP, a new connected socket), within `timeout`.
+    pub async fn connect(&self, timeout: Duration) -> Result<Link, ConnError> {
         let err = |detail: String| ConnError {
             kind: ErrorKind::Connect,
             detail,
@@ -209,11 +239,15 @@ impl Connector {
                     .await
                     .map_err(|_| err(format!("connecting to {peer}: timed out")))?
                     .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
-                Ok(Box::new(stream))
+                Ok(Link::Stream(Box::new(stream)))
             }
-            Connector::Other(addr) => transport::connect(addr, timeout)
+            Connector::Stream { addr, tls } => transport::connect_with(addr, timeout, tls.as_ref())
                 .await
+                .map(Link::Stream)
                 .map_err(|e| err(e.to_string())),
+            Connector::Udp(peer) => udp::socket(*peer)
+                .map(Link::Datagram)
+                .map_err(|e| err(format!("opening a UDP socket to {peer}: {e}"))),
         }
     }
 }
@@ -672,41 +706,6 @@ mod tests {
         assert!(t.hist.min() >= 100_000_000, "min {} ns", t.hist.min());
     }
 
-    /// Counts this thread's allocations, so that a test can see whether
-    /// the hot path allocates.
-    mod counting {
-        use std::alloc::{GlobalAlloc, Layout, System};
-        use std::cell::Cell;
-
-        thread_local! {
-            static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-        }
-
-        pub struct Counting;
-
-        // SAFETY: every call is passed straight to the system allocator.
-        unsafe impl GlobalAlloc for Counting {
-            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-                unsafe { System.alloc(layout) }
-            }
-            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-                unsafe { System.dealloc(ptr, layout) }
-            }
-            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-                unsafe { System.realloc(ptr, layout, new_size) }
-            }
-        }
-
-        pub fn allocations() -> u64 {
-            ALLOCATIONS.with(Cell::get)
-        }
-    }
-
-    #[global_allocator]
-    static ALLOCATOR: counting::Counting = counting::Counting;
-
     #[test]
     fn messages_do_not_allocate() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -722,9 +721,9 @@ mod tests {
                 let mut bufs = Buffers::new(&spec);
                 let mut s = echo_pipe(None, None);
                 tokio::task::yield_now().await;
-                let before = counting::allocations();
+                let before = crate::bench::counting::allocations();
                 let r = drive(&mut s, Pattern::new(1), &spec, &mut bufs, None, &rec).await;
-                let after = counting::allocations();
+                let after = crate::bench::counting::allocations();
                 assert_eq!(r.unwrap(), Finish::Limit);
                 after - before
             })

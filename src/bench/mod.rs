@@ -32,17 +32,31 @@
 //! up to about a millisecond after it was due, and that delay is counted
 //! too (it errs on the side of a worse latency, never a better one).
 //!
+//! Every transport of the addresses works: TCP through the bench's own
+//! stream (one system call fewer per message than tokio's), TLS and Unix
+//! sockets through [`transport::connect_with`](crate::transport::connect_with),
+//! and UDP as ping-pong, one datagram per message, where a reply that does
+//! not come within the timeout is counted as a `loss`.
+//!
 //! Modules: [`pattern`] (the bytes sent and their check), [`report`] (the
 //! histogram and the figures, as text and JSON), [`plot`] (the latency
-//! distribution as SVG); the connection loop and the modes are private.
+//! distribution as SVG), [`histlog`] (the histogram saved as an
+//! HdrHistogram interval log) and [`merge`] (several machines' runs as
+//! one report); the connection loop, the UDP loop and the modes are
+//! private.
 
 mod conn;
+#[cfg(test)]
+mod counting;
+pub mod histlog;
+pub mod merge;
 mod modes;
 mod pacer;
 pub mod pattern;
 pub mod plot;
 pub mod report;
 mod tcp;
+mod udp;
 
 use std::io::IsTerminal;
 use std::rc::Rc;
@@ -51,17 +65,17 @@ use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::addr::Addr;
-use crate::transport::{BoxStream, ConnectError};
-use conn::{Connector, Spec};
+use crate::addr::{Addr, Transport};
+use crate::transport::ConnectError;
+use conn::{Connector, Link, Spec};
 use modes::Worker;
 pub use report::{ErrorCounts, ErrorKind, Report, Totals};
 use report::{Live, Recorder, Window};
 
 /// What each connection does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Send a message, wait for all of it to come back, check it, repeat.
@@ -88,6 +102,18 @@ impl Mode {
 /// ring of send times is allocated up front, so it must stay small.
 pub const MAX_PIPELINE: usize = 65_536;
 
+/// The largest message over `udp://`: one IPv4 datagram's payload.
+pub const MAX_UDP_SIZE: usize = udp::MAX_DATAGRAM;
+
+/// The default wait for each reply over `udp://`, after which the datagram
+/// counts as lost. Much shorter than the stream default: a lost datagram
+/// holds its slot up for this long.
+pub const UDP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default wait for a connection, and for an owed echo to move, over
+/// stream transports.
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything a run needs. [`BenchConfig::new`] gives the defaults of the
 /// `echo-bench` command line.
 #[derive(Debug, Clone)]
@@ -108,8 +134,13 @@ pub struct BenchConfig {
     pub rate: Option<f64>,
     /// Messages in flight per connection (pingpong).
     pub pipeline: usize,
-    /// How long to wait for a connection, and for an owed echo to move.
+    /// How long to wait for a connection, and for an owed echo to move;
+    /// over UDP, for each datagram's reply before it counts as lost.
     pub timeout: Duration,
+    /// The TLS client configuration for `tls://` (from
+    /// [`tls::client_config`](crate::transport::tls::client_config));
+    /// `None` trusts the system's CAs.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Worker threads, each with its own single-threaded runtime.
     pub threads: usize,
     /// Show a progress bar on standard error (only if it is a terminal).
@@ -118,8 +149,13 @@ pub struct BenchConfig {
 
 impl BenchConfig {
     /// A configuration for `addr` with the command line's defaults:
-    /// pingpong, 1 connection of 64-byte messages, 1 s warm-up, 10 s.
+    /// pingpong, 1 connection of 64-byte messages, 1 s warm-up, 10 s; a
+    /// timeout of [`STREAM_TIMEOUT`], or [`UDP_TIMEOUT`] over UDP.
     pub fn new(addr: Addr) -> BenchConfig {
+        let timeout = match addr.transport() {
+            Transport::Udp => UDP_TIMEOUT,
+            _ => STREAM_TIMEOUT,
+        };
         BenchConfig {
             addr,
             mode: Mode::Pingpong,
@@ -129,7 +165,8 @@ impl BenchConfig {
             warmup: Duration::from_secs(1),
             rate: None,
             pipeline: 1,
-            timeout: Duration::from_secs(10),
+            timeout,
+            tls: None,
             threads: 1,
             progress: false,
         }
@@ -169,6 +206,28 @@ impl BenchConfig {
         }
         if self.mode != Mode::Pingpong && self.pipeline > 1 {
             return bad("--pipeline applies to pingpong mode only");
+        }
+        if self.addr.transport() == Transport::Udp {
+            if self.mode != Mode::Pingpong {
+                return Err(BenchError::Config(format!(
+                    "--mode {} needs a connection; udp:// has none: use --mode pingpong \
+                     (each message one datagram) or a stream transport",
+                    self.mode.as_str()
+                )));
+            }
+            if self.pipeline > 1 {
+                return bad(
+                    "--pipeline does not apply to udp://: each datagram's reply is awaited \
+                     before the next is sent (use more connections, -c)",
+                );
+            }
+            if self.size > MAX_UDP_SIZE {
+                return Err(BenchError::Config(format!(
+                    "--size {} does not fit in one UDP datagram: at most {MAX_UDP_SIZE} bytes \
+                     over udp://",
+                    self.size
+                )));
+            }
         }
         Ok(())
     }
@@ -216,7 +275,11 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let probe_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (connector, first) = probe_rt.block_on(Connector::probe(&config.addr, config.timeout))?;
+    let (connector, first) = probe_rt.block_on(Connector::probe(
+        &config.addr,
+        config.timeout,
+        config.tls.as_ref(),
+    ))?;
     drop(probe_rt);
     // Churn opens its own connection for every operation.
     let first = Mutex::new(first.filter(|_| config.mode != Mode::Churn));
@@ -260,7 +323,13 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             None => Ok(totals),
         }
     })?;
-    Ok(Report::new(config, totals))
+    let mut report = Report::new(config, totals);
+    // The measured window began `warmup` after the start, by the wall clock.
+    report.window_start = start.get().map(|&t0| {
+        let ago = Instant::now().saturating_duration_since(t0 + config.warmup);
+        std::time::SystemTime::now() - ago
+    });
+    Ok(report)
 }
 
 /// What the workers of one run share.
@@ -303,7 +372,7 @@ fn worker(
 
     // Connections of long-lived modes are opened before the clock starts,
     // so that setting up thousands of them is not part of the warm-up.
-    let mut streams: Vec<Option<BoxStream>> = Vec::with_capacity(slots.len());
+    let mut streams: Vec<Option<Link>> = Vec::with_capacity(slots.len());
     if config.mode != Mode::Churn {
         let local = tokio::task::LocalSet::new();
         let opened = local.block_on(&rt, async {
@@ -315,7 +384,7 @@ fn worker(
                     let probed = first.lock().ok().and_then(|mut f| f.take());
                     tokio::task::spawn_local(async move {
                         match probed.map(tcp::Tcp::from_std) {
-                            Some(Ok(s)) => Ok(Box::new(s) as BoxStream),
+                            Some(Ok(s)) => Ok(Link::Stream(Box::new(s))),
                             _ => connector.connect(timeout).await,
                         }
                     })
@@ -442,7 +511,7 @@ mod tests {
     fn bad_configurations_say_what_is_wrong() {
         let base = BenchConfig::new("127.0.0.1:1".parse().unwrap());
         type Change = fn(&mut BenchConfig);
-        let cases: [(&str, Change); 7] = [
+        let cases: [(&str, Change); 10] = [
             ("connections", |c| c.connections = 0),
             ("size", |c| c.size = 0),
             ("pipeline", |c| c.pipeline = 0),
@@ -456,6 +525,18 @@ mod tests {
                 c.mode = Mode::Churn;
                 c.pipeline = 2
             }),
+            ("udp://", |c| {
+                c.addr = "udp://127.0.0.1:1".parse().unwrap();
+                c.mode = Mode::Churn
+            }),
+            ("-c", |c| {
+                c.addr = "udp://127.0.0.1:1".parse().unwrap();
+                c.pipeline = 2
+            }),
+            ("65507", |c| {
+                c.addr = "udp://127.0.0.1:1".parse().unwrap();
+                c.size = 65_508
+            }),
         ];
         for (word, change) in cases {
             let mut c = base.clone();
@@ -465,5 +546,9 @@ mod tests {
             assert!(matches!(run(&c), Err(BenchError::Config(_))));
         }
         assert!(base.validate().is_ok());
+        let mut udp = BenchConfig::new("udp://127.0.0.1:1".parse().unwrap());
+        assert_eq!(udp.timeout, UDP_TIMEOUT);
+        udp.size = MAX_UDP_SIZE;
+        assert!(udp.validate().is_ok());
     }
 }

@@ -11,10 +11,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::Mode;
-use super::conn::{Buffers, Connector, Finish, Schedule, Spec, drive};
+use super::conn::{Buffers, Connector, Finish, Link, Schedule, Spec, drive};
 use super::pattern::Pattern;
-use super::report::Recorder;
-use crate::transport::BoxStream;
+use super::report::{ErrorKind, Recorder};
+use super::udp;
 
 /// What every slot of one worker shares.
 pub(crate) struct Worker {
@@ -78,7 +78,7 @@ impl Backoff {
 pub(crate) async fn run_slot(
     worker: Rc<Worker>,
     slot: usize,
-    stream: Option<BoxStream>,
+    stream: Option<Link>,
     start: Instant,
 ) {
     match worker.mode {
@@ -87,8 +87,9 @@ pub(crate) async fn run_slot(
     }
 }
 
-/// pingpong and stream: one long-lived connection, reconnected after errors.
-async fn persistent(worker: &Worker, slot: usize, mut stream: Option<BoxStream>, start: Instant) {
+/// pingpong and stream: one long-lived connection (or UDP socket),
+/// reconnected after errors.
+async fn persistent(worker: &Worker, slot: usize, mut stream: Option<Link>, start: Instant) {
     let spec = worker.spec;
     let mut bufs = Buffers::new(&spec);
     let mut schedule = worker.schedule(slot, start);
@@ -107,15 +108,30 @@ async fn persistent(worker: &Worker, slot: usize, mut stream: Option<BoxStream>,
         };
         let before = worker.rec.bytes();
         let pattern = worker.next_pattern();
-        let result = drive(
-            &mut *conn,
-            pattern,
-            &spec,
-            &mut bufs,
-            schedule.as_mut(),
-            &worker.rec,
-        )
-        .await;
+        let result = match &mut conn {
+            Link::Stream(conn) => {
+                drive(
+                    &mut **conn,
+                    pattern,
+                    &spec,
+                    &mut bufs,
+                    schedule.as_mut(),
+                    &worker.rec,
+                )
+                .await
+            }
+            Link::Datagram(socket) => {
+                udp::drive(
+                    socket,
+                    pattern,
+                    &spec,
+                    &mut bufs,
+                    schedule.as_mut(),
+                    &worker.rec,
+                )
+                .await
+            }
+        };
         match result {
             Ok(_) => return,
             Err(e) => {
@@ -151,7 +167,14 @@ async fn churn(worker: &Worker, slot: usize, start: Instant) {
             return;
         }
         let mut conn = match worker.connector.connect(worker.connect_timeout).await {
-            Ok(s) => s,
+            Ok(Link::Stream(s)) => s,
+            Ok(Link::Datagram(_)) => {
+                // `BenchConfig::validate` refuses churn over UDP.
+                worker.rec.error(ErrorKind::Connect, || {
+                    "churn needs a stream transport, not udp://".into()
+                });
+                return;
+            }
             Err(e) => {
                 worker.rec.error(e.kind, || e.detail);
                 backoff.wait(spec.end).await;

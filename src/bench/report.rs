@@ -12,10 +12,10 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{BenchConfig, Mode};
 
@@ -31,8 +31,11 @@ pub enum ErrorKind {
     Timeout,
     /// A byte came back different from the one sent.
     Mismatch,
-    /// The server closed the connection before echoing everything.
+    /// The server closed the connection before echoing everything (over
+    /// UDP: a reply shorter than its datagram).
     ShortEcho,
+    /// Over UDP: a datagram whose reply did not come within the timeout.
+    Loss,
 }
 
 impl ErrorKind {
@@ -44,12 +47,14 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Mismatch => "mismatch",
             ErrorKind::ShortEcho => "short_echo",
+            ErrorKind::Loss => "loss",
         }
     }
 }
 
 /// How many errors of each kind a run saw.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ErrorCounts {
     /// See [`ErrorKind::Connect`].
     pub connect: u64,
@@ -61,12 +66,14 @@ pub struct ErrorCounts {
     pub mismatch: u64,
     /// See [`ErrorKind::ShortEcho`].
     pub short_echo: u64,
+    /// See [`ErrorKind::Loss`].
+    pub loss: u64,
 }
 
 impl ErrorCounts {
     /// All errors, whatever their kind.
     pub fn total(&self) -> u64 {
-        self.connect + self.reset + self.timeout + self.mismatch + self.short_echo
+        self.connect + self.reset + self.timeout + self.mismatch + self.short_echo + self.loss
     }
 
     fn slot(&mut self, kind: ErrorKind) -> &mut u64 {
@@ -76,15 +83,18 @@ impl ErrorCounts {
             ErrorKind::Timeout => &mut self.timeout,
             ErrorKind::Mismatch => &mut self.mismatch,
             ErrorKind::ShortEcho => &mut self.short_echo,
+            ErrorKind::Loss => &mut self.loss,
         }
     }
 
-    fn add(&mut self, other: &ErrorCounts) {
+    /// Adds another run's counts to these.
+    pub fn add(&mut self, other: &ErrorCounts) {
         self.connect += other.connect;
         self.reset += other.reset;
         self.timeout += other.timeout;
         self.mismatch += other.mismatch;
         self.short_echo += other.short_echo;
+        self.loss += other.loss;
     }
 
     /// `mismatch 2, short_echo 1`: the kinds that occurred.
@@ -95,6 +105,7 @@ impl ErrorCounts {
             (ErrorKind::Timeout, self.timeout),
             (ErrorKind::Mismatch, self.mismatch),
             (ErrorKind::ShortEcho, self.short_echo),
+            (ErrorKind::Loss, self.loss),
         ];
         let mut out = String::new();
         for (kind, n) in kinds.into_iter().filter(|(_, n)| *n > 0) {
@@ -111,7 +122,7 @@ impl ErrorCounts {
 /// significant digits. Its whole range is allocated up front (about
 /// 250 KiB), so recording never allocates; longer values still fit, as
 /// it grows if it must.
-pub(crate) fn new_histogram() -> Histogram<u64> {
+pub fn new_histogram() -> Histogram<u64> {
     const HOUR_NS: u64 = 3_600_000_000_000;
     let mut hist = Histogram::new_with_bounds(1, HOUR_NS, 3)
         .or_else(|_| Histogram::new(3))
@@ -280,14 +291,15 @@ impl Totals {
 }
 
 /// Everything a run measured, and the parameters it ran with. Serialises
-/// to the JSON object `--json` prints.
+/// to the JSON object `--json` prints, and reads back from it (that is
+/// how `--save-hist` files carry the figures a histogram does not hold).
 ///
 /// Latency fields are microseconds. In stream mode latency is not measured
 /// (`latency_measured` is false) and every latency field is 0. With a
 /// rate, latency counts from when each message was due (`latency_from`:
 /// `"due"`), otherwise from when its first byte was written (`"send"`);
 /// in churn mode it spans the whole operation, connecting included.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// `pingpong`, `stream` or `churn`.
     pub mode: Mode,
@@ -319,7 +331,7 @@ pub struct Report {
     /// Whether the latency fields hold measurements.
     pub latency_measured: bool,
     /// `"due"` (open loop, `--rate`) or `"send"` (closed loop).
-    pub latency_from: &'static str,
+    pub latency_from: String,
     /// Latency samples recorded.
     pub samples: u64,
     /// Smallest latency.
@@ -342,9 +354,20 @@ pub struct Report {
     pub error_kinds: ErrorCounts,
     /// The first error seen, described.
     pub first_error: Option<String>,
-    /// The latency histogram, in nanoseconds, for plots.
-    #[serde(skip)]
+    /// How many runs these figures are of: 1, or more for `echo-bench merge`.
+    #[serde(default = "one")]
+    pub runs: usize,
+    /// The latency histogram, in nanoseconds, for plots and `--save-hist`.
+    #[serde(skip, default = "new_histogram")]
     pub histogram: Histogram<u64>,
+    /// When the measured window began, by the wall clock (for
+    /// `--save-hist`); `None` when not known.
+    #[serde(skip)]
+    pub window_start: Option<SystemTime>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Nanoseconds to microseconds, to 0.1 µs.
@@ -362,15 +385,6 @@ impl Report {
         let seconds = config.duration.as_secs_f64();
         let messages = totals.messages;
         let per_sec = |x: f64| if seconds > 0.0 { x / seconds } else { 0.0 };
-        let hist = &totals.hist;
-        let measured = config.mode != Mode::Stream && !hist.is_empty();
-        let at = |q: f64| {
-            if measured {
-                us(hist.value_at_quantile(q))
-            } else {
-                0.0
-            }
-        };
         Report {
             mode: config.mode,
             addr: config.addr.to_string(),
@@ -386,24 +400,51 @@ impl Report {
             msgs_per_sec: round2(per_sec(messages as f64)),
             mb_per_sec: round2(per_sec(totals.bytes as f64) / 1e6),
             latency_measured: config.mode != Mode::Stream,
-            latency_from: if config.rate.is_some() { "due" } else { "send" },
-            samples: if measured { hist.len() } else { 0 },
-            min_us: if measured { us(hist.min_nz()) } else { 0.0 },
-            mean_us: if measured {
-                round2(hist.mean() / 1e3)
-            } else {
-                0.0
-            },
-            p50_us: at(0.5),
-            p90_us: at(0.9),
-            p99_us: at(0.99),
-            p999_us: at(0.999),
-            max_us: if measured { us(hist.max()) } else { 0.0 },
+            latency_from: if config.rate.is_some() { "due" } else { "send" }.to_string(),
+            samples: 0,
+            min_us: 0.0,
+            mean_us: 0.0,
+            p50_us: 0.0,
+            p90_us: 0.0,
+            p99_us: 0.0,
+            p999_us: 0.0,
+            max_us: 0.0,
             errors: totals.errors.total(),
             error_kinds: totals.errors,
             first_error: totals.first_error,
-            histogram: totals.hist,
+            runs: 1,
+            histogram: new_histogram(),
+            window_start: None,
         }
+        .with_histogram(totals.hist)
+    }
+
+    /// The same report with `hist` as its latencies: the percentiles and
+    /// the other latency fields are taken from it (all 0 where latency is
+    /// not measured).
+    pub fn with_histogram(mut self, hist: Histogram<u64>) -> Report {
+        let measured = self.latency_measured && !hist.is_empty();
+        let at = |q: f64| {
+            if measured {
+                us(hist.value_at_quantile(q))
+            } else {
+                0.0
+            }
+        };
+        self.samples = if measured { hist.len() } else { 0 };
+        self.min_us = if measured { us(hist.min_nz()) } else { 0.0 };
+        self.mean_us = if measured {
+            round2(hist.mean() / 1e3)
+        } else {
+            0.0
+        };
+        self.p50_us = at(0.5);
+        self.p90_us = at(0.9);
+        self.p99_us = at(0.99);
+        self.p999_us = at(0.999);
+        self.max_us = if measured { us(hist.max()) } else { 0.0 };
+        self.histogram = hist;
+        self
     }
 
     /// The report as one line of JSON.
@@ -424,9 +465,14 @@ impl Report {
         } else {
             String::new()
         };
+        let runs = if self.runs > 1 {
+            format!(" ({} runs merged)", self.runs)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{} against {}: {} connection(s) x {} B{pipeline}{rate}, {:.2} s measured after {:.2} s warm-up",
+            "{} against {}{runs}: {} connection(s) x {} B{pipeline}{rate}, {:.2} s measured after {:.2} s warm-up",
             self.mode.as_str(),
             self.addr,
             self.connections,

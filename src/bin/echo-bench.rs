@@ -6,18 +6,66 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use echoes::Addr;
-use echoes::bench::{self, BenchConfig, BenchError, Mode};
+use echoes::bench::{self, BenchConfig, BenchError, Mode, Report};
 use echoes::cli;
+use echoes::transport::tls::{self, Fingerprint, TlsClientSettings};
+use echoes::{Addr, Transport};
 
 /// Measures an echo server: throughput, latency percentiles, and errors,
 /// with every byte checked.
 #[derive(Debug, Parser)]
-#[command(version, after_help = EXAMPLES)]
+#[command(name = "echo-bench", version, after_help = EXAMPLES,
+          args_conflicts_with_subcommands = true)]
 struct Args {
-    /// The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Print a man page or shell completions, generated from these flags, and exit
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    generate: Option<cli::Generate>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Report runs saved with --save-hist (by several load machines, say)
+    /// as one, histograms added: echo-bench merge FILE... [--json] [--plot
+    /// FILE.svg] [--save-hist FILE]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MergeArgs {
+    /// Files written by echo-bench --save-hist
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+/// What to do with the report, for a run and for a merge alike.
+#[derive(Debug, clap::Args)]
+struct OutArgs {
+    /// Print the report as one JSON object on standard output
+    #[arg(long)]
+    json: bool,
+    /// Write the latency distribution (percentile curve) to this SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Save the latency histogram (HdrHistogram interval log) and the
+    /// report to this file, for echo-bench merge
+    #[arg(long, value_name = "FILE")]
+    save_hist: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    // The help is a string, not a doc comment: rustdoc would read `[V6]`
+    // as a link, and an escaped `\[V6\]` would show its backslashes.
     #[arg(long, value_name = "ADDR", value_parser = cli::parse_addr,
-          default_value = echoes::addr::DEFAULT_ADDR)]
+          default_value = echoes::addr::DEFAULT_ADDR,
+          help = "The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT, tls://HOST:PORT, \
+                  udp://HOST:PORT, unix:PATH")]
     connect: Addr,
     /// Concurrent connections (churn: concurrent operations)
     #[arg(short, long, value_name = "N", value_parser = cli::parse_nonzero_count,
@@ -45,30 +93,51 @@ struct Args {
     /// Run this long before measuring
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "1s")]
     warmup: Duration,
-    /// How long to wait to connect, and for an owed echo to move
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration,
-          default_value = "10s")]
-    timeout: Duration,
+    /// How long to wait to connect, and for an owed echo to move [default:
+    /// 10s]; over udp://, for each datagram's reply, after which it counts
+    /// as lost [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    timeout: Option<Duration>,
+    /// Trust only these CA certificates (PEM) for tls:// [default: the system's]
+    #[arg(long, value_name = "PEM", group = "trust")]
+    tls_ca: Option<PathBuf>,
+    /// Trust the server certificate with this SHA-256 fingerprint, as
+    /// echo-server logs it (AB:CD:…)
+    #[arg(long, value_name = "SHA256", value_parser = parse_fingerprint, group = "trust")]
+    tls_pin: Option<Fingerprint>,
+    /// Do not check the server's certificate at all (testing only)
+    #[arg(short = 'k', long, group = "trust")]
+    insecure: bool,
+    /// A client certificate (PEM) to present, for mutual TLS
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Worker threads, each a single-threaded runtime (1 keeps the bench on one core)
     #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count, default_value = "1")]
     threads: usize,
-    /// Print the report as one JSON object on standard output
-    #[arg(long)]
-    json: bool,
-    /// Write the latency distribution (percentile curve) to this SVG file
-    #[arg(long, value_name = "FILE.svg")]
-    plot: Option<PathBuf>,
+    #[command(flatten)]
+    out: OutArgs,
 }
 
 const EXAMPLES: &str = "\
 Examples:
-  echo-bench --connect 127.0.0.1:7 -c 50 -s 64 -d 10s      50 connections, 64-byte ping-pong
-  echo-bench --connect 127.0.0.1:7 --rate 20000 -c 20       open loop, 20k msg/s in total
-  echo-bench --connect 127.0.0.1:7 -m stream -s 64KiB       bulk throughput
-  echo-bench --connect 127.0.0.1:7 -m churn -c 8 --json     connect/echo/close, as JSON
+  # 50 connections, 64-byte ping-pong, for 10 s
+  echo-bench --connect 127.0.0.1:7 -c 50 -s 64 -d 10s
+  # open loop at 20k msg/s in total, the latency curve drawn as SVG
+  echo-bench --connect 127.0.0.1:7 --rate 20000 -c 20 --plot latency.svg
+  # UDP, one datagram per message; a reply later than --timeout is a loss
+  echo-bench --connect udp://127.0.0.1:7 -c 4 -s 512 --timeout 200ms
+  # TLS connections per second, trusting one CA
+  echo-bench --connect tls://host:8443 --tls-ca ca.pem -m churn
+  # one target, several load machines: save each histogram, then merge
+  echo-bench --connect host:7 -c 50 --save-hist $(hostname).hlog
+  echo-bench merge *.hlog --plot all.svg
 
 Exit status: 0 when every byte came back; 1 on errors (mismatch, short echo,
-reset, timeout, refused connection); 2 on bad usage.";
+reset, timeout, refused connection, UDP loss) or when a file cannot be read
+or written; 2 on bad usage.";
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     let d = cli::parse_duration(s)?;
@@ -76,6 +145,10 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
         return Err("must be more than 0".into());
     }
     Ok(d)
+}
+
+fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
+    s.parse()
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -89,40 +162,90 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = BenchConfig {
-        addr: args.connect,
-        mode: args.mode,
-        connections: args.connections,
-        size: args.size,
-        duration: args.duration,
-        warmup: args.warmup,
-        rate: args.rate,
-        pipeline: args.pipeline,
-        timeout: args.timeout,
-        threads: args.threads,
-        progress: true,
-    };
-    let usage = |msg: &str| {
-        clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")).exit()
-    };
+    if let Some(code) = cli::handle_generate::<Args>(args.generate) {
+        return code;
+    }
+    match args.command {
+        Some(Command::Merge(merge)) => merge_files(merge),
+        None => run(args.run),
+    }
+}
+
+/// Exits with status 2 and `msg`, as clap does for bad usage.
+fn usage(msg: &str) -> ! {
+    clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")).exit()
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let mut config = BenchConfig::new(args.connect);
+    config.mode = args.mode;
+    config.connections = args.connections;
+    config.size = args.size;
+    config.duration = args.duration;
+    config.warmup = args.warmup;
+    config.rate = args.rate;
+    config.pipeline = args.pipeline;
+    config.timeout = args.timeout.unwrap_or(config.timeout);
+    config.threads = args.threads;
+    config.progress = true;
     if let Err(e) = config.validate() {
         usage(&e.to_string());
     }
-    if args.plot.is_some() && config.mode == Mode::Stream {
+    if args.out.plot.is_some() && config.mode == Mode::Stream {
         usage("--plot draws latencies, which stream mode does not measure");
+    }
+    if config.addr.transport() == Transport::Tls {
+        let settings = TlsClientSettings {
+            ca: args.tls_ca,
+            insecure: args.insecure,
+            pin: args.tls_pin,
+            identity: args.tls_cert.zip(args.tls_key),
+        };
+        match tls::client_config(&settings) {
+            Ok(tls) => config.tls = Some(tls),
+            Err(e) => return cli::fail("echo-bench", &e.into()),
+        }
     }
     let report = match bench::run(&config) {
         Ok(r) => r,
         Err(BenchError::Config(msg)) => usage(&msg),
         Err(e) => return cli::fail("echo-bench", &e.into()),
     };
-    if let Some(path) = &args.plot
-        && let Err(e) = bench::plot::write(&report, path)
+    finish(&report, &args.out)
+}
+
+fn merge_files(args: MergeArgs) -> ExitCode {
+    let mut runs = Vec::with_capacity(args.files.len());
+    for path in &args.files {
+        match bench::histlog::read(path) {
+            Ok(run) => runs.push(run),
+            Err(e) => return cli::fail("echo-bench", &e.into()),
+        }
+    }
+    let merged = match bench::merge::merge(&runs) {
+        Ok(m) => m,
+        Err(e) => return cli::fail("echo-bench", &e.into()),
+    };
+    for warning in &merged.warnings {
+        eprintln!("echo-bench: warning: {warning}");
+    }
+    finish(&merged.report, &args.out)
+}
+
+/// Writes the files asked for, prints the report, and says how it went.
+fn finish(report: &Report, out: &OutArgs) -> ExitCode {
+    if let Some(path) = &out.plot
+        && let Err(e) = bench::plot::write(report, path)
     {
         let err = anyhow::Error::new(e).context(format!("cannot write {}", path.display()));
         return cli::fail("echo-bench", &err);
     }
-    if args.json {
+    if let Some(path) = &out.save_hist
+        && let Err(e) = bench::histlog::write(report, path)
+    {
+        return cli::fail("echo-bench", &e.into());
+    }
+    if out.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());

@@ -1,0 +1,268 @@
+//! `echo-bench merge`: the runs of several load machines, driving one
+//! target at once, as one report.
+//!
+//! Latencies are merged by adding the histograms, so the percentiles are
+//! those of every sample of every run together (averaging each run's
+//! percentiles would not be). Throughput adds up, each run's rate over its
+//! own measured time, since the runs are taken to have run together: a
+//! warning says so when their measured windows, by the wall clocks of the
+//! machines, did not all overlap. Counts and errors add up. Runs can only
+//! be merged when their samples mean the same thing: the same mode, size
+//! and pipeline, and all open loop or all closed loop.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::histlog::Saved;
+use super::report::{ErrorCounts, Report, new_histogram};
+
+/// Why runs could not be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// Nothing to merge.
+    #[error("no runs to merge")]
+    Empty,
+    /// Two runs measured different things.
+    #[error("cannot merge {} ({a}) with {} ({b}): {what} differ", first.display(), second.display())]
+    Unlike {
+        /// The first file.
+        first: std::path::PathBuf,
+        /// Its value.
+        a: String,
+        /// The file that differs.
+        second: std::path::PathBuf,
+        /// Its value.
+        b: String,
+        /// What differs.
+        what: &'static str,
+    },
+    /// Adding the histograms failed (they cannot grow to hold each other).
+    #[error("cannot add the histogram of {}: {reason}", path.display())]
+    Histogram {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The merged report, and what the user should know about it.
+#[derive(Debug)]
+pub struct Merged {
+    /// One report for all the runs.
+    pub report: Report,
+    /// Doubts about the merge (windows that did not overlap), one line each.
+    pub warnings: Vec<String>,
+}
+
+fn rounded(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Merges the runs read from `--save-hist` files into one report.
+pub fn merge(runs: &[Saved]) -> Result<Merged, MergeError> {
+    let first = runs.first().ok_or(MergeError::Empty)?;
+    let base = &first.report;
+    for run in &runs[1..] {
+        let r = &run.report;
+        let unlike = |what, a: String, b: String| MergeError::Unlike {
+            first: first.path.clone(),
+            a,
+            second: run.path.clone(),
+            b,
+            what,
+        };
+        if r.mode != base.mode {
+            return Err(unlike(
+                "modes",
+                base.mode.as_str().into(),
+                r.mode.as_str().into(),
+            ));
+        }
+        if r.size != base.size {
+            return Err(unlike(
+                "message sizes",
+                format!("{} B", base.size),
+                format!("{} B", r.size),
+            ));
+        }
+        if r.pipeline != base.pipeline {
+            return Err(unlike(
+                "pipelines",
+                format!("pipeline {}", base.pipeline),
+                format!("pipeline {}", r.pipeline),
+            ));
+        }
+        if r.rate.is_some() != base.rate.is_some() {
+            let kind = |r: &Report| {
+                if r.rate.is_some() {
+                    "open loop, --rate".to_string()
+                } else {
+                    "closed loop".to_string()
+                }
+            };
+            return Err(unlike("latency definitions", kind(base), kind(r)));
+        }
+    }
+
+    let mut hist = new_histogram();
+    let mut errors = ErrorCounts::default();
+    let mut first_error = None;
+    let mut addrs = BTreeSet::new();
+    let mut merged = base.clone();
+    merged.connections = 0;
+    merged.threads = 0;
+    merged.rate = base.rate.map(|_| 0.0);
+    merged.seconds = 0.0;
+    merged.warmup_seconds = 0.0;
+    merged.messages = 0;
+    merged.bytes = 0;
+    merged.runs = 0;
+    merged.window_start = None;
+    let (mut msgs_per_sec, mut bytes_per_sec) = (0.0, 0.0);
+    for run in runs {
+        let r = &run.report;
+        hist.add(&r.histogram).map_err(|e| MergeError::Histogram {
+            path: run.path.clone(),
+            reason: format!("{e:?}"),
+        })?;
+        errors.add(&r.error_kinds);
+        if first_error.is_none()
+            && let Some(e) = &r.first_error
+        {
+            first_error = Some(format!("in {}: {e}", run.path.display()));
+        }
+        addrs.insert(r.addr.clone());
+        merged.connections += r.connections;
+        merged.threads += r.threads;
+        merged.rate = merged.rate.zip(r.rate).map(|(a, b)| a + b);
+        merged.seconds = merged.seconds.max(r.seconds);
+        merged.warmup_seconds = merged.warmup_seconds.max(r.warmup_seconds);
+        merged.messages += r.messages;
+        merged.bytes += r.bytes;
+        merged.runs += r.runs;
+        if r.seconds > 0.0 {
+            msgs_per_sec += r.messages as f64 / r.seconds;
+            bytes_per_sec += r.bytes as f64 / r.seconds;
+        }
+        merged.window_start = match (merged.window_start, r.window_start) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    merged.addr = addrs.into_iter().collect::<Vec<_>>().join(", ");
+    merged.msgs_per_sec = rounded(msgs_per_sec);
+    merged.mb_per_sec = rounded(bytes_per_sec / 1e6);
+    merged.errors = errors.total();
+    merged.error_kinds = errors;
+    merged.first_error = first_error;
+    merged.latency_measured = runs.iter().all(|r| r.report.latency_measured);
+
+    let mut warnings = Vec::new();
+    if let Some(gap) = gap(runs) {
+        warnings.push(format!(
+            "the runs' measured windows do not all overlap (by their machines' clocks, one \
+             ended {:.3} s before another began): throughput was added as if they ran together",
+            gap.as_secs_f64()
+        ));
+    }
+    Ok(Merged {
+        report: merged.with_histogram(hist),
+        warnings,
+    })
+}
+
+/// How long before the latest-starting run's window the earliest-ending
+/// one ended, if it did: `None` when all the windows overlap (or their
+/// start is unknown).
+fn gap(runs: &[Saved]) -> Option<Duration> {
+    let windows: Vec<_> = runs
+        .iter()
+        .filter_map(|r| {
+            let start = r.report.window_start?;
+            Some((
+                start,
+                start + Duration::from_secs_f64(r.report.seconds.max(0.0)),
+            ))
+        })
+        .collect();
+    let latest_start = windows.iter().map(|w| w.0).max()?;
+    let earliest_end = windows.iter().map(|w| w.1).min()?;
+    latest_start
+        .duration_since(earliest_end)
+        .ok()
+        .filter(|g| !g.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::report::Totals;
+    use crate::bench::{BenchConfig, Mode};
+    use std::time::UNIX_EPOCH;
+
+    fn run(name: &str, at_ms: u64, samples: &[u64], tweak: fn(&mut BenchConfig)) -> Saved {
+        let mut totals = Totals::default();
+        for &ns in samples {
+            totals.hist.record(ns).unwrap();
+        }
+        totals.messages = samples.len() as u64;
+        totals.bytes = 100 * samples.len() as u64;
+        let mut config = BenchConfig::new("127.0.0.1:7".parse().unwrap());
+        config.duration = Duration::from_secs(2);
+        config.connections = 3;
+        tweak(&mut config);
+        let mut report = Report::new(&config, totals);
+        report.window_start = Some(UNIX_EPOCH + Duration::from_millis(at_ms));
+        Saved {
+            path: name.into(),
+            report,
+        }
+    }
+
+    #[test]
+    fn latencies_are_those_of_every_sample_together() {
+        // One fast machine and one slow one: the merged median is neither's.
+        let fast: Vec<u64> = (1..=1000).map(|i| i * 1000).collect();
+        let slow: Vec<u64> = (1..=1000).map(|i| 1_000_000 + i * 1000).collect();
+        let a = run("a", 0, &fast, |_| {});
+        let b = run("b", 100, &slow, |_| {});
+        let m = merge(&[a, b]).unwrap();
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        let r = &m.report;
+        assert_eq!((r.samples, r.messages, r.runs), (2000, 2000, 2));
+        assert_eq!(r.connections, 6);
+        assert_eq!(r.msgs_per_sec, 1000.0);
+        assert_eq!(r.bytes, 200_000);
+        assert!((r.p50_us - 1000.0).abs() <= 1.0, "{}", r.p50_us);
+        assert!((r.max_us - 2000.0).abs() <= 2.0, "{}", r.max_us);
+        assert!(r.to_text().contains("(2 runs merged)"), "{}", r.to_text());
+    }
+
+    #[test]
+    fn unlike_runs_are_refused() {
+        let a = run("a.hlog", 0, &[1000], |_| {});
+        type Tweak = fn(&mut BenchConfig);
+        let cases: [(Tweak, &str); 4] = [
+            (|c| c.mode = Mode::Churn, "modes"),
+            (|c| c.size = 65, "sizes"),
+            (|c| c.pipeline = 2, "pipelines"),
+            (|c| c.rate = Some(10.0), "open loop"),
+        ];
+        for (tweak, word) in cases {
+            let b = run("b.hlog", 0, &[1000], tweak);
+            let e = merge(&[a.clone(), b]).unwrap_err().to_string();
+            assert!(e.contains(word) && e.contains("b.hlog"), "{e}");
+        }
+        assert!(matches!(merge(&[]), Err(MergeError::Empty)));
+    }
+
+    #[test]
+    fn windows_that_do_not_overlap_are_warned_about() {
+        let a = run("a", 0, &[1000], |_| {});
+        let b = run("b", 5_000, &[1000], |_| {});
+        let m = merge(&[a, b]).unwrap();
+        assert_eq!(m.warnings.len(), 1);
+        assert!(m.warnings[0].contains("3.000 s"), "{:?}", m.warnings);
+    }
+}

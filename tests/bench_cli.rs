@@ -1,0 +1,91 @@
+//! `echo-bench`'s own documentation: `--generate` (man page and shell
+//! completions from the flag definitions), `--version` and `--help`.
+
+mod bench_support;
+
+use std::process::Command;
+
+use bench_support::{bench, stderr};
+
+#[test]
+fn generated_man_page_and_completions_are_real() {
+    for kind in ["man", "complete-bash", "complete-zsh", "complete-fish"] {
+        let out = bench(&["--generate", kind]);
+        assert_eq!(out.status.code(), Some(0), "{kind}: {}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        // roff escapes dashes (`\-\-connect`), so look for the bare words.
+        for word in ["connect", "save", "merge"] {
+            assert!(text.contains(word), "{kind} does not mention {word}");
+        }
+        assert!(
+            text.contains("echo-bench") || text.contains("echo\\-bench"),
+            "{kind} does not name the program"
+        );
+    }
+    let out = bench(&["--generate", "man"]);
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("echo-bench.1");
+    std::fs::write(&page, &out.stdout).unwrap();
+    match Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+    {
+        Ok(rendered) if rendered.status.success() => {
+            let text = String::from_utf8_lossy(&rendered.stdout);
+            for word in ["SYNOPSIS", "OPTIONS", "--save-hist", "SUBCOMMANDS", "merge"] {
+                assert!(text.contains(word), "no {word} in:\n{text}");
+            }
+        }
+        Ok(rendered) => panic!(
+            "man -l failed: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        ),
+        Err(_) => eprintln!("man is not installed; rendering not checked"),
+    }
+    // --generate stands alone.
+    let out = bench(&["--generate", "man", "-c", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn version_and_help_say_what_it_is_and_how_to_use_it() {
+    let out = bench(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let version = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        version.trim(),
+        format!("echo-bench {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = bench(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--connect",
+        "--rate",
+        "--save-hist",
+        "--tls-ca",
+        "--insecure",
+        "merge",
+    ] {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+    let examples = &help[help.find("Examples:").expect("examples at the end")..];
+    for example in [
+        "echo-bench --connect 127.0.0.1:7 -c 50",
+        "--rate 20000",
+        "--plot",
+        "udp://",
+        "--save-hist",
+        "echo-bench merge",
+    ] {
+        assert!(examples.contains(example), "no example with {example}");
+    }
+    // Every example line fits an 80-column terminal, unwrapped.
+    for line in examples.lines() {
+        assert!(line.len() <= 80, "too wide: {line:?}");
+    }
+}
