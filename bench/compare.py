@@ -628,14 +628,15 @@ def main() -> int:
     logs = REPO / "target" / "compare" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     bench, servers = build(args.peers_dir, args.include_seed)
+    if args.only:
+        wanted = {n.strip() for n in args.only.split(",")} | {REFERENCE}
+        servers = [s for s in servers if s.name in wanted]
+    # Extra servers are measured whatever --only says.
     for spec in args.server:
         name, _, command = spec.partition("=")
         if not name or "{port}" not in command:
             p.error(f"--server wants NAME=COMMAND with {{port}} in the command, not {spec!r}")
         servers.append(Server(name.strip(), shlex.split(command)))
-    if args.only:
-        wanted = {n.strip() for n in args.only.split(",")} | {REFERENCE}
-        servers = [s for s in servers if s.name in wanted]
     names = [s.name for s in servers]
     log(f"servers: {', '.join(names)}; workloads: {', '.join(workloads)}")
 
