@@ -50,6 +50,27 @@ pub trait StreamSocket: AsRawFd + Send + Sync + Unpin + 'static {
     }
 }
 
+/// mio's TCP and Unix streams are both plain sockets that `Read` and
+/// `Write` through a shared reference and half-close with `shutdown`: one
+/// implementation serves them both.
+macro_rules! impl_stream_socket {
+    ($($socket:ty),+) => {$(
+        impl StreamSocket for $socket {
+            fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+                io::Read::read(&mut &*self, buf)
+            }
+            fn send(&self, buf: &[u8]) -> io::Result<usize> {
+                io::Write::write(&mut &*self, buf)
+            }
+            fn shutdown_write(&self) -> io::Result<()> {
+                self.shutdown(std::net::Shutdown::Write)
+            }
+        }
+    )+};
+}
+
+impl_stream_socket!(mio::net::TcpStream, mio::net::UnixStream);
+
 /// The bytes the kernel holds for the socket `fd`: written but not yet
 /// taken by the peer, and received but not yet read (see
 /// [`StreamSocket::kernel_queues`]). `None` when unknown.

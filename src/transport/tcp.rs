@@ -34,14 +34,14 @@
 //! # }
 //! ```
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpStream;
 
-use super::{ConnectError, StreamSocket};
+use super::ConnectError;
 use crate::addr::Addr;
 
 /// The listen backlog asked for; the kernel caps it at `net.core.somaxconn`.
@@ -100,18 +100,6 @@ pub async fn connect(addr: &Addr, timeout: Duration) -> Result<TcpStream, Connec
         target: format!("{host} port {port}"),
         error: last,
     })
-}
-
-impl StreamSocket for mio::net::TcpStream {
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
 }
 
 #[cfg(test)]
