@@ -26,7 +26,7 @@ use super::conn::{Buffers, ConnError, Finish, Schedule, Spec};
 use super::pattern::Pattern;
 use super::report::{ErrorKind, Recorder};
 use crate::addr::Addr;
-use crate::transport::ConnectError;
+use crate::transport::{self, ConnectError};
 
 pub use crate::transport::udp::MAX_DATAGRAM;
 
@@ -55,28 +55,12 @@ pub(crate) fn socket(peer: SocketAddr) -> io::Result<UdpSocket> {
 /// Finds the first address of `addr` that echoes a datagram, trying each
 /// up to [`PROBE_TRIES`] times, `timeout` each.
 pub(crate) async fn probe(addr: &Addr, timeout: Duration) -> Result<SocketAddr, ConnectError> {
-    let Addr::Inet { host, port, .. } = addr else {
-        return Err(ConnectError::Unsupported(addr.transport()));
-    };
+    let (host, port, targets) = transport::resolve_inet(addr).await?;
     let target = format!("{addr} ({host} port {port})");
-    let targets = addr
-        .resolve()
-        .await
-        .map_err(|error| ConnectError::Resolve {
-            host: host.clone(),
-            error,
-        })?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to try");
-    for peer in targets {
-        match probe_one(peer, timeout).await {
-            Ok(()) => return Ok(peer),
-            Err(e) => last = e,
-        }
-    }
-    Err(ConnectError::Connect {
-        target,
-        error: last,
+    transport::first_that_connects(targets, &target, |peer| async move {
+        probe_one(peer, timeout).await.map(|()| peer)
     })
+    .await
 }
 
 async fn probe_one(peer: SocketAddr, timeout: Duration) -> io::Result<()> {
