@@ -229,7 +229,6 @@ fn classify(pattern: &Pattern, seq: u64, size: usize, got: &[u8], rec: &Recorder
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::{Live, Window};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -276,16 +275,6 @@ mod tests {
         }
     }
 
-    fn recorder() -> Recorder {
-        let rec = Recorder::new(Arc::new(Live::default()));
-        let now = Instant::now();
-        rec.set_window(Window {
-            from: now,
-            to: now + Duration::from_secs(3600),
-        });
-        rec
-    }
-
     fn spec(size: usize, limit: u64, timeout: Duration) -> Spec {
         Spec {
             size,
@@ -309,7 +298,7 @@ mod tests {
     async fn every_datagram_comes_back_checked() {
         let echo = Echo::start(|_| false, |_| false);
         for size in [1, 64, 1472, MAX_DATAGRAM] {
-            let rec = recorder();
+            let rec = Recorder::counting_from_now();
             let spec = spec(size, 20, Duration::from_secs(5));
             assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
             let t = rec.totals();
@@ -322,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_datagram_is_a_loss_and_the_run_goes_on() {
         let echo = Echo::start(|n| n % 10 == 9, |_| false);
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let spec = spec(32, 30, Duration::from_millis(100));
         assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
         let t = rec.totals();
@@ -338,7 +327,7 @@ mod tests {
     #[tokio::test]
     async fn a_corrupt_reply_is_a_mismatch() {
         let echo = Echo::start(|_| false, |n| n == 4);
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let spec = spec(32, 10, Duration::from_secs(5));
         assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
         let t = rec.totals();
@@ -351,7 +340,7 @@ mod tests {
     #[test]
     fn late_and_duplicate_replies_are_ignored_wrong_ones_are_not() {
         let p = Pattern::new(1);
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let size = 16;
         let message = |seq: u64| {
             let mut v = vec![0u8; size];
@@ -391,7 +380,7 @@ mod tests {
         let echo = Echo::start(|_| false, |_| false);
         let count = |messages: u64| {
             rt.block_on(async {
-                let rec = recorder();
+                let rec = Recorder::counting_from_now();
                 let spec = spec(64, messages, Duration::from_secs(5));
                 let socket = socket(echo.addr).unwrap();
                 let mut bufs = Buffers::new(&spec);
