@@ -303,6 +303,17 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Sends `msg` and expects it back within `timeout`.
+pub fn ping(conn: &mut TcpStream, msg: &[u8], timeout: Duration) -> std::io::Result<()> {
+    use std::io::Write;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.write_all(msg)?;
+    let mut got = vec![0u8; msg.len()];
+    conn.read_exact(&mut got)?;
+    assert_eq!(got, msg);
+    Ok(())
+}
+
 /// Connects, retrying for a while: for servers that log before they listen.
 pub fn connect_retry(addr: SocketAddr, timeout: Duration) -> TcpStream {
     let deadline = Instant::now() + timeout;
