@@ -296,6 +296,34 @@ pub fn run(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> Finished {
     }
 }
 
+/// `roff` (a `--generate man` page) as `man -l` renders it, 80 columns
+/// wide, or `None`, said on standard error, when man is not installed. A
+/// page man cannot render fails the test.
+pub fn render_man(roff: &[u8], name: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join(format!("{name}.1"));
+    std::fs::write(&page, roff).unwrap();
+    match Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+    {
+        Ok(rendered) if rendered.status.success() => {
+            Some(String::from_utf8_lossy(&rendered.stdout).into_owned())
+        }
+        Ok(rendered) => panic!(
+            "man -l failed: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        ),
+        Err(_) => {
+            eprintln!("man is not installed; rendering not checked");
+            None
+        }
+    }
+}
+
 /// A port that was free a moment ago (for servers that cannot bind port 0
 /// and report it, like the seed's Python server).
 pub fn free_port() -> u16 {
