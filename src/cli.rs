@@ -1,12 +1,15 @@
-//! Pieces the three binaries' command lines share: the logging flags and
-//! the value parsers, so that every binary reads addresses, durations and
+//! Pieces the three binaries' command lines share: the logging flags, the
+//! clients' TLS trust flags and the value parsers, so that every binary reads addresses, durations and
 //! sizes the same way and rejects bad ones with the same message (a usage
 //! error, exit status 2).
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::addr::Addr;
+use crate::addr::{Addr, Transport};
 use crate::logging::{LogFormat, Verbosity};
+use crate::transport::tls::{self, Fingerprint, TlsClientSettings, TlsError};
 use crate::units;
 
 /// `-v`, `-q` and `--log-format`.
@@ -38,6 +41,48 @@ impl LogArgs {
     /// Installs the logger these flags describe.
     pub fn init(&self) {
         crate::logging::init(self.verbosity(), self.log_format);
+    }
+}
+
+/// The client side's TLS trust flags, shared by `echo-client` and
+/// `echo-bench`: `--tls-ca`, `--tls-pin`, `-k`, `--tls-cert`, `--tls-key`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsClientArgs {
+    /// Trust only these CA certificates (PEM) for tls:// [default: the system's]
+    #[arg(long, value_name = "PEM", group = "trust")]
+    pub tls_ca: Option<PathBuf>,
+    /// Trust the server certificate with this SHA-256 fingerprint, as
+    /// echo-server logs it (AB:CD:…)
+    #[arg(long, value_name = "SHA256", value_parser = parse_fingerprint, group = "trust")]
+    pub tls_pin: Option<Fingerprint>,
+    /// Do not check the server's certificate at all (testing only)
+    #[arg(short = 'k', long, group = "trust")]
+    pub insecure: bool,
+    /// A client certificate (PEM) to present, for mutual TLS
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsClientArgs {
+    /// The TLS client configuration these flags describe, when `addr` is
+    /// `tls://`; `None` for every other transport, which ignores them.
+    pub fn client_config_for(
+        self,
+        addr: &Addr,
+    ) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
+        if addr.transport() != Transport::Tls {
+            return Ok(None);
+        }
+        let settings = TlsClientSettings {
+            ca: self.tls_ca,
+            insecure: self.insecure,
+            pin: self.tls_pin,
+            identity: self.tls_cert.zip(self.tls_key),
+        };
+        tls::client_config(&settings).map(Some)
     }
 }
 
@@ -109,6 +154,11 @@ pub fn example_commands(help: &str, program: &str) -> Vec<Vec<String>> {
 /// Parses an `ADDR` argument.
 pub fn parse_addr(s: &str) -> Result<Addr, String> {
     s.parse().map_err(|e: crate::addr::AddrError| e.to_string())
+}
+
+/// Parses a `--tls-pin` fingerprint (`AB:CD:…`, 64 hex digits).
+pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
+    s.parse()
 }
 
 /// Parses a `DURATION` argument (`500ms`, `30s`, `2m`).

@@ -70,9 +70,42 @@ fn write_ascii(f: &mut fmt::Formatter<'_>, run: &[u8]) -> fmt::Result {
     }
 }
 
+/// CPython's `repr()` of each of `inputs`, a line each, from a `python3`
+/// child process; `None`, said on standard error, when python3 cannot be
+/// run. For the tests that hold [`PyBytes`] to the real thing, here and
+/// in `tests/fuzz.rs`; not part of the API.
+#[doc(hidden)]
+pub fn cpython_reprs(inputs: &[Vec<u8>]) -> Option<String> {
+    let script =
+        "import sys\nfor line in sys.stdin:\n    print(repr(bytes.fromhex(line.strip())))\n";
+    let hex: String = inputs
+        .iter()
+        .map(|i| i.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
+        .collect();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("piped")
+                .write_all(hex.as_bytes())?;
+            child.wait_with_output()
+        });
+    let Ok(out) = out else {
+        eprintln!("python3 not available; skipping the CPython comparison");
+        return None;
+    };
+    Some(String::from_utf8(out.stdout).expect("python prints ASCII"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::PyBytes;
+    use super::{PyBytes, cpython_reprs};
 
     /// Each expected string is what CPython 3.11 prints for `repr(bytes(...))`.
     const TABLE: &[(&[u8], &str)] = &[
@@ -109,31 +142,9 @@ mod tests {
         inputs.push((0..=255u8).collect());
         inputs.push(b"'\"'".to_vec());
         inputs.push(b"x'y".to_vec());
-        let script =
-            "import sys\nfor line in sys.stdin:\n    print(repr(bytes.fromhex(line.strip())))\n";
-        let hex: String = inputs
-            .iter()
-            .map(|i| i.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
-            .collect();
-        let out = std::process::Command::new("python3")
-            .args(["-c", script])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .expect("piped")
-                    .write_all(hex.as_bytes())?;
-                child.wait_with_output()
-            });
-        let Ok(out) = out else {
-            eprintln!("python3 not available; skipping the CPython comparison");
+        let Some(want) = cpython_reprs(&inputs) else {
             return;
         };
-        let want = String::from_utf8(out.stdout).expect("python prints ASCII");
         let got: String = inputs
             .iter()
             .map(|i| PyBytes(i).to_string() + "\n")

@@ -24,16 +24,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Sends `msg` and expects it back within `timeout`.
-fn ping(conn: &mut TcpStream, msg: &[u8], timeout: Duration) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(timeout))?;
-    conn.write_all(msg)?;
-    let mut got = vec![0u8; msg.len()];
-    conn.read_exact(&mut got)?;
-    assert_eq!(got, msg);
-    Ok(())
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

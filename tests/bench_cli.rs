@@ -2,8 +2,7 @@
 //! completions from the flag definitions), `--version` and `--help`.
 
 mod bench_support;
-
-use std::process::Command;
+mod common;
 
 use bench_support::{bench, stderr};
 
@@ -23,27 +22,10 @@ fn generated_man_page_and_completions_are_real() {
         );
     }
     let out = bench(&["--generate", "man"]);
-    let dir = tempfile::tempdir().unwrap();
-    let page = dir.path().join("echo-bench.1");
-    std::fs::write(&page, &out.stdout).unwrap();
-    match Command::new("man")
-        .arg("-l")
-        .arg(&page)
-        .env("MANPAGER", "cat")
-        .env("MANWIDTH", "80")
-        .output()
-    {
-        Ok(rendered) if rendered.status.success() => {
-            let text = String::from_utf8_lossy(&rendered.stdout);
-            for word in ["SYNOPSIS", "OPTIONS", "--save-hist", "SUBCOMMANDS", "merge"] {
-                assert!(text.contains(word), "no {word} in:\n{text}");
-            }
+    if let Some(text) = common::render_man(&out.stdout, "echo-bench") {
+        for word in ["SYNOPSIS", "OPTIONS", "--save-hist", "SUBCOMMANDS", "merge"] {
+            assert!(text.contains(word), "no {word} in:\n{text}");
         }
-        Ok(rendered) => panic!(
-            "man -l failed: {}",
-            String::from_utf8_lossy(&rendered.stderr)
-        ),
-        Err(_) => eprintln!("man is not installed; rendering not checked"),
     }
     // --generate stands alone.
     let out = bench(&["--generate", "man", "-c", "2"]);

@@ -4,9 +4,8 @@
 mod bench_support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use bench_support::{RealServer, bench, finish, json, stderr};
+use bench_support::{RealServer, bench, finish, json, spawn_bench, stderr};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
@@ -72,14 +71,7 @@ fn three_processes_merged_are_one_run_of_all_their_samples() {
                 "--save-hist",
                 file,
             ];
-            let child = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            (child, args.map(String::from))
+            (spawn_bench(&args), args.map(String::from))
         })
         .collect();
     let runs: Vec<Value> = children

@@ -12,16 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Sends `msg` and expects it back within `timeout`.
-fn ping(conn: &mut TcpStream, msg: &[u8], timeout: Duration) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(timeout))?;
-    conn.write_all(msg)?;
-    let mut got = vec![0u8; msg.len()];
-    conn.read_exact(&mut got)?;
-    assert_eq!(got, msg);
-    Ok(())
-}
-
 /// Whether the server has not answered `conn` for `wait`: the read times
 /// out, rather than giving data, end of stream or a reset.
 fn is_waiting(conn: &mut TcpStream, wait: Duration) -> bool {

@@ -528,8 +528,6 @@ impl Exchange<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::{Live, Window};
-    use std::sync::Arc;
 
     /// An echo server on the other end of an in-memory pipe, optionally
     /// flipping the byte at `corrupt` or closing after `close_after` bytes.
@@ -566,16 +564,6 @@ mod tests {
         client
     }
 
-    fn recorder() -> Recorder {
-        let rec = Recorder::new(Arc::new(Live::default()));
-        let now = Instant::now();
-        rec.set_window(Window {
-            from: now,
-            to: now + Duration::from_secs(3600),
-        });
-        rec
-    }
-
     fn spec(size: usize, depth: usize, limit: u64) -> Spec {
         Spec {
             size,
@@ -590,7 +578,7 @@ mod tests {
     #[tokio::test]
     async fn pingpong_and_pipelined_messages_all_come_back() {
         for (size, depth) in [(1, 1), (64, 1), (1000, 8), (100_000, 1), (70_000, 3)] {
-            let rec = recorder();
+            let rec = Recorder::counting_from_now();
             let spec = spec(size, depth, 50);
             let mut bufs = Buffers::new(&spec);
             let mut s = echo_pipe(None, None);
@@ -605,7 +593,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flipped_byte_is_a_mismatch_at_its_offset() {
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let spec = spec(100, 4, 50);
         let mut bufs = Buffers::new(&spec);
         let mut s = echo_pipe(Some(1234), None);
@@ -618,7 +606,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_early_close_is_a_short_echo() {
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let spec = spec(100, 1, 50);
         let mut bufs = Buffers::new(&spec);
         let mut s = echo_pipe(None, Some(250));
@@ -631,7 +619,7 @@ mod tests {
 
     #[tokio::test]
     async fn more_back_than_was_sent_is_a_mismatch() {
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let spec = spec(10, 1, 50);
         let mut bufs = Buffers::new(&spec);
         let (mut client, mut server) = tokio::io::duplex(1024);
@@ -654,7 +642,7 @@ mod tests {
 
     #[tokio::test]
     async fn silence_is_a_timeout() {
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let mut spec = spec(10, 1, 5);
         spec.timeout = Duration::from_millis(50);
         let mut bufs = Buffers::new(&spec);
@@ -668,7 +656,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_deadline_ends_an_exchange() {
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let mut spec = spec(10, 1, u64::MAX);
         spec.limit = None;
         spec.end = Instant::now() + Duration::from_millis(100);
@@ -683,7 +671,7 @@ mod tests {
     async fn open_loop_latency_counts_from_when_each_message_was_due() {
         // Due times in the past: every message is late by at least 100 ms,
         // and that lateness is in its latency, not hidden.
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let spec = spec(10, 1, 20);
         let mut bufs = Buffers::new(&spec);
         let mut schedule = Schedule::new(
@@ -716,7 +704,7 @@ mod tests {
         // the echo task aside.
         let count = |size: usize, depth: usize, messages: u64| {
             rt.block_on(async {
-                let rec = recorder();
+                let rec = Recorder::counting_from_now();
                 let spec = spec(size, depth, messages);
                 let mut bufs = Buffers::new(&spec);
                 let mut s = echo_pipe(None, None);

@@ -188,6 +188,19 @@ impl Recorder {
         self.window.set(window);
     }
 
+    /// For unit tests: a recorder whose window opens now and lasts an
+    /// hour, so that everything a test does counts.
+    #[cfg(test)]
+    pub(crate) fn counting_from_now() -> Recorder {
+        let rec = Recorder::new(Arc::new(Live::default()));
+        let now = Instant::now();
+        rec.set_window(Window {
+            from: now,
+            to: now + Duration::from_secs(3600),
+        });
+        rec
+    }
+
     /// `n` bytes of echo arrived, checked, at `now`.
     #[inline]
     pub fn received(&self, now: Instant, n: usize) {

@@ -26,7 +26,7 @@ use super::conn::{Buffers, ConnError, Finish, Schedule, Spec};
 use super::pattern::Pattern;
 use super::report::{ErrorKind, Recorder};
 use crate::addr::Addr;
-use crate::transport::ConnectError;
+use crate::transport::{self, ConnectError};
 
 pub use crate::transport::udp::MAX_DATAGRAM;
 
@@ -55,28 +55,12 @@ pub(crate) fn socket(peer: SocketAddr) -> io::Result<UdpSocket> {
 /// Finds the first address of `addr` that echoes a datagram, trying each
 /// up to [`PROBE_TRIES`] times, `timeout` each.
 pub(crate) async fn probe(addr: &Addr, timeout: Duration) -> Result<SocketAddr, ConnectError> {
-    let Addr::Inet { host, port, .. } = addr else {
-        return Err(ConnectError::Unsupported(addr.transport()));
-    };
+    let (host, port, targets) = transport::resolve_inet(addr).await?;
     let target = format!("{addr} ({host} port {port})");
-    let targets = addr
-        .resolve()
-        .await
-        .map_err(|error| ConnectError::Resolve {
-            host: host.clone(),
-            error,
-        })?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to try");
-    for peer in targets {
-        match probe_one(peer, timeout).await {
-            Ok(()) => return Ok(peer),
-            Err(e) => last = e,
-        }
-    }
-    Err(ConnectError::Connect {
-        target,
-        error: last,
+    transport::first_that_connects(targets, &target, |peer| async move {
+        probe_one(peer, timeout).await.map(|()| peer)
     })
+    .await
 }
 
 async fn probe_one(peer: SocketAddr, timeout: Duration) -> io::Result<()> {
@@ -245,7 +229,6 @@ fn classify(pattern: &Pattern, seq: u64, size: usize, got: &[u8], rec: &Recorder
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::{Live, Window};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -292,16 +275,6 @@ mod tests {
         }
     }
 
-    fn recorder() -> Recorder {
-        let rec = Recorder::new(Arc::new(Live::default()));
-        let now = Instant::now();
-        rec.set_window(Window {
-            from: now,
-            to: now + Duration::from_secs(3600),
-        });
-        rec
-    }
-
     fn spec(size: usize, limit: u64, timeout: Duration) -> Spec {
         Spec {
             size,
@@ -325,7 +298,7 @@ mod tests {
     async fn every_datagram_comes_back_checked() {
         let echo = Echo::start(|_| false, |_| false);
         for size in [1, 64, 1472, MAX_DATAGRAM] {
-            let rec = recorder();
+            let rec = Recorder::counting_from_now();
             let spec = spec(size, 20, Duration::from_secs(5));
             assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
             let t = rec.totals();
@@ -338,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_datagram_is_a_loss_and_the_run_goes_on() {
         let echo = Echo::start(|n| n % 10 == 9, |_| false);
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let spec = spec(32, 30, Duration::from_millis(100));
         assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
         let t = rec.totals();
@@ -354,7 +327,7 @@ mod tests {
     #[tokio::test]
     async fn a_corrupt_reply_is_a_mismatch() {
         let echo = Echo::start(|_| false, |n| n == 4);
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let spec = spec(32, 10, Duration::from_secs(5));
         assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
         let t = rec.totals();
@@ -367,7 +340,7 @@ mod tests {
     #[test]
     fn late_and_duplicate_replies_are_ignored_wrong_ones_are_not() {
         let p = Pattern::new(1);
-        let rec = recorder();
+        let rec = Recorder::counting_from_now();
         let size = 16;
         let message = |seq: u64| {
             let mut v = vec![0u8; size];
@@ -407,7 +380,7 @@ mod tests {
         let echo = Echo::start(|_| false, |_| false);
         let count = |messages: u64| {
             rt.block_on(async {
-                let rec = recorder();
+                let rec = Recorder::counting_from_now();
                 let spec = spec(64, messages, Duration::from_secs(5));
                 let socket = socket(echo.addr).unwrap();
                 let mut bufs = Buffers::new(&spec);

@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use echoes::Addr;
 use echoes::bench::{self, BenchConfig, BenchError, Mode, Report};
 use echoes::cli;
-use echoes::transport::tls::{self, Fingerprint, TlsClientSettings};
-use echoes::{Addr, Transport};
 
 /// Measures an echo server: throughput, latency percentiles, and errors,
 /// with every byte checked.
@@ -98,22 +97,8 @@ struct RunArgs {
     /// as lost [default: 1s]
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     timeout: Option<Duration>,
-    /// Trust only these CA certificates (PEM) for tls:// [default: the system's]
-    #[arg(long, value_name = "PEM", group = "trust")]
-    tls_ca: Option<PathBuf>,
-    /// Trust the server certificate with this SHA-256 fingerprint, as
-    /// echo-server logs it (AB:CD:…)
-    #[arg(long, value_name = "SHA256", value_parser = parse_fingerprint, group = "trust")]
-    tls_pin: Option<Fingerprint>,
-    /// Do not check the server's certificate at all (testing only)
-    #[arg(short = 'k', long, group = "trust")]
-    insecure: bool,
-    /// A client certificate (PEM) to present, for mutual TLS
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: cli::TlsClientArgs,
     /// Worker threads, each a single-threaded runtime (1 keeps the bench on one core)
     #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count, default_value = "1")]
     threads: usize,
@@ -145,10 +130,6 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
         return Err("must be more than 0".into());
     }
     Ok(d)
-}
-
-fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
-    s.parse()
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -194,17 +175,9 @@ fn run(args: RunArgs) -> ExitCode {
     if args.out.plot.is_some() && config.mode == Mode::Stream {
         usage("--plot draws latencies, which stream mode does not measure");
     }
-    if config.addr.transport() == Transport::Tls {
-        let settings = TlsClientSettings {
-            ca: args.tls_ca,
-            insecure: args.insecure,
-            pin: args.tls_pin,
-            identity: args.tls_cert.zip(args.tls_key),
-        };
-        match tls::client_config(&settings) {
-            Ok(tls) => config.tls = Some(tls),
-            Err(e) => return cli::fail("echo-bench", &e.into()),
-        }
+    match args.tls.client_config_for(&config.addr) {
+        Ok(tls) => config.tls = tls,
+        Err(e) => return cli::fail("echo-bench", &e.into()),
     }
     let report = match bench::run(&config) {
         Ok(r) => r,

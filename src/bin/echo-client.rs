@@ -1,15 +1,13 @@
 //! `echo-client`: the seed's echo client, checking every byte. Flags only;
 //! the work is in the `echoes` library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use echoes::cli::{self, LogArgs};
+use echoes::Addr;
+use echoes::cli::{self, LogArgs, TlsClientArgs};
 use echoes::client::{self, ClientOptions, SEED_MESSAGES};
-use echoes::transport::tls::{self, Fingerprint, TlsClientSettings};
-use echoes::{Addr, Transport};
 
 /// Sends messages to an echo server, prints the conversation, checks the echo.
 #[derive(Debug, Parser)]
@@ -33,22 +31,8 @@ struct Args {
     /// udp://, for each reply; one resend follows)
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
     timeout: Duration,
-    /// Trust only these CA certificates (PEM) for tls:// [default: the system's]
-    #[arg(long, value_name = "PEM", group = "trust")]
-    tls_ca: Option<PathBuf>,
-    /// Trust the server certificate with this SHA-256 fingerprint, as
-    /// echo-server logs it (AB:CD:…)
-    #[arg(long, value_name = "SHA256", value_parser = parse_fingerprint, group = "trust")]
-    tls_pin: Option<Fingerprint>,
-    /// Do not check the server's certificate at all (testing only)
-    #[arg(short = 'k', long, group = "trust")]
-    insecure: bool,
-    /// A client certificate (PEM) to present, for mutual TLS
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsClientArgs,
     #[command(flatten)]
     log: LogArgs,
     /// Print a man page or shell completions, generated from these flags, and exit
@@ -74,10 +58,6 @@ Examples:
   (or -k: no check at all):
   echo-client -c tls://localhost:8443 --tls-pin FINGERPRINT hello";
 
-fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
-    s.parse()
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(code) = cli::handle_generate::<Args>(args.generate) {
@@ -92,19 +72,9 @@ fn main() -> ExitCode {
         .exit();
     }
     args.log.init();
-    let tls = if args.connect.transport() == Transport::Tls {
-        let settings = TlsClientSettings {
-            ca: args.tls_ca,
-            insecure: args.insecure,
-            pin: args.tls_pin,
-            identity: args.tls_cert.zip(args.tls_key),
-        };
-        match tls::client_config(&settings) {
-            Ok(config) => Some(config),
-            Err(e) => return cli::fail("echo-client", &e.into()),
-        }
-    } else {
-        None
+    let tls = match args.tls.client_config_for(&args.connect) {
+        Ok(config) => config,
+        Err(e) => return cli::fail("echo-client", &e.into()),
     };
     let opts = ClientOptions {
         addr: args.connect,

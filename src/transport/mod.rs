@@ -50,6 +50,27 @@ pub trait StreamSocket: AsRawFd + Send + Sync + Unpin + 'static {
     }
 }
 
+/// mio's TCP and Unix streams are both plain sockets that `Read` and
+/// `Write` through a shared reference and half-close with `shutdown`: one
+/// implementation serves them both.
+macro_rules! impl_stream_socket {
+    ($($socket:ty),+) => {$(
+        impl StreamSocket for $socket {
+            fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+                io::Read::read(&mut &*self, buf)
+            }
+            fn send(&self, buf: &[u8]) -> io::Result<usize> {
+                io::Write::write(&mut &*self, buf)
+            }
+            fn shutdown_write(&self) -> io::Result<()> {
+                self.shutdown(std::net::Shutdown::Write)
+            }
+        }
+    )+};
+}
+
+impl_stream_socket!(mio::net::TcpStream, mio::net::UnixStream);
+
 /// The bytes the kernel holds for the socket `fd`: written but not yet
 /// taken by the peer, and received but not yet read (see
 /// [`StreamSocket::kernel_queues`]). `None` when unknown.
@@ -147,6 +168,49 @@ pub enum ConnectError {
     /// use [`udp::UdpClient`]).
     #[error("{0}:// is not supported here")]
     Unsupported(Transport),
+}
+
+/// The host and port of an IP address (`tcp://`, `tls://`, `udp://`) and
+/// the socket addresses its host resolves to, in the order to try them.
+pub(crate) async fn resolve_inet(
+    addr: &Addr,
+) -> Result<(&str, u16, Vec<SocketAddr>), ConnectError> {
+    let Addr::Inet { host, port, .. } = addr else {
+        return Err(ConnectError::Unsupported(addr.transport()));
+    };
+    let targets = addr
+        .resolve()
+        .await
+        .map_err(|error| ConnectError::Resolve {
+            host: host.clone(),
+            error,
+        })?;
+    Ok((host, *port, targets))
+}
+
+/// Runs `attempt` on each of `targets` in turn and returns the first
+/// success; when every one fails, the last one's error, as
+/// [`ConnectError::Connect`] naming `target`.
+pub(crate) async fn first_that_connects<T, F, Fut>(
+    targets: Vec<SocketAddr>,
+    target: &str,
+    mut attempt: F,
+) -> Result<T, ConnectError>
+where
+    F: FnMut(SocketAddr) -> Fut,
+    Fut: Future<Output = io::Result<T>>,
+{
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to try");
+    for to in targets {
+        match attempt(to).await {
+            Ok(done) => return Ok(done),
+            Err(e) => last = e,
+        }
+    }
+    Err(ConnectError::Connect {
+        target: target.to_string(),
+        error: last,
+    })
 }
 
 /// Connects to `addr`, trying each resolved address in turn, each attempt

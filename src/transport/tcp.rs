@@ -34,14 +34,14 @@
 //! # }
 //! ```
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpStream;
 
-use super::{ConnectError, StreamSocket};
+use super::ConnectError;
 use crate::addr::Addr;
 
 /// The listen backlog asked for; the kernel caps it at `net.core.somaxconn`.
@@ -70,48 +70,22 @@ pub fn bind(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
 
 /// Connects to the first address of `addr` that answers.
 pub async fn connect(addr: &Addr, timeout: Duration) -> Result<TcpStream, ConnectError> {
-    let Addr::Inet { host, port, .. } = addr else {
-        return Err(ConnectError::Unsupported(addr.transport()));
-    };
-    let targets = addr
-        .resolve()
-        .await
-        .map_err(|error| ConnectError::Resolve {
-            host: host.clone(),
-            error,
-        })?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to try");
-    for target in targets {
-        match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
-            Ok(Ok(stream)) => {
-                stream
-                    .set_nodelay(true)
-                    .map_err(|error| ConnectError::Connect {
-                        target: format!("{host} port {port}"),
-                        error,
-                    })?;
-                return Ok(stream);
-            }
-            Ok(Err(e)) => last = e,
-            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connection timed out"),
+    let (host, port, targets) = super::resolve_inet(addr).await?;
+    let target = format!("{host} port {port}");
+    let stream = super::first_that_connects(targets, &target, |to| async move {
+        match tokio::time::timeout(timeout, TcpStream::connect(to)).await {
+            Ok(connected) => connected,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection timed out",
+            )),
         }
-    }
-    Err(ConnectError::Connect {
-        target: format!("{host} port {port}"),
-        error: last,
     })
-}
-
-impl StreamSocket for mio::net::TcpStream {
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
+    .await?;
+    stream
+        .set_nodelay(true)
+        .map_err(|error| ConnectError::Connect { target, error })?;
+    Ok(stream)
 }
 
 #[cfg(test)]

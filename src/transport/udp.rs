@@ -147,38 +147,20 @@ impl UdpClient {
     /// Resolves `addr` and connects a UDP socket to its first address that
     /// the system can route to.
     pub async fn connect(addr: &Addr) -> Result<UdpClient, ConnectError> {
-        let Addr::Inet { host, port, .. } = addr else {
-            return Err(ConnectError::Unsupported(addr.transport()));
-        };
+        let (host, port, targets) = super::resolve_inet(addr).await?;
         let target = format!("{host} port {port}");
-        let targets = addr
-            .resolve()
-            .await
-            .map_err(|error| ConnectError::Resolve {
-                host: host.clone(),
-                error,
-            })?;
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to try");
-        for to in targets {
+        let socket = super::first_that_connects(targets, &target, |to| async move {
             let local: SocketAddr = if to.is_ipv6() {
                 (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
             } else {
                 (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
             };
-            let attempt = async {
-                let socket = UdpSocket::bind(local).await?;
-                socket.connect(to).await?;
-                Ok::<_, io::Error>(socket)
-            };
-            match attempt.await {
-                Ok(socket) => return Ok(UdpClient { socket, target }),
-                Err(e) => last = e,
-            }
-        }
-        Err(ConnectError::Connect {
-            target,
-            error: last,
+            let socket = UdpSocket::bind(local).await?;
+            socket.connect(to).await?;
+            Ok(socket)
         })
+        .await?;
+        Ok(UdpClient { socket, target })
     }
 
     /// Sends `msg` as one datagram and returns the reply, waiting `timeout`

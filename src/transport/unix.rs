@@ -38,8 +38,7 @@
 //! # }
 //! ```
 
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,7 +46,7 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::net::UnixStream;
 
-use super::{ConnectError, StreamSocket};
+use super::ConnectError;
 
 /// Binds a listening Unix stream socket at `path`, replacing a stale socket
 /// file. The returned [`SocketFile`] removes the file when dropped.
@@ -150,18 +149,6 @@ pub async fn connect(path: &Path, timeout: Duration) -> Result<UnixStream, Conne
             io::ErrorKind::TimedOut,
             "connection timed out",
         ))),
-    }
-}
-
-impl StreamSocket for mio::net::UnixStream {
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
     }
 }
 

@@ -12,14 +12,18 @@ use serde_json::Value;
 
 /// Runs `echo-bench` with `args`; kills it if it runs past 20 s.
 pub fn bench(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+    finish(spawn_bench(args), args)
+}
+
+/// Starts `echo-bench` with `args`, its output piped, for [`finish`].
+pub fn spawn_bench(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_echo-bench"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    finish(child, args)
+        .unwrap()
 }
 
 /// Waits for a spawned `echo-bench`, killing it if it runs past 20 s.

@@ -50,12 +50,23 @@ impl ServerProc {
     }
 
     pub fn start_cmd(cmd: &mut Command) -> ServerProc {
+        let (mut server, line) = Self::spawn_until(cmd, "spawn echo-server", "starting up on");
+        // Text or JSON: the digits after the last "port ".
+        server.port = port_in(&line).unwrap_or_else(|| panic!("no port in {line:?}"));
+        server
+    }
+
+    /// Spawns `cmd` (`expect` is the panic message if it cannot be),
+    /// collects its standard error line by line, and waits for a line
+    /// containing `needle`; returns the server, `port` still 0, and that
+    /// line.
+    fn spawn_until(cmd: &mut Command, expect: &str, needle: &str) -> (ServerProc, String) {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn echo-server");
+            .expect(expect);
         let stderr = child.stderr.take().expect("piped stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
@@ -65,23 +76,13 @@ impl ServerProc {
                 sink.lock().unwrap().push(line);
             }
         });
-        let mut server = ServerProc {
+        let server = ServerProc {
             child,
             port: 0,
             lines,
         };
-        let line = server.wait_for_line("starting up on", Duration::from_secs(10));
-        // Text or JSON: the digits after the last "port ".
-        server.port = line
-            .rsplit_once("port ")
-            .map(|(_, rest)| {
-                rest.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-            })
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        server
+        let line = server.wait_for_line(needle, Duration::from_secs(10));
+        (server, line)
     }
 
     pub fn pid(&self) -> i32 {
@@ -143,6 +144,17 @@ impl ServerProc {
     pub fn count_lines(&self, needle: &str) -> usize {
         self.lines().iter().filter(|l| l.contains(needle)).count()
     }
+}
+
+/// The port a log line names: the digits after its last `port `.
+fn port_in(line: &str) -> Option<u16> {
+    line.rsplit_once("port ").and_then(|(_, rest)| {
+        rest.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
+    })
 }
 
 /// The `echo-server` command with `args`, then the extra arguments in
@@ -284,11 +296,50 @@ pub fn run(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> Finished {
     }
 }
 
+/// `roff` (a `--generate man` page) as `man -l` renders it, 80 columns
+/// wide, or `None`, said on standard error, when man is not installed. A
+/// page man cannot render fails the test.
+pub fn render_man(roff: &[u8], name: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join(format!("{name}.1"));
+    std::fs::write(&page, roff).unwrap();
+    match Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "80")
+        .output()
+    {
+        Ok(rendered) if rendered.status.success() => {
+            Some(String::from_utf8_lossy(&rendered.stdout).into_owned())
+        }
+        Ok(rendered) => panic!(
+            "man -l failed: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        ),
+        Err(_) => {
+            eprintln!("man is not installed; rendering not checked");
+            None
+        }
+    }
+}
+
 /// A port that was free a moment ago (for servers that cannot bind port 0
 /// and report it, like the seed's Python server).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// Sends `msg` and expects it back within `timeout`.
+pub fn ping(conn: &mut TcpStream, msg: &[u8], timeout: Duration) -> std::io::Result<()> {
+    use std::io::Write;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.write_all(msg)?;
+    let mut got = vec![0u8; msg.len()];
+    conn.read_exact(&mut got)?;
+    assert_eq!(got, msg);
+    Ok(())
 }
 
 /// Connects, retrying for a while: for servers that log before they listen.
@@ -336,37 +387,8 @@ impl ServerProc {
     /// whose first line names no port (`unix:`), or a wrapper that logs
     /// first. `port` is that line's `port N`, or 0.
     pub fn start_until(cmd: &mut Command, needle: &str) -> ServerProc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut server = ServerProc {
-            child,
-            port: 0,
-            lines,
-        };
-        let line = server.wait_for_line(needle, Duration::from_secs(10));
-        server.port = line
-            .rsplit_once("port ")
-            .and_then(|(_, rest)| {
-                rest.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0);
+        let (mut server, line) = Self::spawn_until(cmd, "spawn", needle);
+        server.port = port_in(&line).unwrap_or(0);
         server
     }
 
