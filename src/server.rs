@@ -712,6 +712,8 @@ enum StreamListener {
 enum Conn {
     Tcp(mio::net::TcpStream, SocketAddr),
     Unix(mio::net::UnixStream),
+    /// A TCP connection on a `tls://` listener, before its handshake.
+    Tls(std::net::TcpStream, SocketAddr),
 }
 
 async fn accept_loop(
@@ -845,7 +847,7 @@ fn spawn_connection(
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let (peer, ip) = match &conn {
-        Conn::Tcp(_, addr) => (PeerName::Inet(*addr), Some(addr.ip())),
+        Conn::Tcp(_, addr) | Conn::Tls(_, addr) => (PeerName::Inet(*addr), Some(addr.ip())),
         Conn::Unix(_) => (
             PeerName::Unix(shared.unix_peers.fetch_add(1, Ordering::Relaxed) + 1),
             None,
@@ -868,11 +870,30 @@ fn spawn_connection(
         _ => None,
     };
     let slots = (permit.is_some() || ip_slot.is_some()).then(|| Box::new((permit, ip_slot)));
+    // A TLS stream closes its socket wherever it ends (inside a failed
+    // handshake, say), so the registry gets a duplicate descriptor, which
+    // the task keeps open until after its entry is gone; otherwise the
+    // registry could hold a closed, reused descriptor number.
+    let (conn, tls_keep) = match conn {
+        Conn::Tcp(stream, addr) if transport == Transport::Tls => {
+            let std = std::net::TcpStream::from(stream);
+            match std.try_clone() {
+                Ok(keep) => (Conn::Tls(std, addr), Some(keep)),
+                Err(e) => {
+                    warn!(name = %peer, "cannot take the connection: {e}");
+                    return;
+                }
+            }
+        }
+        other => (other, None),
+    };
     // Registered now, not when the task first runs, so a shutdown that
     // starts in between still waits for this connection.
-    let fd = match &conn {
-        Conn::Tcp(s, _) => s.as_raw_fd(),
-        Conn::Unix(s) => s.as_raw_fd(),
+    let fd = match (&conn, &tls_keep) {
+        (_, Some(keep)) => keep.as_raw_fd(),
+        (Conn::Tcp(s, _), None) => s.as_raw_fd(),
+        (Conn::Unix(s), None) => s.as_raw_fd(),
+        (Conn::Tls(s, _), None) => s.as_raw_fd(),
     };
     let open = Open {
         _entry: shared.conns.register(fd),
@@ -884,13 +905,15 @@ fn spawn_connection(
     let opts = shared.opts;
     let bytes = shared.metrics.bytes(transport);
     match conn {
-        Conn::Tcp(stream, _) if transport == Transport::Tls => {
-            let Some(acceptor) = shared.tls.clone() else {
+        Conn::Tls(stream, _) => {
+            let (Some(acceptor), Some(keep)) = (shared.tls.clone(), tls_keep) else {
                 return;
             };
             let handshake_timeout = shared.tls_handshake_timeout;
             tokio::spawn(async move {
-                // Declared first, dropped last: see `Connection`.
+                // Locals drop in reverse order, however the task ends: the
+                // entry (in `open`) before the registered duplicate.
+                let keep = keep;
                 let open = open;
                 let Some(mut tls) =
                     handshake(stream, acceptor, handshake_timeout, peer, &open.metrics).await
@@ -899,11 +922,9 @@ fn spawn_connection(
                 };
                 info!(name = %peer, "connection accepted");
                 // The TCP socket under the TLS stream, for the idle timer.
-                let queues = || transport::socket_queues(fd);
+                let queues = || transport::socket_queues(keep.as_raw_fd());
                 let result = echo_stream(&mut tls, peer, opts, bytes, queues).await;
                 open.ended(peer, result, opts.idle_timeout);
-                // The entry goes before the socket closes.
-                drop(open);
             });
         }
         Conn::Tcp(stream, _) => spawn_echo(stream, peer, opts, bytes, open),
@@ -994,7 +1015,7 @@ impl<S: StreamSocket> Future for Connection<S> {
 /// `timeout`. A peer that fails (plain text, garbage, an untrusted client
 /// certificate, silence) costs one log line and a count.
 async fn handshake(
-    stream: mio::net::TcpStream,
+    stream: std::net::TcpStream,
     acceptor: TlsAcceptor,
     timeout: Duration,
     peer: PeerName,
@@ -1004,7 +1025,7 @@ async fn handshake(
         metrics.error(Transport::Tls, ErrorKind::TlsHandshake);
         info!(name = %peer, "TLS handshake failed: {why}");
     };
-    let tcp = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(stream)) {
+    let tcp = match tokio::net::TcpStream::from_std(stream) {
         Ok(tcp) => tcp,
         Err(e) => {
             failed(e.to_string());

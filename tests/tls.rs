@@ -370,3 +370,37 @@ async fn a_silent_peer_is_dropped_at_the_handshake_timeout() {
     shutdown.shutdown();
     running.await.unwrap().unwrap();
 }
+
+#[test]
+fn the_shutdown_timeout_closes_a_connection_stuck_in_its_handshake() {
+    // A peer that connects and never says hello would hold the handshake
+    // for its whole timeout (10 s); at the shutdown timeout the server
+    // closes it like any other connection, and exits.
+    let mut server = ServerProc::start(&[
+        "-l",
+        "tls://127.0.0.1:0",
+        "--tls-self-signed",
+        "--shutdown-timeout",
+        "300ms",
+    ]);
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = std::time::Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let mut buf = [0u8; 16];
+    use std::io::Read;
+    assert!(
+        matches!(silent.read(&mut buf), Ok(0) | Err(_)),
+        "still open"
+    );
+}
