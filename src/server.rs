@@ -713,7 +713,16 @@ enum Conn {
     Tcp(mio::net::TcpStream, SocketAddr),
     Unix(mio::net::UnixStream),
     /// A TCP connection on a `tls://` listener, before its handshake.
-    Tls(std::net::TcpStream, SocketAddr),
+    /// A TLS stream closes its socket wherever it ends (inside a failed
+    /// handshake, say), so the connection registry gets `keep`, a
+    /// duplicate descriptor of the socket, which the task holds until
+    /// after its entry is gone: the registry never holds a descriptor
+    /// number that was closed and could be reused.
+    Tls {
+        stream: std::net::TcpStream,
+        keep: std::net::TcpStream,
+        addr: SocketAddr,
+    },
 }
 
 async fn accept_loop(
@@ -847,7 +856,7 @@ fn spawn_connection(
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let (peer, ip) = match &conn {
-        Conn::Tcp(_, addr) | Conn::Tls(_, addr) => (PeerName::Inet(*addr), Some(addr.ip())),
+        Conn::Tcp(_, addr) | Conn::Tls { addr, .. } => (PeerName::Inet(*addr), Some(addr.ip())),
         Conn::Unix(_) => (
             PeerName::Unix(shared.unix_peers.fetch_add(1, Ordering::Relaxed) + 1),
             None,
@@ -870,30 +879,25 @@ fn spawn_connection(
         _ => None,
     };
     let slots = (permit.is_some() || ip_slot.is_some()).then(|| Box::new((permit, ip_slot)));
-    // A TLS stream closes its socket wherever it ends (inside a failed
-    // handshake, say), so the registry gets a duplicate descriptor, which
-    // the task keeps open until after its entry is gone; otherwise the
-    // registry could hold a closed, reused descriptor number.
-    let (conn, tls_keep) = match conn {
+    let conn = match conn {
         Conn::Tcp(stream, addr) if transport == Transport::Tls => {
-            let std = std::net::TcpStream::from(stream);
-            match std.try_clone() {
-                Ok(keep) => (Conn::Tls(std, addr), Some(keep)),
+            let stream = std::net::TcpStream::from(stream);
+            match stream.try_clone() {
+                Ok(keep) => Conn::Tls { stream, keep, addr },
                 Err(e) => {
                     warn!(name = %peer, "cannot take the connection: {e}");
                     return;
                 }
             }
         }
-        other => (other, None),
+        other => other,
     };
     // Registered now, not when the task first runs, so a shutdown that
     // starts in between still waits for this connection.
-    let fd = match (&conn, &tls_keep) {
-        (_, Some(keep)) => keep.as_raw_fd(),
-        (Conn::Tcp(s, _), None) => s.as_raw_fd(),
-        (Conn::Unix(s), None) => s.as_raw_fd(),
-        (Conn::Tls(s, _), None) => s.as_raw_fd(),
+    let fd = match &conn {
+        Conn::Tcp(s, _) => s.as_raw_fd(),
+        Conn::Unix(s) => s.as_raw_fd(),
+        Conn::Tls { keep, .. } => keep.as_raw_fd(),
     };
     let open = Open {
         _entry: shared.conns.register(fd),
@@ -905,8 +909,8 @@ fn spawn_connection(
     let opts = shared.opts;
     let bytes = shared.metrics.bytes(transport);
     match conn {
-        Conn::Tls(stream, _) => {
-            let (Some(acceptor), Some(keep)) = (shared.tls.clone(), tls_keep) else {
+        Conn::Tls { stream, keep, .. } => {
+            let Some(acceptor) = shared.tls.clone() else {
                 return;
             };
             let handshake_timeout = shared.tls_handshake_timeout;
