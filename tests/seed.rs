@@ -204,3 +204,37 @@ fn echo_client_against_seed_python_server() {
         "3 MiB through the seed's server came back changed"
     );
 }
+
+#[test]
+fn several_listen_addresses_each_get_a_socket_and_log_their_peers() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping the two-family test");
+        return;
+    }
+    let server = ServerProc::start(&["-l", "[::1]:0", "-l", "127.0.0.1:0"]);
+    server.wait_for_line("starting up on 127.0.0.1 port", Duration::from_secs(5));
+    let ports: Vec<(String, u16)> = server
+        .lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("main: starting up on "))
+        .filter_map(|rest| {
+            let (host, port) = rest.split_once(" port ")?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    for (host, port) in &ports {
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let out = run(
+            Command::new(CLIENT).args(["-c", &addr, "hello"]),
+            b"",
+            Duration::from_secs(20),
+        );
+        assert!(out.status.success(), "{addr}: {}", out.stderr);
+        server.wait_for_line(&format!("echo_{host}_"), Duration::from_secs(5));
+    }
+}
