@@ -152,11 +152,6 @@ impl<S: StreamSocket> Future for EchoSocket<S> {
 }
 
 impl<S: StreamSocket> EchoSocket<S> {
-    /// The socket being echoed.
-    pub fn socket(&self) -> &S {
-        self.io.get_ref()
-    }
-
     /// Who the connection is with.
     pub fn peer(&self) -> PeerName {
         self.peer
