@@ -60,6 +60,7 @@ pub mod cli;
 pub mod client;
 pub mod connections;
 pub mod echo;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -47,7 +47,10 @@ pub enum LogFormat {
 pub fn init(verbosity: Verbosity, format: LogFormat) {
     let filter = match verbosity {
         Verbosity::Quiet => EnvFilter::new("warn"),
-        Verbosity::Verbose => EnvFilter::new("debug"),
+        // Every chunk of ours, not every HTTP/2 frame of the libraries'.
+        Verbosity::Verbose => EnvFilter::new(
+            "debug,h2=info,hyper=info,hyper_util=info,tungstenite=info,tokio_tungstenite=info,rustls=info",
+        ),
         Verbosity::Normal => {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
         }

@@ -224,6 +224,10 @@ impl Connector {
                     None,
                 ))
             }
+            // The WebSocket bench is not written yet.
+            web @ (Transport::Http | Transport::Https | Transport::Ws | Transport::Wss) => {
+                Err(ConnectError::Unsupported(web))
+            }
         }
     }
 
