@@ -48,7 +48,8 @@ impl LogArgs {
 /// `echo-bench`: `--tls-ca`, `--tls-pin`, `-k`, `--tls-cert`, `--tls-key`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TlsClientArgs {
-    /// Trust only these CA certificates (PEM) for tls:// [default: the system's]
+    /// Trust only these CA certificates (PEM) for tls://, wss:// and https://
+    /// [default: the system's]
     #[arg(long, value_name = "PEM", group = "trust")]
     pub tls_ca: Option<PathBuf>,
     /// Trust the server certificate with this SHA-256 fingerprint, as
@@ -68,12 +69,16 @@ pub struct TlsClientArgs {
 
 impl TlsClientArgs {
     /// The TLS client configuration these flags describe, when `addr` is
-    /// `tls://`; `None` for every other transport, which ignores them.
+    /// `tls://`, `wss://` or `https://`; `None` for every other transport,
+    /// which ignores them.
     pub fn client_config_for(
         self,
         addr: &Addr,
     ) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
-        if addr.transport() != Transport::Tls {
+        if !matches!(
+            addr.transport(),
+            Transport::Tls | Transport::Wss | Transport::Https
+        ) {
             return Ok(None);
         }
         let settings = TlsClientSettings {

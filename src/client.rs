@@ -9,7 +9,12 @@
 //!
 //! Over `udp://` there is no stream to half-close: each message (or each
 //! chunk of input) is one datagram, and its reply is awaited, with
-//! `timeout` and one resend, before the next is sent.
+//! `timeout` and one resend, before the next is sent. Over `ws://` and
+//! `wss://`, each message is one WebSocket message ([`ws`]); `http://` and
+//! `https://` send one request instead ([`http`]).
+
+pub mod http;
+pub mod ws;
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -170,6 +175,9 @@ pub async fn send_messages(
     opts: &ClientOptions,
     messages: &[Vec<u8>],
 ) -> Result<Summary, ClientError> {
+    if matches!(opts.addr.transport(), Transport::Ws | Transport::Wss) {
+        return ws::send_messages(opts, messages).await;
+    }
     info!(name = NAME, "{}", connect_line(&opts.addr));
     if opts.addr.transport() == Transport::Udp {
         return send_datagrams(opts, messages).await;
@@ -259,6 +267,9 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    if matches!(opts.addr.transport(), Transport::Ws | Transport::Wss) {
+        return ws::pipe(opts, input, output).await;
+    }
     debug!(name = NAME, "{}", connect_line(&opts.addr));
     if opts.addr.transport() == Transport::Udp {
         return pipe_datagrams(opts, input, output).await;

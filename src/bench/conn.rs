@@ -30,6 +30,7 @@ use super::pattern::Pattern;
 use super::report::{ErrorKind, Recorder};
 use super::tcp::Tcp;
 use super::udp;
+use super::ws::{self, WsConnector, WsLink};
 use crate::addr::{Addr, Transport};
 use crate::transport::{self, BoxStream, ConnectError};
 
@@ -92,7 +93,7 @@ pub(crate) struct Buffers {
     pub write: Vec<u8>,
     pub read: Vec<u8>,
     /// The start time of each message in flight, by message number % depth.
-    ring: Vec<Instant>,
+    pub(crate) ring: Vec<Instant>,
 }
 
 impl Buffers {
@@ -163,6 +164,12 @@ impl Schedule {
         self.due = self.base + Duration::from_nanos((self.next as f64 * self.interval_ns) as u64);
         due
     }
+
+    /// Ready once `due` has passed, woken by the pacer; `None` when there
+    /// is no pacer (tokio's timer must wait instead).
+    pub(crate) fn poll_pacer(&mut self, cx: &mut Context<'_>, due: Instant) -> Option<Poll<()>> {
+        self.pacer.as_mut().map(|pacer| pacer.poll_until(cx, due))
+    }
 }
 
 /// How the bench reaches the server. The address is resolved once, by the
@@ -182,12 +189,15 @@ pub(crate) enum Connector {
     /// UDP: a socket of its own for each slot, connected to the address
     /// that answered the probe.
     Udp(SocketAddr),
+    /// WebSocket (`ws://`, `wss://`): see [`ws`].
+    Ws(WsConnector),
 }
 
 /// One slot's way to the server: a byte stream, or a connected UDP socket.
 pub(crate) enum Link {
     Stream(BoxStream),
     Datagram(UdpSocket),
+    Ws(Box<WsLink>),
 }
 
 impl Connector {
@@ -224,10 +234,10 @@ impl Connector {
                     None,
                 ))
             }
-            // The WebSocket bench is not written yet.
-            web @ (Transport::Http | Transport::Https | Transport::Ws | Transport::Wss) => {
-                Err(ConnectError::Unsupported(web))
+            Transport::Ws | Transport::Wss => {
+                Ok((Connector::Ws(ws::probe(addr, timeout, tls).await?), None))
             }
+            web @ (Transport::Http | Transport::Https) => Err(ConnectError::Unsupported(web)),
         }
     }
 
@@ -252,6 +262,7 @@ impl Connector {
             Connector::Udp(peer) => udp::socket(*peer)
                 .map(Link::Datagram)
                 .map_err(|e| err(format!("opening a UDP socket to {peer}: {e}"))),
+            Connector::Ws(ws) => ws.connect(timeout).await.map(|l| Link::Ws(Box::new(l))),
         }
     }
 }

@@ -36,7 +36,10 @@
 //! stream (one system call fewer per message than tokio's), TLS and Unix
 //! sockets through [`transport::connect_with`](crate::transport::connect_with),
 //! and UDP as ping-pong, one datagram per message, where a reply that does
-//! not come within the timeout is counted as a `loss`.
+//! not come within the timeout is counted as a `loss`. Over `ws://` and
+//! `wss://`, each message is one binary WebSocket message, echoed as one
+//! (churn: a connection and an opening handshake per operation, and the
+//! closing handshake).
 //!
 //! Modules: [`pattern`] (the bytes sent and their check), [`report`] (the
 //! histogram and the figures, as text and JSON), [`plot`] (the latency
@@ -57,6 +60,7 @@ pub mod plot;
 pub mod report;
 mod tcp;
 mod udp;
+mod ws;
 
 use std::io::IsTerminal;
 use std::rc::Rc;
@@ -206,6 +210,12 @@ impl BenchConfig {
         }
         if self.mode != Mode::Pingpong && self.pipeline > 1 {
             return bad("--pipeline applies to pingpong mode only");
+        }
+        if let web @ (Transport::Http | Transport::Https) = self.addr.transport() {
+            return Err(BenchError::Config(format!(
+                "echo-bench measures echo, and {web}:// answers requests: use ws:// or wss:// \
+                 for a WebSocket echo, and an HTTP load tool (wrk, oha) for {web}://"
+            )));
         }
         if self.addr.transport() == Transport::Udp {
             if self.mode != Mode::Pingpong {

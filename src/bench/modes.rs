@@ -15,6 +15,7 @@ use super::conn::{Buffers, Connector, Finish, Link, Schedule, Spec, drive};
 use super::pattern::Pattern;
 use super::report::{ErrorKind, Recorder};
 use super::udp;
+use super::ws;
 
 /// What every slot of one worker shares.
 pub(crate) struct Worker {
@@ -131,6 +132,17 @@ async fn persistent(worker: &Worker, slot: usize, mut stream: Option<Link>, star
                 )
                 .await
             }
+            Link::Ws(link) => {
+                ws::drive(
+                    link,
+                    pattern,
+                    &spec,
+                    &mut bufs,
+                    schedule.as_mut(),
+                    &worker.rec,
+                )
+                .await
+            }
         };
         match result {
             Ok(_) => return,
@@ -167,7 +179,7 @@ async fn churn(worker: &Worker, slot: usize, start: Instant) {
             return;
         }
         let mut conn = match worker.connector.connect(worker.connect_timeout).await {
-            Ok(Link::Stream(s)) => s,
+            Ok(link @ (Link::Stream(_) | Link::Ws(_))) => link,
             Ok(Link::Datagram(_)) => {
                 // `BenchConfig::validate` refuses churn over UDP.
                 worker.rec.error(ErrorKind::Connect, || {
@@ -182,7 +194,13 @@ async fn churn(worker: &Worker, slot: usize, start: Instant) {
             }
         };
         let pattern = worker.next_pattern();
-        match drive(&mut *conn, pattern, &spec, &mut bufs, None, &worker.rec).await {
+        let result = match &mut conn {
+            Link::Stream(s) => drive(&mut **s, pattern, &spec, &mut bufs, None, &worker.rec).await,
+            // A handshake, one message and the closing handshake.
+            Link::Ws(link) => ws::drive(link, pattern, &spec, &mut bufs, None, &worker.rec).await,
+            Link::Datagram(_) => Ok(Finish::Deadline),
+        };
+        match result {
             Ok(Finish::Limit) => {
                 let now = Instant::now();
                 worker

@@ -64,7 +64,8 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR", value_parser = cli::parse_addr,
           default_value = echoes::addr::DEFAULT_ADDR,
           help = "The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT, tls://HOST:PORT, \
-                  udp://HOST:PORT, unix:PATH")]
+                  udp://HOST:PORT, unix:PATH, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH \
+                  (each message one binary WebSocket message)")]
     connect: Addr,
     /// Concurrent connections (churn: concurrent operations)
     #[arg(short, long, value_name = "N", value_parser = cli::parse_nonzero_count,
@@ -116,6 +117,8 @@ Examples:
   echo-bench --connect udp://127.0.0.1:7 -c 4 -s 512 --timeout 200ms
   # TLS connections per second, trusting one CA
   echo-bench --connect tls://host:8443 --tls-ca ca.pem -m churn
+  # WebSocket (echo-server -l http://...), open loop at 2000 msg/s
+  echo-bench --connect ws://127.0.0.1:8080/ -c 10 --rate 2000
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect host:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use echoes::Addr;
+use echoes::addr::Transport;
 use echoes::cli::{self, LogArgs, TlsClientArgs};
+use echoes::client::http::{self, HttpRequest};
 use echoes::client::{self, ClientOptions, SEED_MESSAGES};
+use hyper::header::{HeaderName, HeaderValue};
 
 /// Sends messages to an echo server, prints the conversation, checks the echo.
 #[derive(Debug, Parser)]
@@ -18,10 +21,13 @@ struct Args {
     #[arg(short, long, value_name = "ADDR", value_parser = cli::parse_addr,
           default_value = echoes::addr::DEFAULT_ADDR,
           help = "The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT, tls://HOST:PORT, \
-                  udp://HOST:PORT, unix:PATH")]
+                  udp://HOST:PORT, unix:PATH, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH; \
+                  http://HOST:PORT/PATH or https://HOST:PORT/PATH sends one request and \
+                  prints the response")]
     connect: Addr,
     /// Messages to send, each as its own write [default: the seed's three];
-    /// `-` reads standard input instead
+    /// `-` reads standard input instead. Over ws:// and wss://, each is one
+    /// text message (with --stdin, each chunk of input one binary message)
     #[arg(value_name = "MESSAGE")]
     messages: Vec<String>,
     /// Stream standard input to the server and the echo to standard output
@@ -34,10 +40,51 @@ struct Args {
     #[command(flatten)]
     tls: TlsClientArgs,
     #[command(flatten)]
+    http: HttpArgs,
+    #[command(flatten)]
     log: LogArgs,
     /// Print a man page or shell completions, generated from these flags, and exit
     #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
     generate: Option<cli::Generate>,
+}
+
+/// The request over http:// and https://.
+#[derive(Debug, clap::Args)]
+struct HttpArgs {
+    /// The request method, for http:// and https:// [default: GET, or POST
+    /// with --data]
+    #[arg(short = 'X', long, value_name = "METHOD", value_parser = http::parse_method)]
+    method: Option<hyper::Method>,
+    /// A request header, 'Name: value', for http:// and https:// (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = http::parse_header)]
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The request body, for http:// and https://
+    #[arg(long, value_name = "DATA")]
+    data: Option<String>,
+    /// Speak HTTP/2 (prior knowledge over http://, ALPN h2 over https://)
+    #[arg(long)]
+    http2: bool,
+}
+
+impl HttpArgs {
+    fn given(&self) -> bool {
+        self.method.is_some() || !self.headers.is_empty() || self.data.is_some() || self.http2
+    }
+
+    fn request(self) -> HttpRequest {
+        let body = self.data.map(String::into_bytes).unwrap_or_default();
+        let method = self.method.unwrap_or(if body.is_empty() {
+            hyper::Method::GET
+        } else {
+            hyper::Method::POST
+        });
+        HttpRequest {
+            method,
+            headers: self.headers,
+            body: body.into(),
+            http2: self.http2,
+        }
+    }
 }
 
 /// Ends `--help`: the seed's use, then one line per task. Each
@@ -56,7 +103,13 @@ Examples:
 
   TLS to echo-server --tls-self-signed, pinning the fingerprint it logs
   (or -k: no check at all):
-  echo-client -c tls://localhost:8443 --tls-pin FINGERPRINT hello";
+  echo-client -c tls://localhost:8443 --tls-pin FINGERPRINT hello
+
+  WebSocket to echo-server -l http://127.0.0.1:8080: one message each:
+  echo-client -c ws://127.0.0.1:8080/chat hello world
+
+  One HTTP request; the server's reflection of it is printed:
+  echo-client -c http://127.0.0.1:8080/api -X POST -H X-Trace:1 --data hi";
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -70,6 +123,13 @@ fn main() -> ExitCode {
             "messages cannot be combined with --stdin or '-'\n",
         )
         .exit();
+    }
+    let web = matches!(args.connect.transport(), Transport::Http | Transport::Https);
+    if web && (use_stdin || !args.messages.is_empty()) {
+        usage("http:// and https:// send one request: give its body with --data, not as messages");
+    }
+    if !web && args.http.given() {
+        usage("-X, -H, --data and --http2 apply to http:// and https:// only");
     }
     args.log.init();
     let tls = match args.tls.client_config_for(&args.connect) {
@@ -88,6 +148,13 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return cli::fail("echo-client", &e.into()),
     };
+    if web {
+        let request = args.http.request();
+        return match rt.block_on(http::request(&opts, &request, tokio::io::stdout())) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => cli::fail("echo-client", &e.into()),
+        };
+    }
     let result = rt.block_on(async {
         if use_stdin {
             client::pipe(&opts, tokio::io::stdin(), tokio::io::stdout()).await
@@ -104,6 +171,11 @@ fn main() -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => cli::fail("echo-client", &e.into()),
     }
+}
+
+/// Exits with status 2 and `msg`, as clap does for bad usage.
+fn usage(msg: &str) -> ! {
+    clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")).exit()
 }
 
 #[cfg(test)]

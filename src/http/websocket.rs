@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Version};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -34,6 +34,9 @@ use super::HttpConfig;
 
 /// The read buffer of a session: as large as the TCP echo's read.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// How long a session that closed cleanly waits to shut its stream down.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether a request asks for a WebSocket: `Upgrade: websocket` (HTTP/1.1)
 /// or an extended `CONNECT` for `websocket` (HTTP/2, RFC 8441).
@@ -171,7 +174,13 @@ where
         WebSocketStream::from_partially_read(stream, read_ahead, Role::Server, Some(config)).await;
     let result = echo_messages(&mut ws, peer, metrics).await;
     match result {
-        Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Ok(()),
+        Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {
+            // The closing handshake is done: end the stream itself cleanly
+            // too (over TLS, close_notify, without which a strict client
+            // such as rustls reads the end as a truncation), briefly.
+            let _ = tokio::time::timeout(CLOSE_GRACE, ws.get_mut().shutdown()).await;
+            Ok(())
+        }
         Err(WsError::Io(e)) => Err(e),
         Err(e) => {
             let (kind, code) = match &e {

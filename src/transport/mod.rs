@@ -13,6 +13,7 @@ pub mod tls;
 pub mod udp;
 pub mod udp_guard;
 pub mod unix;
+pub mod web;
 
 use std::fmt;
 use std::io;
@@ -164,6 +165,15 @@ pub enum ConnectError {
     /// system CAs, …).
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The WebSocket opening handshake failed (the server answered with
+    /// another status than 101, closed, or did not answer in time).
+    #[error("WebSocket handshake with {target} failed: {reason}")]
+    WebSocket {
+        /// The `ws://` or `wss://` address.
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The transport is not a byte stream this function can connect (UDP:
     /// use [`udp::UdpClient`]).
     #[error("{0}:// is not supported here")]
