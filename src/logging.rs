@@ -58,6 +58,11 @@ pub fn init(verbosity: Verbosity, format: LogFormat) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (the reader of a piped log went
+        // away: EPIPE) is dropped. By default tracing reports that with
+        // `eprintln!`, which panics on the same closed pipe, in whichever
+        // task logged: a connection would die for its log line.
+        .log_internal_errors(false)
         .event_format(SeedFormat { format, ansi })
         .try_init();
 }

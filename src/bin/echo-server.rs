@@ -45,7 +45,7 @@ struct Args {
     /// the client pays for it (see BENCHMARKS.md)
     #[arg(long)]
     zero_copy: bool,
-    /// On SIGINT/SIGTERM, let open connections finish for this long
+    /// On SIGINT, SIGTERM or SIGHUP, let open connections finish for this long
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
     shutdown_timeout: Duration,
     /// Worker threads [default: one per core]

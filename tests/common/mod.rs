@@ -163,9 +163,24 @@ fn port_in(line: &str) -> Option<u16> {
 /// `ECHOES_TEST_SERVER_ARGS="--engine uring" cargo test`. A flag the test
 /// passes itself wins: the extra one (and its value) is left out, since
 /// the test needs it (`--threads 1` to share one thread, say).
+///
+/// SIGHUP, SIGINT and SIGQUIT start at their default action, whatever the
+/// test runner inherited (`nohup cargo test`, a background job): the
+/// server leaves those ignored at start-up alone, and tests send them.
 pub fn server_command(args: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(SERVER);
     cmd.args(args);
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for signo in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT] {
+                libc::signal(signo, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     if let Ok(extra) = std::env::var("ECHOES_TEST_SERVER_ARGS") {
         cmd.args(extra_args(args, &extra));
     }
