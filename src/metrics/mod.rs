@@ -10,7 +10,7 @@
 //! are rare and use plain shared atomics.
 //!
 //! [`http`] serves [`Metrics::render`] at `http://ADDR/metrics`; the page
-//! ends with the standard `process_*` families ([`process`]) and
+//! ends with the standard `process_*` families (`process.rs`) and
 //! `echoes_build_info`.
 
 pub mod http;

@@ -312,9 +312,9 @@ pub fn run(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> Finished {
 }
 
 /// `roff` (a `--generate man` page) as `man -l` renders it, 80 columns
-/// wide, or `None`, said on standard error, when man is not installed. A
-/// page man cannot render fails the test.
-pub fn render_man(roff: &[u8], name: &str) -> Option<String> {
+/// wide. A page man cannot render fails the test, and so does a missing
+/// man: CI installs it (.ci/apt-packages.txt).
+pub fn render_man(roff: &[u8], name: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join(format!("{name}.1"));
     std::fs::write(&page, roff).unwrap();
@@ -326,16 +326,13 @@ pub fn render_man(roff: &[u8], name: &str) -> Option<String> {
         .output()
     {
         Ok(rendered) if rendered.status.success() => {
-            Some(String::from_utf8_lossy(&rendered.stdout).into_owned())
+            String::from_utf8_lossy(&rendered.stdout).into_owned()
         }
         Ok(rendered) => panic!(
             "man -l failed: {}",
             String::from_utf8_lossy(&rendered.stderr)
         ),
-        Err(_) => {
-            eprintln!("man is not installed; rendering not checked");
-            None
-        }
+        Err(e) => panic!("cannot run man ({e}): run .ci/install (Debian package man-db)"),
     }
 }
 
@@ -386,15 +383,22 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// The seed's Python programs, beside this repository in `../shared/peers/python`
-/// (or wherever `ECHOES_PEERS` points). `None` when they are not there.
-pub fn seed_python(file: &str) -> Option<std::path::PathBuf> {
+/// (or wherever `ECHOES_PEERS` points). Missing, they fail the test: the
+/// tests that need them are `#[ignore]`d, and .ci/run runs them only where
+/// the peers are.
+pub fn seed_python(file: &str) -> std::path::PathBuf {
     let dir = std::env::var_os("ECHOES_PEERS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers")
         });
     let path = dir.join("python").join(file);
-    path.exists().then_some(path)
+    assert!(
+        path.exists(),
+        "{} not found: the seed's programs live in ../shared/peers beside the checkout (or set ECHOES_PEERS)",
+        path.display()
+    );
+    path
 }
 
 impl ServerProc {
