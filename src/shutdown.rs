@@ -123,13 +123,13 @@ pub fn on_signals(handle: ShutdownHandle) -> std::io::Result<()> {
         });
     }
     tokio::spawn(async move {
-        let mut stops = 0;
+        let mut stopping = false;
         while let Some((name, asks)) = rx.recv().await {
             debug!(name = "main", "{name} received");
             match asks {
                 Asks::Nothing => info!(name = "main", "{name} ignored"),
-                Asks::Stop if stops == 0 => {
-                    stops += 1;
+                Asks::Stop if !stopping => {
+                    stopping = true;
                     handle.shutdown();
                 }
                 Asks::Stop | Asks::Force => handle.force(),
