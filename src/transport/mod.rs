@@ -11,6 +11,7 @@
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+mod udp_batch;
 pub mod udp_guard;
 pub mod unix;
 
