@@ -2,18 +2,18 @@
 //! nothing more, unless the [reflection guard](super::udp_guard) says no.
 //!
 //! The server side is one loop per socket (per shard), in batches: read
-//! up to 32 datagrams with one `recvmmsg`,
-//! have the [guard](super::udp_guard) judge each (one lock for the
-//! batch), and send the answers back with `sendmmsg`, in the order the
-//! datagrams came. When the socket takes only part of them, the loop waits
-//! until it is writable and sends the rest, reading nothing meanwhile:
-//! no answer is lost to a full send buffer, nor reordered. Every slot
-//! holds 64 KiB, more than any UDP payload (65,507 bytes over IPv4,
-//! 65,527 over IPv6), so nothing is answered truncated; that is 2 MiB per
-//! socket at most, allocated once, its pages mostly untouched while
-//! datagrams are small. Nothing is allocated per datagram.
-//! GRO and GSO are left out: they coalesce datagrams of one flow, and an
-//! echo server's load is many peers each sending a few.
+//! up to 32 datagrams with one `recvmmsg`, have the
+//! [guard](super::udp_guard) judge each (its rate limiter's lock taken
+//! once for the batch), and send the answers back with `sendmmsg`, in the
+//! order the datagrams came. When the socket takes only part of them, the
+//! loop waits until it is writable and sends the rest, reading nothing
+//! meanwhile: no answer is lost to a full send buffer, nor reordered.
+//! Every slot holds 64 KiB, more than any UDP payload (65,507 bytes over
+//! IPv4, 65,527 over IPv6), so nothing is answered truncated; that is
+//! 2 MiB per socket at most, allocated once, its pages mostly untouched
+//! while datagrams are small. Nothing is allocated per datagram. GRO and
+//! GSO are left out: they coalesce datagrams of one flow, and an echo
+//! server's load is many peers each sending a few.
 //!
 //! The client side sends one datagram and waits for its reply, resending
 //! once if none comes in time.
@@ -56,7 +56,7 @@ use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use super::udp_batch::{BATCH, Batch, SLOT};
-use super::udp_guard::{self, Guard};
+use super::udp_guard::{self, Checker, Guard};
 use super::{ConnectError, PeerName};
 use crate::addr::{Addr, Transport};
 use crate::metrics::{ByteCounter, ErrorKind, Metrics, UdpResult};
@@ -92,6 +92,7 @@ pub async fn serve(socket: UdpSocket, guard: Arc<Guard>, metrics: Arc<Metrics>) 
             "udp: cannot tell the socket's own address: {e}"
         ),
     }
+    let mut checker = guard.checker();
     let bytes = metrics.bytes(Transport::Udp);
     // Allocated once; nothing in the loop allocates.
     let mut batch = Batch::new();
@@ -115,7 +116,7 @@ pub async fn serve(socket: UdpSocket, guard: Arc<Guard>, metrics: Arc<Metrics>) 
                 continue;
             }
         }
-        judge(&mut batch, &guard, &metrics, &bytes);
+        judge(&mut batch, &mut checker, &metrics, &bytes);
         answer(&socket, &mut batch, &metrics, &bytes).await;
     }
 }
@@ -126,7 +127,7 @@ const NO_SOURCE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNS
 
 /// Has `guard` judge every datagram of `batch` and marks those to answer;
 /// counts (and logs, at debug level) the others.
-fn judge(batch: &mut Batch, guard: &Guard, metrics: &Metrics, bytes: &ByteCounter) {
+fn judge(batch: &mut Batch, guard: &mut Checker, metrics: &Metrics, bytes: &ByteCounter) {
     let n = batch.len();
     let mut srcs = [NO_SOURCE; BATCH];
     for (i, src) in srcs[..n].iter_mut().enumerate() {
@@ -399,15 +400,21 @@ mod tests {
 
     #[test]
     fn judging_marks_only_what_the_guard_allows() {
-        let guard = Guard::new(2);
+        let guard = Arc::new(Guard::new(2));
         guard.add_own("127.0.0.1:7007".parse().unwrap());
+        let mut checker = guard.checker();
         let own = ("127.0.0.1:7007".parse().unwrap(), vec![1u8; 3]);
         let privileged = ("127.0.0.1:53".parse().unwrap(), vec![2u8; 5]);
         let d: Vec<(SocketAddr, Vec<u8>)> =
             [own, privileged].into_iter().chain(datagrams(4)).collect();
         let mut batch = batch_of(&d);
         let metrics = Arc::new(Metrics::new());
-        judge(&mut batch, &guard, &metrics, &metrics.bytes(Transport::Udp));
+        judge(
+            &mut batch,
+            &mut checker,
+            &metrics,
+            &metrics.bytes(Transport::Udp),
+        );
         // The rate is 2 a second for 127.0.0.1, whatever the port.
         let marked: Vec<usize> = (0..batch.reply_count()).map(|k| batch.reply(k)).collect();
         assert_eq!(marked, [2, 3]);

@@ -18,13 +18,16 @@
 //!
 //! One [`Guard`] serves every UDP socket of a server (each shard's
 //! `SO_REUSEPORT` socket included), so a source's rate is one budget
-//! however many sockets its datagrams reach. Its state sits behind one
-//! lock, taken once per batch of datagrams, not once per datagram.
+//! however many sockets its datagrams reach, and no socket answers
+//! another. Each socket judges through its own [`Checker`]: the rate
+//! limiter's lock is taken once per batch of datagrams, not once per
+//! datagram, and nothing else is shared on the hot path.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::metrics::UdpResult;
@@ -181,7 +184,7 @@ impl RateLimiter {
 }
 
 /// The local interfaces' addresses, as looked up now and then.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Interfaces {
     /// Directed broadcast addresses (`192.168.1.255` and the like), which no
     /// address check alone can know.
@@ -190,83 +193,138 @@ struct Interfaces {
     addresses: Vec<IpAddr>,
 }
 
-/// What the guard's lock protects.
-#[derive(Debug)]
-struct State {
-    interfaces: Interfaces,
-    refreshed: Instant,
+/// What the guard knows about addresses: the server's own, the host's.
+#[derive(Debug, Clone)]
+struct Addresses {
     /// The server's UDP sockets' bound addresses.
     own: Vec<SocketAddr>,
-    limiter: RateLimiter,
+    interfaces: Interfaces,
+    refreshed: Instant,
+    /// Bumped at every change, so that each [`Checker`] knows when its
+    /// copy is out of date.
+    version: u64,
 }
 
 /// The whole guard of a server's UDP sockets: loops, source checks, rate.
-/// Share it in an `Arc` among every UDP socket (and shard) of the server.
+/// Share it in an `Arc` among every UDP socket (and shard) of the server;
+/// each socket judges through its own [`Checker`].
+///
+/// The addresses (the server's own, the host's) change rarely: each
+/// checker keeps a copy, and one atomic read per batch tells it whether the
+/// copy is still current, so sockets on different cores share nothing
+/// while no rate limit is set. The rate limiter is one table behind one
+/// lock, taken once per batch (and only when some datagram of the batch
+/// passed the other checks), so that a source's rate is one budget
+/// across all sockets.
 #[derive(Debug)]
 pub struct Guard {
-    state: Mutex<State>,
+    version: AtomicU64,
+    addresses: Mutex<Addresses>,
+    /// `None` when there is no limit.
+    limiter: Option<Mutex<RateLimiter>>,
 }
 
 impl Guard {
     /// A guard limiting each source to `rate` replies per second (0: no limit).
     pub fn new(rate: u32) -> Guard {
         Guard {
-            state: Mutex::new(State {
+            version: AtomicU64::new(0),
+            addresses: Mutex::new(Addresses {
+                own: Vec::new(),
                 interfaces: Interfaces::read(),
                 refreshed: Instant::now(),
-                own: Vec::new(),
-                limiter: RateLimiter::new(rate),
+                version: 0,
             }),
+            limiter: (rate > 0).then(|| Mutex::new(RateLimiter::new(rate))),
         }
     }
 
-    /// Records `addr` as one of the server's own UDP addresses, which are
-    /// never answered. [`udp::serve`](super::udp::serve) records its
-    /// socket's address; a wildcard address (`0.0.0.0`, `[::]`) stands for
-    /// every local address with its port.
+    /// Records `addr` as one of the server's own UDP addresses, never to be
+    /// answered while the guard lives. [`udp::serve`](super::udp::serve)
+    /// records its socket's address; a wildcard address (`0.0.0.0`, `[::]`)
+    /// stands for every local address with its port.
     pub fn add_own(&self, addr: SocketAddr) {
-        let mut state = self.lock();
-        if !state.own.contains(&addr) {
-            state.own.push(addr);
+        self.update(|a| {
+            if !a.own.contains(&addr) {
+                a.own.push(addr);
+            }
+        });
+    }
+
+    /// A checker for one socket, with its own copy of the addresses.
+    pub fn checker(self: &Arc<Self>) -> Checker {
+        Checker {
+            view: lock(&self.addresses).clone(),
+            guard: self.clone(),
         }
     }
 
+    /// What to do with a datagram from `src` arriving at `now`. A socket
+    /// judging many should keep a [`checker`](Self::checker) instead.
+    pub fn check(self: &Arc<Self>, src: SocketAddr, now: Instant) -> UdpResult {
+        let mut verdict = [UdpResult::Answered];
+        self.checker().check_batch(&[src], &mut verdict, now);
+        verdict[0]
+    }
+
+    /// Changes the addresses with `f` and makes every checker's copy out
+    /// of date.
+    fn update(&self, f: impl FnOnce(&mut Addresses)) {
+        let mut a = lock(&self.addresses);
+        f(&mut a);
+        a.version += 1;
+        self.version.store(a.version, Ordering::Release);
+    }
+}
+
+/// Locks `m`; every update leaves its state consistent, so a panic
+/// elsewhere while it was held changes nothing.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One socket's way to its server's [`Guard`]: a copy of the addresses,
+/// brought up to date when they change.
+#[derive(Debug)]
+pub struct Checker {
+    guard: Arc<Guard>,
+    view: Addresses,
+}
+
+impl Checker {
     /// What to do with a datagram from `src` arriving at `now`.
-    pub fn check(&self, src: SocketAddr, now: Instant) -> UdpResult {
+    pub fn check(&mut self, src: SocketAddr, now: Instant) -> UdpResult {
         let mut verdict = [UdpResult::Answered];
         self.check_batch(&[src], &mut verdict, now);
         verdict[0]
     }
 
     /// What to do with each of a batch of datagrams from `srcs`, arriving
-    /// at `now`, into `verdicts` (as long as `srcs`): one lock for all.
-    pub fn check_batch(&self, srcs: &[SocketAddr], verdicts: &mut [UdpResult], now: Instant) {
-        let mut state = self.lock();
-        if now.saturating_duration_since(state.refreshed) >= INTERFACE_REFRESH {
-            state.refresh(now);
+    /// at `now`, into `verdicts` (as long as `srcs`): the rate limiter's
+    /// lock is taken once for all.
+    pub fn check_batch(&mut self, srcs: &[SocketAddr], verdicts: &mut [UdpResult], now: Instant) {
+        if now.saturating_duration_since(self.view.refreshed) >= INTERFACE_REFRESH {
+            self.refresh(now, INTERFACE_REFRESH);
+        } else if self.guard.version.load(Ordering::Acquire) != self.view.version {
+            self.view = lock(&self.guard.addresses).clone();
         }
+        let mut any = false;
+        for (&src, verdict) in srcs.iter().zip(verdicts.iter_mut()) {
+            *verdict = if self.is_own(src, now) {
+                UdpResult::RefusedSelf
+            } else {
+                check_source(src, &self.view.interfaces.broadcasts)
+            };
+            any |= *verdict == UdpResult::Answered;
+        }
+        let Some(limiter) = self.guard.limiter.as_ref().filter(|_| any) else {
+            return;
+        };
+        let mut limiter = lock(limiter);
         for (&src, verdict) in srcs.iter().zip(verdicts) {
-            *verdict = state.check(src, now);
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every update leaves the state consistent: a panic elsewhere
-        // while it was held changes nothing.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl State {
-    fn check(&mut self, src: SocketAddr, now: Instant) -> UdpResult {
-        if self.is_own(src, now) {
-            return UdpResult::RefusedSelf;
-        }
-        match check_source(src, &self.interfaces.broadcasts) {
-            UdpResult::Answered if !self.limiter.allow(src.ip().to_canonical(), now) => {
-                UdpResult::RefusedRate
+            if *verdict == UdpResult::Answered && !limiter.allow(src.ip().to_canonical(), now) {
+                *verdict = UdpResult::RefusedRate;
             }
-            verdict => verdict,
         }
     }
 
@@ -274,7 +332,7 @@ impl State {
     fn is_own(&mut self, src: SocketAddr, now: Instant) -> bool {
         let ip = src.ip().to_canonical();
         let mut wildcard = false;
-        for own in &self.own {
+        for own in &self.view.own {
             if own.port() == src.port() {
                 let own_ip = own.ip().to_canonical();
                 if own_ip == ip {
@@ -286,19 +344,29 @@ impl State {
         if !wildcard {
             return false;
         }
-        if is_local(ip, &self.interfaces.addresses) {
+        if is_local(ip, &self.view.interfaces.addresses) {
             return true;
         }
-        if now.saturating_duration_since(self.refreshed) >= INTERFACE_RELOOK {
-            self.refresh(now);
-            return is_local(ip, &self.interfaces.addresses);
+        // An address added since the last look would loop until the next:
+        // look again, at most once a second.
+        if now.saturating_duration_since(self.view.refreshed) >= INTERFACE_RELOOK {
+            self.refresh(now, INTERFACE_RELOOK);
+            return is_local(ip, &self.view.interfaces.addresses);
         }
         false
     }
 
-    fn refresh(&mut self, now: Instant) {
-        self.interfaces = Interfaces::read();
-        self.refreshed = now;
+    /// Looks the interfaces up again if no socket did in the last `age`,
+    /// and takes the guard's addresses as they are then.
+    fn refresh(&mut self, now: Instant, age: Duration) {
+        let mut a = lock(&self.guard.addresses);
+        if now.saturating_duration_since(a.refreshed) >= age {
+            a.interfaces = Interfaces::read();
+            a.refreshed = now;
+            a.version += 1;
+            self.guard.version.store(a.version, Ordering::Release);
+        }
+        self.view = a.clone();
     }
 }
 
@@ -384,9 +452,9 @@ mod tests {
     }
 
     /// A guard with no interfaces but loopback, limiting to `rate`.
-    fn guard(rate: u32, own: &[&str]) -> Guard {
-        let g = Guard::new(rate);
-        g.lock().interfaces = Interfaces::default();
+    fn guard(rate: u32, own: &[&str]) -> Arc<Guard> {
+        let g = Arc::new(Guard::new(rate));
+        g.update(|a| a.interfaces = Interfaces::default());
         for a in own {
             g.add_own(src(a));
         }
@@ -527,7 +595,7 @@ mod tests {
         assert_eq!(g.check(src("127.0.0.1:5001"), now), UdpResult::RefusedRate);
         let mut v = [UdpResult::Answered; 3];
         let srcs = [src("10.0.0.1:5000"), src("10.0.0.1:6000"), src("0.0.0.0:1")];
-        g.check_batch(&srcs, &mut v, now);
+        g.checker().check_batch(&srcs, &mut v, now);
         assert_eq!(
             v,
             [
@@ -560,12 +628,27 @@ mod tests {
     }
 
     #[test]
+    fn a_checker_sees_addresses_added_after_it_was_made() {
+        // Each socket's checker keeps a copy; another socket's address,
+        // added later, reaches it by its next batch.
+        let g = guard(0, &["127.0.0.1:7007"]);
+        let mut c = g.checker();
+        let now = Instant::now();
+        assert_eq!(c.check(src("127.0.0.1:7008"), now), UdpResult::Answered);
+        g.add_own(src("127.0.0.1:7008"));
+        assert_eq!(c.check(src("127.0.0.1:7008"), now), UdpResult::RefusedSelf);
+        assert_eq!(c.check(src("127.0.0.1:7007"), now), UdpResult::RefusedSelf);
+    }
+
+    #[test]
     fn a_wildcard_bind_owns_every_local_address_with_its_port() {
         let g = guard(0, &["0.0.0.0:7007", "[::]:7008"]);
-        g.lock().interfaces.addresses = vec![
-            "192.0.2.10".parse().unwrap(),
-            "2001:db8::10".parse().unwrap(),
-        ];
+        g.update(|a| {
+            a.interfaces.addresses = vec![
+                "192.0.2.10".parse().unwrap(),
+                "2001:db8::10".parse().unwrap(),
+            ]
+        });
         let now = Instant::now();
         for (s, verdict) in [
             ("127.0.0.1:7007", UdpResult::RefusedSelf),
@@ -589,17 +672,21 @@ mod tests {
         // one: a wildcard port's datagram from an address not known to be
         // local looks again at once, at most once a second.
         let g = guard(0, &["0.0.0.0:7007"]);
-        let t0 = g.lock().refreshed + INTERFACE_RELOOK;
+        let t0 = lock(&g.addresses).refreshed + INTERFACE_RELOOK;
         let stranger = src("192.0.2.99:7007");
         assert_eq!(g.check(stranger, t0), UdpResult::Answered);
-        assert_eq!(g.lock().refreshed, t0, "looked up again");
+        assert_eq!(lock(&g.addresses).refreshed, t0, "looked up again");
         let soon = t0 + Duration::from_millis(10);
         assert_eq!(g.check(stranger, soon), UdpResult::Answered);
-        assert_eq!(g.lock().refreshed, t0, "not again within a second");
+        assert_eq!(
+            lock(&g.addresses).refreshed,
+            t0,
+            "not again within a second"
+        );
         // Another port, or a specific bind, never looks.
         let later = t0 + INTERFACE_RELOOK;
         assert_eq!(g.check(src("192.0.2.99:7006"), later), UdpResult::Answered);
-        assert_eq!(g.lock().refreshed, t0);
+        assert_eq!(lock(&g.addresses).refreshed, t0);
     }
 
     #[test]
