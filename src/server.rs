@@ -683,7 +683,7 @@ async fn serve_listener(listener: Listener, shared: Arc<Shared>, handle: Shutdow
     let label = listener.addr().to_string();
     match listener.socket {
         ListenSocket::Udp(socket) => {
-            let guard = Guard::new(shared.udp_rate);
+            let guard = Arc::new(Guard::new(shared.udp_rate));
             tokio::select! {
                 () = udp::serve(socket, guard, shared.metrics.clone()) => {}
                 () = handle.wait_shutdown() => {}

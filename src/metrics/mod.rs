@@ -94,14 +94,18 @@ pub enum UdpResult {
     RefusedBroadcast,
     /// Not answered: the source is over `--udp-rate`.
     RefusedRate,
+    /// Not answered: the source is one of the server's own UDP addresses,
+    /// so the answer would loop back to it (a forged source).
+    RefusedSelf,
 }
 
 impl UdpResult {
-    const ALL: [UdpResult; 4] = [
+    const ALL: [UdpResult; 5] = [
         UdpResult::Answered,
         UdpResult::RefusedPort,
         UdpResult::RefusedBroadcast,
         UdpResult::RefusedRate,
+        UdpResult::RefusedSelf,
     ];
 
     /// The label value.
@@ -111,6 +115,7 @@ impl UdpResult {
             UdpResult::RefusedPort => "refused_port",
             UdpResult::RefusedBroadcast => "refused_broadcast",
             UdpResult::RefusedRate => "refused_rate",
+            UdpResult::RefusedSelf => "refused_self",
         }
     }
 
@@ -128,7 +133,7 @@ struct Shard {
     /// Wraps below zero when a chunk queued on one thread is finished on
     /// another; only the sum over shards means anything.
     unsent: [AtomicU64; 4],
-    udp: [AtomicU64; 4],
+    udp: [AtomicU64; UdpResult::ALL.len()],
 }
 
 /// Per-transport connection counters: one event per connection, not hot.
@@ -234,7 +239,12 @@ impl Metrics {
 
     /// Counts one UDP datagram's fate.
     pub fn udp(&self, result: UdpResult) {
-        self.shard().udp[result.index()].fetch_add(1, Relaxed);
+        self.udp_add(result, 1);
+    }
+
+    /// Counts `n` UDP datagrams with the same fate (a batch's).
+    pub fn udp_add(&self, result: UdpResult, n: u64) {
+        self.shard().udp[result.index()].fetch_add(n, Relaxed);
     }
 
     /// Counts one connection to the metrics endpoint closed unanswered.
