@@ -76,7 +76,10 @@ pub fn render(
         writeln!(out, ".SH {title}")?;
         paragraphs(out, text)?;
     }
-    man.render_version_section(out)
+    if cmd.get_version().is_some() || cmd.get_long_version().is_some() {
+        man.render_version_section(out)?;
+    }
+    Ok(())
 }
 
 /// The visible subcommands of `cmd` (clap's own `help` aside).

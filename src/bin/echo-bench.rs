@@ -125,8 +125,8 @@ Examples:
   # UDP, one datagram per message; a reply later than --timeout is a loss
   # (echo-server answers one source 1000 times a second: --udp-rate 0)
   echo-bench --connect udp://127.0.0.1:7 -c 4 -s 512 --timeout 200ms
-  # TLS connections per second, trusting one CA
-  echo-bench --connect tls://localhost:8443 --tls-ca ca.pem -m churn
+  # TLS connections per second, pinning the fingerprint echo-server logs
+  echo-bench --connect tls://localhost:8443 --tls-pin FINGERPRINT -m churn
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect localhost:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg

@@ -119,6 +119,9 @@ fn main() -> ExitCode {
             client::send_messages(&opts, &messages).await
         }
     });
+    // Not a plain drop, which would wait for the blocking read of standard
+    // input to return: a client that has failed must not hang on it.
+    rt.shutdown_background();
     match result {
         Ok(_) => ExitCode::SUCCESS,
         // `| head` took what it wanted: like cat, end quietly.
