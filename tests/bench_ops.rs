@@ -132,7 +132,7 @@ fn connections_come_from_many_loopback_addresses_and_cpu_is_reported() {
 
 #[test]
 fn udp_losses_at_the_servers_rate_limit_are_explained() {
-    let server = ServerProc::start(&["-l", "udp://127.0.0.1:0", "--udp-rate", "200"]);
+    let server = ServerProc::start(&["-l", "udp://127.0.0.1:0"]);
     let addr = format!("udp://127.0.0.1:{}", server.port);
     let out = bench(&[
         "--connect",

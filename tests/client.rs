@@ -60,6 +60,13 @@ fn big_messages() -> Vec<String> {
 
 #[test]
 fn a_flooding_server_costs_bounded_memory_and_fails_fast() {
+    if !isolated("a_flooding_server_costs_bounded_memory_and_fails_fast") {
+        return;
+    }
+    // Small send buffers for every socket of this network namespace, so
+    // that the client cannot write all its messages before the server's
+    // flood is read (loopback's default lets it queue megabytes).
+    std::fs::write("/proc/sys/net/ipv4/tcp_wmem", "4096 16384 65536").unwrap();
     let messages = big_messages();
     // Wrong bytes from the start: a mismatch at byte 0, told at once.
     let addr = flooding_server(Vec::new());

@@ -121,7 +121,7 @@ fn every_example_passes_as_written() {
         sessions.len()
     );
     let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let lanes = sessions.iter().map(|s| lane(s)).max().unwrap_or(0) + 1;
+    let lanes = sessions.iter().map(lane).max().unwrap_or(0) + 1;
     let failures: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..lanes)
             .map(|l| {
@@ -201,20 +201,9 @@ fn tail(text: &str) -> String {
 
 /// In the fresh namespaces: loopback up, and a /tmp of our own.
 fn inside_namespaces() {
-    // SAFETY: plain system calls on a socket and a request struct of our
-    // own; mount with static strings.
+    common::loopback_up();
+    // SAFETY: mount with static strings.
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo".iter().enumerate() {
-            req.ifr_name[i] = *b as libc::c_char;
-        }
-        assert_eq!(libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req), 0);
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        let up = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
-        assert_eq!(up, 0, "lo up: {}", std::io::Error::last_os_error());
-        libc::close(fd);
         let rc = libc::mount(
             c"tmpfs".as_ptr(),
             c"/tmp".as_ptr(),
@@ -413,7 +402,7 @@ fn flag_values(stage: &[String], flags: &[&str], long_only: bool) -> Vec<String>
     for (i, w) in stage.iter().enumerate() {
         for f in flags
             .iter()
-            .filter(|f| !(long_only && !f.starts_with("--")))
+            .filter(|f| !long_only || f.starts_with("--"))
         {
             if w == f {
                 out.extend(stage.get(i + 1).cloned());

@@ -253,3 +253,81 @@ fn an_invalid_rust_log_is_said() {
         out.stderr
     );
 }
+
+/// TLS failures say how to fix them: an X.509 version 1 certificate is
+/// named as such (not "certificate and key do not go together", nor a
+/// Rust Debug value), and an untrusted server names the ways to trust it.
+#[test]
+fn tls_messages_say_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    // openssl (in .ci/apt-packages.txt) makes a version 1 certificate when
+    // signing a request without extensions.
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output();
+        let out = out.expect("openssl is installed (.ci/apt-packages.txt)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "v1.key",
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "v1.key",
+        "-subj",
+        "/CN=localhost",
+        "-out",
+        "v1.csr",
+    ]);
+    openssl(&[
+        "x509", "-req", "-in", "v1.csr", "-signkey", "v1.key", "-days", "2", "-out", "v1.pem",
+    ]);
+    let (cert, key) = (path("v1.pem"), path("v1.key"));
+    let server = ServerProc::start(&["-l", "tls://127.0.0.1:0", "--tls-self-signed"]);
+    let tls = format!("tls://127.0.0.1:{}", server.port);
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            SERVER,
+            vec![
+                "-l",
+                "tls://127.0.0.1:0",
+                "--tls-cert",
+                &cert,
+                "--tls-key",
+                &key,
+            ],
+            "X.509 version 1",
+        ),
+        (
+            CLIENT,
+            vec!["-c", &tls, "-k", "--tls-cert", &cert, "--tls-key", &key],
+            "X.509 version 1",
+        ),
+        (CLIENT, vec!["-c", &tls, "hi"], "--tls-pin"),
+    ];
+    for (bin, args, needle) in cases {
+        let out = run(Command::new(bin).args(&args), b"", Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", out.stderr);
+        let last = out.stderr.lines().last().unwrap_or_default();
+        assert!(last.contains(needle), "{args:?}: {}", out.stderr);
+        assert!(
+            !last.contains("do not go together") && !last.contains("Other("),
+            "{last}"
+        );
+    }
+}

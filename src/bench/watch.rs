@@ -104,20 +104,20 @@ fn process_cpu() -> Option<Duration> {
 }
 
 /// A note for a UDP run whose losses look like a server's per-source rate
-/// limit: losses, while the replies per source address stayed near what
-/// `echo-server` allows one source by default (a burst of one second's
-/// worth on top).
+/// limit: losses, while the replies per source address sat near what
+/// `echo-server` allows one source by default (half of it to two and a
+/// half times: a burst of one second's worth comes on top in a short run).
 pub(crate) fn rate_limit_note(config: &BenchConfig, report: &Report) -> Option<String> {
     let limit = f64::from(crate::transport::udp_guard::DEFAULT_RATE);
     let per_source = report.msgs_per_sec / report.sources.max(1) as f64;
     (config.addr.transport() == Transport::Udp
         && report.error_kinds.loss > 0
-        && per_source <= 2.5 * limit)
-        .then(|| {
-            format!(
-                "{per_source:.0} replies/s per source address, with losses: the server may be \
+        && (0.5 * limit..=2.5 * limit).contains(&per_source))
+    .then(|| {
+        format!(
+            "{per_source:.0} replies/s per source address, with losses: the server may be \
                  rate-limiting this source: see --udp-rate (echo-server answers one source \
                  {limit:.0} times a second by default; --udp-rate 0 lifts the limit)"
-            )
-        })
+        )
+    })
 }

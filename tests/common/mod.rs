@@ -451,6 +451,8 @@ pub fn sample(page: &str, series: &str) -> u64 {
 
 /// Runs `cmd` to its end (killed past `limit`): its exit code, standard
 /// error, peak resident memory in KiB (from `wait4`), and how long it ran.
+// The child is reaped by `wait4` (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, u64, Duration) {
     let started = Instant::now();
     let mut child = cmd
@@ -486,4 +488,55 @@ pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Option<i32>, String,
         usage.ru_maxrss as u64,
         elapsed,
     )
+}
+
+/// Runs the test `name` of this test binary again, alone, in a network
+/// namespace of its own (`unshare --net`, as root, or in a user namespace
+/// otherwise) with its loopback up, and checks that it passed there.
+/// Returns `true` inside that namespace, where the test goes on, and
+/// `false` in the caller, whose test is then done. For tests that change
+/// the network's settings (sysctls) or need its ports as they are.
+pub fn isolated(name: &str) -> bool {
+    const INSIDE: &str = "ECHOES_ISOLATED_TEST";
+    if std::env::var(INSIDE).is_ok_and(|n| n == name) {
+        loopback_up();
+        return true;
+    }
+    let mut cmd = Command::new("unshare");
+    // SAFETY: getuid has no memory effects.
+    if unsafe { libc::getuid() } != 0 {
+        cmd.args(["--user", "--map-root-user"]);
+    }
+    cmd.arg("--net")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(INSIDE, name);
+    let out = run(&mut cmd, b"", Duration::from_secs(120));
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{name} in its own network namespace: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        out.stderr
+    );
+    false
+}
+
+/// Brings up the loopback interface of this network namespace (a new one
+/// starts with it down).
+pub fn loopback_up() {
+    // SAFETY: plain system calls on a socket and a request struct of our own.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        assert_eq!(libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req), 0);
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        let up = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+        assert_eq!(up, 0, "lo up: {}", std::io::Error::last_os_error());
+        libc::close(fd);
+    }
 }
