@@ -400,10 +400,7 @@ fn serves(line: &str) -> Vec<Target> {
 fn flag_values(stage: &[String], flags: &[&str], long_only: bool) -> Vec<String> {
     let mut out = Vec::new();
     for (i, w) in stage.iter().enumerate() {
-        for f in flags
-            .iter()
-            .filter(|f| !long_only || f.starts_with("--"))
-        {
+        for f in flags.iter().filter(|f| !long_only || f.starts_with("--")) {
             if w == f {
                 out.extend(stage.get(i + 1).cloned());
             } else if let Some(v) = w.strip_prefix(&format!("{f}=")) {
