@@ -298,7 +298,9 @@ const DEFERRED: usize = 256;
 /// messages themselves) whatever the server sends. Echoed chunks that
 /// arrive before the last message is sent are logged after it, as the
 /// seed's log shows them: only their lengths are kept, since their bytes
-/// are those sent. Every wait is bounded by the timeout (see [`Waits`]).
+/// are those sent. Every wait is bounded by the timeout once bytes are
+/// owed: for the server to take what is left to send, and for the next
+/// byte of the echo (or the close).
 pub async fn send_messages(
     opts: &ClientOptions,
     messages: &[Vec<u8>],
