@@ -4,23 +4,30 @@
 //! [`send_messages`] sends each message as its own write, half-closes, and
 //! logs the conversation exactly as the seed does. [`pipe`] streams any
 //! reader to the server and the echo to any writer. Both read while they
-//! write, so a message larger than the socket buffers cannot deadlock
-//! against a server that stops reading until its replies are read.
+//! write, from one future that polls both sides (`talk` and `pipe`), so a
+//! message larger than the socket buffers cannot deadlock against a server
+//! that stops reading until its replies are read, and both check the echo
+//! as it arrives: a server that sends wrong or extra bytes is caught at
+//! once, and the client's memory stays bounded whatever it sends. Every
+//! wait is bounded by the timeout once bytes are owed (`waits`).
 //!
 //! Over `udp://` there is no stream to half-close: each message (or each
 //! chunk of input) is one datagram, and its reply is awaited, with
 //! `timeout` and one resend, before the next is sent.
 
-use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info};
+
+mod pipe;
+mod talk;
+mod waits;
+
+use pipe::Pipe;
+use talk::Talk;
 
 use crate::addr::{Addr, Transport};
 use crate::pyrepr::PyBytes;
@@ -226,69 +233,6 @@ fn connect_line(addr: &Addr) -> String {
     }
 }
 
-/// How long the client waits without progress once bytes are owed: for
-/// the server to take what is left to send, and for the echo of what it
-/// was sent (or its close, once everything is back). Each wait starts
-/// again whenever a byte moves that way.
-struct Waits {
-    timeout: Duration,
-    /// Since when a write to the server has been waiting.
-    write: Option<Instant>,
-    /// Since when an echo (or the end of stream) has been owed without a
-    /// byte of it arriving.
-    echo: Option<Instant>,
-    sleep: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Waits {
-    fn new(timeout: Duration) -> Waits {
-        Waits {
-            timeout,
-            write: None,
-            echo: None,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
-        }
-    }
-
-    /// Sets what is being waited for now: `Some(since)` keeps an older
-    /// start, `None` ends the wait.
-    fn set(slot: &mut Option<Instant>, waiting: bool, now: Instant) {
-        match (waiting, *slot) {
-            (true, None) => *slot = Some(now),
-            (false, _) => *slot = None,
-            (true, Some(_)) => {}
-        }
-    }
-
-    /// Ready with the timeout error once a wait has lasted `timeout`;
-    /// otherwise arms the timer for the earliest one.
-    fn poll(&mut self, cx: &mut Context<'_>, sent: u64, received: u64) -> Poll<ClientError> {
-        let (since, what) = match (self.write, self.echo) {
-            (Some(w), Some(e)) if e < w => (e, "echo"),
-            (Some(w), _) => (w, "server to read"),
-            (None, Some(e)) => (e, "echo"),
-            (None, None) => return Poll::Pending,
-        };
-        let deadline = tokio::time::Instant::from_std(since + self.timeout);
-        if self.sleep.deadline() != deadline {
-            self.sleep.as_mut().reset(deadline);
-        }
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(ClientError::Timeout {
-                waited: self.timeout,
-                what,
-                sent,
-                received,
-            }),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// The most received chunks whose `received` line waits for the last
-/// `sending` line; past that, chunks are merged, so memory stays bounded.
-const DEFERRED: usize = 256;
-
 /// The seed's conversation: send each message, half-close, read and log the
 /// echo until the server closes, and check it.
 ///
@@ -310,198 +254,10 @@ pub async fn send_messages(
         return send_datagrams(opts, messages).await;
     }
     let mut stream = opts.connect().await?;
-    let mut talk = Talk {
-        messages,
-        expected: messages.concat(),
-        index: 0,
-        at: 0,
-        sent: 0,
-        shut: false,
-        checker: Checker { received: 0 },
-        deferred: Vec::new(),
-        logged: 0,
-        buf: vec![0u8; CHUNK],
-        waits: Waits::new(opts.timeout),
-    };
+    let mut talk = Talk::new(messages, opts.timeout);
     std::future::poll_fn(|cx| talk.poll(cx, &mut stream)).await
 }
 
-/// What one read of the echo gave.
-enum Got {
-    /// Nothing yet.
-    Nothing,
-    /// Bytes, checked.
-    Bytes,
-    /// The end of stream: the conversation is over, for better or worse.
-    End(Result<Summary, ClientError>),
-}
-
-/// The state of [`send_messages`].
-struct Talk<'a> {
-    messages: &'a [Vec<u8>],
-    /// The messages, end to end: what the echo must be.
-    expected: Vec<u8>,
-    /// The message being written, and how much of it is.
-    index: usize,
-    at: usize,
-    sent: u64,
-    /// Every message is sent and the write side is closed.
-    shut: bool,
-    checker: Checker,
-    /// Lengths of echoed chunks not logged yet (see [`DEFERRED`]).
-    deferred: Vec<usize>,
-    /// Echoed bytes logged so far.
-    logged: usize,
-    buf: Vec<u8>,
-    waits: Waits,
-}
-
-impl Talk<'_> {
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        stream: &mut BoxStream,
-    ) -> Poll<Result<Summary, ClientError>> {
-        loop {
-            let wrote = match self.write_side(cx, stream) {
-                Ok(wrote) => wrote,
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            if wrote {
-                // The server took bytes: its wait starts again.
-                self.waits.write = None;
-            }
-            let read = match self.read_side(cx, stream) {
-                Ok(Got::Nothing) => false,
-                Ok(Got::Bytes) => true,
-                Ok(Got::End(done)) => return Poll::Ready(done),
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            if wrote || read {
-                continue;
-            }
-            let now = Instant::now();
-            Waits::set(&mut self.waits.write, !self.shut, now);
-            let owed = self.checker.received < self.sent || self.shut;
-            Waits::set(&mut self.waits.echo, owed, now);
-            return match self.waits.poll(cx, self.sent, self.checker.received) {
-                Poll::Ready(e) => {
-                    self.log_deferred();
-                    Poll::Ready(Err(e))
-                }
-                Poll::Pending => Poll::Pending,
-            };
-        }
-    }
-
-    /// Writes what may be written; whether any byte went out.
-    fn write_side(
-        &mut self,
-        cx: &mut Context<'_>,
-        stream: &mut BoxStream,
-    ) -> Result<bool, ClientError> {
-        let mut wrote = false;
-        while !self.shut {
-            let Some(msg) = self.messages.get(self.index) else {
-                match Pin::new(&mut *stream).poll_shutdown(cx) {
-                    Poll::Ready(r) => r.map_err(io_err("half-closing"))?,
-                    Poll::Pending => return Ok(wrote),
-                }
-                self.shut = true;
-                info!(name = NAME, "waiting for response");
-                self.log_deferred();
-                return Ok(true);
-            };
-            if self.at < msg.len() {
-                match Pin::new(&mut *stream).poll_write(cx, &msg[self.at..]) {
-                    Poll::Ready(Ok(0)) => {
-                        return Err(ClientError::Io {
-                            context: "sending",
-                            error: io::ErrorKind::WriteZero.into(),
-                        });
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        self.at += n;
-                        self.sent += n as u64;
-                        wrote = true;
-                        continue;
-                    }
-                    Poll::Ready(Err(e)) => return Err(io_err("sending")(e)),
-                    Poll::Pending => return Ok(wrote),
-                }
-            }
-            // Each message its own write: TLS sends its record now.
-            match Pin::new(&mut *stream).poll_flush(cx) {
-                Poll::Ready(r) => r.map_err(io_err("sending"))?,
-                Poll::Pending => return Ok(wrote),
-            }
-            info!(name = NAME, "sending {}", PyBytes(msg));
-            self.index += 1;
-            self.at = 0;
-        }
-        Ok(wrote)
-    }
-
-    /// Reads and checks one chunk of what came back.
-    fn read_side(
-        &mut self,
-        cx: &mut Context<'_>,
-        stream: &mut BoxStream,
-    ) -> Result<Got, ClientError> {
-        let mut buf = ReadBuf::new(&mut self.buf);
-        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-            Poll::Ready(r) => r.map_err(io_err("reading the echo"))?,
-            Poll::Pending => return Ok(Got::Nothing),
-        }
-        let n = buf.filled().len();
-        let received = self.checker.received;
-        if n == 0 {
-            self.log_deferred();
-            info!(name = NAME, "closing");
-            let done = if !self.shut {
-                Err(ClientError::ClosedEarly {
-                    sent: self.sent,
-                    received,
-                })
-            } else if received < self.sent {
-                Err(ClientError::Short {
-                    sent: self.sent,
-                    received,
-                })
-            } else {
-                Ok(Summary { bytes: self.sent })
-            };
-            return Ok(Got::End(done));
-        }
-        let from = received as usize;
-        let owed = &self.expected[from.min(self.expected.len())..self.sent as usize];
-        let checked = self.checker.check(&self.buf[..n], owed, self.sent);
-        if let Err(e) = checked {
-            self.log_deferred();
-            info!(name = NAME, "received {}", PyBytes(&self.buf[..n]));
-            return Err(e);
-        }
-        if self.shut {
-            info!(name = NAME, "received {}", PyBytes(&self.buf[..n]));
-            self.logged += n;
-        } else if self.deferred.len() < DEFERRED {
-            self.deferred.push(n);
-        } else if let Some(last) = self.deferred.last_mut() {
-            *last += n;
-        }
-        self.waits.echo = None;
-        Ok(Got::Bytes)
-    }
-
-    /// Logs the `received` lines held back until the last `sending` line.
-    fn log_deferred(&mut self) {
-        for n in std::mem::take(&mut self.deferred) {
-            let chunk = &self.expected[self.logged..self.logged + n];
-            info!(name = NAME, "received {}", PyBytes(chunk));
-            self.logged += n;
-        }
-    }
-}
 /// `nc`-style: streams `input` to the server until its end, writes the echo
 /// to `output` byte for byte, checks it as it arrives, and returns once
 /// the server has closed. The transcript is logged at debug level.
@@ -522,217 +278,12 @@ where
         return pipe_datagrams(opts, input, output).await;
     }
     let mut stream = opts.connect().await?;
-    let mut pipe = Pipe {
-        input,
-        output,
-        inbuf: vec![0u8; CHUNK],
-        in_len: 0,
-        in_at: 0,
-        input_done: false,
-        shut: false,
-        window: VecDeque::new(),
-        sent: 0,
-        checker: Checker { received: 0 },
-        outbuf: vec![0u8; CHUNK],
-        out_len: 0,
-        out_at: 0,
-        eof: false,
-        waits: Waits::new(opts.timeout),
-    };
+    let mut pipe = Pipe::new(input, output, opts.timeout);
     std::future::poll_fn(|cx| pipe.poll(cx, &mut stream)).await
 }
 
 /// The most bytes [`pipe`] keeps in flight without an echo.
 pub const PIPE_WINDOW: usize = 4 * 1024 * 1024;
-
-/// The state of [`pipe`].
-struct Pipe<R, W> {
-    input: R,
-    output: W,
-    /// A chunk of input, written to the server up to `in_at`.
-    inbuf: Vec<u8>,
-    in_len: usize,
-    in_at: usize,
-    input_done: bool,
-    shut: bool,
-    /// Bytes sent and not yet echoed, oldest first.
-    window: VecDeque<u8>,
-    sent: u64,
-    checker: Checker,
-    /// A chunk of echo, written to the output up to `out_at`.
-    outbuf: Vec<u8>,
-    out_len: usize,
-    out_at: usize,
-    eof: bool,
-    waits: Waits,
-}
-
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pipe<R, W> {
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        stream: &mut BoxStream,
-    ) -> Poll<Result<Summary, ClientError>> {
-        loop {
-            let sent = match self.send(cx, stream) {
-                Ok(moved) => moved,
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            let (echoed, out_blocked) = match self.echo(cx, stream) {
-                Ok(moved) => moved,
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            if self.eof && self.out_at == self.out_len {
-                return match Pin::new(&mut self.output).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => Poll::Ready(self.finish()),
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(output_err(e))),
-                    Poll::Pending => Poll::Pending,
-                };
-            }
-            if sent || echoed {
-                continue;
-            }
-            let now = Instant::now();
-            let writing = self.in_at < self.in_len || (self.input_done && !self.shut);
-            Waits::set(&mut self.waits.write, writing, now);
-            let owed = self.checker.received < self.sent || self.shut;
-            // Waiting on our own output is not waiting on the server.
-            Waits::set(&mut self.waits.echo, owed && !out_blocked, now);
-            return match self.waits.poll(cx, self.sent, self.checker.received) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            };
-        }
-    }
-
-    /// Reads input and writes it to the server; whether anything moved.
-    fn send(&mut self, cx: &mut Context<'_>, stream: &mut BoxStream) -> Result<bool, ClientError> {
-        let mut moved = false;
-        loop {
-            if self.in_at == self.in_len {
-                if self.input_done {
-                    break;
-                }
-                if self.window.len() + CHUNK > PIPE_WINDOW {
-                    return Ok(moved);
-                }
-                let mut buf = ReadBuf::new(&mut self.inbuf);
-                match Pin::new(&mut self.input).poll_read(cx, &mut buf) {
-                    Poll::Ready(r) => r.map_err(io_err("reading input"))?,
-                    Poll::Pending => return Ok(moved),
-                }
-                self.in_len = buf.filled().len();
-                self.in_at = 0;
-                self.input_done = self.in_len == 0;
-                moved = true;
-                continue;
-            }
-            let pending = &self.inbuf[self.in_at..self.in_len];
-            match Pin::new(&mut *stream).poll_write(cx, pending) {
-                Poll::Ready(Ok(0)) => {
-                    return Err(ClientError::Io {
-                        context: "sending",
-                        error: io::ErrorKind::WriteZero.into(),
-                    });
-                }
-                Poll::Ready(Ok(n)) => {
-                    // The checker has these before their echo can come back.
-                    self.window.extend(&pending[..n]);
-                    self.in_at += n;
-                    self.sent += n as u64;
-                    self.waits.write = None;
-                    moved = true;
-                    if self.in_at == self.in_len {
-                        debug!(
-                            name = NAME,
-                            "sending {}",
-                            PyBytes(&self.inbuf[..self.in_len])
-                        );
-                    }
-                }
-                Poll::Ready(Err(e)) => return Err(io_err("sending")(e)),
-                Poll::Pending => return Ok(moved),
-            }
-        }
-        if !self.shut {
-            match Pin::new(&mut *stream).poll_shutdown(cx) {
-                Poll::Ready(r) => r.map_err(io_err("half-closing"))?,
-                Poll::Pending => return Ok(moved),
-            }
-            self.shut = true;
-            self.waits.write = None;
-            debug!(name = NAME, "waiting for response");
-            moved = true;
-        }
-        Ok(moved)
-    }
-
-    /// Writes the echo to the output and reads more of it; whether
-    /// anything moved, and whether the output is what holds it up.
-    fn echo(
-        &mut self,
-        cx: &mut Context<'_>,
-        stream: &mut BoxStream,
-    ) -> Result<(bool, bool), ClientError> {
-        let mut moved = false;
-        loop {
-            if self.out_at < self.out_len {
-                let pending = &self.outbuf[self.out_at..self.out_len];
-                match Pin::new(&mut self.output).poll_write(cx, pending) {
-                    Poll::Ready(Ok(0)) => return Err(output_err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => {
-                        self.out_at += n;
-                        moved = true;
-                        continue;
-                    }
-                    Poll::Ready(Err(e)) => return Err(output_err(e)),
-                    Poll::Pending => return Ok((moved, true)),
-                }
-            }
-            if self.eof {
-                return Ok((moved, false));
-            }
-            let mut buf = ReadBuf::new(&mut self.outbuf);
-            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-                Poll::Ready(r) => r.map_err(io_err("reading the echo"))?,
-                Poll::Pending => return Ok((moved, false)),
-            }
-            let n = buf.filled().len();
-            moved = true;
-            self.waits.echo = None;
-            if n == 0 {
-                self.eof = true;
-                continue;
-            }
-            debug!(name = NAME, "received {}", PyBytes(&self.outbuf[..n]));
-            let owed = n.min(self.window.len());
-            let want = &self.window.make_contiguous()[..owed];
-            self.checker.check(&self.outbuf[..n], want, self.sent)?;
-            self.window.drain(..owed);
-            self.out_len = n;
-            self.out_at = 0;
-        }
-    }
-
-    /// The server closed and its echo is written out: judge it.
-    fn finish(&mut self) -> Result<Summary, ClientError> {
-        debug!(name = NAME, "closing");
-        let received = self.checker.received;
-        if !self.shut {
-            return Err(ClientError::ClosedEarly {
-                sent: self.sent,
-                received,
-            });
-        }
-        if received < self.sent {
-            return Err(ClientError::Short {
-                sent: self.sent,
-                received,
-            });
-        }
-        Ok(Summary { bytes: received })
-    }
-}
 
 /// The seed's conversation over UDP: each message one datagram, its reply
 /// awaited (and checked) before the next is sent.
