@@ -259,6 +259,21 @@ impl Server {
                 "the read size must be at least 1 byte".into(),
             ));
         }
+        // Absurd values are refused, not panicked on (a semaphore has at
+        // most 2^61 permits) nor allocated per worker.
+        if config.read_size > crate::cli::MAX_READ_SIZE {
+            return Err(ServerError::Config(format!(
+                "the read size must be at most {} bytes",
+                crate::cli::MAX_READ_SIZE
+            )));
+        }
+        let limits = [config.max_connections, config.max_connections_per_ip];
+        if limits.iter().flatten().any(|&n| n > crate::cli::MAX_LIMIT) {
+            return Err(ServerError::Config(format!(
+                "a connection limit must be at most {}",
+                crate::cli::MAX_LIMIT
+            )));
+        }
         if config.listen.is_empty() && inherited.is_empty() {
             return Err(ServerError::Config("no address to listen on".into()));
         }

@@ -114,6 +114,22 @@ impl ServerProc {
         }
     }
 
+    /// Waits until a logged line satisfies `pred`, and returns it.
+    pub fn wait_for_line_where(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.lines().into_iter().find(|l| pred(l)) {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such line within {timeout:?}; log so far:\n{}",
+                self.lines().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         let rc = unsafe { libc::kill(self.pid(), sig) };
@@ -450,4 +466,96 @@ pub fn sample(page: &str, series: &str) -> u64 {
     page.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no sample {series} in:\n{page}"))
+}
+
+/// Runs `cmd` to its end (killed past `limit`): its exit code, standard
+/// error, peak resident memory in KiB (from `wait4`), and how long it ran.
+// The child is reaped by `wait4` (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, u64, Duration) {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let pid = child.id() as i32;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        // SAFETY: kill on our own child's pid; harmless if it is gone
+        // (it is not reaped until wait4 below returns).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, valid zeroed; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid);
+    let elapsed = started.elapsed();
+    drop(killer);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (
+        code,
+        reader.join().unwrap(),
+        usage.ru_maxrss as u64,
+        elapsed,
+    )
+}
+
+/// Runs the test `name` of this test binary again, alone, in a network
+/// namespace of its own (`unshare --net`, as root, or in a user namespace
+/// otherwise) with its loopback up, and checks that it passed there.
+/// Returns `true` inside that namespace, where the test goes on, and
+/// `false` in the caller, whose test is then done. For tests that change
+/// the network's settings (sysctls) or need its ports as they are.
+pub fn isolated(name: &str) -> bool {
+    const INSIDE: &str = "ECHOES_ISOLATED_TEST";
+    if std::env::var(INSIDE).is_ok_and(|n| n == name) {
+        loopback_up();
+        return true;
+    }
+    let mut cmd = Command::new("unshare");
+    // SAFETY: getuid has no memory effects.
+    if unsafe { libc::getuid() } != 0 {
+        cmd.args(["--user", "--map-root-user"]);
+    }
+    cmd.arg("--net")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(INSIDE, name);
+    let out = run(&mut cmd, b"", Duration::from_secs(120));
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{name} in its own network namespace: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        out.stderr
+    );
+    false
+}
+
+/// Brings up the loopback interface of this network namespace (a new one
+/// starts with it down).
+pub fn loopback_up() {
+    // SAFETY: plain system calls on a socket and a request struct of our own.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        assert_eq!(libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req), 0);
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        let up = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+        assert_eq!(up, 0, "lo up: {}", std::io::Error::last_os_error());
+        libc::close(fd);
+    }
 }
