@@ -117,11 +117,19 @@ RUST_LOG: the log filter (tracing's EnvFilter syntax) when neither -q nor \
 -v is given; an invalid one is reported and ignored.\n\n\
 NO_COLOR: no colour on a terminal.",
     signals: "SIGINT, SIGTERM and SIGHUP: a graceful close: main: closing \
-server is logged, the listeners close, open connections are served until \
-their peers finish or --shutdown-timeout passes, then the server exits \
-with status 0. A second such signal closes everything at once.\n\n\
+server is logged, the listeners close (Unix socket files are removed), \
+open connections are served until their peers finish or \
+--shutdown-timeout passes, then the server exits with status 0. A second \
+such signal closes everything at once. SIGHUP is a close, not a reload.\n\n\
+SIGQUIT: close every connection at once, remove the Unix socket files, \
+exit 0.\n\n\
+SIGUSR1, SIGUSR2: logged (main: SIGUSR1 ignored), nothing else.\n\n\
 SIGPIPE is ignored: a peer that goes away is an error on its connection \
-only.",
+only.\n\n\
+Any of SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 that is ignored when \
+the server starts (nohup, a background job) stays ignored; SIGTERM is \
+always handled. Every other signal keeps its default action (SIGTSTP, \
+SIGCONT: job control).",
 };
 
 fn main() -> ExitCode {
