@@ -87,7 +87,9 @@ fn autobahn_fuzzingclient_grades_the_websocket_echo() {
         &std::fs::read(out_dir.join("reports/index.json")).expect("wstest wrote index.json"),
     )
     .unwrap();
-    let cases = index["echoes"].as_object().expect("results for agent echoes");
+    let cases = index["echoes"]
+        .as_object()
+        .expect("results for agent echoes");
     let mut by_section: BTreeMap<u32, BTreeMap<String, u32>> = BTreeMap::new();
     let mut failed = Vec::new();
     for (case, result) in cases {
@@ -123,5 +125,9 @@ fn autobahn_fuzzingclient_grades_the_websocket_echo() {
         summary["by_section"]
     );
     assert!(cases.len() >= 500, "only {} cases ran", cases.len());
-    assert!(failed.is_empty(), "cases graded badly:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "cases graded badly:\n{}",
+        failed.join("\n")
+    );
 }
