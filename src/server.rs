@@ -285,22 +285,26 @@ impl Server {
                 "{a}: a listening address takes no path (the server answers every path)"
             )));
         }
+        // The scheme of the first listener that needs a certificate.
         let wants_tls = if inherited.is_empty() {
             config
                 .listen
                 .iter()
-                .any(|a| matches!(a.transport().listener(), Transport::Tls | Transport::Https))
+                .map(|a| a.transport().listener())
+                .find(|t| matches!(t, Transport::Tls | Transport::Https))
         } else {
-            inherited.iter().any(InheritedSocket::wants_tls)
+            inherited
+                .iter()
+                .any(InheritedSocket::wants_tls)
+                .then_some(Transport::Tls)
         };
         let tls = match (&config.tls, wants_tls) {
-            (None, true) => {
-                return Err(ServerError::Config(
-                    "tls:// and https:// need a certificate: --tls-cert and --tls-key, or --tls-self-signed"
-                        .into(),
-                ));
+            (None, Some(scheme)) => {
+                return Err(ServerError::Config(format!(
+                    "{scheme}:// needs a certificate: --tls-cert and --tls-key, or --tls-self-signed"
+                )));
             }
-            (Some(settings), true) => {
+            (Some(settings), Some(_)) => {
                 let names = certificate_names(&config.listen, &inherited);
                 let server_tls = tls::server_config(settings, &names)?;
                 let how = match settings.cert {
@@ -313,7 +317,7 @@ impl Server {
                 );
                 Some(server_tls.acceptor)
             }
-            (_, false) => None,
+            (_, None) => None,
         };
         let mut listeners = Vec::new();
         if inherited.is_empty() {

@@ -452,7 +452,10 @@ fn limits_and_listener_addresses_apply_to_http() {
 
     for (args, needle) in [
         (&["-l", "http://127.0.0.1:0/path"][..], "takes no path"),
-        (&["-l", "https://127.0.0.1:0"], "need a certificate"),
+        (
+            &["-l", "https://127.0.0.1:0"],
+            "https:// needs a certificate",
+        ),
         (
             &["-l", "http://127.0.0.1:0", "--http-max-body", "2GiB"],
             "over 1GiB",

@@ -173,15 +173,18 @@ fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
         let tls_listen = args
             .listen
             .iter()
-            .any(|a| matches!(a.transport().listener(), Transport::Tls | Transport::Https));
-        if tls_listen && !has_cert {
-            usage(
-                "tls:// and https:// need a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed",
-            );
+            .map(|a| a.transport().listener())
+            .find(|t| matches!(t, Transport::Tls | Transport::Https));
+        if let Some(scheme) = tls_listen
+            && !has_cert
+        {
+            usage(&format!(
+                "{scheme}:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed"
+            ));
         }
-        if has_cert && !tls_listen {
+        if has_cert && tls_listen.is_none() {
             usage(
-                "--tls-cert and --tls-self-signed need a tls:// or https:// address to listen on",
+                "--tls-cert and --tls-self-signed need a tls:// address (or https://) to listen on",
             );
         }
     }
