@@ -59,7 +59,7 @@ struct Args {
     /// UDP replies per second to one source address; 0 for no limit
     #[arg(long, value_name = "PER_SECOND", default_value_t = udp_guard::DEFAULT_RATE)]
     udp_rate: u32,
-    /// The TLS certificate chain (PEM), for tls:// addresses
+    /// The TLS certificate chain (PEM), for tls:// and https:// addresses
     #[arg(long, value_name = "PEM", requires = "tls_key", group = "tls_source")]
     tls_cert: Option<PathBuf>,
     /// The TLS private key (PEM) of --tls-cert
