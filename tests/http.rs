@@ -481,3 +481,34 @@ fn limits_and_listener_addresses_apply_to_http() {
         assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn silent_and_idle_connections_are_closed() {
+    let server = server(
+        "http",
+        &["--http-header-timeout", "1s", "--idle-timeout", "2s"],
+    );
+    // Nothing at all: closed at the header timeout, without a word.
+    let started = Instant::now();
+    let answer = raw_exchange(server.port, b"", Duration::from_secs(10));
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(5)).contains(&waited),
+        "{waited:?}"
+    );
+    // A request whose body stalls: closed at the idle timeout, and logged.
+    let started = Instant::now();
+    let answer = raw_exchange(
+        server.port,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+        Duration::from_secs(10),
+    );
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    server.wait_for_line("idle for 2s", Duration::from_secs(5));
+}
