@@ -228,7 +228,9 @@ impl Checker {
 
 fn connect_line(addr: &Addr) -> String {
     match addr {
-        Addr::Inet { host, port, .. } => format!("connecting to {host} port {port}"),
+        Addr::Inet { host, port, .. } | Addr::Web { host, port, .. } => {
+            format!("connecting to {host} port {port}")
+        }
         Addr::Unix(path) => format!("connecting to {}", path.display()),
     }
 }

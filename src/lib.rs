@@ -61,6 +61,7 @@ pub mod cli;
 pub mod client;
 pub mod connections;
 pub mod echo;
+pub mod http;
 pub mod logging;
 pub mod manpage;
 pub mod metrics;

@@ -73,7 +73,9 @@ pub fn init(verbosity: Verbosity, format: LogFormat) {
     let mut bad_rust_log = None;
     let filter = match verbosity {
         Verbosity::Quiet => EnvFilter::new("warn"),
-        Verbosity::Verbose => EnvFilter::new("debug"),
+        Verbosity::Verbose => EnvFilter::new(
+            "debug,h2=info,hyper=info,hyper_util=info,tungstenite=info,tokio_tungstenite=info,rustls=info",
+        ),
         Verbosity::Normal => match std::env::var("RUST_LOG") {
             Ok(value) if !value.trim().is_empty() => {
                 EnvFilter::try_new(&value).unwrap_or_else(|e| {

@@ -55,6 +55,7 @@ use crate::activation::{InheritedSocket, SocketKind};
 use crate::addr::{Addr, Transport};
 use crate::connections::{Connections, Entry};
 use crate::echo::{EchoOptions, EchoSocket, Ending, echo_socket, echo_stream};
+use crate::http::{ConnFacts, HttpConfig, HttpServer, TlsFacts};
 use crate::metrics::{ByteCounter, ErrorKind, Metrics};
 use crate::shutdown::ShutdownHandle;
 use crate::transport::tls::{self, CertSource, TlsServerSettings};
@@ -98,6 +99,8 @@ pub struct ServerConfig {
     pub udp_rate: u32,
     /// Where to serve Prometheus metrics (`HOST:PORT`, plain HTTP).
     pub metrics: Option<Addr>,
+    /// The settings of `http://` and `https://` listeners.
+    pub http: HttpConfig,
 }
 
 impl ServerConfig {
@@ -115,6 +118,7 @@ impl ServerConfig {
             tls_handshake_timeout: tls::HANDSHAKE_TIMEOUT,
             udp_rate: udp_guard::DEFAULT_RATE,
             metrics: None,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -179,6 +183,12 @@ enum Local {
 impl Listener {
     fn addr(&self) -> Addr {
         match &self.local {
+            Local::Inet(a) if self.transport.is_web() => Addr::Web {
+                transport: self.transport,
+                host: a.ip().to_string(),
+                port: a.port(),
+                path: String::new(),
+            },
             Local::Inet(a) => Addr::Inet {
                 transport: self.transport,
                 host: a.ip().to_string(),
@@ -199,6 +209,10 @@ struct Shared {
     permits: Option<Arc<Semaphore>>,
     per_ip: Option<PerIpLimit>,
     tls: Option<TlsAcceptor>,
+    /// The same certificate, offering `h2` and `http/1.1` by ALPN.
+    https_tls: Option<TlsAcceptor>,
+    /// What `http://` and `https://` connections share.
+    http: Option<Arc<HttpServer>>,
     tls_handshake_timeout: Duration,
     udp_rate: u32,
     /// Numbers Unix peers, which have no address, for `echo_unix_{n}`.
@@ -277,22 +291,35 @@ impl Server {
         if config.listen.is_empty() && inherited.is_empty() {
             return Err(ServerError::Config("no address to listen on".into()));
         }
+        if let Some(a) = config
+            .listen
+            .iter()
+            .find(|a| a.web_path().is_some_and(|p| p != "/"))
+        {
+            return Err(ServerError::Config(format!(
+                "{a}: a listening address takes no path (the server answers every path)"
+            )));
+        }
+        // The scheme of the first listener that needs a certificate.
         let wants_tls = if inherited.is_empty() {
             config
                 .listen
                 .iter()
-                .any(|a| a.transport() == Transport::Tls)
+                .map(|a| a.transport().listener())
+                .find(|t| matches!(t, Transport::Tls | Transport::Https))
         } else {
-            inherited.iter().any(InheritedSocket::wants_tls)
+            inherited
+                .iter()
+                .any(InheritedSocket::wants_tls)
+                .then_some(Transport::Tls)
         };
         let tls = match (&config.tls, wants_tls) {
-            (None, true) => {
-                return Err(ServerError::Config(
-                    "tls:// needs a certificate: --tls-cert and --tls-key, or --tls-self-signed"
-                        .into(),
-                ));
+            (None, Some(scheme)) => {
+                return Err(ServerError::Config(format!(
+                    "{scheme}:// needs a certificate: --tls-cert and --tls-key, or --tls-self-signed"
+                )));
             }
-            (Some(settings), true) => {
+            (Some(settings), Some(_)) => {
                 let names = certificate_names(&config.listen, &inherited);
                 let server_tls = tls::server_config(settings, &names)?;
                 let how = match settings.cert {
@@ -305,7 +332,7 @@ impl Server {
                 );
                 Some(server_tls.acceptor)
             }
-            (_, false) => None,
+            (_, None) => None,
         };
         let mut listeners = Vec::new();
         if inherited.is_empty() {
@@ -321,6 +348,7 @@ impl Server {
         if let Some(addr) = &config.metrics {
             metrics_listeners = bind_metrics(addr).await?;
         }
+        let metrics = Arc::new(Metrics::new());
         let shared = Arc::new(Shared {
             opts: EchoOptions {
                 read_size: config.read_size,
@@ -329,9 +357,22 @@ impl Server {
             },
             shutdown_timeout: config.shutdown_timeout,
             conns: Arc::default(),
-            metrics: Arc::new(Metrics::new()),
+            metrics: metrics.clone(),
             permits: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
             per_ip: config.max_connections_per_ip.map(PerIpLimit::new),
+            https_tls: tls
+                .as_ref()
+                .map(|t| tls::with_alpn(t, &[b"h2", b"http/1.1"])),
+            http: listeners
+                .iter()
+                .any(|l| matches!(l.transport, Transport::Http | Transport::Https))
+                .then(|| {
+                    Arc::new(HttpServer::new(
+                        config.http.clone(),
+                        metrics,
+                        handle.clone(),
+                    ))
+                }),
             tls,
             tls_handshake_timeout: config.tls_handshake_timeout,
             udp_rate: config.udp_rate,
@@ -473,14 +514,14 @@ fn certificate_names(listen: &[Addr], inherited: &[InheritedSocket]) -> Vec<Stri
         }
     };
     for addr in listen {
-        if let Addr::Inet {
-            transport: Transport::Tls,
-            host,
-            ..
-        } = addr
+        if let Some((host, _)) = addr.host_port()
+            && matches!(
+                addr.transport().listener(),
+                Transport::Tls | Transport::Https
+            )
             && !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
         {
-            add(host.clone());
+            add(host.to_string());
         }
     }
     for s in inherited.iter().filter(|s| s.wants_tls()) {
@@ -503,9 +544,13 @@ async fn bind_addr(addr: &Addr) -> Result<Vec<Listener>, ServerError> {
         Addr::Unix(path) => return Ok(vec![bind_unix(addr, path)?]),
         Addr::Inet {
             transport, host, ..
+        }
+        | Addr::Web {
+            transport, host, ..
         } => (transport, host),
     };
-    let transport = *transport;
+    // `ws://` is served by an `http://` listener, `wss://` by `https://`.
+    let transport = transport.listener();
     let bound = bind_inet(addr, |target| match transport {
         Transport::Udp => {
             let socket = udp::bind(target)?;
@@ -569,6 +614,8 @@ fn scheme_prefix(transport: Transport) -> &'static str {
         Transport::Tls => "tls://",
         Transport::Udp => "udp://",
         Transport::Unix => "unix:",
+        Transport::Http | Transport::Ws => "http://",
+        Transport::Https | Transport::Wss => "https://",
     }
 }
 
@@ -579,13 +626,14 @@ async fn bind_inet<T>(
     addr: &Addr,
     bind: impl Fn(SocketAddr) -> io::Result<(T, SocketAddr)>,
 ) -> Result<Vec<(T, SocketAddr)>, ServerError> {
-    let Addr::Inet { host, port, .. } = addr else {
+    let Some((host, port)) = addr.host_port() else {
         return Err(ServerError::Config(format!(
             "{addr} is not a host and port"
         )));
     };
+    let port = &port;
     let ips = addr.resolve().await.map_err(|error| ServerError::Resolve {
-        host: host.clone(),
+        host: host.to_string(),
         error,
     })?;
     let mut bound: Vec<(T, SocketAddr)> = Vec::new();
@@ -895,7 +943,14 @@ fn spawn_connection(
     };
     let slots = (permit.is_some() || ip_slot.is_some()).then(|| Box::new((permit, ip_slot)));
     let conn = match conn {
-        Conn::Tcp(stream, addr) if transport == Transport::Tls => {
+        // TLS and HTTP streams are owned by rustls and hyper, which close
+        // them wherever they end: the registry gets a duplicate.
+        Conn::Tcp(stream, addr)
+            if matches!(
+                transport,
+                Transport::Tls | Transport::Http | Transport::Https
+            ) =>
+        {
             let stream = std::net::TcpStream::from(stream);
             match stream.try_clone() {
                 Ok(keep) => Conn::Tls { stream, keep, addr },
@@ -924,6 +979,9 @@ fn spawn_connection(
     let opts = shared.opts;
     let bytes = shared.metrics.bytes(transport);
     match conn {
+        Conn::Tls { stream, keep, addr } if transport.is_web() => {
+            spawn_http(shared, stream, keep, addr, peer, transport, open);
+        }
         Conn::Tls { stream, keep, .. } => {
             let Some(acceptor) = shared.tls.clone() else {
                 return;
@@ -934,8 +992,15 @@ fn spawn_connection(
                 // entry (in `open`) before the registered duplicate.
                 let keep = keep;
                 let open = open;
-                let Some(mut tls) =
-                    handshake(stream, acceptor, handshake_timeout, peer, &open.metrics).await
+                let Some(mut tls) = handshake(
+                    stream,
+                    acceptor,
+                    handshake_timeout,
+                    peer,
+                    &open.metrics,
+                    Transport::Tls,
+                )
+                .await
                 else {
                     return;
                 };
@@ -949,6 +1014,73 @@ fn spawn_connection(
         Conn::Tcp(stream, _) => spawn_echo(stream, peer, opts, bytes, open),
         Conn::Unix(stream) => spawn_echo(stream, peer, opts, bytes, open),
     }
+}
+
+/// The hook where an accepted stream on an `http://` or `https://`
+/// listener becomes an HTTP connection: its own task shakes hands for
+/// TLS (with ALPN), gathers the connection's facts, and hands it to
+/// [`HttpServer::serve_connection`] (shard 0 until there are shards),
+/// holding `keep` and `open` until it ends.
+fn spawn_http(
+    shared: &Arc<Shared>,
+    stream: std::net::TcpStream,
+    keep: std::net::TcpStream,
+    addr: SocketAddr,
+    peer: PeerName,
+    transport: Transport,
+    open: Open,
+) {
+    let Some(http) = shared.http.clone() else {
+        return;
+    };
+    let acceptor = match transport {
+        Transport::Https => match shared.https_tls.clone() {
+            Some(a) => Some(a),
+            None => return,
+        },
+        _ => None,
+    };
+    let handshake_timeout = shared.tls_handshake_timeout;
+    let idle = shared.opts.idle_timeout;
+    tokio::spawn(async move {
+        // Dropped in reverse order: the entry (in `open`) before `keep`.
+        let keep = keep;
+        let open = open;
+        let local = keep.local_addr().unwrap_or(addr);
+        let mut facts = ConnFacts {
+            peer: addr,
+            local,
+            tls: None,
+        };
+        let shard = 0;
+        let result = match acceptor {
+            Some(acceptor) => {
+                let Some(tls) = handshake(
+                    stream,
+                    acceptor,
+                    handshake_timeout,
+                    peer,
+                    &open.metrics,
+                    transport,
+                )
+                .await
+                else {
+                    return;
+                };
+                facts.tls = Some(TlsFacts::of(tls.get_ref().1));
+                info!(name = %peer, "connection accepted");
+                http.serve_connection(tls, facts, peer, shard, idle).await
+            }
+            None => match tokio::net::TcpStream::from_std(stream) {
+                Ok(tcp) => {
+                    info!(name = %peer, "connection accepted");
+                    http.serve_connection(tcp, facts, peer, shard, idle).await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        open.ended(peer, result, idle);
+    });
 }
 
 /// Spawns the fast echo loop for a kernel-driven socket.
@@ -1039,9 +1171,10 @@ async fn handshake(
     timeout: Duration,
     peer: PeerName,
     metrics: &Metrics,
+    transport: Transport,
 ) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
     let failed = |why: String| {
-        metrics.error(Transport::Tls, ErrorKind::TlsHandshake);
+        metrics.error(transport, ErrorKind::TlsHandshake);
         info!(name = %peer, "TLS handshake failed: {why}");
     };
     let tcp = match tokio::net::TcpStream::from_std(stream) {

@@ -419,7 +419,7 @@ fn to_target(addr: &Addr) -> Option<Target> {
             port,
             ..
         } => Target::Udp(*port),
-        Addr::Inet { port, .. } => Target::Stream(*port),
+        Addr::Inet { port, .. } | Addr::Web { port, .. } => Target::Stream(*port),
     })
 }
 

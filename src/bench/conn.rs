@@ -245,6 +245,10 @@ impl Connector {
                     None,
                 ))
             }
+            // The WebSocket bench is not written yet.
+            web @ (Transport::Http | Transport::Https | Transport::Ws | Transport::Wss) => {
+                Err(ConnectError::Unsupported(web))
+            }
         }
     }
 

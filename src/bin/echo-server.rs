@@ -11,6 +11,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use echoes::activation::{self, InheritedSocket};
 use echoes::cli::{self, LogArgs};
+use echoes::http::HttpConfig;
 use echoes::transport::tls::{CertSource, TlsServerSettings};
 use echoes::transport::udp_guard;
 use echoes::{Addr, Server, ServerConfig, Transport, notify, server, shutdown};
@@ -24,7 +25,8 @@ struct Args {
     #[arg(short, long = "listen", value_name = "ADDR", value_parser = cli::parse_addr,
           default_value = echoes::addr::DEFAULT_ADDR,
           help = "Address to listen on (repeatable): HOST:PORT, [V6]:PORT, tcp://HOST:PORT, \
-                  tls://HOST:PORT, udp://HOST:PORT, unix:PATH. Sockets passed by systemd \
+                  tls://HOST:PORT, udp://HOST:PORT, unix:PATH, http://HOST:PORT, \
+                  https://HOST:PORT (ws:// and wss:// are the same). Sockets passed by systemd \
                   (LISTEN_FDS) are used instead")]
     listen: Vec<Addr>,
     /// Largest single read, e.g. 128 (the seed's) or 64KiB
@@ -58,7 +60,7 @@ struct Args {
     /// UDP replies per second to one source address; 0 for no limit
     #[arg(long, value_name = "PER_SECOND", default_value_t = udp_guard::DEFAULT_RATE)]
     udp_rate: u32,
-    /// The TLS certificate chain (PEM), for tls:// addresses
+    /// The TLS certificate chain (PEM), for tls:// and https:// addresses
     #[arg(long, value_name = "PEM", requires = "tls_key", group = "tls_source")]
     tls_cert: Option<PathBuf>,
     /// The TLS private key (PEM) of --tls-cert
@@ -72,6 +74,29 @@ struct Args {
     /// mutual TLS
     #[arg(long, value_name = "PEM", requires = "tls_source")]
     tls_client_ca: Option<PathBuf>,
+    /// This server's name in HTTP reflections and the x-echo-server header
+    /// [default: the host name]
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    name: Option<String>,
+    /// The longest delay=… an HTTP request may ask for; 0 for no limit
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "30s")]
+    http_max_delay: Duration,
+    /// The largest size=… an HTTP request may ask for; 0 for no limit
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "64MiB")]
+    http_max_size: u64,
+    /// The largest HTTP request body (413 past it), at most 1GiB
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit, default_value = "1MiB")]
+    http_max_body: usize,
+    /// How long an HTTP request head may take to arrive (408 past it), and
+    /// an idle keep-alive connection may wait for its next request; 0 for no limit
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "30s")]
+    http_header_timeout: Duration,
+    /// The largest WebSocket message (closed with 1009 past it), at most 1GiB
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit, default_value = "64MiB")]
+    ws_max_message: usize,
+    /// The largest WebSocket frame, at most --ws-max-message
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit, default_value = "16MiB")]
+    ws_max_frame: usize,
     #[command(flatten)]
     log: LogArgs,
     /// Print a man page or shell completions, generated from these flags, and exit
@@ -95,6 +120,11 @@ Examples:
   UDP (RFC 862), and a test:
   echo-server -l udp://127.0.0.1:7007
   echo-client -c udp://127.0.0.1:7007 one two
+
+  HTTP/1.1 and HTTP/2, every request reflected, every WebSocket echoed,
+  and a browser test page at http://127.0.0.1:8080/.well-known/echoes:
+  echo-server -l http://127.0.0.1:8080 --name web-1
+  echo-server -l https://localhost:8443 --tls-self-signed --http-max-body 16MiB
 
   TLS with a certificate made at start-up; the client pins the fingerprint
   the server logs (or -k: no check at all):
@@ -168,13 +198,35 @@ fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
     let usage = |msg: &str| -> ! { cli::usage_error(Args::command(), msg) };
     let has_cert = args.tls_cert.is_some() || args.tls_self_signed;
     if inherited.is_empty() {
-        let tls_listen = args.listen.iter().any(|a| a.transport() == Transport::Tls);
-        if tls_listen && !has_cert {
-            usage("tls:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed");
+        let tls_listen = args
+            .listen
+            .iter()
+            .map(|a| a.transport().listener())
+            .find(|t| matches!(t, Transport::Tls | Transport::Https));
+        if let Some(scheme) = tls_listen
+            && !has_cert
+        {
+            usage(&format!(
+                "{scheme}:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed"
+            ));
         }
-        if has_cert && !tls_listen {
-            usage("--tls-cert and --tls-self-signed need a tls:// address to listen on");
+        if has_cert && tls_listen.is_none() {
+            usage(
+                "--tls-cert and --tls-self-signed need a tls:// address (or https://) to listen on",
+            );
         }
+    }
+    if let Some(a) = args
+        .listen
+        .iter()
+        .find(|a| a.web_path().is_some_and(|p| p != "/"))
+    {
+        usage(&format!(
+            "{a}: a listening address takes no path (the server answers every path)"
+        ));
+    }
+    if args.ws_max_frame > args.ws_max_message {
+        usage("--ws-max-frame cannot be larger than --ws-max-message");
     }
     if let Some(m) = &args.metrics
         && m.transport() != Transport::Tcp
@@ -183,7 +235,55 @@ fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
     }
 }
 
+/// The HTTP and WebSocket settings the flags give; a zero delay, size or
+/// timeout is no limit.
+fn http_config(args: &Args) -> HttpConfig {
+    let off_if_zero = |d: Duration| (!d.is_zero()).then_some(d);
+    HttpConfig {
+        name: args.name.clone().unwrap_or_else(echoes::http::host_name),
+        max_delay: off_if_zero(args.http_max_delay).unwrap_or(Duration::MAX),
+        max_size: match args.http_max_size {
+            0 => u64::MAX,
+            n => n,
+        },
+        max_body: args.http_max_body as u64,
+        header_timeout: off_if_zero(args.http_header_timeout),
+        ws_max_message: args.ws_max_message,
+        ws_max_frame: args.ws_max_frame,
+        ..HttpConfig::default()
+    }
+}
+
+/// Parses `--name`: what an HTTP header can carry, 1 to 255 characters.
+fn parse_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 255 {
+        return Err("a name is 1 to 255 characters".into());
+    }
+    if !s.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err("a name is printable ASCII (it goes out in an HTTP header)".into());
+    }
+    Ok(s.to_string())
+}
+
+/// Parses a size in bytes, 0 included.
+fn parse_size(s: &str) -> Result<u64, String> {
+    echoes::units::parse_size(s).map_err(|e| e.to_string())
+}
+
+/// Parses a size that the server may hold in memory for one peer: 1 byte
+/// to 1 GiB.
+fn parse_memory_limit(s: &str) -> Result<usize, String> {
+    let n = cli::parse_nonzero_size(s)?;
+    if n > 1 << 30 {
+        return Err(format!(
+            "'{s}' is over 1GiB, more than one peer should cost"
+        ));
+    }
+    Ok(n)
+}
+
 async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()> {
+    let http = http_config(&args);
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(CertSource::Files { cert, key }),
         _ if args.tls_self_signed => Some(CertSource::SelfSigned),
@@ -206,6 +306,7 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
         tls_handshake_timeout: echoes::transport::tls::HANDSHAKE_TIMEOUT,
         udp_rate: args.udp_rate,
         metrics: args.metrics,
+        http,
     };
     // Signals first: a SIGTERM right after start-up must still be graceful.
     let handle = echoes::ShutdownHandle::new();

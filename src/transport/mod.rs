@@ -239,8 +239,9 @@ pub async fn connect_with(
                 };
                 Ok(Box::new(tls::connect(addr, timeout, config).await?))
             }
-            Transport::Udp | Transport::Unix => Err(ConnectError::Unsupported(*transport)),
+            other => Err(ConnectError::Unsupported(*other)),
         },
+        Addr::Web { transport, .. } => Err(ConnectError::Unsupported(*transport)),
     }
 }
 

@@ -365,6 +365,14 @@ pub fn server_config(
     })
 }
 
+/// The same server configuration, offering `protocols` by ALPN: what an
+/// `https://` listener needs (`h2`, `http/1.1`), while `tls://` offers none.
+pub fn with_alpn(acceptor: &TlsAcceptor, protocols: &[&[u8]]) -> TlsAcceptor {
+    let mut config = ServerConfig::clone(acceptor.config());
+    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+    TlsAcceptor::from(Arc::new(config))
+}
+
 /// Builds the client's TLS configuration from `settings`: the system's
 /// trusted CAs unless `--tls-ca`, `--tls-pin` or `--insecure` says otherwise.
 pub fn client_config(settings: &TlsClientSettings) -> Result<Arc<ClientConfig>, TlsError> {
