@@ -63,6 +63,12 @@ const NOT_RUN: &[(&str, &str)] = &[
         "cd",
         "part of the fuzzing set-up (cargo fuzz, nightly flags)",
     ),
+    // The "Other clients" block: each line needs an input file or a
+    // terminal; tests/interop_tools.rs runs every one of them for real.
+    ("socat", "tests/interop_tools.rs runs it"),
+    ("ncat", "tests/interop_tools.rs runs it"),
+    ("nc", "tests/interop_tools.rs runs it"),
+    ("openssl", "tests/interop_tools.rs runs it"),
 ];
 
 /// The programs a client example may run.
