@@ -5,9 +5,10 @@
 //! no permessage-deflate).
 //!
 //! The suite runs on Python 2.7, in the virtualenv `.ci/install` makes
-//! (`.ci/autobahn-venv`). Without Python 2.7 on the machine the test says
-//! so and checks nothing; with Python 2.7 but no virtualenv it fails,
-//! pointing at `.ci/install`. The run's reports (HTML per case) are left
+//! (`.ci/autobahn-venv`). No install step can give a machine Python 2.7,
+//! so the test is `#[ignore]`d: `.ci/run` runs it where pyenv's 2.7.18 (or
+//! `ECHOES_PYTHON27`) is, and counts it as not run elsewhere. Run by hand
+//! without Python 2.7, or without the virtualenv, it fails and says why. The run's reports (HTML per case) are left
 //! in `target/tmp/autobahn/`; its summary is written beside them, and the
 //! summary of the run kept in the repository is `docs/autobahn/`.
 
@@ -39,17 +40,16 @@ fn python27() -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs Python 2.7 (pyenv 2.7.18): .ci/run runs it where there is one"]
 fn autobahn_fuzzingclient_grades_the_websocket_echo() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let wstest = root.join(".ci/autobahn-venv/bin/wstest");
     if !wstest.exists() {
-        if !python27().exists() {
-            eprintln!(
-                "SKIPPED: Autobahn|Testsuite needs Python 2.7 (pyenv's 2.7.18, or \
-                 ECHOES_PYTHON27), and this machine has none: 0 of 517 cases run"
-            );
-            return;
-        }
+        assert!(
+            python27().exists(),
+            "Autobahn|Testsuite needs Python 2.7 (pyenv's 2.7.18, or ECHOES_PYTHON27), \
+             and this machine has none"
+        );
         panic!(
             "Python 2.7 is here but Autobahn|Testsuite is not installed: run .ci/install \
              (it makes {})",
