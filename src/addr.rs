@@ -185,8 +185,19 @@ impl FromStr for Addr {
             reason,
         };
         if let Some(path) = input.strip_prefix("unix:") {
-            // `unix:///run/echo.sock` is accepted as well as `unix:/run/echo.sock`.
-            let path = path.strip_prefix("//").unwrap_or(path);
+            // `unix:///run/echo.sock` is accepted as well as `unix:/run/echo.sock`;
+            // `unix://tmp/x.sock` is not a relative path (SPEC.md): in a URL,
+            // `tmp` would be a host.
+            let path = match path.strip_prefix("//") {
+                Some(abs) if !abs.is_empty() && !abs.starts_with('/') => {
+                    return Err(err(
+                        "unix:// needs an absolute path after it (unix:///tmp/echo.sock); \
+                         a relative path is written unix:tmp/echo.sock",
+                    ));
+                }
+                Some(abs) => abs,
+                None => path,
+            };
             if path.is_empty() {
                 return Err(err("a unix address needs a path, e.g. unix:/tmp/echo.sock"));
             }
@@ -232,7 +243,7 @@ impl FromStr for Addr {
                 .rsplit_once(':')
                 .ok_or_else(|| err("expected HOST:PORT, e.g. localhost:10000"))?;
             if host.contains(':') {
-                return Err(err("an IPv6 address needs brackets, e.g. [::1]:10000"));
+                return Err(err(colon_in_host(input, host)));
             }
             (host, port)
         };
@@ -274,6 +285,25 @@ impl FromStr for Addr {
             port,
         })
     }
+}
+
+/// What is wrong with a host that holds a colon: an IPv6 address without
+/// brackets, or a scheme written without its `//` (`tcp:127.0.0.1:7000`).
+fn colon_in_host(input: &str, host: &str) -> &'static str {
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        return "an IPv6 address needs brackets, e.g. [::1]:10000";
+    }
+    // Schemes of SPEC.md's ADDR forms; a look at the text only, so that a
+    // hostile input cannot make it recurse.
+    const SCHEMES: [&str; 7] = ["tcp", "tls", "udp", "http", "https", "ws", "wss"];
+    if let Some((scheme, rest)) = input.split_once(':')
+        && SCHEMES.contains(&scheme)
+        && !rest.starts_with('/')
+    {
+        return "a scheme is followed by '//': write tcp://HOST:PORT, udp://HOST:PORT, \
+                tls://HOST:PORT (only unix: takes a bare path)";
+    }
+    "expected HOST:PORT or [V6]:PORT; the host has a ':' in it"
 }
 
 /// Checks the `/PATH` of a web address: empty, or `/` followed by what a
@@ -365,6 +395,7 @@ mod tests {
             ("unix:/tmp/echo.sock", Addr::Unix("/tmp/echo.sock".into())),
             ("unix:///run/e.sock", Addr::Unix("/run/e.sock".into())),
             ("unix:rel.sock", Addr::Unix("rel.sock".into())),
+            ("unix:tmp/x.sock", Addr::Unix("tmp/x.sock".into())),
             ("http://localhost:8080", web(Http, "localhost", 8080, "")),
             ("https://[::1]:443/", web(Https, "::1", 443, "/")),
             (
@@ -409,6 +440,11 @@ mod tests {
             "unix:",
             "ho st:1",
             "host/x:1",
+            "unix://tmp/x.sock",
+            "unix://rel",
+            "tcp:127.0.0.1:7000",
+            "tcp:tcp:tcp:tcp:1",
+            "tcp:////tcp:1",
         ] {
             assert!(bad.parse::<Addr>().is_err(), "{bad:?} should be rejected");
         }
@@ -441,6 +477,16 @@ mod tests {
         assert!(e.contains("brackets"), "{e}");
         let e = "localhost".parse::<Addr>().unwrap_err().to_string();
         assert!(e.contains("HOST:PORT"), "{e}");
+        // A scheme without its `//` is not an IPv6 address.
+        for typo in ["tcp:127.0.0.1:7000", "udp:[::1]:7", "tls:localhost:443"] {
+            let e = typo.parse::<Addr>().unwrap_err().to_string();
+            assert!(e.contains("followed by '//'"), "{typo}: {e}");
+            assert!(!e.contains("brackets"), "{typo}: {e}");
+        }
+        let e = "fe80::1:80".parse::<Addr>().unwrap_err().to_string();
+        assert!(e.contains("brackets"), "{e}");
+        let e = "unix://tmp/x.sock".parse::<Addr>().unwrap_err().to_string();
+        assert!(e.contains("absolute path"), "{e}");
     }
 
     #[test]

@@ -49,7 +49,8 @@
 //! [`client`], [`bench`](mod@bench) (the load generator that checks every
 //! byte), [`logging`] (the seed's log format), [`pyrepr`] (Python's `repr`
 //! of bytes), [`units`] (durations and sizes on the command line) and
-//! [`cli`] (what the binaries' command lines share).
+//! [`cli`] (what the binaries' command lines share), with [`manpage`]
+//! (their man pages).
 
 #![deny(missing_docs)]
 
@@ -62,6 +63,7 @@ pub mod connections;
 pub mod echo;
 pub mod http;
 pub mod logging;
+pub mod manpage;
 pub mod metrics;
 pub mod notify;
 pub mod pyrepr;

@@ -273,6 +273,21 @@ impl Server {
                 "the read size must be at least 1 byte".into(),
             ));
         }
+        // Absurd values are refused, not panicked on (a semaphore has at
+        // most 2^61 permits) nor allocated per worker.
+        if config.read_size > crate::cli::MAX_READ_SIZE {
+            return Err(ServerError::Config(format!(
+                "the read size must be at most {} bytes",
+                crate::cli::MAX_READ_SIZE
+            )));
+        }
+        let limits = [config.max_connections, config.max_connections_per_ip];
+        if limits.iter().flatten().any(|&n| n > crate::cli::MAX_LIMIT) {
+            return Err(ServerError::Config(format!(
+                "a connection limit must be at most {}",
+                crate::cli::MAX_LIMIT
+            )));
+        }
         if config.listen.is_empty() && inherited.is_empty() {
             return Err(ServerError::Config("no address to listen on".into()));
         }
@@ -285,22 +300,26 @@ impl Server {
                 "{a}: a listening address takes no path (the server answers every path)"
             )));
         }
+        // The scheme of the first listener that needs a certificate.
         let wants_tls = if inherited.is_empty() {
             config
                 .listen
                 .iter()
-                .any(|a| matches!(a.transport().listener(), Transport::Tls | Transport::Https))
+                .map(|a| a.transport().listener())
+                .find(|t| matches!(t, Transport::Tls | Transport::Https))
         } else {
-            inherited.iter().any(InheritedSocket::wants_tls)
+            inherited
+                .iter()
+                .any(InheritedSocket::wants_tls)
+                .then_some(Transport::Tls)
         };
         let tls = match (&config.tls, wants_tls) {
-            (None, true) => {
-                return Err(ServerError::Config(
-                    "tls:// and https:// need a certificate: --tls-cert and --tls-key, or --tls-self-signed"
-                        .into(),
-                ));
+            (None, Some(scheme)) => {
+                return Err(ServerError::Config(format!(
+                    "{scheme}:// needs a certificate: --tls-cert and --tls-key, or --tls-self-signed"
+                )));
             }
-            (Some(settings), true) => {
+            (Some(settings), Some(_)) => {
                 let names = certificate_names(&config.listen, &inherited);
                 let server_tls = tls::server_config(settings, &names)?;
                 let how = match settings.cert {
@@ -313,7 +332,7 @@ impl Server {
                 );
                 Some(server_tls.acceptor)
             }
-            (_, false) => None,
+            (_, None) => None,
         };
         let mut listeners = Vec::new();
         if inherited.is_empty() {
@@ -727,7 +746,7 @@ async fn serve_listener(listener: Listener, shared: Arc<Shared>, handle: Shutdow
     let label = listener.addr().to_string();
     match listener.socket {
         ListenSocket::Udp(socket) => {
-            let guard = Guard::new(shared.udp_rate);
+            let guard = Arc::new(Guard::new(shared.udp_rate));
             tokio::select! {
                 () = udp::serve(socket, guard, shared.metrics.clone()) => {}
                 () = handle.wait_shutdown() => {}

@@ -147,7 +147,9 @@ fn a_wrong_byte_is_a_mismatch_at_its_offset() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert_eq!(
         lines(&out).last().copied(),
-        Some("echo-client: error: echo mismatch at byte 8")
+        Some(
+            "echo-client: error: echo mismatch at byte 8: sent b'l', received b'L' (10 bytes received)"
+        )
     );
     // The same over --stdin: one binary message, its fourth byte wrong.
     let bad = BadServer::start(Misbehave::Flip { every: 1, at: 3 });
@@ -155,30 +157,30 @@ fn a_wrong_byte_is_a_mismatch_at_its_offset() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr
-            .ends_with("echo-client: error: echo mismatch at byte 3\n"),
+            .ends_with("echo-client: error: echo mismatch at byte 3: sent b'd', received b'D' (8 bytes received)\n"),
         "{}",
         out.stderr
     );
 }
 
 #[test]
-fn a_text_echo_of_binary_or_a_longer_message_is_a_mismatch() {
+fn a_text_echo_of_binary_is_a_mismatch_and_a_longer_message_extra() {
     let bad = BadServer::start(Misbehave::Text);
     let out = client_with_input(&["-c", &bad.url(), "--stdin"], b"binary");
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr
-            .ends_with("echo-client: error: echo mismatch at byte 0\n"),
+            .ends_with("echo-client: error: echo mismatch at byte 0: sent a binary message, received a text one\n"),
         "{}",
         out.stderr
     );
-    // 8 MiB back for 5 bytes: refused before it is read whole.
+    // 8 MiB back for 5 bytes: refused by its header, before it is read.
     let bad = BadServer::start(Misbehave::Huge(8 << 20));
     let out = client(&["-c", &bad.url(), "hello"]);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr
-            .ends_with("echo-client: error: echo mismatch at byte 5\n"),
+            .ends_with("echo-client: error: extra echo: sent 5 bytes, received 8388608\n"),
         "{}",
         out.stderr
     );

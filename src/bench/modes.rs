@@ -98,7 +98,11 @@ async fn persistent(worker: &Worker, slot: usize, mut stream: Option<Link>, star
     while Instant::now() < spec.end {
         let mut conn = match stream.take() {
             Some(s) => s,
-            None => match worker.connector.connect(worker.connect_timeout).await {
+            None => match worker
+                .connector
+                .connect(worker.connect_timeout, worker.next_id.get())
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     worker.rec.error(e.kind, || e.detail);
@@ -178,7 +182,10 @@ async fn churn(worker: &Worker, slot: usize, start: Instant) {
         if Instant::now() >= spec.end {
             return;
         }
-        let mut conn = match worker.connector.connect(worker.connect_timeout).await {
+        let connecting = worker
+            .connector
+            .connect(worker.connect_timeout, worker.next_id.get());
+        let mut conn = match connecting.await {
             Ok(link @ (Link::Stream(_) | Link::Ws(_))) => link,
             Ok(Link::Datagram(_)) => {
                 // `BenchConfig::validate` refuses churn over UDP.

@@ -26,7 +26,7 @@
 //! handshake. At the end of the run each connection is closed with the
 //! closing handshake, so the server sees clients that leave properly.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -41,6 +41,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::conn::{Buffers, ConnError, Finish, Schedule, Spec};
 use super::pattern::Pattern;
 use super::report::{ErrorKind, Recorder};
+use super::source::Source;
 use super::tcp::Tcp;
 use crate::addr::{Addr, Transport};
 use crate::transport::{self, BoxStream, ConnectError, web};
@@ -50,13 +51,16 @@ use crate::transport::{self, BoxStream, ConnectError, web};
 const GOODBYE: Duration = Duration::from_secs(1);
 
 /// How the bench reaches a WebSocket server: over TCP to the address the
-/// probe reached, or over TLS (resolving the name for each connection, as
-/// the certificate check needs it).
+/// probe reached (from each of the `--source` addresses in turn, as plain
+/// TCP does), or over TLS (resolving the name for each connection, as the
+/// certificate check needs it).
 #[derive(Debug, Clone)]
 pub(crate) struct WsConnector {
     addr: Arc<Addr>,
     /// `ws://`: the address that answered the probe.
     peer: Option<SocketAddr>,
+    /// `ws://`: the addresses to connect from (none: the system's choice).
+    sources: Arc<[IpAddr]>,
     /// `wss://`: the client configuration, offering ALPN `http/1.1`.
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -67,6 +71,7 @@ pub(crate) async fn probe(
     addr: &Addr,
     timeout: Duration,
     tls: Option<&Arc<rustls::ClientConfig>>,
+    source: &Source,
 ) -> Result<WsConnector, ConnectError> {
     let under = web::stream_addr(addr)?;
     let (peer, tls, stream): (_, _, BoxStream) = match addr.transport() {
@@ -86,24 +91,38 @@ pub(crate) async fn probe(
     };
     let mut ws = web::handshake(stream, addr, timeout, web::ws_config(64 * 1024)).await?;
     goodbye(&mut ws, timeout).await;
+    let sources = match peer {
+        Some(peer) => source.addrs_for(peer, Transport::Tcp).into(),
+        None => Arc::from([]),
+    };
     Ok(WsConnector {
         addr: Arc::new(addr.clone()),
         peer,
+        sources,
         tls,
     })
 }
 
 impl WsConnector {
-    /// A new connection, within `timeout`; its opening handshake waits for
-    /// its first exchange.
-    pub(crate) async fn connect(&self, timeout: Duration) -> Result<WsLink, ConnError> {
+    /// How many source addresses connections spread over (1: the
+    /// system's choice).
+    pub(crate) fn sources(&self) -> usize {
+        self.sources.len().max(1)
+    }
+
+    /// A new connection, within `timeout`; `seq` picks its source address.
+    /// Its opening handshake waits for its first exchange.
+    pub(crate) async fn connect(&self, timeout: Duration, seq: u64) -> Result<WsLink, ConnError> {
         let err = |detail: String| ConnError {
             kind: ErrorKind::Connect,
             detail,
         };
         let stream: BoxStream = match (&self.peer, &self.tls) {
             (Some(peer), _) => {
-                let tcp = tokio::time::timeout(timeout, Tcp::connect(*peer))
+                let sources = &self.sources;
+                let from =
+                    (!sources.is_empty()).then(|| sources[(seq % sources.len() as u64) as usize]);
+                let tcp = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
                     .await
                     .map_err(|_| err(format!("connecting to {peer}: timed out")))?
                     .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
@@ -595,8 +614,10 @@ mod tests {
     }
 
     async fn exchange(addr: &Addr, spec: &Spec) -> (Result<Finish, ConnError>, Recorder) {
-        let connector = probe(addr, Duration::from_secs(5), None).await.unwrap();
-        let mut link = connector.connect(Duration::from_secs(5)).await.unwrap();
+        let connector = probe(addr, Duration::from_secs(5), None, &Source::System)
+            .await
+            .unwrap();
+        let mut link = connector.connect(Duration::from_secs(5), 0).await.unwrap();
         let rec = Recorder::counting_from_now();
         let mut bufs = Buffers::new(spec);
         let r = drive(&mut link, Pattern::new(7), spec, &mut bufs, None, &rec).await;

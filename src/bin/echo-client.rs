@@ -4,12 +4,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use echoes::Addr;
 use echoes::addr::Transport;
-use echoes::cli::{self, LogArgs, TlsClientArgs};
+use echoes::cli::{self, LogArgs, TlsArgsError, TlsClientArgs};
 use echoes::client::http::{self, HttpRequest};
-use echoes::client::{self, ClientOptions, SEED_MESSAGES};
+use echoes::client::{self, ClientError, ClientOptions, SEED_MESSAGES};
 use hyper::header::{HeaderName, HeaderValue};
 
 /// Sends messages to an echo server, prints the conversation, checks the echo.
@@ -18,7 +18,7 @@ use hyper::header::{HeaderName, HeaderValue};
 struct Args {
     // `help` rather than a doc comment: rustdoc would read `[V6]` as a link,
     // and an escaped `\[V6\]` would show its backslashes in --help.
-    #[arg(short, long, value_name = "ADDR", value_parser = cli::parse_addr,
+    #[arg(short, long, value_name = "ADDR", value_parser = cli::parse_connect_addr,
           default_value = echoes::addr::DEFAULT_ADDR,
           help = "The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT, tls://HOST:PORT, \
                   udp://HOST:PORT, unix:PATH, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH; \
@@ -33,9 +33,11 @@ struct Args {
     /// Stream standard input to the server and the echo to standard output
     #[arg(long)]
     stdin: bool,
-    /// How long to wait to connect, and for the echo once it is owed (over
-    /// udp://, for each reply; one resend follows)
-    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
+    /// How long to wait to connect, and, once bytes are owed, for the
+    /// server to take more or echo more (over udp://, for each reply; one
+    /// resend follows)
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_positive_duration,
+          default_value = "10s")]
     timeout: Duration,
     #[command(flatten)]
     tls: TlsClientArgs,
@@ -111,29 +113,52 @@ Examples:
   One HTTP request; the server's reflection of it is printed:
   echo-client -c http://127.0.0.1:8080/api -X POST -H X-Trace:1 --data hi";
 
+/// The man page's own sections.
+const MAN: cli::ManSections = cli::ManSections {
+    exit_status: "0: every byte came back, in order.\n\n\
+1: a runtime failure: the server cannot be reached, the echo differs \
+(echo mismatch at byte N), is short or has extra bytes, or a wait \
+bounded by --timeout ran out.\n\n\
+2: bad usage (an unknown flag, a malformed address or duration).\n\n\
+With --stdin, a standard output closed early (| head) ends the client \
+quietly, with status 0.",
+    environment: "RUST_LOG: the log filter (tracing's EnvFilter syntax) when \
+neither -q nor -v is given; an invalid one is reported and ignored.\n\n\
+NO_COLOR: no colour on a terminal.",
+    signals: "SIGINT and SIGTERM end the client at once (the default \
+actions). SIGPIPE is ignored: a closed standard output ends --stdin \
+quietly instead.",
+};
+
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if let Some(code) = cli::handle_generate::<Args>(args.generate) {
+    let args: Args = cli::parse_or_exit();
+    if let Some(code) = cli::handle_generate::<Args>(args.generate, &MAN) {
         return code;
     }
+    args.log.init();
     let use_stdin = args.stdin || args.messages.iter().any(|m| m == "-");
     if use_stdin && args.messages.iter().any(|m| m != "-") {
-        clap::Error::raw(
-            clap::error::ErrorKind::ArgumentConflict,
-            "messages cannot be combined with --stdin or '-'\n",
-        )
-        .exit();
+        cli::usage_error(
+            Args::command(),
+            "messages cannot be combined with --stdin or '-'",
+        );
     }
     let web = matches!(args.connect.transport(), Transport::Http | Transport::Https);
     if web && (use_stdin || !args.messages.is_empty()) {
-        usage("http:// and https:// send one request: give its body with --data, not as messages");
+        cli::usage_error(
+            Args::command(),
+            "http:// and https:// send one request: give its body with --data, not as messages",
+        );
     }
     if !web && args.http.given() {
-        usage("-X, -H, --data and --http2 apply to http:// and https:// only");
+        cli::usage_error(
+            Args::command(),
+            "-X, -H, --data and --http2 apply to http:// and https:// only",
+        );
     }
-    args.log.init();
     let tls = match args.tls.client_config_for(&args.connect) {
         Ok(config) => config,
+        Err(TlsArgsError::NotTls(msg)) => cli::usage_error(Args::command(), msg),
         Err(e) => return cli::fail("echo-client", &e.into()),
     };
     let opts = ClientOptions {
@@ -167,15 +192,15 @@ fn main() -> ExitCode {
             client::send_messages(&opts, &messages).await
         }
     });
+    // Not a plain drop, which would wait for the blocking read of standard
+    // input to return: a client that has failed must not hang on it.
+    rt.shutdown_background();
     match result {
         Ok(_) => ExitCode::SUCCESS,
+        // `| head` took what it wanted: like cat, end quietly.
+        Err(ClientError::OutputClosed) => ExitCode::SUCCESS,
         Err(e) => cli::fail("echo-client", &e.into()),
     }
-}
-
-/// Exits with status 2 and `msg`, as clap does for bad usage.
-fn usage(msg: &str) -> ! {
-    clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")).exit()
 }
 
 #[cfg(test)]

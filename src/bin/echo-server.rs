@@ -30,16 +30,17 @@ struct Args {
                   (LISTEN_FDS) are used instead")]
     listen: Vec<Addr>,
     /// Largest single read, e.g. 128 (the seed's) or 64KiB
-    #[arg(long, value_name = "BYTES", value_parser = cli::parse_nonzero_size,
+    #[arg(long, value_name = "BYTES", value_parser = cli::parse_read_size,
           default_value = "64KiB")]
     read_size: usize,
     /// Serve at most N connections at once; the rest wait in the backlog
-    #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count)]
+    /// (0: no limit)
+    #[arg(long, value_name = "N", value_parser = cli::parse_limit)]
     max_connections: Option<usize>,
-    /// Serve at most N connections from one client IP address
-    #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count)]
+    /// Serve at most N connections from one client IP address (0: no limit)
+    #[arg(long, value_name = "N", value_parser = cli::parse_limit)]
     max_connections_per_ip: Option<usize>,
-    /// Close connections with no traffic for this long, e.g. 5m
+    /// Close connections with no traffic for this long, e.g. 5m (0: never)
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration)]
     idle_timeout: Option<Duration>,
     /// Echo bulk transfers with splice(2), never copying them into the
@@ -47,11 +48,11 @@ struct Args {
     /// the client pays for it (see BENCHMARKS.md)
     #[arg(long)]
     zero_copy: bool,
-    /// On SIGINT/SIGTERM, let open connections finish for this long
+    /// On SIGINT, SIGTERM or SIGHUP, let open connections finish for this long
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
     shutdown_timeout: Duration,
     /// Worker threads [default: one per core]
-    #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count)]
+    #[arg(long, value_name = "N", value_parser = cli::parse_threads)]
     threads: Option<usize>,
     /// Serve Prometheus metrics at http://ADDR/metrics (ADDR is HOST:PORT)
     #[arg(long, value_name = "ADDR", value_parser = cli::parse_addr)]
@@ -59,7 +60,7 @@ struct Args {
     /// UDP replies per second to one source address; 0 for no limit
     #[arg(long, value_name = "PER_SECOND", default_value_t = udp_guard::DEFAULT_RATE)]
     udp_rate: u32,
-    /// The TLS certificate chain (PEM), for tls:// addresses
+    /// The TLS certificate chain (PEM), for tls:// and https:// addresses
     #[arg(long, value_name = "PEM", requires = "tls_key", group = "tls_source")]
     tls_cert: Option<PathBuf>,
     /// The TLS private key (PEM) of --tls-cert
@@ -130,10 +131,41 @@ Examples:
   echo-server -l tls://localhost:8443 --tls-self-signed
   echo-client -c tls://localhost:8443 --tls-pin FINGERPRINT hello";
 
+/// The man page's own sections.
+const MAN: cli::ManSections = cli::ManSections {
+    exit_status: "0: a clean shutdown (a signal, then every connection finished \
+or was closed at --shutdown-timeout).\n\n\
+1: a runtime failure: an address cannot be bound (in use, no permission, \
+a live server on a unix socket), a host does not resolve, a certificate \
+or key cannot be used.\n\n\
+2: bad usage (an unknown flag, a malformed address, an absurd value).",
+    environment: "LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES: sockets passed by \
+systemd, served instead of --listen.\n\n\
+NOTIFY_SOCKET: where to send READY=1 and STOPPING=1 (systemd's \
+Type=notify).\n\n\
+RUST_LOG: the log filter (tracing's EnvFilter syntax) when neither -q nor \
+-v is given; an invalid one is reported and ignored.\n\n\
+NO_COLOR: no colour on a terminal.",
+    signals: "SIGINT, SIGTERM and SIGHUP: a graceful close: main: closing \
+server is logged, the listeners close (Unix socket files are removed), \
+open connections are served until their peers finish or \
+--shutdown-timeout passes, then the server exits with status 0. A second \
+such signal closes everything at once. SIGHUP is a close, not a reload.\n\n\
+SIGQUIT: close every connection at once, remove the Unix socket files, \
+exit 0.\n\n\
+SIGUSR1, SIGUSR2: logged (main: SIGUSR1 ignored), nothing else.\n\n\
+SIGPIPE is ignored: a peer that goes away is an error on its connection \
+only.\n\n\
+Any of SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 that is ignored when \
+the server starts (nohup, a background job) stays ignored; SIGTERM is \
+always handled. Every other signal keeps its default action (SIGTSTP, \
+SIGCONT: job control).",
+};
+
 fn main() -> ExitCode {
-    let matches = Args::command().get_matches();
-    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Some(code) = cli::handle_generate::<Args>(args.generate) {
+    let matches = cli::matches_or_exit(Args::command());
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| cli::exit_usage(e));
+    if let Some(code) = cli::handle_generate::<Args>(args.generate, &MAN) {
         return code;
     }
     let listen_given = matches.value_source("listen") == Some(ValueSource::CommandLine);
@@ -163,25 +195,24 @@ fn main() -> ExitCode {
 
 /// Flag combinations clap cannot express; each a usage error (exit 2).
 fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
-    let usage = |msg: &str| -> ! {
-        Args::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, msg)
-            .exit()
-    };
+    let usage = |msg: &str| -> ! { cli::usage_error(Args::command(), msg) };
     let has_cert = args.tls_cert.is_some() || args.tls_self_signed;
     if inherited.is_empty() {
         let tls_listen = args
             .listen
             .iter()
-            .any(|a| matches!(a.transport().listener(), Transport::Tls | Transport::Https));
-        if tls_listen && !has_cert {
-            usage(
-                "tls:// and https:// need a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed",
-            );
+            .map(|a| a.transport().listener())
+            .find(|t| matches!(t, Transport::Tls | Transport::Https));
+        if let Some(scheme) = tls_listen
+            && !has_cert
+        {
+            usage(&format!(
+                "{scheme}:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed"
+            ));
         }
-        if has_cert && !tls_listen {
+        if has_cert && tls_listen.is_none() {
             usage(
-                "--tls-cert and --tls-self-signed need a tls:// or https:// address to listen on",
+                "--tls-cert and --tls-self-signed need a tls:// address (or https://) to listen on",
             );
         }
     }
@@ -265,9 +296,10 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
     let config = ServerConfig {
         listen: args.listen,
         read_size: args.read_size,
-        max_connections: args.max_connections,
-        max_connections_per_ip: args.max_connections_per_ip,
-        idle_timeout: args.idle_timeout,
+        // Zero means off for every limit and timeout (SPEC.md).
+        max_connections: args.max_connections.filter(|&n| n > 0),
+        max_connections_per_ip: args.max_connections_per_ip.filter(|&n| n > 0),
+        idle_timeout: args.idle_timeout.filter(|d| !d.is_zero()),
         zero_copy: args.zero_copy,
         shutdown_timeout: args.shutdown_timeout,
         tls,

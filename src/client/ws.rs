@@ -5,10 +5,11 @@
 //! goes as a text message, any other as binary; with `--stdin`, each chunk
 //! of input (up to 64 KiB, cut wherever the read ends) is a binary
 //! message. Each echo must be one message of the same type with the same
-//! bytes, in order: a wrong byte, a wrong type, or a message longer or
-//! shorter than the one it answers is `echo mismatch at byte N` (N counted
-//! over the conversation, as over TCP); a server that closes before every
-//! message came back is a short echo.
+//! bytes, in order. N counted over the conversation, as over TCP, a wrong
+//! byte or a wrong type is `echo mismatch at byte N`, a longer message
+//! `extra echo` (one over the size limit below by the length its header
+//! announces), a shorter one or a server that closes before every message
+//! came back `short echo`, as over UDP.
 //!
 //! Where TCP half-closes, a WebSocket client cannot (a Close frame ends
 //! the sending of both sides, and some servers drop what they have not
@@ -28,11 +29,14 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
-use super::{CHUNK, Checker, ClientError, ClientOptions, NAME, PIPE_WINDOW, Summary, connect_line};
+use super::{
+    CHUNK, Checker, ClientError, ClientOptions, NAME, PIPE_WINDOW, Summary, connect_line,
+    output_err,
+};
 use crate::pyrepr::PyBytes;
 use crate::transport::{BoxStream, web};
 
@@ -64,25 +68,62 @@ fn payload(msg: &Message) -> &[u8] {
     }
 }
 
+/// `text` or `binary`.
+fn kind(msg: &Message) -> &'static str {
+    if msg.is_text() { "text" } else { "binary" }
+}
+
 /// Checks one echoed message against the message it answers, which
-/// started at byte `checker.received` of the conversation.
-fn check_message(checker: &mut Checker, got: &Message, want: &Message) -> Result<(), ClientError> {
+/// started at byte `checker.received` of the conversation; `sent` bytes
+/// have been sent in all.
+fn check_message(
+    checker: &mut Checker,
+    got: &Message,
+    want: &Message,
+    sent: u64,
+) -> Result<(), ClientError> {
     let at = checker.received;
     if got.is_text() != want.is_text() {
-        return Err(ClientError::Mismatch(at));
+        return Err(ClientError::WrongType {
+            offset: at,
+            sent: kind(want),
+            received: kind(got),
+        });
     }
     let (got, want) = (payload(got), payload(want));
-    checker.check(got, want)?;
+    checker.check(got, want, sent)?;
     if got.len() < want.len() {
-        return Err(ClientError::Mismatch(at + got.len() as u64));
+        return Err(ClientError::Short {
+            sent,
+            received: checker.received,
+        });
     }
     Ok(())
 }
 
+/// Awaits `fut` for at most `timeout`, as a [`ClientError::Timeout`]
+/// waiting for `what` (`echo`, or `server to read`).
+async fn within<F: Future>(
+    timeout: std::time::Duration,
+    what: &'static str,
+    fut: F,
+    sent: u64,
+    received: u64,
+) -> Result<F::Output, ClientError> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ClientError::Timeout {
+            waited: timeout,
+            what,
+            sent,
+            received,
+        })
+}
+
 /// What a failed read means for the conversation: the end of the stream
 /// (`Ok(None)`), or an error. `at` is where the message being read would
-/// start, `want` its expected length.
-fn read_failure(e: WsError, at: u64, want: usize) -> Result<Option<Message>, ClientError> {
+/// start; `sent` bytes have been sent in all.
+fn read_failure(e: WsError, at: u64, sent: u64) -> Result<Option<Message>, ClientError> {
     match e {
         WsError::ConnectionClosed
         | WsError::AlreadyClosed
@@ -90,10 +131,11 @@ fn read_failure(e: WsError, at: u64, want: usize) -> Result<Option<Message>, Cli
         // A TLS server that closes without close_notify: the end all the
         // same (what came before it is checked; what did not come is short).
         WsError::Io(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
-        // Longer than anything sent: wrong by its length at the latest.
-        WsError::Capacity(_) => Err(ClientError::Mismatch(at + want as u64)),
-        // Text sent as UTF-8 came back as something else.
-        WsError::Utf8(_) => Err(ClientError::Mismatch(at)),
+        // Longer than anything sent, by its header.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. }) => Err(ClientError::Extra {
+            sent,
+            received: at + size as u64,
+        }),
         WsError::Io(error) => Err(ClientError::Io {
             context: "reading the echo",
             error,
@@ -152,18 +194,24 @@ pub async fn send_messages(
     let reading = read_messages(source, tx, wanted.len() + 1);
     let talking = async {
         for (msg, bytes) in wanted.iter().zip(messages) {
-            super::within(opts.timeout, sink.send(msg.clone()), 0, sent)
-                .await?
-                .map_err(send_err)?;
+            within(
+                opts.timeout,
+                "server to read",
+                sink.send(msg.clone()),
+                sent,
+                0,
+            )
+            .await?
+            .map_err(send_err)?;
             info!(name = NAME, "sending {}", PyBytes(bytes));
         }
         info!(name = NAME, "waiting for response");
         let mut checker = Checker { received: 0 };
         for want in &wanted {
             let at = checker.received;
-            let got = match super::within(opts.timeout, rx.recv(), at, sent).await? {
+            let got = match within(opts.timeout, "echo", rx.recv(), sent, at).await? {
                 Some(Ok(msg)) => Some(msg),
-                Some(Err(e)) => read_failure(e, at, want.len())?,
+                Some(Err(e)) => read_failure(e, at, sent)?,
                 None => None,
             };
             let Some(got) = got else {
@@ -171,7 +219,7 @@ pub async fn send_messages(
                 return Err(ClientError::Short { sent, received: at });
             };
             info!(name = NAME, "received {}", PyBytes(payload(&got)));
-            check_message(&mut checker, &got, want)?;
+            check_message(&mut checker, &got, want, sent)?;
         }
         close(opts, &mut sink, &mut rx, sent).await?;
         info!(name = NAME, "closing");
@@ -197,11 +245,14 @@ async fn close(
     sent: u64,
 ) -> Result<(), ClientError> {
     // A server that closed first has its Close answered already.
-    let _ = super::within(opts.timeout, sink.close(), sent, sent).await?;
-    match super::within(opts.timeout, rx.recv(), sent, sent).await? {
+    let _ = within(opts.timeout, "server to read", sink.close(), sent, sent).await?;
+    match within(opts.timeout, "echo", rx.recv(), sent, sent).await? {
         None => Ok(()),
-        Some(Ok(_)) => Err(ClientError::Mismatch(sent)),
-        Some(Err(e)) => read_failure(e, sent, 0).map(|_| ()),
+        Some(Ok(extra)) => Err(ClientError::Extra {
+            sent,
+            received: sent + extra.len() as u64,
+        }),
+        Some(Err(e)) => read_failure(e, sent, sent).map(|_| ()),
     }
 }
 
@@ -259,7 +310,8 @@ where
             progress.notified().await;
         }
         if !closed.get() {
-            let _ = super::within(opts.timeout, sink.close(), received.get(), sent.get()).await?;
+            let (sent, received) = (sent.get(), received.get());
+            let _ = within(opts.timeout, "server to read", sink.close(), sent, received).await?;
         }
         Ok::<(), ClientError>(())
     };
@@ -270,7 +322,7 @@ where
                 let owed = input_done.get() || checker.received < sent.get();
                 let next = source.next();
                 let item = if owed {
-                    super::within(opts.timeout, next, checker.received, sent.get()).await?
+                    within(opts.timeout, "echo", next, sent.get(), checker.received).await?
                 } else {
                     next.await
                 };
@@ -278,7 +330,7 @@ where
                     None => break,
                     Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => msg,
                     Some(Ok(_control)) => continue,
-                    Some(Err(e)) => match read_failure(e, checker.received, CHUNK)? {
+                    Some(Err(e)) => match read_failure(e, checker.received, sent.get())? {
                         Some(msg) => msg,
                         None => break,
                     },
@@ -286,13 +338,13 @@ where
                 debug!(name = NAME, "received {}", PyBytes(payload(&got)));
                 let Some(want) = rx.recv().await else {
                     // Every message is echoed: this one is extra.
-                    return Err(ClientError::Mismatch(checker.received));
+                    return Err(ClientError::Extra {
+                        sent: sent.get(),
+                        received: checker.received + got.len() as u64,
+                    });
                 };
-                check_message(&mut checker, &got, &Message::Binary(want))?;
-                output
-                    .write_all(payload(&got))
-                    .await
-                    .map_err(super::io_err("writing output"))?;
+                check_message(&mut checker, &got, &Message::Binary(want), sent.get())?;
+                output.write_all(payload(&got)).await.map_err(output_err)?;
                 received.set(checker.received);
                 progress.notify_one();
             }
@@ -302,10 +354,7 @@ where
         closed.set(true);
         progress.notify_one();
         result?;
-        output
-            .flush()
-            .await
-            .map_err(super::io_err("writing output"))?;
+        output.flush().await.map_err(output_err)?;
         debug!(name = NAME, "closing");
         Ok::<u64, ClientError>(checker.received)
     };
@@ -333,20 +382,42 @@ mod tests {
     #[test]
     fn echoes_are_checked_by_type_bytes_and_length() {
         let text = Message::text("abc");
-        let mut c = Checker { received: 10 };
-        assert!(check_message(&mut c, &Message::text("abc"), &text).is_ok());
-        assert_eq!(c.received, 13);
-        let mut c = Checker { received: 10 };
-        let wrong_type = check_message(&mut c, &Message::binary(&b"abc"[..]), &text);
-        assert!(matches!(wrong_type, Err(ClientError::Mismatch(10))));
-        let mut c = Checker { received: 10 };
-        let wrong_byte = check_message(&mut c, &Message::text("aXc"), &text);
-        assert!(matches!(wrong_byte, Err(ClientError::Mismatch(11))));
-        let mut c = Checker { received: 10 };
-        let short = check_message(&mut c, &Message::text("ab"), &text);
-        assert!(matches!(short, Err(ClientError::Mismatch(12))));
-        let mut c = Checker { received: 10 };
-        let long = check_message(&mut c, &Message::text("abcd"), &text);
-        assert!(matches!(long, Err(ClientError::Mismatch(13))));
+        let check = |got: Message| {
+            let mut c = Checker { received: 10 };
+            check_message(&mut c, &got, &text, 20).map(|()| c.received)
+        };
+        assert_eq!(check(Message::text("abc")).unwrap(), 13);
+        let e = check(Message::binary(&b"abc"[..])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "echo mismatch at byte 10: sent a text message, received a binary one"
+        );
+        let e = check(Message::text("aXc")).unwrap_err();
+        assert!(
+            matches!(e, ClientError::Mismatch { offset: 11, .. }),
+            "{e:?}"
+        );
+        let e = check(Message::text("ab")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ClientError::Short {
+                    sent: 20,
+                    received: 12
+                }
+            ),
+            "{e:?}"
+        );
+        let e = check(Message::text("abcd")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ClientError::Extra {
+                    sent: 20,
+                    received: 14
+                }
+            ),
+            "{e:?}"
+        );
     }
 }

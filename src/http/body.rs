@@ -1,5 +1,5 @@
 //! Request bodies, read within a limit and hashed as they stream in, and
-//! the response bodies: a buffer, the [pattern](super::pattern), or the
+//! the response bodies: a buffer, the [`pattern`], or the
 //! request body streamed back as it comes (`echo_body`).
 //!
 //! Memory stays bounded: a body is kept only up to `--http-max-body`
@@ -82,7 +82,7 @@ pub async fn read_limited(mut body: Incoming, limit: u64) -> Result<Seen, ReadEr
     })
 }
 
-/// `len` bytes of the [pattern](super::pattern), made 16 KiB at a time.
+/// `len` bytes of the [`pattern`], made 16 KiB at a time.
 #[derive(Debug)]
 pub struct PatternBody {
     offset: u64,

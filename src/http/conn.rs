@@ -96,6 +96,7 @@ impl HttpServer {
         let silent =
             tokio::time::sleep(header_timeout.unwrap_or(Duration::from_secs(86_400 * 365)));
         tokio::pin!(silent);
+        let mut silent_armed = header_timeout.is_some();
         let mut outcome = Ok(Ending::Eof);
         while conn.is_some() || upgrades_open || !sessions.is_empty() {
             let serving = conn.is_some();
@@ -111,7 +112,7 @@ impl HttpServer {
                 () = self.shutdown.wait_shutdown(), if serving && !shutting_down => Event::Shutdown,
                 () = close.notified(), if serving => Event::CloseAsked,
                 () = idle_expired(&state, idle) => Event::Idle,
-                () = &mut silent, if header_timeout.is_some() && !state.read_any() => Event::Silent,
+                () = &mut silent, if silent_armed => Event::Silent,
             };
             match event {
                 Event::Served(r) => {
@@ -137,6 +138,9 @@ impl HttpServer {
                     }
                 }
                 Event::Idle => return Ok(Ending::Idle),
+                // Bytes came since the timer was armed: hyper's own
+                // header timeout watches the request from here.
+                Event::Silent if state.read_any() => silent_armed = false,
                 Event::Silent => {
                     debug!(
                         name = %peer,

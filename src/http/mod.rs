@@ -22,6 +22,36 @@
 //! The server ([`crate::server`]) accepts, applies the connection limits,
 //! shakes hands for TLS, and hands each connection to
 //! [`HttpServer::serve_connection`].
+//!
+//! An HTTP echo server inside a test, asked for a status with a knob:
+//!
+//! ```
+//! use echoes::{Server, ServerConfig, Transport};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = ServerConfig::new("http://127.0.0.1:0".parse()?);
+//! config.http.name = "doc-example".into();
+//! let server = Server::bind(config).await?;
+//! let addr = server.socket_addrs(Transport::Http)[0];
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.run());
+//!
+//! let mut conn = tokio::net::TcpStream::connect(addr).await?;
+//! conn.write_all(b"GET /orders?status=201 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+//!     .await?;
+//! let mut answer = String::new();
+//! conn.read_to_string(&mut answer).await?;
+//! assert!(answer.starts_with("HTTP/1.1 201 Created"));
+//! assert!(answer.contains("x-echo-server: doc-example"));
+//! assert!(answer.contains(r#""path": "/orders""#));
+//!
+//! shutdown.shutdown();
+//! running.await??;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod body;
 pub mod conn;

@@ -240,3 +240,38 @@ fn payload(msg: &Message) -> &[u8] {
         _ => &[],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_found_in_lists_in_any_case() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        h.append(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.append(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+        assert!(has_token(&h, header::CONNECTION, "upgrade"));
+        assert!(has_token(&h, header::UPGRADE, "websocket"));
+        assert!(!has_token(&h, header::CONNECTION, "close"));
+        assert!(!has_token(&h, header::SEC_WEBSOCKET_PROTOCOL, "x"));
+    }
+
+    #[test]
+    fn sessions_take_the_size_limits() {
+        let config = HttpConfig {
+            ws_max_message: 1000,
+            ws_max_frame: 100,
+            ..HttpConfig::default()
+        };
+        let c = session_config(&config);
+        assert_eq!(
+            (c.max_message_size, c.max_frame_size),
+            (Some(1000), Some(100))
+        );
+        assert!(!c.accept_unmasked_frames);
+    }
+}

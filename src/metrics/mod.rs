@@ -9,9 +9,12 @@
 //! take at once touches `unsent`. Connection events (open, close, errors)
 //! are rare and use plain shared atomics.
 //!
-//! [`http`] serves [`Metrics::render`] at `http://ADDR/metrics`.
+//! [`http`] serves [`Metrics::render`] at `http://ADDR/metrics`; the page
+//! ends with the standard `process_*` families (`process.rs`) and
+//! `echoes_build_info`.
 
 pub mod http;
+mod process;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -150,14 +153,18 @@ pub enum UdpResult {
     RefusedBroadcast,
     /// Not answered: the source is over `--udp-rate`.
     RefusedRate,
+    /// Not answered: the source is one of the server's own UDP addresses,
+    /// so the answer would loop back to it (a forged source).
+    RefusedSelf,
 }
 
 impl UdpResult {
-    const ALL: [UdpResult; 4] = [
+    const ALL: [UdpResult; 5] = [
         UdpResult::Answered,
         UdpResult::RefusedPort,
         UdpResult::RefusedBroadcast,
         UdpResult::RefusedRate,
+        UdpResult::RefusedSelf,
     ];
 
     /// The label value.
@@ -167,6 +174,7 @@ impl UdpResult {
             UdpResult::RefusedPort => "refused_port",
             UdpResult::RefusedBroadcast => "refused_broadcast",
             UdpResult::RefusedRate => "refused_rate",
+            UdpResult::RefusedSelf => "refused_self",
         }
     }
 
@@ -186,7 +194,7 @@ struct Shard {
     unsent: [AtomicU64; N],
     /// Bytes sent, for the slots counted each way ([`counted_each_way`]).
     sent: [AtomicU64; N],
-    udp: [AtomicU64; 4],
+    udp: [AtomicU64; UdpResult::ALL.len()],
 }
 
 /// Per-transport connection counters: one event per connection, not hot.
@@ -212,6 +220,8 @@ pub struct Metrics {
     /// The highest `sent` total reported per transport, so that a scrape
     /// racing a chunk that crosses threads never shows a counter going back.
     sent_reported: Mutex<[u64; N]>,
+    /// Connections to the metrics endpoint closed unanswered, by reason.
+    metrics_dropped: [AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -253,6 +263,7 @@ impl Metrics {
             mask: n - 1,
             conns: Default::default(),
             sent_reported: Mutex::new([0; N]),
+            metrics_dropped: Default::default(),
         }
     }
 
@@ -301,7 +312,22 @@ impl Metrics {
 
     /// Counts one UDP datagram's fate.
     pub fn udp(&self, result: UdpResult) {
-        self.shard().udp[result.index()].fetch_add(1, Relaxed);
+        self.udp_add(result, 1);
+    }
+
+    /// Counts `n` UDP datagrams with the same fate (a batch's).
+    pub fn udp_add(&self, result: UdpResult, n: u64) {
+        self.shard().udp[result.index()].fetch_add(n, Relaxed);
+    }
+
+    /// Counts one connection to the metrics endpoint closed unanswered.
+    pub fn metrics_dropped(&self, why: http::Dropped) {
+        self.metrics_dropped[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Connections to the metrics endpoint closed unanswered for `why`.
+    pub fn metrics_dropped_total(&self, why: http::Dropped) -> u64 {
+        self.metrics_dropped[why as usize].load(Relaxed)
     }
 
     /// Connections of `transport` open now.
@@ -434,7 +460,39 @@ impl Metrics {
                 self.udp_datagrams(result)
             );
         }
+        self.render_own(&mut out);
+        process::render(&mut out);
         out
+    }
+
+    /// The endpoint's own counters, and the build.
+    fn render_own(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP echoes_metrics_connections_dropped_total Connections to this endpoint closed unanswered: evicted (idle while others waited), timeout (no request in time), busy (every slot answering)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE echoes_metrics_connections_dropped_total counter"
+        );
+        for why in http::Dropped::ALL {
+            let _ = writeln!(
+                out,
+                "echoes_metrics_connections_dropped_total{{reason=\"{}\"}} {}",
+                why.as_str(),
+                self.metrics_dropped_total(why)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP echoes_build_info The version of echoes that serves this page; always 1."
+        );
+        let _ = writeln!(out, "# TYPE echoes_build_info gauge");
+        let _ = writeln!(
+            out,
+            "echoes_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
     }
 }
 
@@ -504,6 +562,8 @@ mod tests {
             "echoes_bytes_sent_total",
             "echoes_errors_total",
             "echoes_udp_datagrams_total",
+            "echoes_metrics_connections_dropped_total",
+            "echoes_build_info",
         ] {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
@@ -516,6 +576,15 @@ mod tests {
             text.contains(
                 "echoes_udp_datagrams_total{transport=\"udp\",result=\"refused_rate\"} 1\n"
             )
+        );
+        assert!(text.contains(&format!(
+            "echoes_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+        m.metrics_dropped(http::Dropped::Busy);
+        assert!(
+            m.render()
+                .contains("echoes_metrics_connections_dropped_total{reason=\"busy\"} 1\n")
         );
         assert!(text.ends_with('\n'));
     }

@@ -11,7 +11,9 @@
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+mod udp_batch;
 pub mod udp_guard;
+pub mod udp_rate;
 pub mod unix;
 pub mod web;
 
