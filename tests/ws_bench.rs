@@ -2,7 +2,8 @@
 //! port 0: ping-pong, stream and churn with every byte checked, open loop
 //! at a rate, the JSON report, the plot and the saved histogram merged,
 //! clean closes as the server counts them, and a corrupting WebSocket
-//! server caught.
+//! server caught, and Python `websockets` (the bench/peers peer) on the
+//! other end.
 
 mod bench_support;
 mod common;
@@ -276,4 +277,46 @@ fn http_addresses_are_a_usage_error() {
     let out = bench(&["--connect", "http://127.0.0.1:1/"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("ws://"), "{}", stderr(&out));
+}
+
+/// Another implementation on the other end: Python `websockets` (the
+/// peer of bench/peers, on plain asyncio here), which answers a Close at
+/// once and drops what it has not echoed yet. Every mode, and the client,
+/// get every byte back from it.
+#[test]
+fn python_websockets_gets_the_same_checks() {
+    let port = common::free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/peers/ws_python.py");
+    let peer = ServerProc::start_until(
+        std::process::Command::new("python3").args([script, &port.to_string(), "--no-uvloop"]),
+        "listening on",
+    );
+    let url = format!("ws://127.0.0.1:{port}/");
+    let common = [
+        "--connect",
+        url.as_str(),
+        "-d",
+        "300ms",
+        "--warmup",
+        "50ms",
+        "--json",
+    ];
+    for extra in [
+        &["-c", "4", "-s", "100", "--pipeline", "2"][..],
+        &["-m", "stream", "-s", "16KiB"][..],
+        &["-m", "churn", "-c", "2"][..],
+    ] {
+        let mut args = common.to_vec();
+        args.extend_from_slice(extra);
+        let report = run_ok(&args);
+        assert!(report["messages"].as_u64().unwrap() > 0, "{report}");
+    }
+    let out = common::run(
+        std::process::Command::new(common::CLIENT).args(["-c", &url, "--stdin"]),
+        &common::pattern(5, 300_000),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout == common::pattern(5, 300_000));
+    drop(peer);
 }
