@@ -443,12 +443,12 @@ impl Exchange<'_> {
                 let slot = (self.sent % self.bufs.ring.len() as u64) as usize;
                 self.bufs.ring[slot] = start;
             }
-            self.pattern
-                .fill(self.sent * size as u64, &mut self.bufs.write);
             // Reclaims the buffer once tungstenite has let the last
-            // payload go: no allocation per message.
+            // payload go: no allocation per payload. The whole message is
+            // built here (the slot's write buffer holds only a chunk).
             self.out.reserve(size);
-            self.out.extend_from_slice(&self.bufs.write);
+            self.out.resize(size, 0);
+            self.pattern.fill(self.sent * size as u64, &mut self.out);
             let payload = self.out.split().freeze();
             Pin::new(&mut *ws)
                 .start_send(Message::Binary(payload))
