@@ -47,14 +47,18 @@ pub enum ErrorKind {
     Io,
     /// A connection was refused by `--max-connections-per-ip`.
     Limit,
+    /// A connection without a valid PROXY protocol header where one is
+    /// required (or with a malformed one).
+    Proxy,
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 4] = [
+    const ALL: [ErrorKind; 5] = [
         ErrorKind::Accept,
         ErrorKind::TlsHandshake,
         ErrorKind::Io,
         ErrorKind::Limit,
+        ErrorKind::Proxy,
     ];
 
     /// The label value.
@@ -64,6 +68,7 @@ impl ErrorKind {
             ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::Io => "io",
             ErrorKind::Limit => "limit",
+            ErrorKind::Proxy => "proxy",
         }
     }
 
@@ -75,6 +80,7 @@ impl ErrorKind {
             ErrorKind::TlsHandshake => t == Transport::Tls,
             ErrorKind::Io => true,
             ErrorKind::Limit => matches!(t, Transport::Tcp | Transport::Tls),
+            ErrorKind::Proxy => t != Transport::Udp,
         }
     }
 }
@@ -133,7 +139,9 @@ struct Shard {
 struct Conns {
     open: AtomicU64,
     total: AtomicU64,
-    errors: [AtomicU64; 4],
+    errors: [AtomicU64; ErrorKind::ALL.len()],
+    /// Connections that carried a PROXY header, by version (v1, v2).
+    proxy_headers: [AtomicU64; 2],
 }
 
 /// Gives each thread its shard number, round robin as threads first count.
@@ -224,6 +232,16 @@ impl Metrics {
     /// Counts one error.
     pub fn error(&self, transport: Transport, kind: ErrorKind) {
         self.conns[index(transport)].errors[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection that carried a PROXY protocol header.
+    pub fn proxy_header(&self, transport: Transport, version: crate::proxy::Version) {
+        self.conns[index(transport)].proxy_headers[version as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Connections of `transport` that carried a PROXY header of `version`.
+    pub fn proxy_headers(&self, transport: Transport, version: crate::proxy::Version) -> u64 {
+        self.conns[index(transport)].proxy_headers[version as usize].load(Relaxed)
     }
 
     /// Counts one UDP datagram's fate.
@@ -321,7 +339,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP echoes_errors_total Errors by kind: accept, tls_handshake, io, limit (refused by --max-connections-per-ip)."
+            "# HELP echoes_errors_total Errors by kind: accept, tls_handshake, io, limit (refused by --max-connections-per-ip), proxy (no valid PROXY protocol header)."
         );
         let _ = writeln!(out, "# TYPE echoes_errors_total counter");
         for t in TRANSPORTS {
@@ -331,6 +349,20 @@ impl Metrics {
                     "echoes_errors_total{{transport=\"{t}\",kind=\"{}\"}} {}",
                     kind.as_str(),
                     self.errors(t, kind)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP echoes_proxy_headers_total Connections that carried a PROXY protocol header, by version."
+        );
+        let _ = writeln!(out, "# TYPE echoes_proxy_headers_total counter");
+        for t in TRANSPORTS.into_iter().filter(|t| *t != Transport::Udp) {
+            for v in [crate::proxy::Version::V1, crate::proxy::Version::V2] {
+                let _ = writeln!(
+                    out,
+                    "echoes_proxy_headers_total{{transport=\"{t}\",version=\"{v}\"}} {}",
+                    self.proxy_headers(t, v)
                 );
             }
         }
