@@ -31,6 +31,7 @@ use super::report::{ErrorKind, Recorder};
 use super::tcp::Tcp;
 use super::udp;
 use crate::addr::{Addr, Transport};
+use crate::proxy::send::ProxySend;
 use crate::transport::{self, BoxStream, ConnectError};
 
 /// The largest read the bench asks for: big transfers take few reads.
@@ -172,12 +173,15 @@ impl Schedule {
 #[derive(Debug, Clone)]
 pub(crate) enum Connector {
     /// TCP to the address the probe reached, through the bench's own
-    /// [`Tcp`] stream.
-    Tcp(SocketAddr),
-    /// TLS or Unix, through [`transport::connect_with`].
+    /// [`Tcp`] stream, with a PROXY header first when asked.
+    Tcp(SocketAddr, Option<ProxySend>),
+    /// TLS or Unix, through [`transport::connect_with`] (and
+    /// [`proxy::send::connect`](crate::proxy::send::connect) for a PROXY
+    /// header).
     Stream {
         addr: Addr,
         tls: Option<Arc<rustls::ClientConfig>>,
+        proxy: Option<ProxySend>,
     },
     /// UDP: a socket of its own for each slot, connected to the address
     /// that answered the probe.
@@ -199,27 +203,35 @@ impl Connector {
         addr: &Addr,
         timeout: Duration,
         tls: Option<&Arc<rustls::ClientConfig>>,
+        proxy: Option<&ProxySend>,
     ) -> Result<(Connector, Option<std::net::TcpStream>), ConnectError> {
         match addr.transport() {
             Transport::Tcp => {
-                let stream = transport::tcp::connect(addr, timeout).await?;
+                let mut stream = transport::tcp::connect(addr, timeout).await?;
                 let err = |error| ConnectError::Connect {
                     target: addr.to_string(),
                     error,
                 };
                 let peer = stream.peer_addr().map_err(err)?;
+                if let Some(p) = proxy {
+                    let local = stream.local_addr().ok();
+                    p.write_to(&mut stream, local, Some(peer))
+                        .await
+                        .map_err(err)?;
+                }
                 // Leaves this runtime's reactor, to join a worker's.
                 let stream = stream.into_std().map_err(err)?;
-                Ok((Connector::Tcp(peer), Some(stream)))
+                Ok((Connector::Tcp(peer, proxy.cloned()), Some(stream)))
             }
             Transport::Udp => Ok((Connector::Udp(udp::probe(addr, timeout).await?), None)),
             Transport::Tls | Transport::Unix => {
-                transport::connect_with(addr, timeout, tls).await?;
-                let tls = tls.cloned();
+                crate::proxy::send::connect(addr, timeout, tls, proxy).await?;
+                let (tls, proxy) = (tls.cloned(), proxy.cloned());
                 Ok((
                     Connector::Stream {
                         addr: addr.clone(),
                         tls,
+                        proxy,
                     },
                     None,
                 ))
@@ -234,17 +246,25 @@ impl Connector {
             detail,
         };
         match self {
-            Connector::Tcp(peer) => {
-                let stream = tokio::time::timeout(timeout, Tcp::connect(*peer))
+            Connector::Tcp(peer, proxy) => {
+                let mut stream = tokio::time::timeout(timeout, Tcp::connect(*peer))
                     .await
                     .map_err(|_| err(format!("connecting to {peer}: timed out")))?
                     .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
+                if let Some(p) = proxy {
+                    let local = stream.local_addr();
+                    p.write_to(&mut stream, local, Some(*peer))
+                        .await
+                        .map_err(|e| err(format!("sending the PROXY header to {peer}: {e}")))?;
+                }
                 Ok(Link::Stream(Box::new(stream)))
             }
-            Connector::Stream { addr, tls } => transport::connect_with(addr, timeout, tls.as_ref())
-                .await
-                .map(Link::Stream)
-                .map_err(|e| err(e.to_string())),
+            Connector::Stream { addr, tls, proxy } => {
+                crate::proxy::send::connect(addr, timeout, tls.as_ref(), proxy.as_ref())
+                    .await
+                    .map(Link::Stream)
+                    .map_err(|e| err(e.to_string()))
+            }
             Connector::Udp(peer) => udp::socket(*peer)
                 .map(Link::Datagram)
                 .map_err(|e| err(format!("opening a UDP socket to {peer}: {e}"))),

@@ -145,6 +145,9 @@ pub struct BenchConfig {
     pub threads: usize,
     /// Show a progress bar on standard error (only if it is a terminal).
     pub progress: bool,
+    /// A PROXY protocol header to send on every connection, before the
+    /// data (not over UDP).
+    pub proxy: Option<crate::proxy::send::ProxySend>,
 }
 
 impl BenchConfig {
@@ -169,6 +172,7 @@ impl BenchConfig {
             tls: None,
             threads: 1,
             progress: false,
+            proxy: None,
         }
     }
 
@@ -208,6 +212,11 @@ impl BenchConfig {
             return bad("--pipeline applies to pingpong mode only");
         }
         if self.addr.transport() == Transport::Udp {
+            if self.proxy.is_some() {
+                return bad(
+                    "--proxy-protocol needs a stream: the PROXY protocol is not used over udp://",
+                );
+            }
             if self.mode != Mode::Pingpong {
                 return Err(BenchError::Config(format!(
                     "--mode {} needs a connection; udp:// has none: use --mode pingpong \
@@ -279,6 +288,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         &config.addr,
         config.timeout,
         config.tls.as_ref(),
+        config.proxy.as_ref(),
     ))?;
     drop(probe_rt);
     // Churn opens its own connection for every operation.

@@ -99,6 +99,19 @@ struct RunArgs {
     timeout: Option<Duration>,
     #[command(flatten)]
     tls: cli::TlsClientArgs,
+    /// Send a PROXY protocol header of this version on every connection,
+    /// before the data (before the TLS handshake on tls://); not over udp://
+    #[arg(long, value_name = "VERSION")]
+    proxy_protocol: Option<echoes::proxy::Version>,
+    /// The client address the PROXY headers claim: IP, IP:PORT or
+    /// [V6]:PORT [default: each connection's real source address]
+    #[arg(long, value_name = "ADDR", value_parser = echoes::proxy::send::parse_source,
+          requires = "proxy_protocol")]
+    proxy_source: Option<std::net::SocketAddr>,
+    /// Claim a different client on each connection: the n-th connection's
+    /// PROXY header claims the source IP plus n
+    #[arg(long, requires = "proxy_protocol")]
+    proxy_vary_source: bool,
     /// Worker threads, each a single-threaded runtime (1 keeps the bench on one core)
     #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count, default_value = "1")]
     threads: usize,
@@ -116,6 +129,8 @@ Examples:
   echo-bench --connect udp://127.0.0.1:7 -c 4 -s 512 --timeout 200ms
   # TLS connections per second, trusting one CA
   echo-bench --connect tls://host:8443 --tls-ca ca.pem -m churn
+  # a PROXY-protocol backend (echo-server --proxy-protocol), a new client each time
+  echo-bench --connect 127.0.0.1:7 -m churn --proxy-protocol v2 --proxy-vary-source
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect host:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg
@@ -169,6 +184,11 @@ fn run(args: RunArgs) -> ExitCode {
     config.timeout = args.timeout.unwrap_or(config.timeout);
     config.threads = args.threads;
     config.progress = true;
+    config.proxy = args.proxy_protocol.map(|version| {
+        echoes::proxy::send::ProxySend::new(version)
+            .with_source(args.proxy_source)
+            .varied(args.proxy_vary_source)
+    });
     if let Err(e) = config.validate() {
         usage(&e.to_string());
     }

@@ -1,6 +1,7 @@
 //! `echo-client`: the seed's echo client, checking every byte. Flags only;
 //! the work is in the `echoes` library.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use clap::Parser;
 use echoes::Addr;
 use echoes::cli::{self, LogArgs, TlsClientArgs};
 use echoes::client::{self, ClientOptions, SEED_MESSAGES};
+use echoes::proxy::Version;
+use echoes::proxy::send::{self, ProxySend};
 
 /// Sends messages to an echo server, prints the conversation, checks the echo.
 #[derive(Debug, Parser)]
@@ -31,6 +34,15 @@ struct Args {
     /// udp://, for each reply; one resend follows)
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
     timeout: Duration,
+    /// Send a PROXY protocol header of this version before the data (before
+    /// the TLS handshake on tls://), as a balancer would; not over udp://
+    #[arg(long, value_name = "VERSION")]
+    proxy_protocol: Option<Version>,
+    /// The client address the PROXY header claims: IP, IP:PORT or
+    /// [V6]:PORT [default: the real source address]
+    #[arg(long, value_name = "ADDR", value_parser = send::parse_source,
+          requires = "proxy_protocol")]
+    proxy_source: Option<SocketAddr>,
     #[command(flatten)]
     tls: TlsClientArgs,
     #[command(flatten)]
@@ -47,6 +59,7 @@ Examples:
   echo-client                           the seed's conversation, localhost:10000
   echo-client -c 127.0.0.1:7 hi there   two messages, two writes, echo checked
   echo-client -c unix:/tmp/echo.sock hello
+  echo-client --proxy-protocol v2 --proxy-source 192.0.2.1 hi   through a PROXY-protocol listener
 
   Pipe bytes through the server, like nc (every byte checked):
   tar c . | echo-client --stdin | tar t
@@ -71,7 +84,17 @@ fn main() -> ExitCode {
         )
         .exit();
     }
+    if args.proxy_protocol.is_some() && args.connect.transport() == echoes::Transport::Udp {
+        clap::Error::raw(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--proxy-protocol needs a stream: the PROXY protocol is not used over udp://\n",
+        )
+        .exit();
+    }
     args.log.init();
+    let proxy = args
+        .proxy_protocol
+        .map(|version| ProxySend::new(version).with_source(args.proxy_source));
     let tls = match args.tls.client_config_for(&args.connect) {
         Ok(config) => config,
         Err(e) => return cli::fail("echo-client", &e.into()),
@@ -80,6 +103,7 @@ fn main() -> ExitCode {
         addr: args.connect,
         timeout: args.timeout,
         tls,
+        proxy,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

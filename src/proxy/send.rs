@@ -41,6 +41,18 @@ impl ProxySend {
         }
     }
 
+    /// The same, claiming `source` (`None`: the real one).
+    pub fn with_source(mut self, source: Option<SocketAddr>) -> ProxySend {
+        self.source = source;
+        self
+    }
+
+    /// The same, claiming a different source on each connection when `vary`.
+    pub fn varied(mut self, vary: bool) -> ProxySend {
+        self.vary = vary;
+        self
+    }
+
     /// The header for the next connection, from `local` to `peer` (both
     /// `None` over a Unix socket), into `out`; returns its bytes.
     pub fn header<'a>(
