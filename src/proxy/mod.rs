@@ -116,3 +116,6 @@ impl ProxySettings {
             .map_or(self.mode, |(_, mode)| *mode)
     }
 }
+
+#[cfg(test)]
+mod tests;

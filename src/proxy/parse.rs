@@ -123,7 +123,9 @@ pub fn parse(buf: &[u8]) -> Result<Parse, HeaderError> {
 fn parse_v1(buf: &[u8]) -> Result<Parse, HeaderError> {
     let window = &buf[..buf.len().min(V1_MAX_LEN)];
     let Some(end) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
-        return if buf.len() >= V1_MAX_LEN {
+        // The CRLF needs two bytes: without one in the first 106, it cannot
+        // end the line by the 107th.
+        return if buf.len() >= V1_MAX_LEN - 1 {
             Err(HeaderError::V1TooLong)
         } else {
             Ok(Parse::Incomplete)
