@@ -28,7 +28,18 @@ struct Proxy {
 }
 
 impl Drop for Proxy {
+    /// SIGTERM first, so that nginx's master stops its workers (SIGKILL
+    /// would leave them running); SIGKILL if it is not gone in 5 s.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
