@@ -109,12 +109,19 @@ proptest! {
 /// text of the characters a line has, or v2 bytes with a valid
 /// version/family most of the time and a length near what follows.
 fn proxy_like() -> impl Strategy<Value = Vec<u8>> {
-    let v1 = "(PROXY |PROXY|PROX)(TCP4|TCP6|UNKNOWN|UDP4|)?[ 0-9a-f.:\\r\\n]{0,60}(\\r\\n)?[a-z]{0,4}"
-        .prop_map(String::into_bytes);
+    let v1 =
+        "(PROXY |PROXY|PROX)(TCP4|TCP6|UNKNOWN|UDP4|)?[ 0-9a-f.:\\r\\n]{0,60}(\\r\\n)?[a-z]{0,4}"
+            .prop_map(String::into_bytes);
     let v2 = (
         prop_oneof![Just(0x20u8), Just(0x21u8), any::<u8>()],
         prop_oneof![
-            Just(0x00u8), Just(0x11), Just(0x12), Just(0x21), Just(0x22), Just(0x31), any::<u8>()
+            Just(0x00u8),
+            Just(0x11),
+            Just(0x12),
+            Just(0x21),
+            Just(0x22),
+            Just(0x31),
+            any::<u8>()
         ],
         proptest::collection::vec(any::<u8>(), 0..300),
         0usize..300,
@@ -137,17 +144,28 @@ fn any_header() -> impl Strategy<Value = proxy::ProxyHeader> {
     let v6 = any::<[u8; 16]>().prop_map(std::net::IpAddr::from);
     let ends = prop_oneof![(v4.clone(), v4), (v6.clone(), v6)];
     let pair = (ends, any::<u16>(), any::<u16>()).prop_map(|((a, b), p, q)| {
-        (std::net::SocketAddr::new(a, p), std::net::SocketAddr::new(b, q))
+        (
+            std::net::SocketAddr::new(a, p),
+            std::net::SocketAddr::new(b, q),
+        )
     });
     let path = "[a-z/]{0,40}".prop_map(std::path::PathBuf::from);
     let protocol = prop_oneof![Just(Protocol::Stream), Just(Protocol::Datagram)];
     let addresses = prop_oneof![
         Just(Addresses::Unknown),
         (protocol.clone(), pair).prop_map(|(protocol, (source, destination))| {
-            Addresses::Inet { protocol, source, destination }
+            Addresses::Inet {
+                protocol,
+                source,
+                destination,
+            }
         }),
         (protocol, path.clone(), path).prop_map(|(protocol, source, destination)| {
-            Addresses::Unix { protocol, source, destination }
+            Addresses::Unix {
+                protocol,
+                source,
+                destination,
+            }
         }),
     ];
     let text = "[ -~]{0,20}";
@@ -170,13 +188,21 @@ fn any_header() -> impl Strategy<Value = proxy::ProxyHeader> {
             other,
             ..Tlvs::default()
         });
-    (prop_oneof![Just(Version::V1), Just(Version::V2)], addresses, tlvs).prop_map(
-        |(version, addresses, tlvs)| match version {
+    (
+        prop_oneof![Just(Version::V1), Just(Version::V2)],
+        addresses,
+        tlvs,
+    )
+        .prop_map(|(version, addresses, tlvs)| match version {
             Version::V1 => ProxyHeader {
                 version,
                 command: Command::Proxy,
                 addresses: match addresses {
-                    Addresses::Inet { source, destination, .. } => Addresses::Inet {
+                    Addresses::Inet {
+                        source,
+                        destination,
+                        ..
+                    } => Addresses::Inet {
                         protocol: Protocol::Stream,
                         source,
                         destination,
@@ -193,8 +219,7 @@ fn any_header() -> impl Strategy<Value = proxy::ProxyHeader> {
                 tlvs,
                 len: 0,
             },
-        },
-    )
+        })
 }
 
 proptest! {

@@ -13,7 +13,9 @@ use std::path::Path;
 use echoes::proxy::{self, Addresses, Parse, ProxyHeader, Version};
 
 fn capture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/proxy").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/proxy")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -80,12 +82,19 @@ fn haproxy_send_proxy_v2_crc32c_and_unique_id() {
     let (h, rest) = split("haproxy-send-proxy-v2-crc32c-unique-id.bin");
     assert!(h.tlvs.crc32c.is_some());
     let id = h.tlvs.unique_id.as_deref().expect("the unique ID");
-    assert!(id.starts_with(b"7F000001:"), "{:?}", String::from_utf8_lossy(id));
+    assert!(
+        id.starts_with(b"7F000001:"),
+        "{:?}",
+        String::from_utf8_lossy(id)
+    );
     assert_eq!(rest, b"hello");
     // A bit flipped in the addresses: the checksum no longer matches.
     let mut bad = capture("haproxy-send-proxy-v2-crc32c-unique-id.bin");
     bad[17] ^= 1;
-    assert!(matches!(proxy::parse(&bad), Err(proxy::HeaderError::Crc32c { .. })));
+    assert!(matches!(
+        proxy::parse(&bad),
+        Err(proxy::HeaderError::Crc32c { .. })
+    ));
 }
 
 #[test]

@@ -85,7 +85,11 @@ fn haproxy(config: &str, ports: &[u16]) -> Proxy {
         .stderr(std::fs::File::create(dir.path().join("haproxy.err")).unwrap())
         .spawn()
         .expect("start haproxy");
-    let mut proxy = Proxy { child, _dir: dir, log };
+    let mut proxy = Proxy {
+        child,
+        _dir: dir,
+        log,
+    };
     proxy.wait_ports(ports);
     proxy
 }
@@ -105,7 +109,8 @@ defaults
 fn through(port: u16, msg: &[u8]) -> (Vec<u8>, u16) {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let source = conn.local_addr().unwrap().port();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     conn.write_all(msg).unwrap();
     conn.shutdown(Shutdown::Write).unwrap();
     let mut echo = Vec::new();
@@ -136,7 +141,12 @@ backend v2
     for (port, kind) in [(v1, "(PROXY v1)"), (v2, "(PROXY v2)")] {
         let msg = common::pattern(u64::from(port), 100_000);
         let (echo, source) = through(port, &msg);
-        assert!(echo == msg, "{kind}: {} bytes back of {}", echo.len(), msg.len());
+        assert!(
+            echo == msg,
+            "{kind}: {} bytes back of {}",
+            echo.len(),
+            msg.len()
+        );
         let line = server.wait_for_line(
             &format!("echo_127.0.0.1_{source}: connection accepted via proxy 127.0.0.1 port "),
             Duration::from_secs(5),
@@ -151,7 +161,11 @@ fn haproxy_send_proxy_v2_ssl_passes_its_tlvs() {
     let rcgen::CertifiedKey { cert, signing_key } =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let pem = dir.path().join("both.pem");
-    std::fs::write(&pem, format!("{}{}", cert.pem(), signing_key.serialize_pem())).unwrap();
+    std::fs::write(
+        &pem,
+        format!("{}{}", cert.pem(), signing_key.serialize_pem()),
+    )
+    .unwrap();
     let server = ServerProc::start(&["-l", "127.0.0.1:0", "--proxy-protocol", "-v"]);
     let tls = free_port();
     let config = format!(
@@ -172,12 +186,22 @@ backend echo
         Duration::from_secs(20),
     );
     assert!(out.status.success(), "{}", out.stderr);
-    assert!(out.stderr.contains("received b'overTLS'") || out.stderr.contains("received b'over"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("received b'overTLS'") || out.stderr.contains("received b'over"),
+        "{}",
+        out.stderr
+    );
     let line = server.wait_for_line("PROXY v2 TLVs: ", Duration::from_secs(5));
     assert!(line.contains("authority localhost"), "{line}");
     assert!(line.contains("SSL TLSv1.3"), "{line}");
-    assert!(line.contains("CRC32c 0x") && line.contains("checked"), "{line}");
-    server.wait_for_line("connection accepted via proxy 127.0.0.1 port ", Duration::from_secs(5));
+    assert!(
+        line.contains("CRC32c 0x") && line.contains("checked"),
+        "{line}"
+    );
+    server.wait_for_line(
+        "connection accepted via proxy 127.0.0.1 port ",
+        Duration::from_secs(5),
+    );
 }
 
 #[test]
@@ -187,7 +211,10 @@ fn nginx_stream_proxy_protocol_on() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("logs")).unwrap();
     let module = Path::new("/usr/lib/nginx/modules/ngx_stream_module.so");
-    assert!(module.exists(), "libnginx-mod-stream is not installed (.ci/apt-packages.txt)");
+    assert!(
+        module.exists(),
+        "libnginx-mod-stream is not installed (.ci/apt-packages.txt)"
+    );
     let conf = dir.path().join("nginx.conf");
     std::fs::write(
         &conf,
@@ -224,7 +251,11 @@ stream {{
         .stderr(Stdio::null())
         .spawn()
         .expect("start nginx");
-    let mut nginx = Proxy { child, _dir: dir, log };
+    let mut nginx = Proxy {
+        child,
+        _dir: dir,
+        log,
+    };
     nginx.wait_ports(&[port]);
     let msg = common::pattern(5, 50_000);
     let (echo, source) = through(port, &msg);
@@ -261,16 +292,21 @@ backend echo
         ("v2", "[2001:db8::9]:443", "echo_2001:db8::9_443"),
     ] {
         let out = common::run(
-            Command::new(CLIENT).args(["-c", &addr, "--proxy-protocol", version])
+            Command::new(CLIENT)
+                .args(["-c", &addr, "--proxy-protocol", version])
                 .args(["--proxy-source", source, "through", "HAProxy"]),
             b"",
             Duration::from_secs(20),
         );
         assert!(out.status.success(), "{version} {source}: {}", out.stderr);
-        server.wait_for_line(&format!("{name}: connection accepted via proxy"), Duration::from_secs(5));
+        server.wait_for_line(
+            &format!("{name}: connection accepted via proxy"),
+            Duration::from_secs(5),
+        );
     }
     let out = common::run(
-        Command::new(BENCH).args(["--connect", &addr, "-m", "churn", "-c", "2", "-d", "1s"])
+        Command::new(BENCH)
+            .args(["--connect", &addr, "-m", "churn", "-c", "2", "-d", "1s"])
             .args(["--warmup", "0s", "--json", "--proxy-protocol", "v2"])
             .args(["--proxy-source", "192.0.2.10", "--proxy-vary-source"]),
         b"",

@@ -51,6 +51,8 @@ mod tlv {
 }
 
 /// What the bytes so far are.
+// Made once per read of a header: not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parse {
     /// A complete header of `header.len` bytes; what follows is data.

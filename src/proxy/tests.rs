@@ -39,7 +39,10 @@ fn the_specs_v1_examples_parse() {
     let line = format!("PROXY TCP6 {f} {f} 65535 65535\r\n");
     assert_eq!(header(line.as_bytes()).len, 104);
     let h = header(b"PROXY UNKNOWN\r\n");
-    assert_eq!((h.client(), h.len, h.addresses), (None, 15, Addresses::Unknown));
+    assert_eq!(
+        (h.client(), h.len, h.addresses),
+        (None, 15, Addresses::Unknown)
+    );
     // The worst case: 107 bytes, all of them ignored after UNKNOWN.
     let line = format!("PROXY UNKNOWN {f} {f} 65535 65535\r\n");
     assert_eq!(line.len(), 107);
@@ -70,7 +73,12 @@ fn v1_lines_that_break_the_rules_are_refused() {
         no_crlf.as_bytes(),
     ];
     for case in cases {
-        assert!(parse(case).is_err(), "{:?}: {:?}", String::from_utf8_lossy(case), parse(case));
+        assert!(
+            parse(case).is_err(),
+            "{:?}: {:?}",
+            String::from_utf8_lossy(case),
+            parse(case)
+        );
     }
 }
 
@@ -78,7 +86,11 @@ fn v1_lines_that_break_the_rules_are_refused() {
 fn a_v1_line_may_arrive_in_pieces() {
     let line = b"PROXY TCP6 2001:db8::1 ::1 1 2\r\n";
     for cut in 0..line.len() {
-        let want = if cut < 6 { Parse::Undecided } else { Parse::Incomplete };
+        let want = if cut < 6 {
+            Parse::Undecided
+        } else {
+            Parse::Incomplete
+        };
         assert_eq!(parse(&line[..cut]), Ok(want), "cut at {cut}");
     }
     assert!(matches!(parse(line), Ok(Parse::Header(_))));
@@ -86,7 +98,13 @@ fn a_v1_line_may_arrive_in_pieces() {
 
 #[test]
 fn other_first_bytes_are_data() {
-    for data in [&b"GET / HTTP/1.1\r\n"[..], b"PROXX", b"\x16\x03\x01", b"\r\n\r\nX", b"proxy "] {
+    for data in [
+        &b"GET / HTTP/1.1\r\n"[..],
+        b"PROXX",
+        b"\x16\x03\x01",
+        b"\r\n\r\nX",
+        b"proxy ",
+    ] {
         assert_eq!(parse(data), Ok(Parse::NotProxy), "{data:?}");
     }
     for start in [&b""[..], b"P", b"PROX", b"\r", b"\r\n\r\n\0\r\nQUI"] {
@@ -97,9 +115,14 @@ fn other_first_bytes_are_data() {
 #[test]
 fn v2_commands_families_and_lengths() {
     // PROXY, TCP over IPv4, then data.
-    let h = header(&v2(b"\x21\x11\x00\x0c\x7f\x00\x00\x01\xc0\x00\x02\x01\x30\x39\x01\xbbdata"));
+    let h = header(&v2(
+        b"\x21\x11\x00\x0c\x7f\x00\x00\x01\xc0\x00\x02\x01\x30\x39\x01\xbbdata",
+    ));
     assert_eq!(h.addresses, inet("127.0.0.1:12345", "192.0.2.1:443"));
-    assert_eq!((h.version, h.command, h.len), (Version::V2, Command::Proxy, 28));
+    assert_eq!(
+        (h.version, h.command, h.len),
+        (Version::V2, Command::Proxy, 28)
+    );
     // UDP over IPv6.
     let mut udp6 = v2(b"\x21\x22\x00\x24");
     udp6.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
@@ -107,9 +130,13 @@ fn v2_commands_families_and_lengths() {
     udp6.extend_from_slice(&[1, 0, 53, 0, 54]);
     let h = header(&udp6);
     let want: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
-    assert!(matches!(h.addresses, Addresses::Inet { protocol: Protocol::Datagram, source, .. } if source == want));
+    assert!(
+        matches!(h.addresses, Addresses::Inet { protocol: Protocol::Datagram, source, .. } if source == want)
+    );
     // LOCAL: the block is ignored, whatever its family says.
-    let h = header(&v2(b"\x20\x11\x00\x0c\x01\x02\x03\x04\x05\x06\x07\x08\x00\x01\x00\x02"));
+    let h = header(&v2(
+        b"\x20\x11\x00\x0c\x01\x02\x03\x04\x05\x06\x07\x08\x00\x01\x00\x02",
+    ));
     assert_eq!((h.command, h.client()), (Command::Local, None));
     assert_eq!(header(&v2(b"\x20\x00\x00\x00")).len, 16);
     // AF_UNSPEC under PROXY: no address, the socket's stands.
@@ -153,7 +180,10 @@ fn v2_headers_the_spec_forbids_are_refused_without_waiting() {
         assert_eq!(parse(&v2(rest)), Err(want.clone()), "{rest:?}");
     }
     // A length past what came is only incomplete: more may come.
-    assert_eq!(parse(&v2(b"\x21\x11\xff\xff\x01\x02")), Ok(Parse::Incomplete));
+    assert_eq!(
+        parse(&v2(b"\x21\x11\xff\xff\x01\x02")),
+        Ok(Parse::Incomplete)
+    );
     assert_eq!(parse(&v2(b"\x21\x11")), Ok(Parse::Incomplete));
 }
 
@@ -182,7 +212,11 @@ fn v2_tlvs_are_read_and_their_framing_checked() {
         let mut h = v2(b"\x21\x00\x00\x00");
         h.extend_from_slice(bad);
         h[15] = bad.len() as u8;
-        assert!(matches!(parse(&h), Err(HeaderError::V2Tlv(_))), "{bad:?}: {:?}", parse(&h));
+        assert!(
+            matches!(parse(&h), Err(HeaderError::V2Tlv(_))),
+            "{bad:?}: {:?}",
+            parse(&h)
+        );
     }
 }
 
@@ -253,7 +287,10 @@ fn what_is_encoded_parses_back() {
     assert!(back.tlvs.crc32c.is_some());
     assert_eq!(back, full);
     assert_eq!(
-        encode(&ProxyHeader { tlvs: full.tlvs.clone(), ..sample(Version::V1) }),
+        encode(&ProxyHeader {
+            tlvs: full.tlvs.clone(),
+            ..sample(Version::V1)
+        }),
         Err(EncodeError::NotInV1("TLVs"))
     );
 }
@@ -267,9 +304,14 @@ fn stream_headers_mix_families_as_ipv6() {
     assert_eq!(&buf[..n], b"PROXY TCP6 ::ffff:192.0.2.1 ::1 5 7\r\n");
     let n = encode_stream(Version::V2, a, b, &mut buf);
     assert_eq!(n, 52);
-    assert_eq!(header(&buf[..n]).client(), Some("[::ffff:192.0.2.1]:5".parse().unwrap()));
+    assert_eq!(
+        header(&buf[..n]).client(),
+        Some("[::ffff:192.0.2.1]:5".parse().unwrap())
+    );
     // The longest: v1 TCP6 with full addresses.
-    let f: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535".parse().unwrap();
+    let f: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+        .parse()
+        .unwrap();
     assert_eq!(encode_stream(Version::V1, f, f, &mut buf), 104);
 }
 

@@ -130,14 +130,22 @@ pub fn proxy(data: &[u8]) {
     let header = match parsed {
         Ok(Parse::Header(h)) => h,
         Ok(Parse::Incomplete | Parse::Undecided) => {
-            assert!(data.len() < proxy::parse::V2_MAX_LEN, "incomplete at {} bytes", data.len());
+            assert!(
+                data.len() < proxy::parse::V2_MAX_LEN,
+                "incomplete at {} bytes",
+                data.len()
+            );
             return;
         }
         Ok(Parse::NotProxy) | Err(_) => return,
     };
     assert!(header.len <= data.len(), "{} > {}", header.len, data.len());
     if header.version == proxy::Version::V1 {
-        assert!(header.len <= proxy::parse::V1_MAX_LEN, "v1 of {} bytes", header.len);
+        assert!(
+            header.len <= proxy::parse::V1_MAX_LEN,
+            "v1 of {} bytes",
+            header.len
+        );
     }
     let frame = &data[..header.len];
     assert_eq!(proxy::parse(frame), Ok(Parse::Header(header.clone())));
@@ -157,7 +165,11 @@ pub fn proxy(data: &[u8]) {
 pub fn round_trips(header: &ProxyHeader) {
     let Ok(wire) = proxy::encode(header) else {
         // v1 cannot carry everything; v2 can, within 64 KiB.
-        assert_eq!(header.version, proxy::Version::V1, "{header:?} does not encode");
+        assert_eq!(
+            header.version,
+            proxy::Version::V1,
+            "{header:?} does not encode"
+        );
         return;
     };
     let again = match proxy::parse(&wire) {
