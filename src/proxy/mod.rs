@@ -2,8 +2,8 @@
 //! balancer in front of the server (HAProxy's `send-proxy`, nginx's
 //! `proxy_protocol on`, an AWS NLB) tells it who the real client is.
 //!
-//! As in quinn, the protocol is kept apart from the runtime: [`parse`]
-//! and [`encode`] are pure functions over bytes, [`header`] is what a
+//! As in quinn, the protocol is kept apart from the runtime: [`parse()`]
+//! and [`encode()`] are pure functions over bytes, [`header`] is what a
 //! header says, owned; [`accept`] is the thin async step that reads a
 //! header off an accepted socket, and [`send`] the client's, which writes
 //! one after connecting.
