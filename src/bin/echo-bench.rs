@@ -103,10 +103,10 @@ struct RunArgs {
     /// before the data (before the TLS handshake on tls://); not over udp://
     #[arg(long, value_name = "VERSION")]
     proxy_protocol: Option<echoes::proxy::Version>,
-    /// The client address the PROXY headers claim: IP, IP:PORT or
-    /// [V6]:PORT [default: each connection's real source address]
     #[arg(long, value_name = "ADDR", value_parser = echoes::proxy::send::parse_source,
-          requires = "proxy_protocol")]
+          requires = "proxy_protocol",
+          help = "The client address the PROXY headers claim: IP, IP:PORT or [V6]:PORT \
+                  [default: each connection's real source address]")]
     proxy_source: Option<std::net::SocketAddr>,
     /// Claim a different client on each connection: the n-th connection's
     /// PROXY header claims the source IP plus n

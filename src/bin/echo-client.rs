@@ -38,10 +38,10 @@ struct Args {
     /// the TLS handshake on tls://), as a balancer would; not over udp://
     #[arg(long, value_name = "VERSION")]
     proxy_protocol: Option<Version>,
-    /// The client address the PROXY header claims: IP, IP:PORT or
-    /// [V6]:PORT [default: the real source address]
     #[arg(long, value_name = "ADDR", value_parser = send::parse_source,
-          requires = "proxy_protocol")]
+          requires = "proxy_protocol",
+          help = "The client address the PROXY header claims: IP, IP:PORT or [V6]:PORT \
+                  [default: the real source address]")]
     proxy_source: Option<SocketAddr>,
     #[command(flatten)]
     tls: TlsClientArgs,
