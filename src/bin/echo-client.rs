@@ -59,7 +59,9 @@ Examples:
   echo-client                           the seed's conversation, localhost:10000
   echo-client -c 127.0.0.1:7 hi there   two messages, two writes, echo checked
   echo-client -c unix:/tmp/echo.sock hello
-  echo-client --proxy-protocol v2 --proxy-source 192.0.2.1 hi   through a PROXY-protocol listener
+
+  Through a listener that wants a PROXY header (echo-server --proxy-protocol):
+  echo-client --proxy-protocol v2 --proxy-source 192.0.2.1 hi
 
   Pipe bytes through the server, like nc (every byte checked):
   tar c . | echo-client --stdin | tar t
