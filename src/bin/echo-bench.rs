@@ -130,7 +130,7 @@ Examples:
   # TLS connections per second, trusting one CA
   echo-bench --connect tls://host:8443 --tls-ca ca.pem -m churn
   # behind a proxy (echo-server --proxy-protocol): a new client each time
-  echo-bench --connect 127.0.0.1:7 -m churn --proxy-protocol v2 --proxy-vary-source
+  echo-bench --connect host:7 -m churn --proxy-protocol v2 --proxy-vary-source
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect host:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg
