@@ -355,7 +355,11 @@ fn tls_and_unix_listeners_take_the_header_first() {
         ),
     ] {
         // -k for tls:// only: the TLS trust flags are refused elsewhere.
-        let trust: &[&str] = if addr.starts_with("tls://") { &["-k"] } else { &[] };
+        let trust: &[&str] = if addr.starts_with("tls://") {
+            &["-k"]
+        } else {
+            &[]
+        };
         let out = common::run(
             Command::new(CLIENT)
                 .args(["-c", addr, "--proxy-protocol", version])

@@ -63,7 +63,7 @@ Examples:
   echo-client -c unix:/tmp/echo.sock hello
 
   Through a listener that wants a PROXY header (echo-server --proxy-protocol):
-  echo-client --proxy-protocol v2 --proxy-source 192.0.2.1 hi
+  echo-client -c 127.0.0.1:7007 --proxy-protocol v2 --proxy-source 192.0.2.1 hi
 
   Pipe bytes through the server, like nc (every byte checked):
   tar c . | echo-client --stdin | tar t
