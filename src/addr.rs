@@ -361,6 +361,55 @@ fn write_host_port(f: &mut fmt::Formatter<'_>, host: &str, port: u16) -> fmt::Re
     }
 }
 
+/// A `--listen` address and the options its query sets: for now one,
+/// `?proxy=off|optional|required`, the listener's PROXY protocol mode
+/// (`tcp://0.0.0.0:7?proxy=optional`). Only `?proxy=` at the very end is
+/// an option, so a Unix path may hold any other `?`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// The address.
+    pub addr: Addr,
+    /// Its own PROXY protocol mode, when it has one.
+    pub proxy: Option<crate::proxy::ProxyMode>,
+}
+
+impl FromStr for ListenAddr {
+    type Err = AddrError;
+
+    fn from_str(input: &str) -> Result<ListenAddr, AddrError> {
+        let Some((base, mode)) = input.rsplit_once("?proxy=") else {
+            return Ok(ListenAddr {
+                addr: input.parse()?,
+                proxy: None,
+            });
+        };
+        let err = |reason| AddrError {
+            input: input.to_string(),
+            reason,
+        };
+        let addr: Addr = base.parse()?;
+        let mode = mode
+            .parse()
+            .map_err(|_| err("?proxy= takes off, optional or required"))?;
+        if addr.transport() == Transport::Udp {
+            return Err(err("the PROXY protocol is not used over udp://"));
+        }
+        Ok(ListenAddr {
+            addr,
+            proxy: Some(mode),
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.proxy {
+            Some(mode) => write!(f, "{}?proxy={mode}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +550,34 @@ mod tests {
         assert_eq!("h:1".parse::<Addr>().unwrap().web_path(), None);
         let e = "ws://h:1/a b".parse::<Addr>().unwrap_err().to_string();
         assert!(e.contains("%-encoding"), "{e}");
+    }
+
+    #[test]
+    fn listen_addresses_take_a_proxy_mode() {
+        use crate::proxy::ProxyMode;
+        let l: ListenAddr = "tcp://0.0.0.0:7?proxy=optional".parse().unwrap();
+        assert_eq!(l.addr, inet(Transport::Tcp, "0.0.0.0", 7));
+        assert_eq!(l.proxy, Some(ProxyMode::Optional));
+        assert_eq!(l.to_string(), "0.0.0.0:7?proxy=optional");
+        let l: ListenAddr = "unix:/run/a?b?proxy=required".parse().unwrap();
+        assert_eq!(l.addr, Addr::Unix("/run/a?b".into()));
+        assert_eq!(l.proxy, Some(ProxyMode::Required));
+        let l: ListenAddr = "[::1]:1".parse().unwrap();
+        assert_eq!(l.proxy, None);
+        for bad in [
+            "udp://[::1]:7?proxy=required",
+            "tcp://a:1?proxy=sometimes",
+            "tcp://a:1?proxy=",
+            "tcp://a:1?proxi=optional",
+        ] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
+        let e = "udp://h:7?proxy=optional"
+            .parse::<ListenAddr>()
+            .unwrap_err();
+        assert!(e.to_string().contains("not used over udp://"), "{e}");
+        // A plain address keeps refusing a query.
+        assert!("tcp://a:1?proxy=optional".parse::<Addr>().is_err());
     }
 
     #[tokio::test]

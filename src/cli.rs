@@ -256,6 +256,11 @@ pub fn parse_addr(s: &str) -> Result<Addr, String> {
     s.parse().map_err(|e: crate::addr::AddrError| e.to_string())
 }
 
+/// Parses a `--listen` argument: an `ADDR`, maybe with `?proxy=MODE`.
+pub fn parse_listen_addr(s: &str) -> Result<crate::addr::ListenAddr, String> {
+    s.parse().map_err(|e: crate::addr::AddrError| e.to_string())
+}
+
 /// Parses a `--tls-pin` fingerprint (`AB:CD:…`, 64 hex digits).
 pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
     s.parse()

@@ -37,7 +37,7 @@ use talk::Talk;
 use crate::addr::{Addr, Transport};
 use crate::pyrepr::PyBytes;
 use crate::transport::udp::{ExchangeError, MAX_DATAGRAM, UdpClient};
-use crate::transport::{self, BoxStream, ConnectError};
+use crate::transport::{BoxStream, ConnectError};
 
 /// The seed's three messages, sent when none are given.
 pub const SEED_MESSAGES: [&[u8]; 3] = [b"This is the message. ", b"It will be sent ", b"in parts."];
@@ -60,6 +60,8 @@ pub struct ClientOptions {
     /// [`tls::client_config`](crate::transport::tls::client_config));
     /// `None` trusts the system's CAs.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A PROXY protocol header to send before the data (not over UDP).
+    pub proxy: Option<crate::proxy::send::ProxySend>,
 }
 
 impl ClientOptions {
@@ -69,11 +71,13 @@ impl ClientOptions {
             addr,
             timeout,
             tls: None,
+            proxy: None,
         }
     }
 
     async fn connect(&self) -> Result<BoxStream, ConnectError> {
-        transport::connect_with(&self.addr, self.timeout, self.tls.as_ref()).await
+        let (tls, proxy) = (self.tls.as_ref(), self.proxy.as_ref());
+        crate::proxy::send::connect(&self.addr, self.timeout, tls, proxy).await
     }
 }
 

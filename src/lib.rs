@@ -45,7 +45,7 @@
 //! (bind, accept, limits, shutdown), [`connections`] (the open connections,
 //! closable at the shutdown timeout), [`activation`] (sockets passed by
 //! systemd), [`notify`] (readiness for systemd), [`metrics`] (counters and
-//! the Prometheus page), [`shutdown`] (the handle and the signals),
+//! the Prometheus page), [`proxy`] (the PROXY protocol, v1 and v2), [`shutdown`] (the handle and the signals),
 //! [`client`], [`bench`](mod@bench) (the load generator that checks every
 //! byte), [`logging`] (the seed's log format), [`pyrepr`] (Python's `repr`
 //! of bytes), [`units`] (durations and sizes on the command line) and
@@ -66,6 +66,7 @@ pub mod logging;
 pub mod manpage;
 pub mod metrics;
 pub mod notify;
+pub mod proxy;
 pub mod pyrepr;
 pub mod server;
 pub mod shutdown;

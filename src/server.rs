@@ -57,6 +57,8 @@ use crate::connections::{Connections, Entry};
 use crate::echo::{EchoOptions, EchoSocket, Ending, echo_socket, echo_stream};
 use crate::http::{ConnFacts, HttpConfig, HttpServer, TlsFacts};
 use crate::metrics::{ByteCounter, ErrorKind, Metrics};
+use crate::proxy::accept::{Gate, Take};
+use crate::proxy::{ProxyMode, ProxySettings};
 use crate::shutdown::ShutdownHandle;
 use crate::transport::tls::{self, CertSource, TlsServerSettings};
 use crate::transport::udp_guard::{self, Guard};
@@ -101,6 +103,9 @@ pub struct ServerConfig {
     pub metrics: Option<Addr>,
     /// The settings of `http://` and `https://` listeners.
     pub http: HttpConfig,
+    /// Which stream listeners expect a PROXY protocol header, and for how
+    /// long they wait for it.
+    pub proxy: ProxySettings,
 }
 
 impl ServerConfig {
@@ -119,6 +124,7 @@ impl ServerConfig {
             udp_rate: udp_guard::DEFAULT_RATE,
             metrics: None,
             http: HttpConfig::default(),
+            proxy: ProxySettings::default(),
         }
     }
 }
@@ -164,6 +170,8 @@ struct Listener {
     socket: ListenSocket,
     transport: Transport,
     local: Local,
+    /// Whether its connections start with a PROXY header.
+    proxy: ProxyMode,
 }
 
 enum ListenSocket {
@@ -217,6 +225,8 @@ struct Shared {
     udp_rate: u32,
     /// Numbers Unix peers, which have no address, for `echo_unix_{n}`.
     unix_peers: AtomicU64,
+    /// The PROXY protocol's header timeout and refusal log.
+    proxy: Gate,
 }
 
 /// A view of a running server's counters. Cheap to clone.
@@ -337,11 +347,18 @@ impl Server {
         let mut listeners = Vec::new();
         if inherited.is_empty() {
             for addr in &config.listen {
-                listeners.extend(bind_addr(addr).await?);
+                let proxy = config.proxy.mode_for(addr);
+                let bound = bind_addr(addr).await?;
+                listeners.extend(bound.into_iter().map(|l| Listener { proxy, ..l }));
             }
         } else {
             for socket in inherited {
-                listeners.push(adopt(socket)?);
+                let listener = adopt(socket)?;
+                let proxy = match listener.transport {
+                    Transport::Udp => ProxyMode::Off,
+                    _ => config.proxy.mode,
+                };
+                listeners.push(Listener { proxy, ..listener });
             }
         }
         let mut metrics_listeners = Vec::new();
@@ -377,6 +394,7 @@ impl Server {
             tls_handshake_timeout: config.tls_handshake_timeout,
             udp_rate: config.udp_rate,
             unix_peers: AtomicU64::new(0),
+            proxy: Gate::new(config.proxy.header_timeout),
         });
         Ok(Server {
             listeners,
@@ -586,6 +604,7 @@ async fn bind_addr(addr: &Addr) -> Result<Vec<Listener>, ServerError> {
             socket,
             transport,
             local: Local::Inet(local),
+            proxy: ProxyMode::Off,
         })
         .collect())
 }
@@ -603,6 +622,7 @@ fn bind_unix(addr: &Addr, path: &std::path::Path) -> Result<Listener, ServerErro
         socket: ListenSocket::Unix(socket, Some(file)),
         transport: Transport::Unix,
         local: Local::Unix(path.to_path_buf()),
+        proxy: ProxyMode::Off,
     })
 }
 
@@ -681,6 +701,7 @@ fn adopt(socket: InheritedSocket) -> Result<Listener, ServerError> {
                 socket: ListenSocket::Tcp(socket),
                 transport,
                 local: Local::Inet(local),
+                proxy: ProxyMode::Off,
             }
         }
         SocketKind::Udp(local) => {
@@ -692,6 +713,7 @@ fn adopt(socket: InheritedSocket) -> Result<Listener, ServerError> {
                 socket: ListenSocket::Udp(socket),
                 transport: Transport::Udp,
                 local: Local::Inet(local),
+                proxy: ProxyMode::Off,
             }
         }
         SocketKind::Unix(path) => {
@@ -705,6 +727,7 @@ fn adopt(socket: InheritedSocket) -> Result<Listener, ServerError> {
                 socket: ListenSocket::Unix(socket, None),
                 transport: Transport::Unix,
                 local: Local::Unix(path),
+                proxy: ProxyMode::Off,
             }
         }
     };
@@ -754,11 +777,13 @@ async fn serve_listener(listener: Listener, shared: Arc<Shared>, handle: Shutdow
         }
         ListenSocket::Tcp(socket) => {
             let socket = StreamListener::Tcp(socket);
-            accept_loop(&socket, listener.transport, &label, shared, handle).await;
+            let kind = (listener.transport, listener.proxy);
+            accept_loop(&socket, kind, &label, shared, handle).await;
         }
         ListenSocket::Unix(socket, file) => {
             let socket = StreamListener::Unix(socket);
-            accept_loop(&socket, listener.transport, &label, shared, handle).await;
+            let kind = (listener.transport, listener.proxy);
+            accept_loop(&socket, kind, &label, shared, handle).await;
             // Close the socket before removing its name.
             drop(socket);
             drop(file);
@@ -790,7 +815,7 @@ enum Conn {
 
 async fn accept_loop(
     listener: &StreamListener,
-    transport: Transport,
+    (transport, proxy): (Transport, ProxyMode),
     label: &str,
     shared: Arc<Shared>,
     handle: ShutdownHandle,
@@ -804,7 +829,7 @@ async fn accept_loop(
         match accepted {
             Ok((conn, permit)) => {
                 backoff.succeeded(label);
-                spawn_connection(&shared, conn, transport, permit);
+                spawn_connection(&shared, conn, (transport, proxy), permit);
             }
             Err(e) if is_transient(&e) => debug!(name = "main", "accept: {e}"),
             Err(e) => {
@@ -915,7 +940,7 @@ impl Backoff {
 fn spawn_connection(
     shared: &Arc<Shared>,
     conn: Conn,
-    transport: Transport,
+    (transport, proxy): (Transport, ProxyMode),
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let (peer, ip) = match &conn {
@@ -978,6 +1003,11 @@ fn spawn_connection(
     shared.metrics.opened(transport);
     let opts = shared.opts;
     let bytes = shared.metrics.bytes(transport);
+    // TODO(merge): http:// and https:// listeners take the header too, in
+    // the port to shards.
+    if proxy != ProxyMode::Off && !transport.is_web() {
+        return spawn_proxied(shared, conn, peer, proxy, open, bytes);
+    }
     match conn {
         Conn::Tls { stream, keep, addr } if transport.is_web() => {
             spawn_http(shared, stream, keep, addr, peer, transport, open);
@@ -1081,6 +1111,90 @@ fn spawn_http(
         };
         open.ended(peer, result, idle);
     });
+}
+
+/// Serves a connection on a listener that speaks the PROXY protocol: in
+/// its own task, the header first ([`Gate::admit`]), which names the peer
+/// for the log, then the echo as on any other listener. On TCP and Unix
+/// the header is read, and what came with it is echoed first; on TLS it
+/// is peeked, so that the handshake after it finds the rest in the kernel.
+fn spawn_proxied(
+    shared: &Arc<Shared>,
+    conn: Conn,
+    peer: PeerName,
+    mode: ProxyMode,
+    open: Open,
+    bytes: ByteCounter,
+) {
+    let shared = shared.clone();
+    let opts = shared.opts;
+    let transport = open.transport;
+    macro_rules! proxied_echo {
+        ($stream:expr) => {{
+            let io = match transport::register($stream) {
+                Ok(io) => io,
+                Err(e) => {
+                    warn!(name = %peer, "cannot register the connection: {e}");
+                    return;
+                }
+            };
+            tokio::spawn(async move {
+                // Locals drop in reverse order: the registry entry before the socket.
+                let io = io;
+                let open = open;
+                let Some(accepted) = shared
+                    .proxy
+                    .admit(&io, peer, mode, Take::Read, opts.idle_timeout, transport, &shared.metrics)
+                    .await
+                else {
+                    return;
+                };
+                info!(name = %accepted.peer, "connection accepted{}", accepted.via());
+                let echo = echo_socket(io, accepted.peer, opts, bytes).owing(accepted.first);
+                Connection { open, echo }.await;
+            });
+        }};
+    }
+    match conn {
+        Conn::Tcp(stream, _) => proxied_echo!(stream),
+        Conn::Unix(stream) => proxied_echo!(stream),
+        Conn::Tls { stream, keep, .. } => {
+            let Some(acceptor) = shared.tls.clone() else {
+                return;
+            };
+            tokio::spawn(async move {
+                let keep = keep;
+                let open = open;
+                let io = match transport::register(mio::net::TcpStream::from_std(stream)) {
+                    Ok(io) => io,
+                    Err(e) => {
+                        warn!(name = %peer, "cannot register the connection: {e}");
+                        return;
+                    }
+                };
+                let idle = opts.idle_timeout;
+                let metrics = &shared.metrics;
+                let Some(accepted) = shared
+                    .proxy
+                    .admit(&io, peer, mode, Take::Peek, idle, transport, metrics)
+                    .await
+                else {
+                    return;
+                };
+                let stream = std::net::TcpStream::from(std::os::fd::OwnedFd::from(io.into_inner()));
+                let timeout = shared.tls_handshake_timeout;
+                let Some(mut tls) =
+                    handshake(stream, acceptor, timeout, accepted.peer, metrics, transport).await
+                else {
+                    return;
+                };
+                info!(name = %accepted.peer, "connection accepted{}", accepted.via());
+                let queues = || transport::socket_queues(keep.as_raw_fd());
+                let result = echo_stream(&mut tls, accepted.peer, opts, bytes, queues).await;
+                open.ended(accepted.peer, result, idle);
+            });
+        }
+    }
 }
 
 /// Spawns the fast echo loop for a kernel-driven socket.

@@ -397,7 +397,7 @@ fn serves(line: &str) -> Vec<Target> {
     addrs.extend(flag_values(stage, &["--metrics"], false));
     addrs
         .iter()
-        .filter_map(|a| to_target(&a.parse().ok()?))
+        .filter_map(|a| to_target(&a.parse::<echoes::addr::ListenAddr>().ok()?.addr))
         .collect()
 }
 
@@ -485,7 +485,8 @@ fn sessions() -> (Vec<Session>, Vec<String>) {
             } else {
                 Vec::new()
             });
-            match found.into_iter().find(|s| serves(&s.command).contains(&t)) {
+            let fits = |s: &&Example| serves(&s.command).contains(&t) && proxy_fits(e, s);
+            match found.into_iter().find(fits) {
                 Some(s) => sessions.push(Session {
                     server: Some(s.clone()),
                     client: Some(e.clone()),
@@ -498,6 +499,18 @@ fn sessions() -> (Vec<Session>, Vec<String>) {
         }
     }
     (sessions, problems)
+}
+
+/// Whether a client and a server agree on the PROXY protocol: a client
+/// that sends a header needs a server that reads one, and one that sends
+/// none a server that does not require it on every listener.
+fn proxy_fits(client: &Example, server: &Example) -> bool {
+    let required = server.command.contains("--proxy-protocol");
+    if client.command.contains("--proxy-protocol") {
+        required || server.command.contains("?proxy=")
+    } else {
+        !required
+    }
 }
 
 /// The README's examples, in order (see the module documentation).

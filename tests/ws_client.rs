@@ -389,3 +389,76 @@ async fn wss_sessions_end_with_close_notify() {
         .expect("the server closes");
     assert!(end.is_ok(), "{end:?}");
 }
+
+/// A WebSocket echo server behind a PROXY v1 header: it reads the
+/// header line, keeps it, then echoes as a WebSocket server.
+fn proxied_ws_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut header = Vec::new();
+                let mut byte = [0u8; 1];
+                while !header.ends_with(b"\r\n") && header.len() < 108 {
+                    if stream.read_exact(&mut byte).is_err() {
+                        return;
+                    }
+                    header.push(byte[0]);
+                }
+                let _ = tx.send(String::from_utf8_lossy(&header).into_owned());
+                let Ok(mut ws) = tokio_tungstenite::tungstenite::accept(stream) else {
+                    return;
+                };
+                while let Ok(msg) = ws.read() {
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn a_proxy_header_goes_before_the_websocket() {
+    let (port, headers) = proxied_ws_server();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let out = client(&[
+        "-c",
+        &url,
+        "--proxy-protocol",
+        "v1",
+        "--proxy-source",
+        "192.0.2.7:4242",
+        "hi",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let header = headers.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        header,
+        format!("PROXY TCP4 192.0.2.7 127.0.0.1 4242 {port}\r\n")
+    );
+    // The bench sends one before every connection, churn included.
+    let bench = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args(["--connect", &url, "--proxy-protocol", "v1", "-m", "churn"])
+        .args(["-d", "300ms", "--warmup", "50ms", "--source", "none"])
+        .output()
+        .unwrap();
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let more: Vec<String> = headers.try_iter().collect();
+    assert!(more.len() > 2, "{more:?}");
+    assert!(
+        more.iter().all(|h| h.starts_with("PROXY TCP4 ")),
+        "{more:?}"
+    );
+}

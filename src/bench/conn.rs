@@ -33,6 +33,7 @@ use super::tcp::Tcp;
 use super::udp;
 use super::ws::{self, WsConnector, WsLink};
 use crate::addr::{Addr, Transport};
+use crate::proxy::send::ProxySend;
 use crate::transport::{self, BoxStream, ConnectError};
 
 /// The largest read the bench asks for: big transfers take few reads.
@@ -188,15 +189,19 @@ impl Schedule {
 pub(crate) enum Connector {
     /// TCP to the address the probe reached, through the bench's own
     /// [`Tcp`] stream, from each of `sources` in turn (none: the system's
-    /// choice).
+    /// choice), with a PROXY header first when asked.
     Tcp {
         peer: SocketAddr,
         sources: Arc<[IpAddr]>,
+        proxy: Option<ProxySend>,
     },
-    /// TLS or Unix, through [`transport::connect_with`].
+    /// TLS or Unix, through [`transport::connect_with`] (and
+    /// [`proxy::send::connect`](crate::proxy::send::connect) for a PROXY
+    /// header).
     Stream {
         addr: Addr,
         tls: Option<Arc<rustls::ClientConfig>>,
+        proxy: Option<ProxySend>,
     },
     /// UDP: a socket of its own for each slot, connected to the address
     /// that answered the probe, from each of `sources` in turn.
@@ -225,19 +230,34 @@ impl Connector {
         timeout: Duration,
         tls: Option<&Arc<rustls::ClientConfig>>,
         source: &Source,
+        proxy: Option<&ProxySend>,
     ) -> Result<(Connector, Option<std::net::TcpStream>), ConnectError> {
         match addr.transport() {
             Transport::Tcp => {
-                let stream = transport::tcp::connect(addr, timeout).await?;
+                let mut stream = transport::tcp::connect(addr, timeout).await?;
                 let err = |error| ConnectError::Connect {
                     target: addr.to_string(),
                     error,
                 };
                 let peer = stream.peer_addr().map_err(err)?;
+                if let Some(p) = proxy {
+                    let local = stream.local_addr().ok();
+                    p.write_to(&mut stream, local, Some(peer))
+                        .await
+                        .map_err(err)?;
+                }
                 // Leaves this runtime's reactor, to join a worker's.
                 let stream = stream.into_std().map_err(err)?;
                 let sources = source.addrs_for(peer, Transport::Tcp).into();
-                Ok((Connector::Tcp { peer, sources }, Some(stream)))
+                let proxy = proxy.cloned();
+                Ok((
+                    Connector::Tcp {
+                        peer,
+                        sources,
+                        proxy,
+                    },
+                    Some(stream),
+                ))
             }
             Transport::Udp => {
                 let peer = udp::probe(addr, timeout).await?;
@@ -245,18 +265,19 @@ impl Connector {
                 Ok((Connector::Udp { peer, sources }, None))
             }
             Transport::Tls | Transport::Unix => {
-                transport::connect_with(addr, timeout, tls).await?;
-                let tls = tls.cloned();
+                crate::proxy::send::connect(addr, timeout, tls, proxy).await?;
+                let (tls, proxy) = (tls.cloned(), proxy.cloned());
                 Ok((
                     Connector::Stream {
                         addr: addr.clone(),
                         tls,
+                        proxy,
                     },
                     None,
                 ))
             }
             Transport::Ws | Transport::Wss => Ok((
-                Connector::Ws(ws::probe(addr, timeout, tls, source).await?),
+                Connector::Ws(ws::probe(addr, timeout, tls, source, proxy).await?),
                 None,
             )),
             web @ (Transport::Http | Transport::Https) => Err(ConnectError::Unsupported(web)),
@@ -285,21 +306,33 @@ impl Connector {
             (!sources.is_empty()).then(|| sources[(seq % sources.len() as u64) as usize])
         };
         match self {
-            Connector::Tcp { peer, sources } => {
+            Connector::Tcp {
+                peer,
+                sources,
+                proxy,
+            } => {
                 let from = pick(sources);
-                let stream = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
+                let mut stream = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
                     .await
                     .map_err(|_| err(format!("connecting to {peer}: timed out")))?
                     .map_err(|e| match from {
                         Some(ip) => err(format!("connecting to {peer} from {ip}: {e}")),
                         None => err(format!("connecting to {peer}: {e}")),
                     })?;
+                if let Some(p) = proxy {
+                    let local = stream.local_addr();
+                    p.write_to(&mut stream, local, Some(*peer))
+                        .await
+                        .map_err(|e| err(format!("sending the PROXY header to {peer}: {e}")))?;
+                }
                 Ok(Link::Stream(Box::new(stream)))
             }
-            Connector::Stream { addr, tls } => transport::connect_with(addr, timeout, tls.as_ref())
-                .await
-                .map(Link::Stream)
-                .map_err(|e| err(e.to_string())),
+            Connector::Stream { addr, tls, proxy } => {
+                crate::proxy::send::connect(addr, timeout, tls.as_ref(), proxy.as_ref())
+                    .await
+                    .map(Link::Stream)
+                    .map_err(|e| err(e.to_string()))
+            }
             Connector::Udp { peer, sources } => udp::socket(*peer, pick(sources))
                 .map(Link::Datagram)
                 .map_err(|e| err(format!("opening a UDP socket to {peer}: {e}"))),

@@ -154,6 +154,9 @@ pub struct BenchConfig {
     pub source: Source,
     /// Show a progress bar on standard error (only if it is a terminal).
     pub progress: bool,
+    /// A PROXY protocol header to send on every connection, before the
+    /// data (not over UDP).
+    pub proxy: Option<crate::proxy::send::ProxySend>,
 }
 
 impl BenchConfig {
@@ -179,6 +182,7 @@ impl BenchConfig {
             threads: 1,
             source: Source::Auto,
             progress: false,
+            proxy: None,
         }
     }
 
@@ -236,6 +240,11 @@ impl BenchConfig {
             )));
         }
         if self.addr.transport() == Transport::Udp {
+            if self.proxy.is_some() {
+                return bad(
+                    "--proxy-protocol needs a stream: the PROXY protocol is not used over udp://",
+                );
+            }
             if self.mode != Mode::Pingpong {
                 return Err(BenchError::Config(format!(
                     "--mode {} needs a connection; udp:// has none: use --mode pingpong \
@@ -322,6 +331,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         config.timeout,
         config.tls.as_ref(),
         &config.source,
+        config.proxy.as_ref(),
     ))?;
     drop(probe_rt);
     // Churn opens its own connection for every operation.

@@ -65,6 +65,11 @@ impl Tcp {
         Ok(Tcp { io })
     }
 
+    /// This end's address, when the system says.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.io.get_ref().local_addr().ok()
+    }
+
     /// Takes over a connected, non-blocking std stream. Must be called
     /// inside a tokio runtime.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<Tcp> {

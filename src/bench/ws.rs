@@ -44,6 +44,7 @@ use super::report::{ErrorKind, Recorder};
 use super::source::Source;
 use super::tcp::Tcp;
 use crate::addr::{Addr, Transport};
+use crate::proxy::send::ProxySend;
 use crate::transport::{self, BoxStream, ConnectError, web};
 
 /// The longest a connection waits for the server's Close at the end of
@@ -63,6 +64,8 @@ pub(crate) struct WsConnector {
     sources: Arc<[IpAddr]>,
     /// `wss://`: the client configuration, offering ALPN `http/1.1`.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// A PROXY header to send first (`--proxy-protocol`).
+    proxy: Option<ProxySend>,
 }
 
 /// Connects once and shakes hands, to prove the server speaks WebSocket
@@ -72,21 +75,29 @@ pub(crate) async fn probe(
     timeout: Duration,
     tls: Option<&Arc<rustls::ClientConfig>>,
     source: &Source,
+    proxy: Option<&ProxySend>,
 ) -> Result<WsConnector, ConnectError> {
     let under = web::stream_addr(addr)?;
     let (peer, tls, stream): (_, _, BoxStream) = match addr.transport() {
         Transport::Ws => {
-            let stream = transport::tcp::connect(&under, timeout).await?;
-            let peer = stream.peer_addr().map_err(|error| ConnectError::Connect {
+            let mut stream = transport::tcp::connect(&under, timeout).await?;
+            let err = |error| ConnectError::Connect {
                 target: addr.to_string(),
                 error,
-            })?;
+            };
+            let peer = stream.peer_addr().map_err(err)?;
+            if let Some(p) = proxy {
+                let local = stream.local_addr().ok();
+                p.write_to(&mut stream, local, Some(peer))
+                    .await
+                    .map_err(err)?;
+            }
             (Some(peer), None, Box::new(stream))
         }
         _ => {
             let config = web::tls_config(tls, &[b"http/1.1"])?;
-            let stream = transport::tls::connect(&under, timeout, config.clone()).await?;
-            (None, Some(config), Box::new(stream))
+            let stream = crate::proxy::send::connect(&under, timeout, Some(&config), proxy).await?;
+            (None, Some(config), stream)
         }
     };
     let mut ws = web::handshake(stream, addr, timeout, web::ws_config(64 * 1024)).await?;
@@ -100,6 +111,7 @@ pub(crate) async fn probe(
         peer,
         sources,
         tls,
+        proxy: proxy.cloned(),
     })
 }
 
@@ -122,22 +134,23 @@ impl WsConnector {
                 let sources = &self.sources;
                 let from =
                     (!sources.is_empty()).then(|| sources[(seq % sources.len() as u64) as usize]);
-                let tcp = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
+                let mut tcp = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
                     .await
                     .map_err(|_| err(format!("connecting to {peer}: timed out")))?
                     .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
+                if let Some(p) = &self.proxy {
+                    let local = tcp.local_addr();
+                    p.write_to(&mut tcp, local, Some(*peer))
+                        .await
+                        .map_err(|e| err(format!("sending the PROXY header to {peer}: {e}")))?;
+                }
                 Box::new(tcp)
             }
             (None, tls) => {
                 let under = web::stream_addr(&self.addr).map_err(|e| err(e.to_string()))?;
-                let config = tls
-                    .clone()
-                    .ok_or_else(|| err("no TLS configuration".into()))?;
-                Box::new(
-                    transport::tls::connect(&under, timeout, config)
-                        .await
-                        .map_err(|e| err(e.to_string()))?,
-                )
+                crate::proxy::send::connect(&under, timeout, tls.as_ref(), self.proxy.as_ref())
+                    .await
+                    .map_err(|e| err(e.to_string()))?
             }
         };
         Ok(WsLink {
@@ -614,7 +627,7 @@ mod tests {
     }
 
     async fn exchange(addr: &Addr, spec: &Spec) -> (Result<Finish, ConnError>, Recorder) {
-        let connector = probe(addr, Duration::from_secs(5), None, &Source::System)
+        let connector = probe(addr, Duration::from_secs(5), None, &Source::System, None)
             .await
             .unwrap();
         let mut link = connector.connect(Duration::from_secs(5), 0).await.unwrap();

@@ -105,6 +105,19 @@ struct RunArgs {
     timeout: Option<Duration>,
     #[command(flatten)]
     tls: cli::TlsClientArgs,
+    /// Send a PROXY protocol header of this version on every connection,
+    /// before the data (before the TLS handshake on tls://); not over udp://
+    #[arg(long, value_name = "VERSION")]
+    proxy_protocol: Option<echoes::proxy::Version>,
+    #[arg(long, value_name = "ADDR", value_parser = echoes::proxy::send::parse_source,
+          requires = "proxy_protocol",
+          help = "The client address the PROXY headers claim: IP, IP:PORT or [V6]:PORT \
+                  [default: each connection's real source address]")]
+    proxy_source: Option<std::net::SocketAddr>,
+    /// Claim a different client on each connection: the n-th connection's
+    /// PROXY header claims the source IP plus n
+    #[arg(long, requires = "proxy_protocol")]
+    proxy_vary_source: bool,
     /// Worker threads, each a single-threaded runtime (1 keeps the bench on one core)
     #[arg(long, value_name = "N", value_parser = cli::parse_threads, default_value = "1")]
     threads: usize,
@@ -199,6 +212,11 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
     config.threads = args.threads;
     config.source = args.source;
     config.progress = progress;
+    config.proxy = args.proxy_protocol.map(|version| {
+        echoes::proxy::send::ProxySend::new(version)
+            .with_source(args.proxy_source)
+            .varied(args.proxy_vary_source)
+    });
     if let Err(e) = config.validate() {
         usage(&e.to_string());
     }

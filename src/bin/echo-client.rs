@@ -1,6 +1,7 @@
 //! `echo-client`: the seed's echo client, checking every byte. Flags only;
 //! the work is in the `echoes` library.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use echoes::addr::Transport;
 use echoes::cli::{self, LogArgs, TlsArgsError, TlsClientArgs};
 use echoes::client::http::{self, HttpRequest};
 use echoes::client::{self, ClientError, ClientOptions, SEED_MESSAGES};
+use echoes::proxy::Version;
+use echoes::proxy::send::{self, ProxySend};
 use hyper::header::{HeaderName, HeaderValue};
 
 /// Sends messages to an echo server, prints the conversation, checks the echo.
@@ -39,6 +42,15 @@ struct Args {
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_positive_duration,
           default_value = "10s")]
     timeout: Duration,
+    /// Send a PROXY protocol header of this version before the data (before
+    /// the TLS handshake on tls://), as a balancer would; not over udp://
+    #[arg(long, value_name = "VERSION")]
+    proxy_protocol: Option<Version>,
+    #[arg(long, value_name = "ADDR", value_parser = send::parse_source,
+          requires = "proxy_protocol",
+          help = "The client address the PROXY header claims: IP, IP:PORT or [V6]:PORT \
+                  [default: the real source address]")]
+    proxy_source: Option<SocketAddr>,
     #[command(flatten)]
     tls: TlsClientArgs,
     #[command(flatten)]
@@ -96,6 +108,9 @@ Examples:
   echo-client                           the seed's conversation, localhost:10000
   echo-client -c 127.0.0.1:7 hi there   two messages, two writes, echo checked
   echo-client -c unix:/tmp/echo.sock hello
+
+  Through a listener that wants a PROXY header (echo-server --proxy-protocol):
+  echo-client -c 127.0.0.1:7007 --proxy-protocol v2 --proxy-source 192.0.2.1 hi
 
   Pipe bytes through the server, like nc (every byte checked):
   tar c . | echo-client --stdin | tar t
@@ -156,6 +171,15 @@ fn main() -> ExitCode {
             "-X, -H, --data and --http2 apply to http:// and https:// only",
         );
     }
+    if args.proxy_protocol.is_some() && args.connect.transport() == echoes::Transport::Udp {
+        cli::usage_error(
+            Args::command(),
+            "--proxy-protocol needs a stream: the PROXY protocol is not used over udp://",
+        );
+    }
+    let proxy = args
+        .proxy_protocol
+        .map(|version| ProxySend::new(version).with_source(args.proxy_source));
     let tls = match args.tls.client_config_for(&args.connect) {
         Ok(config) => config,
         Err(TlsArgsError::NotTls(msg)) => cli::usage_error(Args::command(), msg),
@@ -165,6 +189,7 @@ fn main() -> ExitCode {
         addr: args.connect,
         timeout: args.timeout,
         tls,
+        proxy,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

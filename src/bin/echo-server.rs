@@ -10,8 +10,10 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use echoes::activation::{self, InheritedSocket};
+use echoes::addr::ListenAddr;
 use echoes::cli::{self, LogArgs};
 use echoes::http::HttpConfig;
+use echoes::proxy::{ProxyMode, ProxySettings};
 use echoes::transport::tls::{CertSource, TlsServerSettings};
 use echoes::transport::udp_guard;
 use echoes::{Addr, Server, ServerConfig, Transport, notify, server, shutdown};
@@ -22,13 +24,14 @@ use echoes::{Addr, Server, ServerConfig, Transport, notify, server, shutdown};
 struct Args {
     // `help` rather than a doc comment: rustdoc would read `[V6]` as a link,
     // and an escaped `\[V6\]` would show its backslashes in --help.
-    #[arg(short, long = "listen", value_name = "ADDR", value_parser = cli::parse_addr,
+    #[arg(short, long = "listen", value_name = "ADDR", value_parser = cli::parse_listen_addr,
           default_value = echoes::addr::DEFAULT_ADDR,
           help = "Address to listen on (repeatable): HOST:PORT, [V6]:PORT, tcp://HOST:PORT, \
                   tls://HOST:PORT, udp://HOST:PORT, unix:PATH, http://HOST:PORT, \
-                  https://HOST:PORT (ws:// and wss:// are the same). Sockets passed by systemd \
-                  (LISTEN_FDS) are used instead")]
-    listen: Vec<Addr>,
+                  https://HOST:PORT (ws:// and wss:// are the same); ?proxy=optional|required|off \
+                  after a stream address sets its PROXY protocol mode. Sockets passed by \
+                  systemd (LISTEN_FDS) are used instead")]
+    listen: Vec<ListenAddr>,
     /// Largest single read, e.g. 128 (the seed's) or 64KiB
     #[arg(long, value_name = "BYTES", value_parser = cli::parse_read_size,
           default_value = "64KiB")]
@@ -60,6 +63,16 @@ struct Args {
     /// UDP replies per second to one source address; 0 for no limit
     #[arg(long, value_name = "PER_SECOND", default_value_t = udp_guard::DEFAULT_RATE)]
     udp_rate: u32,
+    /// Require a PROXY protocol header (v1 or v2, as HAProxy's send-proxy
+    /// or nginx's proxy_protocol send it) on every stream listener, before
+    /// the data (before the TLS handshake on tls:// and https://); logs and names the
+    /// client it gives. Not used over UDP
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// How long a peer has to send its whole PROXY header
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration,
+          default_value = "5s")]
+    proxy_header_timeout: Duration,
     /// The TLS certificate chain (PEM), for tls:// and https:// addresses
     #[arg(long, value_name = "PEM", requires = "tls_key", group = "tls_source")]
     tls_cert: Option<PathBuf>,
@@ -113,6 +126,8 @@ Examples:
   echo-server -l 0.0.0.0:7 -l [::]:7    port 7 on every interface, IPv4 and IPv6
   echo-server -l unix:/tmp/echo.sock    a Unix stream socket
   echo-server --metrics 127.0.0.1:9107  Prometheus text at /metrics
+  echo-server --proxy-protocol          behind HAProxy (send-proxy) or nginx
+  echo-server -l 0.0.0.0:7?proxy=optional   a PROXY header used when present
 
   Pipe bytes through it, like nc (every byte checked):
   head -c 1M /dev/urandom | echo-client --stdin | wc -c
@@ -201,7 +216,7 @@ fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
         let tls_listen = args
             .listen
             .iter()
-            .map(|a| a.transport().listener())
+            .map(|a| a.addr.transport().listener())
             .find(|t| matches!(t, Transport::Tls | Transport::Https));
         if let Some(scheme) = tls_listen
             && !has_cert
@@ -219,7 +234,7 @@ fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
     if let Some(a) = args
         .listen
         .iter()
-        .find(|a| a.web_path().is_some_and(|p| p != "/"))
+        .find(|a| a.addr.web_path().is_some_and(|p| p != "/"))
     {
         usage(&format!(
             "{a}: a listening address takes no path (the server answers every path)"
@@ -293,8 +308,21 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
         cert,
         client_ca: args.tls_client_ca,
     });
+    let proxy = ProxySettings {
+        mode: if args.proxy_protocol {
+            ProxyMode::Required
+        } else {
+            ProxyMode::Off
+        },
+        listeners: args
+            .listen
+            .iter()
+            .filter_map(|l| Some((l.addr.clone(), l.proxy?)))
+            .collect(),
+        header_timeout: args.proxy_header_timeout,
+    };
     let config = ServerConfig {
-        listen: args.listen,
+        listen: args.listen.into_iter().map(|l| l.addr).collect(),
         read_size: args.read_size,
         // Zero means off for every limit and timeout (SPEC.md).
         max_connections: args.max_connections.filter(|&n| n > 0),
@@ -307,6 +335,7 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
         udp_rate: args.udp_rate,
         metrics: args.metrics,
         http,
+        proxy,
     };
     // Signals first: a SIGTERM right after start-up must still be graceful.
     let handle = echoes::ShutdownHandle::new();

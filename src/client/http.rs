@@ -169,7 +169,8 @@ where
         Transport::Https => Some(web::tls_config(opts.tls.as_ref(), alpn)?),
         _ => None,
     };
-    let stream = TokioIo::new(web::connect_stream(addr, opts.timeout, tls.as_ref()).await?);
+    let proxy = opts.proxy.as_ref();
+    let stream = TokioIo::new(web::connect_stream(addr, opts.timeout, tls.as_ref(), proxy).await?);
     let hyper_err = |context| move |error| HttpError::Http { context, error };
     let (mut sender, conn): (_, std::pin::Pin<Box<dyn Future<Output = _> + Send>>) = if req.http2 {
         let (s, c) = within(

@@ -48,7 +48,8 @@ type Incoming = Result<Message, WsError>;
 
 async fn connect(opts: &ClientOptions, max_message: usize) -> Result<(Sink, Source), ClientError> {
     let config = web::ws_config(max_message.max(CHUNK));
-    let ws = web::connect_ws(&opts.addr, opts.timeout, opts.tls.as_ref(), config).await?;
+    let (tls, proxy) = (opts.tls.as_ref(), opts.proxy.as_ref());
+    let ws = web::connect_ws(&opts.addr, opts.timeout, tls, proxy, config).await?;
     Ok(ws.split())
 }
 

@@ -86,10 +86,13 @@ pub enum ErrorKind {
     Protocol,
     /// WebSocket: a message or frame over the size limits (closed with 1009).
     MessageTooLarge,
+    /// A connection without a valid PROXY protocol header where one is
+    /// required (or with a malformed one).
+    Proxy,
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 11] = [
+    const ALL: [ErrorKind; 12] = [
         ErrorKind::Accept,
         ErrorKind::TlsHandshake,
         ErrorKind::Io,
@@ -101,6 +104,7 @@ impl ErrorKind {
         ErrorKind::BadKnob,
         ErrorKind::Protocol,
         ErrorKind::MessageTooLarge,
+        ErrorKind::Proxy,
     ];
 
     /// The label value.
@@ -117,6 +121,7 @@ impl ErrorKind {
             ErrorKind::BadKnob => "bad_knob",
             ErrorKind::Protocol => "protocol",
             ErrorKind::MessageTooLarge => "message_too_large",
+            ErrorKind::Proxy => "proxy",
         }
     }
 
@@ -137,6 +142,7 @@ impl ErrorKind {
             | ErrorKind::RequestTimeout
             | ErrorKind::BadKnob => http,
             ErrorKind::Protocol | ErrorKind::MessageTooLarge => ws,
+            ErrorKind::Proxy => !matches!(t, Udp | Ws | Wss),
         }
     }
 }
@@ -203,6 +209,8 @@ struct Conns {
     open: AtomicU64,
     total: AtomicU64,
     errors: [AtomicU64; ErrorKind::ALL.len()],
+    /// Connections that carried a PROXY header, by version (v1, v2).
+    proxy_headers: [AtomicU64; 2],
 }
 
 /// Gives each thread its shard number, round robin as threads first count.
@@ -308,6 +316,16 @@ impl Metrics {
     /// Counts one error.
     pub fn error(&self, transport: Transport, kind: ErrorKind) {
         self.conns[index(transport)].errors[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection that carried a PROXY protocol header.
+    pub fn proxy_header(&self, transport: Transport, version: crate::proxy::Version) {
+        self.conns[index(transport)].proxy_headers[version as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Connections of `transport` that carried a PROXY header of `version`.
+    pub fn proxy_headers(&self, transport: Transport, version: crate::proxy::Version) -> u64 {
+        self.conns[index(transport)].proxy_headers[version as usize].load(Relaxed)
     }
 
     /// Counts one UDP datagram's fate.
@@ -433,7 +451,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP echoes_errors_total Errors by kind: accept, tls_handshake, io, limit (refused by --max-connections-per-ip); over HTTP bad_request, headers_too_large, body_too_large, request_timeout, bad_knob; over WebSocket protocol, message_too_large."
+            "# HELP echoes_errors_total Errors by kind: accept, tls_handshake, io, limit (refused by --max-connections-per-ip); over HTTP bad_request, headers_too_large, body_too_large, request_timeout, bad_knob; over WebSocket protocol, message_too_large; proxy (no valid PROXY protocol header)."
         );
         let _ = writeln!(out, "# TYPE echoes_errors_total counter");
         for (i, label) in LABELS.iter().enumerate() {
@@ -444,6 +462,24 @@ impl Metrics {
                     "echoes_errors_total{{transport=\"{label}\",kind=\"{}\"}} {}",
                     kind.as_str(),
                     self.errors(t, kind)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP echoes_proxy_headers_total Connections that carried a PROXY protocol header, by version."
+        );
+        let _ = writeln!(out, "# TYPE echoes_proxy_headers_total counter");
+        for (i, label) in LABELS.iter().enumerate() {
+            let t = transport_at(i);
+            if !ErrorKind::Proxy.applies_to(t) {
+                continue;
+            }
+            for v in [crate::proxy::Version::V1, crate::proxy::Version::V2] {
+                let _ = writeln!(
+                    out,
+                    "echoes_proxy_headers_total{{transport=\"{label}\",version=\"{v}\"}} {}",
+                    self.proxy_headers(t, v)
                 );
             }
         }

@@ -493,6 +493,14 @@ pub async fn connect(
     timeout: Duration,
     config: Arc<ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+    // A name that cannot be one is refused before connecting.
+    server_name(addr)?;
+    let tcp = super::tcp::connect(addr, timeout).await?;
+    handshake(tcp, addr, timeout, config).await
+}
+
+/// The host of `addr` as a TLS server name, with its host and port.
+fn server_name(addr: &Addr) -> Result<(ServerName<'static>, &str, u16), ConnectError> {
     let Addr::Inet { host, port, .. } = addr else {
         return Err(ConnectError::Unsupported(addr.transport()));
     };
@@ -500,7 +508,18 @@ pub async fn connect(
         target: format!("{host} port {port}"),
         error: io::Error::new(io::ErrorKind::InvalidInput, e),
     })?;
-    let tcp = super::tcp::connect(addr, timeout).await?;
+    Ok((name, host, *port))
+}
+
+/// Shakes hands as a TLS client over `tcp`, already connected to `addr`
+/// (and past a PROXY header, say), within `timeout`.
+pub async fn handshake(
+    tcp: TcpStream,
+    addr: &Addr,
+    timeout: Duration,
+    config: Arc<ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+    let (name, host, port) = server_name(addr)?;
     let handshake = TlsConnector::from(config).connect(name, tcp);
     match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(stream)) => Ok(stream),

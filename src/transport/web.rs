@@ -21,7 +21,7 @@
 //!
 //! let addr = format!("ws://127.0.0.1:{port}/chat").parse()?;
 //! let config = web::ws_config(64 * 1024);
-//! let mut ws = web::connect_ws(&addr, Duration::from_secs(5), None, config).await?;
+//! let mut ws = web::connect_ws(&addr, Duration::from_secs(5), None, None, config).await?;
 //! ws.send(Message::binary(&b"over WebSocket"[..])).await?;
 //! let echo = ws.next().await.unwrap()?;
 //! assert_eq!(echo.into_data(), &b"over WebSocket"[..]);
@@ -45,6 +45,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, http};
 
 use super::{BoxStream, ConnectError, tcp, tls};
 use crate::addr::{Addr, Transport};
+use crate::proxy::send::ProxySend;
 
 /// The TCP (`ws://`, `http://`) or TLS (`wss://`, `https://`) address a
 /// web address is reached through: same host and port, no path.
@@ -86,15 +87,20 @@ pub fn tls_config(
 }
 
 /// Connects the TCP or TLS stream under a web address, within `timeout`
-/// for the connection and again for the TLS handshake. `tls` is used as
-/// it is (see [`tls_config`] for the ALPN offer); `None` trusts the
-/// system's CAs and offers no ALPN.
+/// for the connection and again for the TLS handshake, sending `proxy`'s
+/// PROXY header first when given. `tls` is used as it is (see
+/// [`tls_config`] for the ALPN offer); `None` trusts the system's CAs and
+/// offers no ALPN.
 pub async fn connect_stream(
     addr: &Addr,
     timeout: Duration,
     tls: Option<&Arc<rustls::ClientConfig>>,
+    proxy: Option<&ProxySend>,
 ) -> Result<BoxStream, ConnectError> {
     let under = stream_addr(addr)?;
+    if proxy.is_some() {
+        return crate::proxy::send::connect(&under, timeout, tls, proxy).await;
+    }
     if under.transport() == Transport::Tcp {
         return Ok(Box::new(tcp::connect(&under, timeout).await?));
     }
@@ -166,13 +172,15 @@ where
     }
 }
 
-/// Connects to a `ws://` or `wss://` address and shakes hands, each step
-/// within `timeout`. Over `wss://`, `tls` (or the system's CAs) offers
-/// ALPN `http/1.1`.
+/// Connects to a `ws://` or `wss://` address (sending `proxy`'s PROXY
+/// header first when given) and shakes hands, each step within
+/// `timeout`. Over `wss://`, `tls` (or the system's CAs) offers ALPN
+/// `http/1.1`.
 pub async fn connect_ws(
     addr: &Addr,
     timeout: Duration,
     tls: Option<&Arc<rustls::ClientConfig>>,
+    proxy: Option<&ProxySend>,
     config: WebSocketConfig,
 ) -> Result<WebSocketStream<BoxStream>, ConnectError> {
     ws_request(addr)?;
@@ -180,7 +188,7 @@ pub async fn connect_ws(
         Transport::Wss => Some(tls_config(tls, &[b"http/1.1"])?),
         _ => None,
     };
-    let stream = connect_stream(addr, timeout, tls.as_ref()).await?;
+    let stream = connect_stream(addr, timeout, tls.as_ref(), proxy).await?;
     handshake(stream, addr, timeout, config).await
 }
 
