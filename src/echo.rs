@@ -10,9 +10,20 @@
 //! directly. Every read lands in one buffer per worker thread, and is
 //! written straight back from it: an idle connection holds no buffer, and
 //! a busy one copies nothing unless the kernel refuses part of a write,
-//! when just the rest is kept until the socket is writable. A short read
+//! when just the rest is kept until the socket is writable; meanwhile the
+//! socket is registered for writing only, so that what the peer goes on
+//! sending wakes nobody ([`registered`]). A short read
 //! means the socket is drained, so readiness is cleared without the extra
-//! `recv` that would only say `EAGAIN`. With `zero_copy` (`--zero-copy`),
+//! `recv` that would only say `EAGAIN`.
+//!
+//! Reads are at most [`BASE_READ`] (64 KiB) bytes, or `read_size` if that
+//! is smaller, until a connection streams: once its peer has taken back an
+//! echo the kernel first refused (so it reads), every read that fills its
+//! buffer makes the next one as large as `read_size` (256 KiB by default),
+//! and a short read makes it small again. A bulk stream then costs a
+//! quarter of the system calls, and each send wakes the peer with more;
+//! messages under 64 KiB never see the difference, and a peer that never
+//! reads still holds at most one small chunk. With `zero_copy` (`--zero-copy`),
 //! while a connection's reads are large (8 KiB or more), the next chunk
 //! goes through the thread's pipe instead, socket to pipe to socket with
 //! `splice(2)`, and never reaches user space at all ([`crate::splice`]). [`echo_stream`] is the plain loop
@@ -41,10 +52,21 @@ use crate::pyrepr::PyBytes;
 use crate::splice;
 use crate::transport::{PeerName, StreamSocket};
 
+mod registered;
+
+use registered::Registered;
+
+/// The largest read of a connection that is not streaming, and the size of
+/// the TLS loop's buffer: one read of a bulk transfer, and more than any
+/// message of the request-response kind needs. See the module
+/// documentation.
+pub const BASE_READ: usize = 64 * 1024;
+
 /// What every connection of one server shares.
 #[derive(Debug, Clone, Copy)]
 pub struct EchoOptions {
-    /// The largest single read, in bytes (the seed's is 128).
+    /// The largest single read, in bytes (the seed's is 128); reads larger
+    /// than [`BASE_READ`] only while a connection streams.
     pub read_size: usize,
     /// Close a connection with no traffic either way for this long.
     pub idle_timeout: Option<Duration>,
@@ -84,12 +106,15 @@ pub fn echo_socket<S: StreamSocket>(
     bytes: ByteCounter,
 ) -> EchoSocket<S> {
     EchoSocket {
-        io,
+        io: Registered::Fd(io),
         peer,
         bytes,
         read_size: opts.read_size,
         zero_copy: opts.zero_copy,
         bulk: false,
+        streaming: false,
+        reads_back: false,
+        writing_only: false,
         pending: None,
         idle: IdleTimer::new(opts.idle_timeout),
     }
@@ -98,7 +123,7 @@ pub fn echo_socket<S: StreamSocket>(
 /// The future returned by [`echo_socket`]. It owns the socket, which is
 /// closed when the future is dropped.
 pub struct EchoSocket<S: StreamSocket> {
-    io: AsyncFd<S>,
+    io: Registered<S>,
     peer: PeerName,
     bytes: ByteCounter,
     read_size: usize,
@@ -106,6 +131,16 @@ pub struct EchoSocket<S: StreamSocket> {
     /// Whether the last read was large: the next one then goes through the
     /// thread's pipe (see [`crate::splice`]).
     bulk: bool,
+    /// Whether the last read filled its buffer, and the peer reads back:
+    /// the next read may then be as large as `read_size`.
+    streaming: bool,
+    /// Whether the peer has taken back an echo the kernel first refused.
+    /// Until it has, reads stay at [`BASE_READ`], so that a peer that never
+    /// reads costs no more than that.
+    reads_back: bool,
+    /// Whether the socket is registered for writing only, while an echo is
+    /// stuck ([`registered`]).
+    writing_only: bool,
     /// What the kernel would not take yet; `None`, a null pointer, except
     /// under backpressure.
     pending: Option<Box<Pending>>,
@@ -143,8 +178,11 @@ impl<S: StreamSocket> Future for EchoSocket<S> {
             }
         }
         // Waiting on the socket: is that wait now too long?
-        let sock = this.io.get_ref();
-        match this.idle.poll_expired(cx, || sock.kernel_queues()) {
+        let sock = this.io.fd().ok().map(AsyncFd::get_ref);
+        match this
+            .idle
+            .poll_expired(cx, || sock.and_then(|s| s.kernel_queues()))
+        {
             Poll::Ready(()) => Poll::Ready(Ok(Ending::Idle)),
             Poll::Pending => Poll::Pending,
         }
@@ -174,53 +212,87 @@ impl<S: StreamSocket> EchoSocket<S> {
         self.idle.0.as_ref().map(|state| state.timeout)
     }
 
+    /// How much the next read may take: see the module documentation.
+    fn next_read(&self) -> usize {
+        if self.streaming {
+            self.read_size
+        } else {
+            self.read_size.min(BASE_READ)
+        }
+    }
+
     /// Reads what is there and writes it straight back, through this
     /// thread's buffer or, while reads are large, its pipe; keeps what the
     /// kernel refuses in `pending`.
     fn poll_echo(&mut self, cx: &mut Context<'_>) -> Step {
-        let mut guard = ready!(self.io.poll_read_ready(cx))?;
-        let sock = self.io.get_ref();
-        let read_size = self.read_size;
+        let want = self.next_read();
+        let writing_only = self.writing_only;
+        let io = self.io.fd()?;
+        // Registered for writing only, a stuck echo has just gone out, and
+        // the socket most likely holds more: read on at once, spending
+        // tokio's budget as a wait for readiness would.
+        let (mut guard, budget) = if writing_only {
+            (None, Some(ready!(tokio::task::coop::poll_proceed(cx))))
+        } else {
+            (Some(ready!(io.poll_read_ready(cx))?), None)
+        };
+        let sock = io.get_ref();
         // Chunks that are logged must pass through memory to be shown.
         let spliced = if self.bulk && !tracing::enabled!(tracing::Level::DEBUG) {
-            splice::with_pipe(|pipe| {
-                echo_spliced(pipe, sock, read_size, &mut self.pending, &self.bytes)
-            })
+            splice::with_pipe(|pipe| echo_spliced(pipe, sock, want, &mut self.pending, &self.bytes))
         } else {
             None
         };
+        let from_pipe = spliced.is_some();
         let chunk = match spliced {
             Some(chunk) => chunk,
-            None => echo_copied(sock, self.peer, read_size, &mut self.pending, &self.bytes),
+            None => echo_copied(sock, self.peer, want, &mut self.pending, &self.bytes),
         }?;
-        match chunk {
+        let drained = match chunk {
             Chunk::Echoed(n) => {
-                if n < read_size {
-                    // A short read emptied the socket; more data is a new
-                    // edge, which tokio's readiness tick will not miss.
-                    guard.clear_ready();
-                }
+                self.streaming = self.reads_back && n == want;
                 self.bulk = self.zero_copy && n >= BULK;
                 self.idle.touch();
+                if let Some(budget) = &budget {
+                    budget.made_progress();
+                }
+                // A short read emptied the socket; more data is a new edge,
+                // which tokio's readiness tick will not miss. (A splice
+                // also stops short where the pipe runs out of slots, with
+                // data left: the next one tells.)
+                n < want && !from_pipe
             }
-            Chunk::Drained => guard.clear_ready(),
-            Chunk::Retry => {}
+            Chunk::Drained => true,
+            Chunk::Retry => false,
             Chunk::Eof => {
                 // Nothing is owed: reading stops while anything is pending.
                 sock.shutdown_write().or_else(ignore_not_connected)?;
                 return Poll::Ready(Ok(Some(Ending::Eof)));
             }
+        };
+        if drained {
+            if let Some(guard) = guard.as_mut() {
+                guard.clear_ready();
+            } else if self.pending.is_none() {
+                // Nothing more to read, and nothing stuck: wait for data
+                // again. The new registration reports any already there.
+                self.io.register(false)?;
+                self.writing_only = false;
+            }
         }
         Poll::Ready(Ok(None))
     }
 
-    /// Writes what the kernel refused before, as it makes room.
+    /// Writes what the kernel refused before, as it makes room; meanwhile
+    /// only room to write wakes the connection.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Step {
         let Some(pending) = self.pending.as_mut() else {
             return Poll::Ready(Ok(None));
         };
-        let mut guard = ready!(self.io.poll_write_ready(cx))?;
-        match self.io.get_ref().send(&pending.chunk[pending.written..]) {
+        let io = self.io.fd()?;
+        let mut guard = ready!(io.poll_write_ready(cx))?;
+        let sock = io.get_ref();
+        match sock.send(&pending.chunk[pending.written..]) {
             Ok(w) => {
                 pending.written += w;
                 self.bytes.sent_later(w);
@@ -229,14 +301,21 @@ impl<S: StreamSocket> EchoSocket<S> {
                     debug!(name = %self.peer, "sent {}", PyBytes(&pending.chunk));
                     // Freed, not kept: an idle connection holds no buffer.
                     self.pending = None;
+                    // Refused, then taken once the peer made room: it
+                    // reads, so it may stream.
+                    self.reads_back |= self.writing_only;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 guard.clear_ready();
                 // The send buffer is full: what the kernel holds now is
                 // what "nothing moved" will be judged by.
-                let sock = self.io.get_ref();
                 self.idle.note_queues(|| sock.kernel_queues());
+                drop(guard);
+                if !self.writing_only {
+                    self.io.register(true)?;
+                    self.writing_only = true;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Poll::Ready(Err(e)),
@@ -356,7 +435,8 @@ fn echo_spliced<S: StreamSocket>(
 }
 
 /// Echoes any async byte stream (TLS) until end of stream, an error, or the
-/// idle timeout, with a buffer of `read_size` bytes for the connection,
+/// idle timeout, with a buffer of `read_size` bytes (at most [`BASE_READ`])
+/// for the connection,
 /// counting bytes in `bytes`. `queues` reads the kernel's queues of the
 /// socket underneath, for the idle timeout.
 pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
@@ -367,7 +447,7 @@ pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut queues: impl FnMut() -> Option<(usize, usize)>,
 ) -> io::Result<Ending> {
     let mut idle = IdleTimer::new(opts.idle_timeout);
-    let mut buf = vec![0u8; opts.read_size];
+    let mut buf = vec![0u8; opts.read_size.min(BASE_READ)];
     loop {
         let n = tokio::select! {
             biased;
@@ -491,3 +571,6 @@ impl IdleTimer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -66,9 +66,11 @@ use crate::transport::unix::SocketFile;
 use crate::transport::{self, PeerName, StreamSocket, tcp, udp, unix};
 use crate::units::format_duration;
 
-/// The default largest single read: one 64 KiB buffer per worker thread,
-/// as large as the C epoll peer's, so big transfers take few system calls.
-pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
+/// The default largest single read: one 256 KiB buffer per worker thread.
+/// Reads are at most 64 KiB (the C epoll peer's) until a connection
+/// streams, and then up to this, so big transfers take few system calls
+/// (see [`crate::echo`]).
+pub const DEFAULT_READ_SIZE: usize = 256 * 1024;
 
 /// The default time open connections get to finish after a shutdown request.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -274,6 +274,36 @@ fn a_slow_reader_of_a_bulk_stream_gets_every_byte() {
 }
 
 #[test]
+fn zero_copy_reads_larger_than_the_pipe_do_not_stall() {
+    // A read size past the pipe's 1 MiB: a splice then stops where the
+    // pipe is full, with data left in the socket, and must not be taken for
+    // a drained socket (which waited for data the peer would never send).
+    let server = ServerProc::start(&[
+        "-l",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--zero-copy",
+        "--read-size",
+        "4MiB",
+    ]);
+    let mut conn = TcpStream::connect(server.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for i in 0..3 {
+        let data = pattern(40 + i, 3 << 20);
+        let mut writer = conn.try_clone().unwrap();
+        let sent = data.clone();
+        let writing = std::thread::spawn(move || writer.write_all(&sent).unwrap());
+        let mut back = vec![0u8; data.len()];
+        conn.read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        writing.join().unwrap();
+        assert!(back == data, "message {i}: the echo differs");
+    }
+}
+
+#[test]
 fn debug_logging_still_shows_bulk_data() {
     // With -v every chunk is logged, so it must pass through memory.
     let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", "1", "-v", "--zero-copy"]);

@@ -50,7 +50,7 @@
 
 mod conn;
 #[cfg(test)]
-mod counting;
+pub(crate) mod counting;
 pub mod histlog;
 pub mod merge;
 mod modes;

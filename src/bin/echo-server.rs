@@ -32,9 +32,10 @@ struct Args {
                   after a stream address sets its PROXY protocol mode. Sockets passed by \
                   systemd (LISTEN_FDS) are used instead")]
     listen: Vec<ListenAddr>,
-    /// Largest single read, e.g. 128 (the seed's) or 64KiB
+    /// Largest single read, e.g. 128 (the seed's) or 64KiB; reads go past
+    /// 64 KiB only while a connection streams
     #[arg(long, value_name = "BYTES", value_parser = cli::parse_read_size,
-          default_value = "64KiB")]
+          default_value = "256KiB")]
     read_size: usize,
     /// Serve at most N connections at once; the rest wait in the backlog
     /// (0: no limit)

@@ -34,8 +34,10 @@ use crate::addr::{Addr, Transport};
 ///
 /// The methods are the three system calls the hot path makes; they must not
 /// block, and report `WouldBlock` when the kernel has nothing to give or no
-/// room to take.
-pub trait StreamSocket: AsRawFd + Send + Sync + Unpin + 'static {
+/// room to take. It owns its descriptor ([`OwnedSocket`]), so the echo loop
+/// may register it anew with the reactor (for writing only, while an echo
+/// is stuck).
+pub trait StreamSocket: OwnedSocket + Send + Sync + Unpin + 'static {
     /// Reads what is there, up to `buf.len()` bytes; `Ok(0)` is end of stream.
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes as much of `buf` as the kernel takes.
@@ -104,6 +106,26 @@ pub fn register<T: OwnedSocket>(socket: T) -> io::Result<AsyncFd<T>> {
     // `as_raw_fd` returns the same one, until the socket is dropped, which
     // happens only when the `AsyncFd` holding it is dropped.
     unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
+}
+
+/// Registers an accepted connection's socket with the tokio reactor, for
+/// reading and writing, as [`register`] does. On failure the socket comes
+/// back with the error, so the caller decides when it is closed.
+///
+/// Must be called inside a tokio runtime.
+pub fn register_stream<T: OwnedSocket>(socket: T) -> Result<AsyncFd<T>, (T, io::Error)> {
+    // SAFETY: as for `register`.
+    unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts())
+}
+
+/// Registers a connection's socket for writing only: data that arrives
+/// meanwhile wakes nobody. On failure the socket comes back with the error.
+///
+/// Must be called inside a tokio runtime.
+pub fn register_writer<T: OwnedSocket>(socket: T) -> Result<AsyncFd<T>, (T, io::Error)> {
+    // SAFETY: as for `register`.
+    unsafe { AsyncFd::register_with_interest(socket, tokio::io::Interest::WRITABLE) }
+        .map_err(|e| e.into_parts())
 }
 
 /// Who is at the other end of a connection, as the logs name it.
