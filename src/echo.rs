@@ -290,7 +290,16 @@ impl<S: StreamSocket> EchoSocket<S> {
             return Poll::Ready(Ok(None));
         };
         let io = self.io.fd()?;
-        let mut guard = ready!(io.poll_write_ready(cx))?;
+        // Still registered for reading too, the echo has only just been
+        // refused: try again at once (the kernel may have made room), and
+        // wait for room alone if it still refuses. (tokio's readiness is of
+        // no help here: a registration made anew while the send buffer was
+        // full has never seen the socket writable.)
+        let mut guard = if self.writing_only {
+            Some(ready!(io.poll_write_ready(cx))?)
+        } else {
+            None
+        };
         let sock = io.get_ref();
         match sock.send(&pending.chunk[pending.written..]) {
             Ok(w) => {
@@ -307,11 +316,12 @@ impl<S: StreamSocket> EchoSocket<S> {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                guard.clear_ready();
+                if let Some(guard) = guard.as_mut() {
+                    guard.clear_ready();
+                }
                 // The send buffer is full: what the kernel holds now is
                 // what "nothing moved" will be judged by.
                 self.idle.note_queues(|| sock.kernel_queues());
-                drop(guard);
                 if !self.writing_only {
                     self.io.register(true)?;
                     self.writing_only = true;

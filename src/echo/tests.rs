@@ -84,6 +84,16 @@ fn snapshot<S: StreamSocket>(echo: &EchoSocket<S>) -> Snapshot {
     }
 }
 
+/// What the test asks of the server's thread.
+enum Ask {
+    /// A [`Snapshot`] of the loop.
+    Snapshot,
+    /// Register the socket for reading and writing again now, as the loop
+    /// does when it finds it drained (which can be while its send buffer
+    /// is full), then a snapshot.
+    Rearm,
+}
+
 /// A server connection echoing on a thread of its own (a current-thread
 /// runtime, as with `--threads 1`), which answers for snapshots.
 struct Served {
@@ -92,7 +102,7 @@ struct Served {
     fd: RawFd,
     /// The server thread's id, to read its context switches.
     tid: i32,
-    ask: tokio::sync::mpsc::UnboundedSender<()>,
+    ask: tokio::sync::mpsc::UnboundedSender<Ask>,
     answers: std_mpsc::Receiver<Snapshot>,
     thread: std::thread::JoinHandle<io::Result<Ending>>,
 }
@@ -113,7 +123,7 @@ impl Served {
             server.set_recv_buffer_size(1 << 20).unwrap();
         }
         let fd = server.as_raw_fd();
-        let (ask, mut asked) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (ask, mut asked) = tokio::sync::mpsc::unbounded_channel::<Ask>();
         let (answer, answers) = std_mpsc::channel();
         let (tid_tx, tid_rx) = std_mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -127,7 +137,12 @@ impl Served {
                         biased;
                         ended = &mut echo => return ended,
                         asked = asked.recv() => match asked {
-                            Some(()) => answer.send(snapshot(&echo)).unwrap(),
+                            Some(Ask::Snapshot) => answer.send(snapshot(&echo)).unwrap(),
+                            Some(Ask::Rearm) => {
+                                echo.io.register(false).unwrap();
+                                echo.writing_only = false;
+                                answer.send(snapshot(&echo)).unwrap();
+                            }
                             None => return echo.await,
                         },
                     }
@@ -146,7 +161,11 @@ impl Served {
     }
 
     fn snapshot(&self) -> Snapshot {
-        self.ask.send(()).unwrap();
+        self.ask(Ask::Snapshot)
+    }
+
+    fn ask(&self, what: Ask) -> Snapshot {
+        self.ask.send(what).unwrap();
         self.answers.recv_timeout(Duration::from_secs(10)).unwrap()
     }
 
@@ -245,19 +264,36 @@ fn feed_until_stuck(
 fn a_peer_that_never_reads_owes_one_small_read_and_wakes_nobody() {
     // Buffers that take several echoes before one gets stuck.
     let served = Served::start(256 * 1024, Some(256 * 1024));
-    let mut client = served.client.try_clone().unwrap();
     let data = pattern(1, 4 << 20);
     let (mut sent, stuck) = feed_until_stuck(&served, &data, 0, 256 * 1024);
     assert!(stuck.owed <= BASE_READ, "owes {} bytes", stuck.owed);
     assert!(!stuck.reads_back);
     assert_eq!(stuck.next_read, BASE_READ);
-    // More data now, in separate segments: it reaches the server's kernel,
-    // and wakes nothing there.
+    sent += segments_wake_nobody(&served, &data[sent..]);
+    // Registered anew for reading while the send buffer is full (as when
+    // the loop finds the socket drained just after a flush): tokio has
+    // never seen this registration writable, and the loop must not wait
+    // for that with reading registered, but find out and switch again.
+    let s = served.ask(Ask::Rearm);
+    assert!(!s.writing_only && s.owed > 0, "{s:?}");
+    std::thread::sleep(Duration::from_millis(20));
+    let s = served.snapshot();
+    assert!(s.writing_only, "stuck, and registered for reading: {s:?}");
+    sent += segments_wake_nobody(&served, &data[sent..]);
+    // The rest, as the peer now reads: nothing lost, in order.
+    served.finish(&data[..sent]);
+}
+
+/// Sends 32 segments of 1 KiB from `data` to a server whose echo is
+/// stuck: they must reach the server's kernel and wake nothing there.
+/// Returns how much was sent.
+fn segments_wake_nobody(served: &Served, data: &[u8]) -> usize {
+    let mut client = served.client.try_clone().unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let (unread, wakeups) = (served.unread(), served.wakeups());
     let mut more = 0;
     for _ in 0..32 {
-        more += write_until_refused(&mut client, &data[sent + more..sent + more + 1024]);
+        more += write_until_refused(&mut client, &data[more..more + 1024]);
         std::thread::sleep(Duration::from_millis(3));
     }
     std::thread::sleep(Duration::from_millis(20));
@@ -274,10 +310,7 @@ fn a_peer_that_never_reads_owes_one_small_read_and_wakes_nobody() {
     assert!(woken <= 3, "{woken} wake-ups for 32 segments nobody reads");
     let s = served.snapshot();
     assert!(s.writing_only && s.owed <= BASE_READ, "{s:?}");
-    sent += more;
-    // The rest, as the peer now reads: nothing lost, in order.
-    let sent_all = &data[..sent];
-    served.finish(sent_all);
+    more
 }
 
 /// A peer that streams and reads back, then stops reading: while it reads,
