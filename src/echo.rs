@@ -12,7 +12,8 @@
 //! a busy one copies nothing unless the kernel refuses part of a write,
 //! when just the rest is kept until the socket is writable. A short read
 //! means the socket is drained, so readiness is cleared without the extra
-//! `recv` that would only say `EAGAIN`. With `zero_copy` (`--zero-copy`),
+//! `recv` that would only say `EAGAIN` (unless it stopped at TCP's urgent
+//! mark: [`transport::urgent_pending`]). With `zero_copy` (`--zero-copy`),
 //! while a connection's reads are large (8 KiB or more), the next chunk
 //! goes through the thread's pipe instead, socket to pipe to socket with
 //! `splice(2)`, and never reaches user space at all ([`crate::splice`]). [`echo_stream`] is the plain loop
@@ -39,7 +40,7 @@ use tracing::debug;
 use crate::metrics::ByteCounter;
 use crate::pyrepr::PyBytes;
 use crate::splice;
-use crate::transport::{PeerName, StreamSocket};
+use crate::transport::{self, PeerName, StreamSocket};
 
 /// What every connection of one server shares.
 #[derive(Debug, Clone, Copy)]
@@ -178,14 +179,20 @@ impl<S: StreamSocket> EchoSocket<S> {
             None
         };
         let chunk = match spliced {
+            // splice(2) stops at TCP's urgent mark, saying `EAGAIN` or, once
+            // the peer half-closed, end of stream, with data still queued:
+            // recv(2) reads past the mark, and tells a real end of stream.
+            Some(Ok(Chunk::Drained | Chunk::Eof)) | None => {
+                echo_copied(sock, self.peer, read_size, &mut self.pending, &self.bytes)
+            }
             Some(chunk) => chunk,
-            None => echo_copied(sock, self.peer, read_size, &mut self.pending, &self.bytes),
         }?;
         match chunk {
             Chunk::Echoed(n) => {
-                if n < read_size {
-                    // A short read emptied the socket; more data is a new
-                    // edge, which tokio's readiness tick will not miss.
+                if n < read_size && !transport::urgent_pending(&self.io) {
+                    // A short read emptied the socket (unless it stopped at
+                    // the urgent mark); more data is a new edge, which
+                    // tokio's readiness tick will not miss.
                     guard.clear_ready();
                 }
                 self.bulk = self.zero_copy && n >= BULK;

@@ -42,8 +42,8 @@
 //! Modules, one idea each: [`addr`] (the `ADDR` forms), [`transport`] (what
 //! each kind of socket provides: TCP, TLS, UDP and its reflection guard,
 //! Unix), [`echo`] (the per-connection loop, the hot path), [`server`]
-//! (bind, accept, limits, shutdown), [`connections`] (the open connections,
-//! closable at the shutdown timeout), [`activation`] (sockets passed by
+//! (bind, shards, accept, limits, shutdown, and the registry of open
+//! connections), [`runtime`] (the one runtime builder), [`activation`] (sockets passed by
 //! systemd), [`notify`] (readiness for systemd), [`metrics`] (counters and
 //! the Prometheus page), [`shutdown`] (the handle and the signals),
 //! [`client`], [`bench`](mod@bench) (the load generator that checks every
@@ -58,12 +58,12 @@ pub mod addr;
 pub mod bench;
 pub mod cli;
 pub mod client;
-pub mod connections;
 pub mod echo;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod pyrepr;
+pub mod runtime;
 pub mod server;
 pub mod shutdown;
 pub mod splice;

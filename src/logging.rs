@@ -38,7 +38,8 @@ pub enum LogFormat {
     /// `name: message`, the seed's format.
     #[default]
     Text,
-    /// One JSON object per line: `{"ts":…,"level":…,"name":…,"message":…}`.
+    /// One JSON object per line: `{"ts":…,"level":…,"name":…,"message":…}`,
+    /// and `"shard":N` for lines a server shard logged.
     Json,
 }
 
@@ -113,6 +114,10 @@ where
                 obj.insert("message".into(), fields.message.into());
                 for (k, v) in fields.json_extra {
                     obj.insert(k, v.into());
+                }
+                // Which shard logged it, so a user can see the spread.
+                if let Some(shard) = crate::server::current_shard() {
+                    obj.insert("shard".into(), shard.into());
                 }
                 writeln!(writer, "{}", serde_json::Value::Object(obj))
             }

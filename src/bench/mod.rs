@@ -272,9 +272,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     config.validate()?;
     raise_fd_limit();
     let threads = config.threads.min(config.connections);
-    let probe_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let probe_rt = crate::runtime::current_thread()?;
     let (connector, first) = probe_rt.block_on(Connector::probe(
         &config.addr,
         config.timeout,
@@ -356,10 +354,7 @@ fn worker(
         ready,
         start,
     } = shared;
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime::current_thread() {
         Ok(rt) => rt,
         Err(e) => {
             // Still meet the others, or they would wait for ever.

@@ -81,10 +81,7 @@ fn main() -> ExitCode {
         timeout: args.timeout,
         tls,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match echoes::runtime::current_thread() {
         Ok(rt) => rt,
         Err(e) => return cli::fail("echo-client", &e.into()),
     };

@@ -48,7 +48,7 @@ struct Args {
     /// On SIGINT/SIGTERM, let open connections finish for this long
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
     shutdown_timeout: Duration,
-    /// Worker threads [default: one per core]
+    /// Shards: threads, each with its own socket per address [default: one per core]
     #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count)]
     threads: Option<usize>,
     /// Serve Prometheus metrics at http://ADDR/metrics (ADDR is HOST:PORT)
@@ -121,8 +121,7 @@ fn main() -> ExitCode {
             inherited.len()
         );
     }
-    let threads = args.threads.unwrap_or_else(server::default_threads);
-    let result = server::runtime(threads)
+    let result = echoes::runtime::current_thread()
         .context("cannot start the runtime")
         .and_then(|rt| rt.block_on(serve(args, inherited)));
     match result {
@@ -177,6 +176,7 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
         tls_handshake_timeout: echoes::transport::tls::HANDSHAKE_TIMEOUT,
         udp_rate: args.udp_rate,
         metrics: args.metrics,
+        threads: args.threads.unwrap_or_else(server::default_threads),
     };
     // Signals first: a SIGTERM right after start-up must still be graceful.
     let handle = echoes::ShutdownHandle::new();

@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -101,6 +102,41 @@ pub fn register<T: OwnedSocket>(socket: T) -> io::Result<AsyncFd<T>> {
     // `as_raw_fd` returns the same one, until the socket is dropped, which
     // happens only when the `AsyncFd` holding it is dropped.
     unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
+}
+
+/// Registers an accepted connection's socket with the tokio reactor, for
+/// reading, writing and TCP urgent data (`EPOLLPRI`: see
+/// [`urgent_pending`]). On failure the socket comes back with the error,
+/// so the caller decides when it is closed.
+///
+/// Must be called inside a tokio runtime.
+pub fn register_stream<T: OwnedSocket>(socket: T) -> Result<AsyncFd<T>, (T, io::Error)> {
+    let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
+    // SAFETY: as for `register`.
+    unsafe { AsyncFd::register_with_interest(socket, interest) }.map_err(|e| e.into_parts())
+}
+
+/// Whether a read that came back short may have stopped at TCP's urgent
+/// mark rather than drained the socket, for a socket registered with
+/// [`register_stream`]; forgets the mark it reports.
+///
+/// With `SO_OOBINLINE` (set on every listener), a byte sent with
+/// `MSG_OOB` stays in the stream, but a read stops just before it, with
+/// the rest still queued. A read loop that takes a short read as "drained"
+/// and waits for the next edge would then wait for data that is already
+/// there. The kernel reports urgent data as `EPOLLPRI`, which tokio keeps
+/// as readiness of its own: one atomic load, no system call. It also
+/// reports yes once the peer has half-closed, which costs that loop one
+/// more read before end of stream.
+pub fn urgent_pending<T: AsRawFd>(io: &AsyncFd<T>) -> bool {
+    let mut pending = false;
+    // The closure runs only while tokio holds the readiness; its
+    // `WouldBlock` makes tokio clear it (unless a new event came since).
+    let _ = io.try_io(Interest::PRIORITY, |_| {
+        pending = true;
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+    pending
 }
 
 /// Who is at the other end of a connection, as the logs name it.

@@ -64,7 +64,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 /// Answers datagrams on `socket` until the future is dropped, each allowed
 /// by `guard` (see the module documentation), counting them in `metrics`.
-pub async fn serve(socket: UdpSocket, mut guard: Guard, metrics: Arc<Metrics>) {
+pub async fn serve(socket: UdpSocket, guard: Arc<Guard>, metrics: Arc<Metrics>) {
     let bytes = metrics.bytes(Transport::Udp);
     // One buffer for the socket's life: larger than any datagram, so none
     // is truncated.

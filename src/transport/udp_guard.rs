@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::metrics::UdpResult;
@@ -150,9 +151,14 @@ impl RateLimiter {
     }
 }
 
-/// The whole guard of one UDP socket: source checks, then the rate limit.
+/// The whole guard of one UDP address: source checks, then the rate
+/// limit. One guard serves every shard's socket of the address, so its
+/// state is behind a lock.
 #[derive(Debug)]
-pub struct Guard {
+pub struct Guard(Mutex<GuardState>);
+
+#[derive(Debug)]
+struct GuardState {
     broadcasts: Vec<Ipv4Addr>,
     refreshed: Instant,
     limiter: RateLimiter,
@@ -161,15 +167,24 @@ pub struct Guard {
 impl Guard {
     /// A guard limiting each source to `rate` replies per second (0: no limit).
     pub fn new(rate: u32) -> Guard {
-        Guard {
+        Guard(Mutex::new(GuardState {
             broadcasts: interface_broadcasts(),
             refreshed: Instant::now(),
             limiter: RateLimiter::new(rate),
-        }
+        }))
     }
 
     /// What to do with a datagram from `src` arriving at `now`.
-    pub fn check(&mut self, src: SocketAddr, now: Instant) -> UdpResult {
+    pub fn check(&self, src: SocketAddr, now: Instant) -> UdpResult {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(src, now)
+    }
+}
+
+impl GuardState {
+    fn check(&mut self, src: SocketAddr, now: Instant) -> UdpResult {
         if now.saturating_duration_since(self.refreshed) >= BROADCAST_REFRESH {
             self.broadcasts = interface_broadcasts();
             self.refreshed = now;
@@ -294,7 +309,7 @@ mod tests {
 
     #[test]
     fn guard_combines_source_checks_and_rate() {
-        let mut g = Guard {
+        let mut g = GuardState {
             broadcasts: vec![],
             refreshed: Instant::now(),
             limiter: RateLimiter::new(1),

@@ -1,5 +1,10 @@
-//! The open connections of one server: counted, waited for at shutdown,
-//! and closable from outside when the shutdown timeout runs out.
+//! The open connections of one server, over all its shards: counted,
+//! waited for at shutdown, and closable from outside when the shutdown
+//! timeout runs out.
+//!
+//! A connection is registered by the shard that accepts it, at once, so a
+//! connection handed to another shard is counted while it travels, and a
+//! shutdown never finds the server drained while one is on its way.
 //!
 //! Each connection registers its socket descriptor here for as long as it
 //! is open. Closing them all is `shutdown(2)` on every registered

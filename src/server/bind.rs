@@ -1,0 +1,281 @@
+//! Binding: every `--listen` address becomes an [`Endpoint`], with one
+//! socket per shard (`SO_REUSEPORT`) for TCP, TLS and UDP, and one for a
+//! Unix path; sockets passed by systemd are adopted in [`super::adopt`].
+//! Nothing is registered with a runtime here: each shard registers the
+//! sockets it is given on its own.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::{debug, info};
+
+use super::ServerError;
+use crate::addr::{Addr, Transport};
+use crate::transport::unix::SocketFile;
+use crate::transport::{tcp, udp, unix};
+
+/// One address the server serves, and its sockets: one per shard when the
+/// server bound them, or as many as systemd passed.
+pub(super) struct Endpoint {
+    pub(super) transport: Transport,
+    pub(super) local: Local,
+    pub(super) sockets: Vec<RawSocket>,
+    /// The Unix socket file this server made, removed once its socket is
+    /// closed at shutdown (`None` for systemd's: it removes its own).
+    pub(super) file: Option<SocketFile>,
+}
+
+/// A bound socket, not yet registered with any runtime.
+pub(super) enum RawSocket {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener),
+    Udp(std::net::UdpSocket),
+}
+
+/// Where an endpoint is bound.
+#[derive(Debug, Clone)]
+pub(super) enum Local {
+    Inet(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// The address, with the real port, as a user would write it.
+    pub(super) fn addr(&self) -> Addr {
+        match &self.local {
+            Local::Inet(a) => Addr::Inet {
+                transport: self.transport,
+                host: a.ip().to_string(),
+                port: a.port(),
+            },
+            Local::Unix(p) => Addr::Unix(p.clone()),
+        }
+    }
+}
+
+/// Binds one `--listen` address for `shards` shards: every address a
+/// host resolves to, or a Unix socket path.
+pub(super) async fn bind_addr(addr: &Addr, shards: usize) -> Result<Vec<Endpoint>, ServerError> {
+    let (transport, host) = match addr {
+        Addr::Unix(path) => return Ok(vec![bind_unix(addr, path)?]),
+        Addr::Inet {
+            transport, host, ..
+        } => (*transport, host),
+    };
+    let bound = bind_inet(addr, |target| bind_group(transport, target, shards)).await?;
+    let prefix = scheme_prefix(transport);
+    let first_port = bound.first().map(|(_, l)| l.port());
+    if bound.iter().all(|(_, l)| Some(l.port()) == first_port) {
+        if let Some(p) = first_port {
+            info!(name = "main", "starting up on {prefix}{host} port {p}");
+        }
+    } else {
+        for (_, l) in &bound {
+            info!(
+                name = "main",
+                "starting up on {prefix}{} port {}",
+                l.ip(),
+                l.port()
+            );
+        }
+    }
+    if shards > 1 {
+        debug!(name = "main", "{addr}: one socket for each of {shards} shards");
+    }
+    Ok(bound
+        .into_iter()
+        .map(|(sockets, local)| Endpoint {
+            transport,
+            local: Local::Inet(local),
+            sockets,
+            file: None,
+        })
+        .collect())
+}
+
+/// Binds `n` sockets of `transport` at `target`: one plain socket, or a
+/// group sharing one port with `SO_REUSEPORT`. Port 0: the first socket
+/// picks the port, its siblings join it.
+fn bind_group(
+    transport: Transport,
+    target: SocketAddr,
+    n: usize,
+) -> io::Result<(Vec<RawSocket>, SocketAddr)> {
+    let one = |at: SocketAddr, reuse_port: bool| -> io::Result<(RawSocket, SocketAddr)> {
+        if transport == Transport::Udp {
+            let socket = if reuse_port {
+                udp_reuse_port(at)?
+            } else {
+                udp::bind(at)?
+            };
+            let local = socket.local_addr()?;
+            Ok((RawSocket::Udp(socket), local))
+        } else {
+            let socket = if reuse_port {
+                tcp::bind_reuse_port(at)?
+            } else {
+                tcp::bind(at)?
+            };
+            let local = socket.local_addr()?;
+            Ok((RawSocket::Tcp(socket), local))
+        }
+    };
+    if n <= 1 {
+        let (socket, local) = one(target, false)?;
+        return Ok((vec![socket], local));
+    }
+    if target.port() != 0 {
+        // A group would join another server's group on this port (any
+        // run by the same user with SO_REUSEPORT) instead of failing:
+        // ask first with a socket that shares nothing.
+        probe(transport, target)?;
+    }
+    let (first, local) = one(target, true)?;
+    let mut sockets = Vec::with_capacity(n);
+    sockets.push(first);
+    for _ in 1..n {
+        sockets.push(one(local, true)?.0);
+    }
+    Ok((sockets, local))
+}
+
+/// Fails with `AddrInUse` when anything is bound at `target`: a socket
+/// without `SO_REUSEPORT` binds (and is then dropped, never listening)
+/// only where nobody is.
+fn probe(transport: Transport, target: SocketAddr) -> io::Result<()> {
+    let (ty, proto) = match transport {
+        Transport::Udp => (Type::DGRAM, Protocol::UDP),
+        _ => (Type::STREAM, Protocol::TCP),
+    };
+    let socket = Socket::new(Domain::for_address(target), ty, Some(proto))?;
+    if target.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // As the real listener does: TIME_WAIT leftovers do not count.
+    socket.set_reuse_address(ty == Type::STREAM)?;
+    socket.bind(&target.into())
+}
+
+/// As [`udp::bind`], one of a group sharing the port (`SO_REUSEPORT`): the
+/// kernel spreads datagrams over the group by source address and port.
+fn udp_reuse_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Binds a Unix socket path, replacing a crashed run's file. One socket,
+/// whatever the shards: Unix sockets have no `SO_REUSEPORT`.
+fn bind_unix(addr: &Addr, path: &Path) -> Result<Endpoint, ServerError> {
+    let (socket, file) = unix::bind(path).map_err(|error| ServerError::Bind {
+        addr: addr.to_string(),
+        error,
+    })?;
+    info!(name = "main", "starting up on {addr}");
+    Ok(Endpoint {
+        transport: Transport::Unix,
+        local: Local::Unix(path.to_path_buf()),
+        sockets: vec![RawSocket::Unix(socket)],
+        file: Some(file),
+    })
+}
+
+/// How the `starting up` line names a transport: plain TCP keeps the
+/// seed's bare `HOST port PORT`.
+pub(super) fn scheme_prefix(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp => "",
+        Transport::Tls => "tls://",
+        Transport::Udp => "udp://",
+        Transport::Unix => "unix:",
+    }
+}
+
+/// Resolves `addr` and binds each address with `bind`. With port 0, the
+/// first address picks the port and the others try to share it, so
+/// `localhost:0` is one port on ::1 and 127.0.0.1.
+async fn bind_inet<T>(
+    addr: &Addr,
+    bind: impl Fn(SocketAddr) -> io::Result<(T, SocketAddr)>,
+) -> Result<Vec<(T, SocketAddr)>, ServerError> {
+    let Addr::Inet { host, port, .. } = addr else {
+        return Err(ServerError::Config(format!(
+            "{addr} is not a host and port"
+        )));
+    };
+    let ips = addr.resolve().await.map_err(|error| ServerError::Resolve {
+        host: host.clone(),
+        error,
+    })?;
+    let mut bound: Vec<(T, SocketAddr)> = Vec::new();
+    for target in ips {
+        let shared_port = bound.first().map_or(*port, |(_, l)| l.port());
+        let socket = match bind(SocketAddr::new(target.ip(), shared_port)) {
+            Err(e) if *port == 0 && e.kind() == io::ErrorKind::AddrInUse => bind(target),
+            other => other,
+        }
+        .map_err(|error| ServerError::Bind {
+            addr: fmt_host_port(&target.ip().to_string(), target.port()),
+            error,
+        })?;
+        bound.push(socket);
+    }
+    Ok(bound)
+}
+
+/// Binds the metrics page's listeners and logs where it is.
+pub(super) async fn bind_metrics(
+    addr: &Addr,
+) -> Result<Vec<(tokio::net::TcpListener, SocketAddr)>, ServerError> {
+    if addr.transport() != Transport::Tcp {
+        return Err(ServerError::Config(format!(
+            "--metrics takes HOST:PORT (plain HTTP), not {addr}"
+        )));
+    }
+    let bound = bind_inet(addr, |target| {
+        let std = std::net::TcpListener::from(std::os::fd::OwnedFd::from(tcp::bind(target)?));
+        let local = std.local_addr()?;
+        Ok((tokio::net::TcpListener::from_std(std)?, local))
+    })
+    .await?;
+    for (_, local) in &bound {
+        info!(name = "main", "serving metrics on http://{local}/metrics");
+    }
+    Ok(bound)
+}
+
+/// `HOST port PORT`, as the logs and errors name an address.
+pub(super) fn fmt_host_port(host: &str, port: u16) -> String {
+    format!("{host} port {port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ss -ltn` would show it: one listening socket per shard, on one port.
+    #[test]
+    fn a_group_shares_one_port_and_refuses_a_taken_one() {
+        let (sockets, local) = bind_group(Transport::Tcp, "127.0.0.1:0".parse().unwrap(), 3)
+            .expect("a group on a free port");
+        assert_eq!(sockets.len(), 3);
+        for s in &sockets {
+            let RawSocket::Tcp(l) = s else { panic!("not TCP") };
+            assert_eq!(l.local_addr().unwrap(), local);
+        }
+        // Another group on the same port is refused, as one socket would be.
+        let e = bind_group(Transport::Tcp, local, 2).err().expect("port in use");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        let (udp, at) = bind_group(Transport::Udp, "127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        assert_eq!(udp.len(), 2);
+        let e = bind_group(Transport::Udp, at, 2).err().expect("port in use");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+    }
+}

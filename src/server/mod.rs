@@ -1,0 +1,305 @@
+//! The server: bind every `--listen` address (or adopt the sockets systemd
+//! passed), accept on every shard, serve each connection on the shard that
+//! accepted it, answer datagrams, and shut down gracefully.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use echoes::{Server, ServerConfig};
+//! let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse()?)).await?;
+//! let addr = server.local_addrs()[0].clone();   // the real port
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.run());
+//! // ... talk to `addr` ...
+//! shutdown.shutdown();
+//! running.await??;
+//! # Ok(()) }
+//! ```
+//!
+//! **Shards.** With [`ServerConfig::threads`] at 1 (the library's default)
+//! everything runs on the runtime that calls [`Server::run`]. With N > 1,
+//! `run` starts N threads, each a single-threaded runtime, a shard, with
+//! its own listening socket for every TCP and TLS address and its own
+//! socket for every UDP address, bound to one port with `SO_REUSEPORT`, so
+//! the kernel spreads connections and datagrams over them. A connection
+//! lives and dies on the shard that accepted it: no work stealing, no
+//! socket whose cache lines wander between cores. A Unix socket, or a
+//! socket systemd passed once, has one accept loop that hands connections
+//! to the shards in turn ([`shard`] has the details; [`current_shard`]
+//! says which shard a thread is).
+//!
+//! Each listener is one of three kinds: a stream listener whose accepted
+//! sockets the kernel reads and writes (TCP, Unix: the fast
+//! [`echo_socket`](crate::echo::echo_socket) loop), a TCP listener whose
+//! connections first shake hands (TLS:
+//! [`echo_stream`](crate::echo::echo_stream)), or a UDP socket answered
+//! datagram by datagram ([`udp::serve`](crate::transport::udp::serve)).
+//! All shards share the limits (global, not per shard), the
+//! [`registry`] of open connections and the [`Metrics`], whose counters
+//! are kept per thread and summed when read.
+//!
+//! The files: [`config`](ServerConfig) (what a server is told), `bind`
+//! and `adopt` (sockets made, or passed by systemd), `shard` (the
+//! threads), `accept` (the accept loop and its backoff), `spawn` (an
+//! accepted connection becomes a served one: the one place to hook a step
+//! every connection passes), `tls_conn` (the socket under TLS), `limits`
+//! and [`registry`].
+
+mod accept;
+mod adopt;
+mod bind;
+mod config;
+mod limits;
+pub mod registry;
+mod shard;
+mod spawn;
+mod tls_conn;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn};
+
+pub use config::{
+    DEFAULT_READ_SIZE, DEFAULT_SHUTDOWN_TIMEOUT, ServerConfig, ServerError, default_threads,
+};
+pub use shard::current_shard;
+
+use crate::activation::InheritedSocket;
+use crate::addr::{Addr, Transport};
+use crate::echo::EchoOptions;
+use crate::metrics::Metrics;
+use crate::shutdown::ShutdownHandle;
+use crate::units::format_duration;
+use bind::{Endpoint, Local};
+use limits::Limits;
+use registry::Connections;
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server {
+    endpoints: Vec<Endpoint>,
+    metrics_listeners: Vec<(tokio::net::TcpListener, SocketAddr)>,
+    shared: Arc<Shared>,
+    handle: ShutdownHandle,
+    threads: usize,
+}
+
+/// State shared by every shard of one server.
+struct Shared {
+    opts: EchoOptions,
+    shutdown_timeout: Duration,
+    /// Every open connection, so shutdown can wait for them or end them.
+    conns: Arc<Connections>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    tls: Option<TlsAcceptor>,
+    tls_handshake_timeout: Duration,
+    udp_rate: u32,
+    /// Numbers Unix peers, which have no address, for `echo_unix_{n}`.
+    unix_peers: AtomicU64,
+}
+
+/// A view of a running server's counters. Cheap to clone.
+#[derive(Clone)]
+pub struct ServerStats {
+    conns: Arc<Connections>,
+    metrics: Arc<Metrics>,
+}
+
+impl ServerStats {
+    /// Connections being served now, over every transport and shard.
+    pub fn open_connections(&self) -> usize {
+        self.conns.open()
+    }
+    /// Connections accepted since the server started, over every transport
+    /// and shard.
+    pub fn total_connections(&self) -> u64 {
+        self.conns.total()
+    }
+    /// Every counter, as the metrics page shows them.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+}
+
+impl Server {
+    /// Resolves and binds every address of `config`, logging
+    /// `starting up on HOST port PORT` for each (`tls://HOST port PORT`,
+    /// `udp://HOST port PORT`, `unix:PATH` for the others). With port 0,
+    /// every address a host name resolves to gets the same free port when
+    /// it can, and every shard's socket of an address the same port.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        Server::bind_with_handle(config, ShutdownHandle::new()).await
+    }
+
+    /// As [`bind`](Server::bind), stopped by an existing `handle` (one
+    /// already wired to signals, say).
+    pub async fn bind_with_handle(
+        config: ServerConfig,
+        handle: ShutdownHandle,
+    ) -> Result<Server, ServerError> {
+        Server::bind_inherited(config, Vec::new(), handle).await
+    }
+
+    /// As [`bind_with_handle`](Server::bind_with_handle), but serving
+    /// `inherited` sockets (from [`crate::activation::take`]) instead of
+    /// `config.listen` when there are any.
+    pub async fn bind_inherited(
+        config: ServerConfig,
+        inherited: Vec<InheritedSocket>,
+        handle: ShutdownHandle,
+    ) -> Result<Server, ServerError> {
+        config::check(&config, &inherited)?;
+        let tls = config::tls_acceptor(&config, &inherited)?;
+        let threads = config.threads;
+        let endpoints = if inherited.is_empty() {
+            let mut endpoints = Vec::new();
+            for addr in &config.listen {
+                endpoints.extend(bind::bind_addr(addr, threads).await?);
+            }
+            endpoints
+        } else {
+            adopt::adopt_all(inherited, threads)?
+        };
+        let mut metrics_listeners = Vec::new();
+        if let Some(addr) = &config.metrics {
+            metrics_listeners = bind::bind_metrics(addr).await?;
+        }
+        let shared = Arc::new(Shared {
+            opts: EchoOptions {
+                read_size: config.read_size,
+                idle_timeout: config.idle_timeout,
+                zero_copy: config.zero_copy,
+            },
+            shutdown_timeout: config.shutdown_timeout,
+            conns: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
+            limits: Limits::new(config.max_connections, config.max_connections_per_ip),
+            tls,
+            tls_handshake_timeout: config.tls_handshake_timeout,
+            udp_rate: config.udp_rate,
+            unix_peers: AtomicU64::new(0),
+        });
+        Ok(Server {
+            endpoints,
+            metrics_listeners,
+            shared,
+            handle,
+            threads,
+        })
+    }
+
+    /// The addresses actually bound, one per address (however many shards
+    /// have a socket there), with real ports.
+    pub fn local_addrs(&self) -> Vec<Addr> {
+        self.endpoints.iter().map(Endpoint::addr).collect()
+    }
+
+    /// The bound socket addresses of the plain TCP listeners.
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.socket_addrs(Transport::Tcp)
+    }
+
+    /// The bound socket addresses of the listeners of `transport` (none
+    /// for Unix).
+    pub fn socket_addrs(&self, transport: Transport) -> Vec<SocketAddr> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.transport == transport)
+            .filter_map(|e| match e.local {
+                Local::Inet(a) => Some(a),
+                Local::Unix(_) => None,
+            })
+            .collect()
+    }
+
+    /// Where the metrics page is served, if it is.
+    pub fn metrics_addrs(&self) -> Vec<SocketAddr> {
+        self.metrics_listeners.iter().map(|(_, a)| *a).collect()
+    }
+
+    /// A handle that stops this server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// Counters of this server, readable while it runs.
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            conns: self.shared.conns.clone(),
+            metrics: self.shared.metrics.clone(),
+        }
+    }
+
+    /// Serves until shutdown is asked for on the [`ShutdownHandle`], then
+    /// logs `main: closing server`, closes the listeners of every shard
+    /// (removing the Unix socket files it made), and waits up to the
+    /// shutdown timeout (or until forced) for the open connections of
+    /// every shard to finish before closing the rest. The metrics page is
+    /// served until the end. With several threads, the shards run on
+    /// threads of their own, and this future only waits for them, without
+    /// blocking the runtime it runs on.
+    pub async fn run(self) -> Result<(), ServerError> {
+        let Server {
+            endpoints,
+            metrics_listeners,
+            shared,
+            handle,
+            threads,
+        } = self;
+        let mut scrapes = JoinSet::new();
+        for (listener, _) in metrics_listeners {
+            scrapes.spawn(crate::metrics::http::serve(
+                listener,
+                shared.metrics.clone(),
+            ));
+        }
+        let mut shards = shard::start(endpoints, threads, &shared).await?;
+        handle.wait_shutdown().await;
+        info!(name = "main", "closing server");
+        shards.close_listeners().await;
+        drain(&shared, &handle).await;
+        shards.finish().await;
+        scrapes.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Waits up to the shutdown timeout (or until forced) for every open
+/// connection to finish, then closes the rest and waits for them.
+async fn drain(shared: &Shared, handle: &ShutdownHandle) {
+    let open = shared.conns.open();
+    if open > 0 {
+        info!(
+            name = "main",
+            "waiting up to {} for {open} open connection(s)",
+            format_duration(shared.shutdown_timeout)
+        );
+    }
+    let drained = tokio::select! {
+        () = shared.conns.all_closed() => true,
+        () = tokio::time::sleep(shared.shutdown_timeout) => false,
+        () = handle.wait_force() => false,
+    };
+    if !drained {
+        warn!(
+            name = "main",
+            "closing {} connection(s) still open",
+            shared.conns.open()
+        );
+        shared.conns.close_all();
+        shared.conns.all_closed().await;
+    }
+}
+
+/// Builds the runtime to call [`Server::run`] on: single-threaded, like
+/// every runtime here ([`crate::runtime`]). `threads` is not its worker
+/// count: a server with several threads starts its shards itself
+/// ([`ServerConfig::threads`]); the argument stays for callers that pass it.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let _ = threads;
+    crate::runtime::current_thread()
+}
