@@ -211,3 +211,90 @@ fn systemd_socket_activate_starts_it_on_the_first_connection() {
         .expect("STOPPING=1 on the notify socket");
     assert_eq!(&buf[..n], b"STOPPING=1\n");
 }
+
+/// Echoes `msg` over a new connection to `addr`.
+fn ping_once(addr: std::net::SocketAddr, msg: &[u8]) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    ping(&mut c, msg, Duration::from_secs(10)).unwrap();
+}
+
+/// The shards that logged `connection accepted`, once `count` are in.
+fn accepting_shards(server: &ServerProc, count: usize) -> std::collections::BTreeSet<u64> {
+    wait_for(Duration::from_secs(10), "every connection logged", || {
+        server.shards_logging("connection accepted").len() >= count
+    });
+    server
+        .shards_logging("connection accepted")
+        .into_iter()
+        .collect()
+}
+
+/// One socket per address, as a unit without `ReusePort=` passes them,
+/// and more shards: one accept loop hands the connections to every shard
+/// in turn. The UDP socket is served by one shard.
+#[test]
+fn one_passed_socket_is_shared_by_every_shard() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_addr = tcp.local_addr().unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_addr = udp.local_addr().unwrap();
+    let mut server = ServerProc::start_cmd(&mut activated(
+        &[tcp.as_raw_fd(), udp.as_raw_fd()],
+        "",
+        &["--threads", "3", "--log-format", "json"],
+    ));
+    drop((tcp, udp));
+    assert_eq!(sockets_on_port("tcp", tcp_addr.port()), 1);
+    for i in 0..9 {
+        ping_once(tcp_addr, format!("shared {i}").as_bytes());
+    }
+    assert_eq!(
+        accepting_shards(&server, 9),
+        std::collections::BTreeSet::from([0, 1, 2])
+    );
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    probe.send_to(b"datagram", udp_addr).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = probe.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"datagram");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+}
+
+/// The fast path: a unit that lists an address once per shard with
+/// `ReusePort=yes` (contrib/systemd/echoes-reuseport.socket) passes a
+/// group of `SO_REUSEPORT` sockets, and each shard accepts on its own.
+#[test]
+fn sockets_passed_once_per_shard_give_each_shard_its_own() {
+    use socket2::{Domain, Socket, Type};
+    let group: Vec<Socket> = (0..3).map(|_| Socket::new(Domain::IPV4, Type::STREAM, None).unwrap()).collect();
+    let mut at: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    for s in &group {
+        s.set_reuse_port(true).unwrap();
+        s.bind(&at.into()).unwrap();
+        s.listen(128).unwrap();
+        at = s.local_addr().unwrap().as_socket().unwrap();
+    }
+    let fds: Vec<RawFd> = group.iter().map(AsRawFd::as_raw_fd).collect();
+    let mut server = ServerProc::start_cmd(&mut activated(
+        &fds,
+        "",
+        &["--threads", "3", "--log-format", "json"],
+    ));
+    drop(group);
+    assert_eq!(server.port, at.port());
+    assert_eq!(sockets_on_port("tcp", at.port()), 3);
+    assert_eq!(server.count_lines("starting up"), 1, "one address");
+    for i in 0..48 {
+        ping_once(at, format!("own {i}").as_bytes());
+    }
+    assert_eq!(
+        accepting_shards(&server, 48),
+        std::collections::BTreeSet::from([0, 1, 2])
+    );
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+}

@@ -286,17 +286,24 @@ fn quiet_json_and_rust_log() {
 }
 
 #[test]
-fn threads_flag_sets_the_worker_count() {
+fn threads_flag_sets_the_shard_count() {
     for n in [1usize, 3] {
         let server = ServerProc::start(&["-l", "127.0.0.1:0", "--threads", &n.to_string()]);
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
-        let workers = tasks
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .filter(|c| c.trim() == "tokio-rt-worker")
-            .count();
-        // With one thread the runtime is the main thread itself.
+        let names = || -> Vec<String> {
+            std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|c| c.trim().to_string())
+                .collect()
+        };
+        let shards = || names().iter().filter(|c| c.starts_with("echo-shard-")).count();
+        // With one thread the main thread serves; no work-stealing workers ever.
         let want = if n == 1 { 0 } else { n };
-        assert_eq!(workers, want, "--threads {n}");
+        // The shards start once every socket is bound, after `starting up`.
+        wait_until(Duration::from_secs(5), || shards() == want);
+        let names = names();
+        assert_eq!(shards(), want, "--threads {n}: {names:?}");
+        assert!(!names.iter().any(|c| c == "tokio-rt-worker"), "{names:?}");
     }
 }
 

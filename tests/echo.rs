@@ -311,3 +311,71 @@ fn without_zero_copy_bulk_transfers_are_copied() {
         "a pipe without --zero-copy"
     );
 }
+
+/// Sends all of `data` with `flags` (`MSG_OOB`: its last byte is urgent).
+fn send_flags(conn: &TcpStream, data: &[u8], flags: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    let mut off = 0;
+    while off < data.len() {
+        let rest = &data[off..];
+        // SAFETY: send(2) reads `rest.len()` bytes from a live slice.
+        let n = unsafe { libc::send(conn.as_raw_fd(), rest.as_ptr().cast(), rest.len(), flags) };
+        assert!(n > 0, "send: {}", std::io::Error::last_os_error());
+        off += n as usize;
+    }
+}
+
+/// Reads exactly `want.len()` bytes and checks them: a wait past the
+/// timeout means the server sat on bytes it had.
+fn expect_echo(conn: &mut TcpStream, want: &[u8], what: &str) {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = vec![0u8; want.len()];
+    conn.read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(got == want, "{what}: the echo differs");
+}
+
+/// TCP urgent data (`MSG_OOB`, telnet's Synch) is a byte of the stream
+/// like any other: it comes back in order, and nothing waits behind it
+/// (a read stops just before the urgent byte, with it still queued), with
+/// and without `--zero-copy` (whose splice(2) stops there too).
+#[test]
+fn urgent_data_comes_back_in_line() {
+    for extra in [None, Some("--zero-copy")] {
+        let mut args = vec!["-l", "127.0.0.1:0", "--threads", "1"];
+        args.extend(extra);
+        let server = ServerProc::start(&args);
+        let mut conn = TcpStream::connect(server.addr()).unwrap();
+        conn.set_nodelay(true).unwrap();
+        // Bytes, then an urgent byte after more: each echo awaited before
+        // anything else is sent, as a telnet user would.
+        conn.write_all(b"ab").unwrap();
+        send_flags(&conn, b"xU", libc::MSG_OOB);
+        expect_echo(&mut conn, b"abxU", "an urgent byte after normal ones");
+        send_flags(&conn, b"\xff\xf2", libc::MSG_OOB);
+        expect_echo(&mut conn, b"\xff\xf2", "telnet's Synch");
+        send_flags(&conn, b"!", libc::MSG_OOB);
+        expect_echo(&mut conn, b"!", "an urgent byte alone");
+        // In the middle of a bulk transfer (spliced with --zero-copy).
+        let bulk = pattern(11, 256 * 1024);
+        let mut want = bulk.clone();
+        want.push(b'Z');
+        want.extend_from_slice(&bulk);
+        want.push(b'E');
+        let mut reader = conn.try_clone().unwrap();
+        let reading = std::thread::spawn(move || {
+            expect_echo(&mut reader, &want, "urgent bytes in a bulk transfer");
+            reader
+        });
+        conn.write_all(&bulk).unwrap();
+        send_flags(&conn, b"Z", libc::MSG_OOB);
+        conn.write_all(&bulk).unwrap();
+        send_flags(&conn, b"E", libc::MSG_OOB);
+        let mut reader = reading.join().unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "{} bytes more than sent ({extra:?})", rest.len());
+    }
+}

@@ -79,12 +79,17 @@ fn counters_move_with_traffic() {
     }
 
     let mut after = String::new();
+    // A shard counts an echo just after sending it, so the client may
+    // have its reply a moment before the counters show it.
     wait_for(
         Duration::from_secs(5),
-        "the held connection counted",
+        "the held connection and the datagrams counted",
         || {
             after = scrape(metrics_port);
             sample(&after, r#"echoes_connections_open{transport="tcp"}"#) == 1
+                && sample(&after, r#"echoes_bytes_sent_total{transport="udp"}"#) == 20
+                && sample(&after, r#"echoes_bytes_sent_total{transport="tcp"}"#) == 1000
+                && sample(&after, r#"echoes_bytes_sent_total{transport="unix"}"#) == 46
         },
     );
     let get = |s: &str| sample(&after, s);

@@ -404,3 +404,133 @@ fn the_shutdown_timeout_closes_a_connection_stuck_in_its_handshake() {
         "still open"
     );
 }
+
+/// A client configuration that trusts any certificate (`-k`).
+fn insecure() -> std::sync::Arc<rustls::ClientConfig> {
+    use echoes::transport::tls::{TlsClientSettings, client_config};
+    client_config(&TlsClientSettings {
+        insecure: true,
+        ..TlsClientSettings::default()
+    })
+    .unwrap()
+}
+
+/// Lowers `pid`'s descriptor limit (as `prlimit --pid` would) so that
+/// exactly one descriptor number is left to open.
+fn leave_one_descriptor(pid: i32) {
+    let open: std::collections::BTreeSet<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let free: Vec<i32> = (0..).filter(|n| !open.contains(n)).take(2).collect();
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit(2) reads and writes the two structs given, nothing else.
+    unsafe {
+        assert_eq!(
+            libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old),
+            0
+        );
+        // Descriptors are numbered from the lowest free one, and numbers
+        // at or above the limit are refused: only free[0] is left.
+        let new = libc::rlimit {
+            rlim_cur: free[1] as libc::rlim_t,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(
+            libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()),
+            0,
+            "prlimit: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Issue 11: with one descriptor left, a TLS connection is served (it
+/// needs no second descriptor), and the next one waits in the backlog,
+/// logged once, until a descriptor frees up, as for TCP.
+#[test]
+fn a_tls_peer_is_served_with_one_descriptor_left() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = ServerProc::start(&[
+        "-l",
+        "tls://127.0.0.1:0",
+        "--tls-self-signed",
+        "--threads",
+        "1",
+    ]);
+    let addr: echoes::Addr = format!("tls://127.0.0.1:{}", server.port).parse().unwrap();
+    let config = insecure();
+    let echo = |addr: echoes::Addr, config, msg: &'static [u8], timeout| async move {
+        let mut conn = echoes::transport::tls::connect(&addr, timeout, config).await?;
+        conn.write_all(msg).await?;
+        let mut got = vec![0u8; msg.len()];
+        conn.read_exact(&mut got).await?;
+        assert_eq!(got, msg);
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(conn)
+    };
+    let rt = echoes::runtime::current_thread().unwrap();
+    rt.block_on(async {
+        let t = Duration::from_secs(10);
+        // Whatever the server opens on its first connection, it has now.
+        drop(echo(addr.clone(), config.clone(), b"warm", t).await.unwrap());
+        wait_for(t, "the warm-up closed", || server.count_lines("closing") == 1);
+        leave_one_descriptor(server.pid());
+        let first = echo(addr.clone(), config.clone(), b"first", t)
+            .await
+            .expect("the connection that takes the last descriptor is served");
+        let second = tokio::spawn(echo(addr, config, b"second", Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!second.is_finished(), "the second connection did not wait");
+        let accept_failed = server.count_lines("accept on");
+        assert_eq!(accept_failed, 1, "one line per burst:\n{}", server.lines().join("\n"));
+        assert_eq!(server.count_lines("cannot"), 0, "{}", server.lines().join("\n"));
+        // A descriptor frees up: the waiting connection is served.
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(20), second).await;
+        second
+            .expect("served once a descriptor was free")
+            .unwrap()
+            .expect("served, not dropped");
+    });
+    wait_for(Duration::from_secs(5), "the end of the burst", || {
+        server.count_lines("again after") == 1
+    });
+}
+
+/// Issue 11: a byte sent as urgent data (`MSG_OOB`) stays in the TLS
+/// stream, so the record it ends is whole and the echo exact, and the
+/// server does not sit on it (a read stops just before the urgent byte).
+#[test]
+fn urgent_data_in_a_tls_stream_stays_in_line() {
+    use std::os::fd::AsRawFd;
+    let server = ServerProc::start(&["-l", "tls://127.0.0.1:0", "--tls-self-signed"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = rustls::ClientConnection::new(insecure(), name).unwrap();
+    let mut tcp = TcpStream::connect(server.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).unwrap();
+    }
+    for msg in [&b"first record"[..], b"second", b"!"] {
+        tls.writer().write_all(msg).unwrap();
+        let mut wire = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut wire).unwrap();
+        }
+        // The record's last byte is the urgent one.
+        let (head, last) = wire.split_at(wire.len() - 1);
+        tcp.write_all(head).unwrap();
+        // SAFETY: send(2) reads one byte from a live slice.
+        let sent = unsafe { libc::send(tcp.as_raw_fd(), last.as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(sent, 1);
+        let mut got = vec![0u8; msg.len()];
+        rustls::Stream::new(&mut tls, &mut tcp)
+            .read_exact(&mut got)
+            .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(msg)));
+        assert_eq!(got, msg);
+    }
+}

@@ -81,8 +81,14 @@ pub(super) async fn bind_addr(addr: &Addr, shards: usize) -> Result<Vec<Endpoint
             );
         }
     }
-    if shards > 1 {
-        debug!(name = "main", "{addr}: one socket for each of {shards} shards");
+    for (sockets, l) in bound.iter().filter(|(s, _)| s.len() > 1) {
+        debug!(
+            name = "main",
+            "{prefix}{} port {}: a socket for each of {} shards",
+            l.ip(),
+            l.port(),
+            sockets.len()
+        );
     }
     Ok(bound
         .into_iter()

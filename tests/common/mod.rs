@@ -432,3 +432,40 @@ pub fn sample(page: &str, series: &str) -> u64 {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no sample {series} in:\n{page}"))
 }
+
+/// Sockets bound to local `port` in the kernel's tables, as `ss -ltn` or
+/// `ss -lun` lists them: listening TCP sockets (`tcp`), or UDP sockets
+/// (`udp`), over IPv4 and IPv6.
+pub fn sockets_on_port(proto: &str, port: u16) -> usize {
+    // Column 4 is the state: 0A is LISTEN; a UDP socket is always 07.
+    let state = if proto == "tcp" { "0A" } else { "07" };
+    [proto.to_string(), format!("{proto}6")]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(format!("/proc/net/{f}")).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        })
+        .filter(|cols| cols.len() > 3 && cols[3] == state)
+        .filter(|cols| {
+            let hex = cols[1].rsplit(':').next().unwrap_or("");
+            u16::from_str_radix(hex, 16) == Ok(port)
+        })
+        .count()
+}
+
+impl ServerProc {
+    /// The shards (the `shard` field of `--log-format json` lines) that
+    /// logged a message equal to `message`, one entry per line.
+    pub fn shards_logging(&self, message: &str) -> Vec<u64> {
+        self.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .filter_map(|v| v["shard"].as_u64())
+            .collect()
+    }
+}
