@@ -270,7 +270,9 @@ fn one_passed_socket_is_shared_by_every_shard() {
 #[test]
 fn sockets_passed_once_per_shard_give_each_shard_its_own() {
     use socket2::{Domain, Socket, Type};
-    let group: Vec<Socket> = (0..3).map(|_| Socket::new(Domain::IPV4, Type::STREAM, None).unwrap()).collect();
+    let group: Vec<Socket> = (0..3)
+        .map(|_| Socket::new(Domain::IPV4, Type::STREAM, None).unwrap())
+        .collect();
     let mut at: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     for s in &group {
         s.set_reuse_port(true).unwrap();

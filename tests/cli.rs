@@ -296,7 +296,12 @@ fn threads_flag_sets_the_shard_count() {
                 .map(|c| c.trim().to_string())
                 .collect()
         };
-        let shards = || names().iter().filter(|c| c.starts_with("echo-shard-")).count();
+        let shards = || {
+            names()
+                .iter()
+                .filter(|c| c.starts_with("echo-shard-"))
+                .count()
+        };
         // With one thread the main thread serves; no work-stealing workers ever.
         let want = if n == 1 { 0 } else { n };
         // The shards start once every socket is bound, after `starting up`.

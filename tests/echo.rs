@@ -357,8 +357,32 @@ fn urgent_data_comes_back_in_line() {
         expect_echo(&mut conn, b"\xff\xf2", "telnet's Synch");
         send_flags(&conn, b"!", libc::MSG_OOB);
         expect_echo(&mut conn, b"!", "an urgent byte alone");
-        // In the middle of a bulk transfer (spliced with --zero-copy).
-        let bulk = pattern(11, 256 * 1024);
+        // Behind a large read: with --zero-copy the next read is a
+        // splice, which stops at the mark too ("try again", for ever).
+        let bulk = pattern(11, 20 * 1024);
+        conn.write_all(&bulk).unwrap();
+        expect_echo(&mut conn, &bulk, "a large read");
+        let mut marked = bulk.clone();
+        marked.push(b'Z');
+        send_flags(&conn, &marked, libc::MSG_OOB);
+        expect_echo(&mut conn, &marked, "an urgent byte after a large read");
+        // And at the end of a bulk stream: splice then says end of stream,
+        // with the urgent byte still queued.
+        conn.write_all(&bulk).unwrap();
+        expect_echo(&mut conn, &bulk, "a large read");
+        send_flags(&conn, &marked, libc::MSG_OOB);
+        conn.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).unwrap();
+        assert!(
+            rest == marked,
+            "{} bytes back, {} sent ({extra:?})",
+            rest.len(),
+            marked.len()
+        );
+        // Urgent bytes anywhere in a stream in both directions at once.
+        let mut conn = TcpStream::connect(server.addr()).unwrap();
+        let bulk = pattern(12, 256 * 1024);
         let mut want = bulk.clone();
         want.push(b'Z');
         want.extend_from_slice(&bulk);
@@ -376,6 +400,10 @@ fn urgent_data_comes_back_in_line() {
         conn.shutdown(Shutdown::Write).unwrap();
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest).unwrap();
-        assert!(rest.is_empty(), "{} bytes more than sent ({extra:?})", rest.len());
+        assert!(
+            rest.is_empty(),
+            "{} bytes more than sent ({extra:?})",
+            rest.len()
+        );
     }
 }

@@ -55,12 +55,7 @@ fn a_port_another_server_holds_is_refused_with_shards_too() {
     // Both would set SO_REUSEPORT, and the kernel would let the second
     // join the first's group: the server must notice.
     let out = run(
-        &mut server_command(&[
-            "-l",
-            &format!("127.0.0.1:{}", first.port),
-            "--threads",
-            "2",
-        ]),
+        &mut server_command(&["-l", &format!("127.0.0.1:{}", first.port), "--threads", "2"]),
         b"",
         Duration::from_secs(20),
     );
@@ -86,7 +81,12 @@ fn connections_spread_over_every_shard() {
     let conns: Vec<TcpStream> = (0..48)
         .map(|i| {
             let mut c = TcpStream::connect(server.addr()).unwrap();
-            ping(&mut c, format!("conn {i}").as_bytes(), Duration::from_secs(10)).unwrap();
+            ping(
+                &mut c,
+                format!("conn {i}").as_bytes(),
+                Duration::from_secs(10),
+            )
+            .unwrap();
             c
         })
         .collect();

@@ -475,8 +475,14 @@ fn a_tls_peer_is_served_with_one_descriptor_left() {
     rt.block_on(async {
         let t = Duration::from_secs(10);
         // Whatever the server opens on its first connection, it has now.
-        drop(echo(addr.clone(), config.clone(), b"warm", t).await.unwrap());
-        wait_for(t, "the warm-up closed", || server.count_lines("closing") == 1);
+        drop(
+            echo(addr.clone(), config.clone(), b"warm", t)
+                .await
+                .unwrap(),
+        );
+        wait_for(t, "the warm-up closed", || {
+            server.count_lines("closing") == 1
+        });
         leave_one_descriptor(server.pid());
         let first = echo(addr.clone(), config.clone(), b"first", t)
             .await
@@ -485,8 +491,18 @@ fn a_tls_peer_is_served_with_one_descriptor_left() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(!second.is_finished(), "the second connection did not wait");
         let accept_failed = server.count_lines("accept on");
-        assert_eq!(accept_failed, 1, "one line per burst:\n{}", server.lines().join("\n"));
-        assert_eq!(server.count_lines("cannot"), 0, "{}", server.lines().join("\n"));
+        assert_eq!(
+            accept_failed,
+            1,
+            "one line per burst:\n{}",
+            server.lines().join("\n")
+        );
+        assert_eq!(
+            server.count_lines("cannot"),
+            0,
+            "{}",
+            server.lines().join("\n")
+        );
         // A descriptor frees up: the waiting connection is served.
         drop(first);
         let second = tokio::time::timeout(Duration::from_secs(20), second).await;
@@ -521,12 +537,20 @@ fn urgent_data_in_a_tls_stream_stays_in_line() {
         while tls.wants_write() {
             tls.write_tls(&mut wire).unwrap();
         }
-        // The record's last byte is the urgent one.
-        let (head, last) = wire.split_at(wire.len() - 1);
+        // The record's tail in one send, whose last byte is urgent: a
+        // read of that segment stops just before it.
+        let (head, tail) = wire.split_at(wire.len() - 5);
         tcp.write_all(head).unwrap();
-        // SAFETY: send(2) reads one byte from a live slice.
-        let sent = unsafe { libc::send(tcp.as_raw_fd(), last.as_ptr().cast(), 1, libc::MSG_OOB) };
-        assert_eq!(sent, 1);
+        // SAFETY: send(2) reads `tail.len()` bytes from a live slice.
+        let sent = unsafe {
+            libc::send(
+                tcp.as_raw_fd(),
+                tail.as_ptr().cast(),
+                tail.len(),
+                libc::MSG_OOB,
+            )
+        };
+        assert_eq!(sent, 5);
         let mut got = vec![0u8; msg.len()];
         rustls::Stream::new(&mut tls, &mut tcp)
             .read_exact(&mut got)

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use tracing::{debug, info};
 
-use super::bind::{Endpoint, Local, RawSocket, fmt_host_port, scheme_prefix};
 use super::ServerError;
+use super::bind::{Endpoint, Local, RawSocket, fmt_host_port, scheme_prefix};
 use crate::activation::{InheritedSocket, SocketKind};
 use crate::addr::Transport;
 use crate::transport::tcp;
@@ -101,7 +101,11 @@ fn adopt(socket: InheritedSocket) -> Result<(RawSocket, Transport, Local), Serve
             let path = path.unwrap_or_else(|| PathBuf::from("(unnamed)"));
             let std = std::os::unix::net::UnixListener::from(fd);
             let listener = mio::net::UnixListener::from_std(std);
-            (RawSocket::Unix(listener), Transport::Unix, Local::Unix(path))
+            (
+                RawSocket::Unix(listener),
+                Transport::Unix,
+                Local::Unix(path),
+            )
         }
     })
 }

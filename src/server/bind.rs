@@ -273,15 +273,21 @@ mod tests {
             .expect("a group on a free port");
         assert_eq!(sockets.len(), 3);
         for s in &sockets {
-            let RawSocket::Tcp(l) = s else { panic!("not TCP") };
+            let RawSocket::Tcp(l) = s else {
+                panic!("not TCP")
+            };
             assert_eq!(l.local_addr().unwrap(), local);
         }
         // Another group on the same port is refused, as one socket would be.
-        let e = bind_group(Transport::Tcp, local, 2).err().expect("port in use");
+        let e = bind_group(Transport::Tcp, local, 2)
+            .err()
+            .expect("port in use");
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
         let (udp, at) = bind_group(Transport::Udp, "127.0.0.1:0".parse().unwrap(), 2).unwrap();
         assert_eq!(udp.len(), 2);
-        let e = bind_group(Transport::Udp, at, 2).err().expect("port in use");
+        let e = bind_group(Transport::Udp, at, 2)
+            .err()
+            .expect("port in use");
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
     }
 }

@@ -117,7 +117,10 @@ pub fn default_threads() -> usize {
 }
 
 /// The checks that need no socket: each failure a [`ServerError::Config`].
-pub(super) fn check(config: &ServerConfig, inherited: &[InheritedSocket]) -> Result<(), ServerError> {
+pub(super) fn check(
+    config: &ServerConfig,
+    inherited: &[InheritedSocket],
+) -> Result<(), ServerError> {
     if config.read_size == 0 {
         return Err(ServerError::Config(
             "the read size must be at least 1 byte".into(),

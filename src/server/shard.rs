@@ -107,7 +107,10 @@ fn deal(
     endpoints: Vec<Endpoint>,
     n: usize,
     udp_rate: u32,
-) -> (Vec<Vec<Assignment>>, Vec<Option<mpsc::UnboundedReceiver<Accepted>>>) {
+) -> (
+    Vec<Vec<Assignment>>,
+    Vec<Option<mpsc::UnboundedReceiver<Accepted>>>,
+) {
     let spreads = endpoints
         .iter()
         .any(|e| e.transport != Transport::Udp && e.sockets.len() < n);

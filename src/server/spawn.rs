@@ -136,7 +136,10 @@ fn spawn_tls(shared: &Shared, stream: mio::net::TcpStream, peer: PeerName, open:
         let queues = move || transport::socket_queues(fd);
         let bytes = metrics.bytes(Transport::Tls);
         let result = echo_stream(&mut tls, peer, opts, bytes, queues).await;
-        tls.get_ref().0.open().ended(peer, result, opts.idle_timeout);
+        tls.get_ref()
+            .0
+            .open()
+            .ended(peer, result, opts.idle_timeout);
     });
 }
 
