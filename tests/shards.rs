@@ -137,7 +137,7 @@ fn the_connection_limit_holds_across_shards() {
         .collect();
     let mut peers: Vec<(TcpStream, bool)> = peers.into_iter().map(|c| (c, false)).collect();
     // Which peers got their byte back; a dropped peer fails the test.
-    let mut poll = |peers: &mut Vec<(TcpStream, bool)>| {
+    let poll = |peers: &mut Vec<(TcpStream, bool)>| {
         for (c, echoed) in peers.iter_mut().filter(|(_, e)| !*e) {
             let mut b = [0u8; 1];
             match c.read(&mut b) {

@@ -25,8 +25,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::deal::Route;
 use super::registry::Entry;
-use super::shard::{Route, ShardCtx};
+use super::shard::ShardCtx;
 use crate::addr::Transport;
 use crate::metrics::ErrorKind;
 

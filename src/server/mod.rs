@@ -24,7 +24,7 @@
 //! lives and dies on the shard that accepted it: no work stealing, no
 //! socket whose cache lines wander between cores. A Unix socket, or a
 //! socket systemd passed once, has one accept loop that hands connections
-//! to the shards in turn ([`shard`] has the details; [`current_shard`]
+//! to the shards in turn (the `shard` and `deal` files have the details; [`current_shard`]
 //! says which shard a thread is).
 //!
 //! Each listener is one of three kinds: a stream listener whose accepted
@@ -38,8 +38,9 @@
 //! are kept per thread and summed when read.
 //!
 //! The files: [`config`](ServerConfig) (what a server is told), `bind`
-//! and `adopt` (sockets made, or passed by systemd), `shard` (the
-//! threads), `accept` (the accept loop and its backoff), `spawn` (an
+//! with `group` and `adopt` (sockets made, one per shard, or passed by
+//! systemd), `shard` (the
+//! threads) and `deal` (which shard serves which socket), `accept` (the accept loop and its backoff), `spawn` (an
 //! accepted connection becomes a served one: the one place to hook a step
 //! every connection passes), `tls_conn` (the socket under TLS), `limits`
 //! and [`registry`].
@@ -48,6 +49,8 @@ mod accept;
 mod adopt;
 mod bind;
 mod config;
+mod deal;
+mod group;
 mod limits;
 pub mod registry;
 mod shard;
@@ -61,7 +64,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use config::{
     DEFAULT_READ_SIZE, DEFAULT_SHUTDOWN_TIMEOUT, ServerConfig, ServerError, default_threads,
@@ -73,7 +76,6 @@ use crate::addr::{Addr, Transport};
 use crate::echo::EchoOptions;
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownHandle;
-use crate::units::format_duration;
 use bind::{Endpoint, Local};
 use limits::Limits;
 use registry::Connections;
@@ -155,19 +157,7 @@ impl Server {
         config::check(&config, &inherited)?;
         let tls = config::tls_acceptor(&config, &inherited)?;
         let threads = config.threads;
-        let endpoints = if inherited.is_empty() {
-            let mut endpoints = Vec::new();
-            for addr in &config.listen {
-                endpoints.extend(bind::bind_addr(addr, threads).await?);
-            }
-            endpoints
-        } else {
-            adopt::adopt_all(inherited, threads)?
-        };
-        let mut metrics_listeners = Vec::new();
-        if let Some(addr) = &config.metrics {
-            metrics_listeners = bind::bind_metrics(addr).await?;
-        }
+        let (endpoints, metrics_listeners) = bind::bind_all(&config, inherited).await?;
         let shared = Arc::new(Shared {
             opts: EchoOptions {
                 read_size: config.read_size,
@@ -261,37 +251,13 @@ impl Server {
         handle.wait_shutdown().await;
         info!(name = "main", "closing server");
         shards.close_listeners().await;
-        drain(&shared, &handle).await;
+        shared
+            .conns
+            .drain(shared.shutdown_timeout, handle.wait_force())
+            .await;
         shards.finish().await;
         scrapes.shutdown().await;
         Ok(())
-    }
-}
-
-/// Waits up to the shutdown timeout (or until forced) for every open
-/// connection to finish, then closes the rest and waits for them.
-async fn drain(shared: &Shared, handle: &ShutdownHandle) {
-    let open = shared.conns.open();
-    if open > 0 {
-        info!(
-            name = "main",
-            "waiting up to {} for {open} open connection(s)",
-            format_duration(shared.shutdown_timeout)
-        );
-    }
-    let drained = tokio::select! {
-        () = shared.conns.all_closed() => true,
-        () = tokio::time::sleep(shared.shutdown_timeout) => false,
-        () = handle.wait_force() => false,
-    };
-    if !drained {
-        warn!(
-            name = "main",
-            "closing {} connection(s) still open",
-            shared.conns.open()
-        );
-        shared.conns.close_all();
-        shared.conns.all_closed().await;
     }
 }
 

@@ -21,7 +21,12 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use std::time::Duration;
+
 use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::units::format_duration;
 
 /// The registry. See the module documentation.
 #[derive(Debug, Default)]
@@ -107,6 +112,33 @@ impl Connections {
             unsafe {
                 libc::shutdown(fd, libc::SHUT_RDWR);
             }
+        }
+    }
+
+    /// Shutdown's wait: up to `timeout` (or until `force` resolves) for
+    /// every connection to finish, then closes the rest and waits for them.
+    pub async fn drain(&self, timeout: Duration, force: impl Future<Output = ()>) {
+        let open = self.open();
+        if open > 0 {
+            info!(
+                name = "main",
+                "waiting up to {} for {open} open connection(s)",
+                format_duration(timeout)
+            );
+        }
+        let drained = tokio::select! {
+            () = self.all_closed() => true,
+            () = tokio::time::sleep(timeout) => false,
+            () = force => false,
+        };
+        if !drained {
+            warn!(
+                name = "main",
+                "closing {} connection(s) still open",
+                self.open()
+            );
+            self.close_all();
+            self.all_closed().await;
         }
     }
 

@@ -2,16 +2,13 @@
 //! single-threaded tokio runtime with its own sockets; with 1, the same
 //! work as one task on the caller's runtime.
 //!
-//! Endpoint sockets are dealt out in turn: an endpoint with a socket per
-//! shard (every TCP, TLS and UDP address the server binds itself) gives
-//! each shard its own, and a connection is served by the shard whose
-//! socket the kernel chose for it (`SO_REUSEPORT` hashes the addresses
-//! and ports of both ends). An endpoint with fewer sockets than shards (a
-//! Unix path, a socket systemd passed once) is accepted on by one loop per
-//! socket, which hands its connections to every shard in turn, so they
-//! spread without all shards waking for each arrival. Either way a
-//! connection lives and dies on one shard. UDP sockets are served where
-//! they are dealt: systemd's single UDP socket by one shard.
+//! The endpoints' sockets are dealt to the shards ([`super::deal`]): an
+//! endpoint with a socket per shard (every TCP, TLS and UDP address the
+//! server binds itself) gives each shard its own, and a connection is
+//! served by the shard whose socket the kernel chose for it
+//! (`SO_REUSEPORT` hashes the addresses and ports of both ends); one with
+//! fewer sockets hands its connections to every shard in turn. Either way
+//! a connection lives and dies on one shard.
 //!
 //! What the shards share is the [`Shared`] state (limits, the registry,
 //! the metrics) and the stop and done signals; the caller of
@@ -20,21 +17,15 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
-use super::accept::{self, Accepted, Burst, StreamListener};
-use super::bind::{Endpoint, RawSocket};
-use super::{ServerError, spawn};
-use crate::addr::Transport;
-use crate::transport::udp_guard::Guard;
-use crate::transport::unix::SocketFile;
-use crate::transport::{self, udp};
+use super::accept::Accepted;
+use super::bind::Endpoint;
+use super::deal::{self, Assignment};
+use super::{ServerError, Shared, spawn};
 
 thread_local! {
     static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
@@ -53,109 +44,7 @@ pub(super) struct ShardCtx {
     /// Cancelled when the server stops accepting.
     pub(super) stop: CancellationToken,
     /// This shard's number.
-    index: usize,
-}
-
-/// Where an accept loop sends its connections.
-#[derive(Clone)]
-pub(super) enum Route {
-    /// Served by the shard that accepted them.
-    Here,
-    /// Handed to every shard in turn.
-    Spread(Arc<Spread>),
-}
-
-/// The shards' inboxes, and whose turn it is.
-pub(super) struct Spread {
-    next: AtomicUsize,
-    inboxes: Arc<[mpsc::UnboundedSender<Accepted>]>,
-}
-
-impl Route {
-    /// Serves `accepted` here, or sends it to the shard whose turn it is.
-    pub(super) fn deliver(&self, accepted: Accepted, ctx: &ShardCtx) {
-        let Route::Spread(spread) = self else {
-            return spawn::serve(&ctx.shared, accepted);
-        };
-        let to = spread.next.fetch_add(1, Ordering::Relaxed) % spread.inboxes.len();
-        if to == ctx.index {
-            return spawn::serve(&ctx.shared, accepted);
-        }
-        // A shard's inbox outlives every accept loop; if it is gone
-        // anyway, serving here loses nothing.
-        if let Err(mpsc::error::SendError(accepted)) = spread.inboxes[to].send(accepted) {
-            spawn::serve(&ctx.shared, accepted);
-        }
-    }
-}
-
-/// One socket dealt to a shard, and what serving it needs.
-struct Assignment {
-    socket: RawSocket,
-    transport: Transport,
-    label: Arc<str>,
-    route: Route,
-    burst: Arc<Burst>,
-    guard: Option<Arc<Guard>>,
-    /// A Unix socket file, removed once the socket is closed.
-    file: Option<SocketFile>,
-}
-
-/// Deals the endpoints' sockets to `n` shards; also returns the shards'
-/// inboxes, when some endpoint spreads its connections.
-fn deal(
-    endpoints: Vec<Endpoint>,
-    n: usize,
-    udp_rate: u32,
-) -> (
-    Vec<Vec<Assignment>>,
-    Vec<Option<mpsc::UnboundedReceiver<Accepted>>>,
-) {
-    let spreads = endpoints
-        .iter()
-        .any(|e| e.transport != Transport::Udp && e.sockets.len() < n);
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..n)
-        .map(|_| match spreads {
-            true => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                (Some(tx), Some(rx))
-            }
-            false => (None, None),
-        })
-        .unzip();
-    let inboxes: Arc<[_]> = senders.into_iter().flatten().collect();
-    let mut shards: Vec<Vec<Assignment>> = (0..n).map(|_| Vec::new()).collect();
-    for endpoint in endpoints {
-        let label: Arc<str> = endpoint.addr().to_string().into();
-        let Endpoint {
-            transport,
-            sockets,
-            mut file,
-            ..
-        } = endpoint;
-        let route = if transport == Transport::Udp || sockets.len() >= n {
-            Route::Here
-        } else {
-            Route::Spread(Arc::new(Spread {
-                next: AtomicUsize::new(0),
-                inboxes: inboxes.clone(),
-            }))
-        };
-        let burst = Arc::new(Burst::default());
-        let guard = (transport == Transport::Udp).then(|| Arc::new(Guard::new(udp_rate)));
-        for (j, socket) in sockets.into_iter().enumerate() {
-            shards[j % n].push(Assignment {
-                socket,
-                transport,
-                label: label.clone(),
-                route: route.clone(),
-                burst: burst.clone(),
-                guard: guard.clone(),
-                file: file.take(),
-            });
-        }
-    }
-    (shards, receivers)
+    pub(super) index: usize,
 }
 
 /// One shard, before it runs.
@@ -183,7 +72,7 @@ impl Shard {
         } = self;
         let mut loops = JoinSet::new();
         for assignment in plan {
-            if let Err(e) = listen(assignment, &ctx, &mut loops) {
+            if let Err(e) = deal::listen(assignment, &ctx, &mut loops) {
                 let _ = started.send(Err(e));
                 return;
             }
@@ -205,57 +94,6 @@ impl Shard {
     }
 }
 
-/// Registers one dealt socket with this shard's runtime and starts serving
-/// it in `loops`.
-fn listen(
-    assignment: Assignment,
-    ctx: &Arc<ShardCtx>,
-    loops: &mut JoinSet<()>,
-) -> Result<(), ServerError> {
-    let Assignment {
-        socket,
-        transport,
-        label,
-        route,
-        burst,
-        guard,
-        file,
-    } = assignment;
-    let failed = |error| ServerError::Bind {
-        addr: label.to_string(),
-        error,
-    };
-    match socket {
-        RawSocket::Tcp(l) => {
-            let l = StreamListener::Tcp(transport::register(l).map_err(failed)?);
-            let ctx = ctx.clone();
-            loops.spawn(accept::accept_loop(l, transport, label, burst, route, ctx));
-        }
-        RawSocket::Unix(l) => {
-            let l = StreamListener::Unix(transport::register(l).map_err(failed)?);
-            let ctx = ctx.clone();
-            loops.spawn(async move {
-                accept::accept_loop(l, transport, label, burst, route, ctx).await;
-                // The loop closed the socket; its name goes after it.
-                drop(file);
-            });
-        }
-        RawSocket::Udp(s) => {
-            let socket = UdpSocket::from_std(s).map_err(failed)?;
-            let shared = &ctx.shared;
-            let guard = guard.unwrap_or_else(|| Arc::new(Guard::new(shared.udp_rate)));
-            let (metrics, stop) = (shared.metrics.clone(), ctx.stop.clone());
-            loops.spawn(async move {
-                tokio::select! {
-                    () = udp::serve(socket, guard, metrics) => {}
-                    () = stop.cancelled() => {}
-                }
-            });
-        }
-    }
-    Ok(())
-}
-
 /// The running shards, as [`Server::run`](super::Server::run) controls
 /// them. Dropped early (the `run` future dropped), it stops them.
 pub(super) struct Running {
@@ -273,7 +111,7 @@ pub(super) async fn start(
     threads: usize,
     shared: &Arc<Shared>,
 ) -> Result<Running, ServerError> {
-    let (plans, inboxes) = deal(endpoints, threads, shared.udp_rate);
+    let (plans, inboxes) = deal::deal(endpoints, threads, shared.udp_rate);
     let mut running = Running {
         stop: CancellationToken::new(),
         done: CancellationToken::new(),
