@@ -197,3 +197,24 @@ fn services_wait_for_readiness_and_bind_what_the_docs_say() {
         assert!(plain.contains(&format!("--listen {addr}")), "{addr}");
     }
 }
+
+/// The fast path for shards: `echoes.socket` lists each port once per
+/// shard of `echoes.service`, with `ReusePort=yes`, so systemd passes a
+/// `SO_REUSEPORT` group with a socket for every shard.
+#[test]
+fn the_socket_unit_gives_every_shard_its_own_socket() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let socket = std::fs::read_to_string(dir.join("echoes.socket")).unwrap();
+    let service = std::fs::read_to_string(dir.join("echoes.service")).unwrap();
+    assert!(socket.lines().any(|l| l == "ReusePort=yes"));
+    let threads: usize = service
+        .split("--threads ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("echoes.service gives --threads");
+    assert!(threads > 1);
+    for line in ["ListenStream=7", "ListenDatagram=7"] {
+        let listed = socket.lines().filter(|l| *l == line).count();
+        assert_eq!(listed, threads, "{line} once per shard");
+    }
+}
