@@ -42,9 +42,19 @@ fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
     socket.into()
 }
 
+/// One socket's backlog, oldest first: with several shards, each shard's
+/// socket is served oldest first, and the shards in the order they found
+/// a connection waiting (tests/shards.rs holds the limit across shards).
 #[test]
 fn max_connections_wait_in_backlog() {
-    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--max-connections", "3"]);
+    let server = ServerProc::start(&[
+        "-l",
+        "127.0.0.1:0",
+        "--max-connections",
+        "3",
+        "--threads",
+        "1",
+    ]);
     let mut served: Vec<TcpStream> = (0..3)
         .map(|i| {
             let mut c = TcpStream::connect(server.addr()).unwrap();

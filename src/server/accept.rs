@@ -126,6 +126,15 @@ async fn accept_on<L: AsRawFd, R>(
         let mut guard = listener.readable().await?;
         let permit = match permits {
             None => None,
+            // Readiness stays set after an accept until one fails, so it
+            // may be stale: a loop that queued for a slot on it would hold
+            // a place in the queue ahead of the shards that have a
+            // connection waiting. The slots go to the shards in the order
+            // their connections arrived only if each asks the kernel first.
+            Some(_) if !waiting(listener.as_raw_fd()) => {
+                guard.clear_ready();
+                continue;
+            }
             Some(permits) => Some(
                 permits
                     .clone()
@@ -138,6 +147,20 @@ async fn accept_on<L: AsRawFd, R>(
             return result.map(|r| (r, permit));
         }
     }
+}
+
+/// Whether a connection waits in the backlog of the listening socket
+/// `fd`: one `poll(2)` that does not block.
+fn waiting(fd: std::os::fd::RawFd) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll(2) reads and writes the one pollfd given, and returns
+    // at once (timeout 0); a closed `fd` shows as POLLNVAL, not waiting.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, 0) };
+    ready > 0 && pollfd.revents & libc::POLLIN != 0
 }
 
 /// Errors that concern one connection that went away before `accept`

@@ -24,8 +24,7 @@
 //! lives and dies on the shard that accepted it: no work stealing, no
 //! socket whose cache lines wander between cores. A Unix socket, or a
 //! socket systemd passed once, has one accept loop that hands connections
-//! to the shards in turn (the `shard` and `deal` files have the details; [`current_shard`]
-//! says which shard a thread is).
+//! to the shards in turn. [`current_shard`] says which shard a thread is.
 //!
 //! Each listener is one of three kinds: a stream listener whose accepted
 //! sockets the kernel reads and writes (TCP, Unix: the fast
@@ -37,13 +36,13 @@
 //! [`registry`] of open connections and the [`Metrics`], whose counters
 //! are kept per thread and summed when read.
 //!
-//! The files: [`config`](ServerConfig) (what a server is told), `bind`
-//! with `group` and `adopt` (sockets made, one per shard, or passed by
-//! systemd), `shard` (the
-//! threads) and `deal` (which shard serves which socket), `accept` (the accept loop and its backoff), `spawn` (an
-//! accepted connection becomes a served one: the one place to hook a step
-//! every connection passes), `tls_conn` (the socket under TLS), `limits`
-//! and [`registry`].
+//! The files, one idea each: `config` (what a server is told, and why it
+//! may not start), `bind` with `group` and `adopt` (sockets made, one per
+//! shard, or passed by systemd), `shard` (the threads and their life) and
+//! `deal` (which shard serves which socket), `accept` (the accept loop
+//! and its backoff), `spawn` (an accepted connection becomes a served
+//! one: the one place to hook a step every connection passes), `tls_conn`
+//! (the socket under TLS), `limits` and [`registry`].
 
 mod accept;
 mod adopt;
