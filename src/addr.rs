@@ -1,6 +1,7 @@
 //! The `ADDR` forms of SPEC.md: `HOST:PORT`, `[V6]:PORT`, `tcp://`, `tls://`,
-//! `udp://` and `unix:PATH`, parsed into an [`Addr`] and resolved into socket
-//! addresses.
+//! `udp://`, `unix:PATH`, and the web forms `http://`, `https://`, `ws://`
+//! and `wss://` (with an optional `/PATH`), parsed into an [`Addr`] and
+//! resolved into socket addresses.
 //!
 //! Parsing is pure (no DNS) so that a malformed address is a usage error
 //! (exit 2) found before anything starts; resolving is a separate, runtime
@@ -25,16 +26,51 @@ pub enum Transport {
     Udp,
     /// A Unix stream socket (`unix:PATH`).
     Unix,
+    /// HTTP/1.1 and HTTP/2 over TCP (`http://HOST:PORT`).
+    Http,
+    /// HTTP/1.1 and HTTP/2 over TLS (`https://HOST:PORT`).
+    Https,
+    /// WebSocket over HTTP (`ws://HOST:PORT/PATH`); a server listens for it
+    /// on an `http://` listener.
+    Ws,
+    /// WebSocket over HTTPS (`wss://HOST:PORT/PATH`); a server listens for
+    /// it on an `https://` listener.
+    Wss,
 }
 
 impl Transport {
-    /// The name used in URLs, logs and metrics labels: `tcp`, `tls`, `udp`, `unix`.
+    /// The name used in URLs and logs: `tcp`, `tls`, `udp`, `unix`, `http`,
+    /// `https`, `ws`, `wss`.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
             Transport::Udp => "udp",
             Transport::Unix => "unix",
+            Transport::Http => "http",
+            Transport::Https => "https",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+
+    /// Whether this is one of the web schemes, which take a path:
+    /// `http://`, `https://`, `ws://`, `wss://`.
+    pub fn is_web(self) -> bool {
+        matches!(
+            self,
+            Transport::Http | Transport::Https | Transport::Ws | Transport::Wss
+        )
+    }
+
+    /// The listener that serves this scheme: `ws://` is served by an
+    /// `http://` listener and `wss://` by an `https://` one; every other
+    /// transport by its own.
+    pub fn listener(self) -> Transport {
+        match self {
+            Transport::Ws => Transport::Http,
+            Transport::Wss => Transport::Https,
+            other => other,
         }
     }
 }
@@ -59,6 +95,21 @@ pub enum Addr {
     },
     /// A Unix stream socket path.
     Unix(PathBuf),
+    /// A web address: `http://`, `https://`, `ws://` or `wss://`, a host and
+    /// port, and the path a client asks for.
+    Web {
+        /// [`Transport::Http`], [`Transport::Https`], [`Transport::Ws`] or
+        /// [`Transport::Wss`].
+        transport: Transport,
+        /// The host as given, as for [`Addr::Inet`].
+        host: String,
+        /// The port; 0 lets the system pick one when binding.
+        port: u16,
+        /// The path and query as given (`/chat?room=1`), or empty when the
+        /// address has none (a client then asks for `/`). Printable ASCII
+        /// without spaces, starting with `/`.
+        path: String,
+    },
 }
 
 /// Why an address did not parse.
@@ -73,8 +124,26 @@ impl Addr {
     /// The protocol this address speaks.
     pub fn transport(&self) -> Transport {
         match self {
-            Addr::Inet { transport, .. } => *transport,
+            Addr::Inet { transport, .. } | Addr::Web { transport, .. } => *transport,
             Addr::Unix(_) => Transport::Unix,
+        }
+    }
+
+    /// The host and port of an IP address (every form but `unix:`).
+    pub fn host_port(&self) -> Option<(&str, u16)> {
+        match self {
+            Addr::Inet { host, port, .. } | Addr::Web { host, port, .. } => Some((host, *port)),
+            Addr::Unix(_) => None,
+        }
+    }
+
+    /// The path a web client asks for: the address's path, or `/` when it
+    /// has none; `None` for the other forms.
+    pub fn web_path(&self) -> Option<&str> {
+        match self {
+            Addr::Web { path, .. } if path.is_empty() => Some("/"),
+            Addr::Web { path, .. } => Some(path),
+            _ => None,
         }
     }
 
@@ -82,17 +151,17 @@ impl Addr {
     /// resolver's order and without duplicates (`localhost` gives `::1` and
     /// `127.0.0.1`). IP literals are not looked up.
     pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
-        let Addr::Inet { host, port, .. } = self else {
+        let Some((host, port)) = self.host_port() else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "a unix socket path has no IP address",
             ));
         };
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, *port)]);
+            return Ok(vec![SocketAddr::new(ip, port)]);
         }
         let mut found: Vec<SocketAddr> = Vec::new();
-        for addr in tokio::net::lookup_host((host.as_str(), *port)).await? {
+        for addr in tokio::net::lookup_host((host, port)).await? {
             if !found.contains(&addr) {
                 found.push(addr);
             }
@@ -116,8 +185,19 @@ impl FromStr for Addr {
             reason,
         };
         if let Some(path) = input.strip_prefix("unix:") {
-            // `unix:///run/echo.sock` is accepted as well as `unix:/run/echo.sock`.
-            let path = path.strip_prefix("//").unwrap_or(path);
+            // `unix:///run/echo.sock` is accepted as well as `unix:/run/echo.sock`;
+            // `unix://tmp/x.sock` is not a relative path (SPEC.md): in a URL,
+            // `tmp` would be a host.
+            let path = match path.strip_prefix("//") {
+                Some(abs) if !abs.is_empty() && !abs.starts_with('/') => {
+                    return Err(err(
+                        "unix:// needs an absolute path after it (unix:///tmp/echo.sock); \
+                         a relative path is written unix:tmp/echo.sock",
+                    ));
+                }
+                Some(abs) => abs,
+                None => path,
+            };
             if path.is_empty() {
                 return Err(err("a unix address needs a path, e.g. unix:/tmp/echo.sock"));
             }
@@ -131,12 +211,22 @@ impl FromStr for Addr {
             Some(("tcp", rest)) => (Transport::Tcp, rest),
             Some(("tls", rest)) => (Transport::Tls, rest),
             Some(("udp", rest)) => (Transport::Udp, rest),
+            Some(("http", rest)) => (Transport::Http, rest),
+            Some(("https", rest)) => (Transport::Https, rest),
+            Some(("ws", rest)) => (Transport::Ws, rest),
+            Some(("wss", rest)) => (Transport::Wss, rest),
             Some(_) => {
                 return Err(err(
-                    "unknown scheme (expected tcp://, tls://, udp:// or unix:)",
+                    "unknown scheme (expected tcp://, tls://, udp://, http://, https://, ws://, wss:// or unix:)",
                 ));
             }
         };
+        // A web address may name a path after its port; the others may not.
+        let (rest, path) = match rest.find('/') {
+            Some(at) if transport.is_web() => rest.split_at(at),
+            _ => (rest, ""),
+        };
+        check_path(path).map_err(err)?;
         let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
             let (v6, after) = bracketed
                 .split_once(']')
@@ -153,7 +243,7 @@ impl FromStr for Addr {
                 .rsplit_once(':')
                 .ok_or_else(|| err("expected HOST:PORT, e.g. localhost:10000"))?;
             if host.contains(':') {
-                return Err(err("an IPv6 address needs brackets, e.g. [::1]:10000"));
+                return Err(err(colon_in_host(input, host)));
             }
             (host, port)
         };
@@ -179,12 +269,54 @@ impl FromStr for Addr {
         let port: u16 = port
             .parse()
             .map_err(|_| err("the port must be between 0 and 65535"))?;
+        let host = host.to_string();
+        if transport.is_web() {
+            let path = path.to_string();
+            return Ok(Addr::Web {
+                transport,
+                host,
+                port,
+                path,
+            });
+        }
         Ok(Addr::Inet {
             transport,
-            host: host.to_string(),
+            host,
             port,
         })
     }
+}
+
+/// What is wrong with a host that holds a colon: an IPv6 address without
+/// brackets, or a scheme written without its `//` (`tcp:127.0.0.1:7000`).
+fn colon_in_host(input: &str, host: &str) -> &'static str {
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        return "an IPv6 address needs brackets, e.g. [::1]:10000";
+    }
+    // Schemes of SPEC.md's ADDR forms; a look at the text only, so that a
+    // hostile input cannot make it recurse.
+    const SCHEMES: [&str; 7] = ["tcp", "tls", "udp", "http", "https", "ws", "wss"];
+    if let Some((scheme, rest)) = input.split_once(':')
+        && SCHEMES.contains(&scheme)
+        && !rest.starts_with('/')
+    {
+        return "a scheme is followed by '//': write tcp://HOST:PORT, udp://HOST:PORT, \
+                tls://HOST:PORT (only unix: takes a bare path)";
+    }
+    "expected HOST:PORT or [V6]:PORT; the host has a ':' in it"
+}
+
+/// Checks the `/PATH` of a web address: empty, or `/` followed by what a
+/// request line can carry as it is (printable ASCII, no space), without a
+/// fragment, which is never sent.
+fn check_path(path: &str) -> Result<(), &'static str> {
+    if path.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err("the path has a space or a character that needs %-encoding");
+    }
+    if path.contains('#') {
+        return Err("a path cannot have a #fragment: it is never sent");
+    }
+    Ok(())
 }
 
 impl fmt::Display for Addr {
@@ -205,12 +337,75 @@ impl fmt::Display for Addr {
                 if *transport != Transport::Tcp || host == "unix" {
                     write!(f, "{transport}://")?;
                 }
-                if host.contains(':') {
-                    write!(f, "[{host}]:{port}")
-                } else {
-                    write!(f, "{host}:{port}")
-                }
+                write_host_port(f, host, *port)
             }
+            Addr::Web {
+                transport,
+                host,
+                port,
+                path,
+            } => {
+                write!(f, "{transport}://")?;
+                write_host_port(f, host, *port)?;
+                f.write_str(path)
+            }
+        }
+    }
+}
+
+fn write_host_port(f: &mut fmt::Formatter<'_>, host: &str, port: u16) -> fmt::Result {
+    if host.contains(':') {
+        write!(f, "[{host}]:{port}")
+    } else {
+        write!(f, "{host}:{port}")
+    }
+}
+
+/// A `--listen` address and the options its query sets: for now one,
+/// `?proxy=off|optional|required`, the listener's PROXY protocol mode
+/// (`tcp://0.0.0.0:7?proxy=optional`). Only `?proxy=` at the very end is
+/// an option, so a Unix path may hold any other `?`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// The address.
+    pub addr: Addr,
+    /// Its own PROXY protocol mode, when it has one.
+    pub proxy: Option<crate::proxy::ProxyMode>,
+}
+
+impl FromStr for ListenAddr {
+    type Err = AddrError;
+
+    fn from_str(input: &str) -> Result<ListenAddr, AddrError> {
+        let Some((base, mode)) = input.rsplit_once("?proxy=") else {
+            return Ok(ListenAddr {
+                addr: input.parse()?,
+                proxy: None,
+            });
+        };
+        let err = |reason| AddrError {
+            input: input.to_string(),
+            reason,
+        };
+        let addr: Addr = base.parse()?;
+        let mode = mode
+            .parse()
+            .map_err(|_| err("?proxy= takes off, optional or required"))?;
+        if addr.transport() == Transport::Udp {
+            return Err(err("the PROXY protocol is not used over udp://"));
+        }
+        Ok(ListenAddr {
+            addr,
+            proxy: Some(mode),
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.proxy {
+            Some(mode) => write!(f, "{}?proxy={mode}", self.addr),
+            None => write!(f, "{}", self.addr),
         }
     }
 }
@@ -227,6 +422,15 @@ mod tests {
         }
     }
 
+    fn web(transport: Transport, host: &str, port: u16, path: &str) -> Addr {
+        Addr::Web {
+            transport,
+            host: host.into(),
+            port,
+            path: path.into(),
+        }
+    }
+
     #[test]
     fn parses_every_form() {
         use Transport::*;
@@ -240,6 +444,17 @@ mod tests {
             ("unix:/tmp/echo.sock", Addr::Unix("/tmp/echo.sock".into())),
             ("unix:///run/e.sock", Addr::Unix("/run/e.sock".into())),
             ("unix:rel.sock", Addr::Unix("rel.sock".into())),
+            ("unix:tmp/x.sock", Addr::Unix("tmp/x.sock".into())),
+            ("http://localhost:8080", web(Http, "localhost", 8080, "")),
+            ("https://[::1]:443/", web(Https, "::1", 443, "/")),
+            (
+                "ws://127.0.0.1:80/chat?room=1",
+                web(Ws, "127.0.0.1", 80, "/chat?room=1"),
+            ),
+            (
+                "wss://echo.example:8443/a/b%20c",
+                web(Wss, "echo.example", 8443, "/a/b%20c"),
+            ),
         ];
         for (input, want) in table {
             assert_eq!(input.parse::<Addr>(), Ok(want), "{input}");
@@ -262,11 +477,23 @@ mod tests {
             "host:-1",
             "host:+1",
             "host:1x",
-            "http://host:80",
+            "gopher://host:80",
+            "tcp://host:80/path",
+            "ws://host:80/a b",
+            "ws://host:80/a#frag",
+            "ws://host/path",
+            "ws://:80/",
+            "https://host:80x/",
+            "ws://host:80/é",
             "tcp://",
             "unix:",
             "ho st:1",
             "host/x:1",
+            "unix://tmp/x.sock",
+            "unix://rel",
+            "tcp:127.0.0.1:7000",
+            "tcp:tcp:tcp:tcp:1",
+            "tcp:////tcp:1",
         ] {
             assert!(bad.parse::<Addr>().is_err(), "{bad:?} should be rejected");
         }
@@ -282,6 +509,10 @@ mod tests {
             "unix:/x",
             "unix:////x",
             "tcp://unix:1",
+            "http://localhost:8080",
+            "https://[::1]:1/",
+            "ws://h:2/chat?x=1&y",
+            "wss://unix:3/p",
         ] {
             let a: Addr = s.parse().unwrap();
             assert_eq!(a.to_string(), s);
@@ -295,6 +526,58 @@ mod tests {
         assert!(e.contains("brackets"), "{e}");
         let e = "localhost".parse::<Addr>().unwrap_err().to_string();
         assert!(e.contains("HOST:PORT"), "{e}");
+        // A scheme without its `//` is not an IPv6 address.
+        for typo in ["tcp:127.0.0.1:7000", "udp:[::1]:7", "tls:localhost:443"] {
+            let e = typo.parse::<Addr>().unwrap_err().to_string();
+            assert!(e.contains("followed by '//'"), "{typo}: {e}");
+            assert!(!e.contains("brackets"), "{typo}: {e}");
+        }
+        let e = "fe80::1:80".parse::<Addr>().unwrap_err().to_string();
+        assert!(e.contains("brackets"), "{e}");
+        let e = "unix://tmp/x.sock".parse::<Addr>().unwrap_err().to_string();
+        assert!(e.contains("absolute path"), "{e}");
+    }
+
+    #[test]
+    fn web_addresses_know_their_path_and_listener() {
+        let a: Addr = "ws://h:1".parse().unwrap();
+        assert_eq!(a.web_path(), Some("/"));
+        assert_eq!(a.host_port(), Some(("h", 1)));
+        assert_eq!(a.transport().listener(), Transport::Http);
+        let a: Addr = "wss://h:1/x?y".parse().unwrap();
+        assert_eq!(a.web_path(), Some("/x?y"));
+        assert_eq!(a.transport().listener(), Transport::Https);
+        assert_eq!("h:1".parse::<Addr>().unwrap().web_path(), None);
+        let e = "ws://h:1/a b".parse::<Addr>().unwrap_err().to_string();
+        assert!(e.contains("%-encoding"), "{e}");
+    }
+
+    #[test]
+    fn listen_addresses_take_a_proxy_mode() {
+        use crate::proxy::ProxyMode;
+        let l: ListenAddr = "tcp://0.0.0.0:7?proxy=optional".parse().unwrap();
+        assert_eq!(l.addr, inet(Transport::Tcp, "0.0.0.0", 7));
+        assert_eq!(l.proxy, Some(ProxyMode::Optional));
+        assert_eq!(l.to_string(), "0.0.0.0:7?proxy=optional");
+        let l: ListenAddr = "unix:/run/a?b?proxy=required".parse().unwrap();
+        assert_eq!(l.addr, Addr::Unix("/run/a?b".into()));
+        assert_eq!(l.proxy, Some(ProxyMode::Required));
+        let l: ListenAddr = "[::1]:1".parse().unwrap();
+        assert_eq!(l.proxy, None);
+        for bad in [
+            "udp://[::1]:7?proxy=required",
+            "tcp://a:1?proxy=sometimes",
+            "tcp://a:1?proxy=",
+            "tcp://a:1?proxi=optional",
+        ] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
+        let e = "udp://h:7?proxy=optional"
+            .parse::<ListenAddr>()
+            .unwrap_err();
+        assert!(e.to_string().contains("not used over udp://"), "{e}");
+        // A plain address keeps refusing a query.
+        assert!("tcp://a:1?proxy=optional".parse::<Addr>().is_err());
     }
 
     #[tokio::test]

@@ -48,7 +48,8 @@ impl LogArgs {
 /// `echo-bench`: `--tls-ca`, `--tls-pin`, `-k`, `--tls-cert`, `--tls-key`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TlsClientArgs {
-    /// Trust only these CA certificates (PEM) for tls:// [default: the system's]
+    /// Trust only these CA certificates (PEM) for tls://, wss:// and https://
+    /// [default: the system's]
     #[arg(long, value_name = "PEM", group = "trust")]
     pub tls_ca: Option<PathBuf>,
     /// Trust the server certificate with this SHA-256 fingerprint, as
@@ -66,15 +67,62 @@ pub struct TlsClientArgs {
     pub tls_key: Option<PathBuf>,
 }
 
+/// Why the TLS flags could not be turned into a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsArgsError {
+    /// TLS flags were given for an address that does not speak TLS: a
+    /// usage error (exit 2), since they would be ignored.
+    #[error("{0}")]
+    NotTls(String),
+    /// The certificates or keys could not be used (exit 1).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
 impl TlsClientArgs {
+    /// The flags given, as the user typed them.
+    fn given(&self) -> Vec<&'static str> {
+        let flags = [
+            (self.tls_ca.is_some(), "--tls-ca"),
+            (self.tls_pin.is_some(), "--tls-pin"),
+            (self.insecure, "--insecure"),
+            (self.tls_cert.is_some(), "--tls-cert"),
+            (self.tls_key.is_some(), "--tls-key"),
+        ];
+        flags
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect()
+    }
+
     /// The TLS client configuration these flags describe, when `addr` is
-    /// `tls://`; `None` for every other transport, which ignores them.
+    /// `tls://`, `wss://` or `https://`; `None` for every other transport.
+    /// A TLS flag given for another transport is refused rather than
+    /// ignored: it usually means the `tls://` was forgotten.
     pub fn client_config_for(
         self,
         addr: &Addr,
-    ) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
-        if addr.transport() != Transport::Tls {
-            return Ok(None);
+    ) -> Result<Option<Arc<rustls::ClientConfig>>, TlsArgsError> {
+        if !matches!(
+            addr.transport(),
+            Transport::Tls | Transport::Wss | Transport::Https
+        ) {
+            let given = self.given();
+            if given.is_empty() {
+                return Ok(None);
+            }
+            let hint = if addr.transport() == Transport::Tcp {
+                format!("; did you mean tls://{addr}?")
+            } else {
+                String::new()
+            };
+            let verb = if given.len() == 1 { "applies" } else { "apply" };
+            return Err(TlsArgsError::NotTls(format!(
+                "{} {verb} to tls://, wss:// and https:// addresses only, and {addr} is {}://{hint}",
+                given.join(", "),
+                addr.transport(),
+            )));
         }
         let settings = TlsClientSettings {
             ca: self.tls_ca,
@@ -82,7 +130,7 @@ impl TlsClientArgs {
             pin: self.tls_pin,
             identity: self.tls_cert.zip(self.tls_key),
         };
-        tls::client_config(&settings).map(Some)
+        Ok(Some(tls::client_config(&settings)?))
     }
 }
 
@@ -100,16 +148,18 @@ pub enum Generate {
     CompleteFish,
 }
 
-/// Writes what `kind` asks for, for the program described by `cmd`.
+/// Writes what `kind` asks for, for the program described by `cmd`; a man
+/// page gets `sections` (EXIT STATUS, ENVIRONMENT, SIGNALS) too.
 pub fn generate(
     kind: Generate,
     mut cmd: clap::Command,
+    sections: &ManSections,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     use clap_complete::Shell;
     let name = cmd.get_name().to_string();
     let shell = match kind {
-        Generate::Man => return clap_mangen::Man::new(cmd).render(out),
+        Generate::Man => return crate::manpage::render(cmd, sections, out),
         Generate::CompleteBash => Shell::Bash,
         Generate::CompleteZsh => Shell::Zsh,
         Generate::CompleteFish => Shell::Fish,
@@ -118,19 +168,69 @@ pub fn generate(
     Ok(())
 }
 
+pub use crate::manpage::ManSections;
+
 /// Handles `--generate` for a binary: writes to standard output and
 /// returns the exit status, or `None` when the flag was not given.
 pub fn handle_generate<P: clap::CommandFactory>(
     kind: Option<Generate>,
+    sections: &ManSections,
 ) -> Option<std::process::ExitCode> {
     let kind = kind?;
     let mut out = std::io::stdout().lock();
-    Some(match generate(kind, P::command(), &mut out) {
+    Some(match generate(kind, P::command(), sections, &mut out) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // `| head` closing the pipe early is not a failure.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
         Err(e) => fail(P::command().get_name(), &e.into()),
     })
+}
+
+/// Whether the command line asks for `--log-format json`, read before
+/// clap has parsed it: a usage error must be a JSON line too.
+fn json_requested() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.iter().enumerate().any(|(i, a)| {
+        a == "--log-format=json"
+            || (a == "--log-format" && args.get(i + 1).is_some_and(|v| v == "json"))
+    })
+}
+
+/// Parses the command line into `P`, or exits as clap does (help and
+/// version on standard output, status 0; usage errors, status 2), with a
+/// usage error as one JSON line under `--log-format json`.
+pub fn parse_or_exit<P: clap::Parser>() -> P {
+    let matches = matches_or_exit(P::command());
+    P::from_arg_matches(&matches).unwrap_or_else(|e| exit_usage(e))
+}
+
+/// As [`parse_or_exit`], but the raw matches of `cmd` (to ask where a
+/// value came from).
+pub fn matches_or_exit(cmd: clap::Command) -> clap::ArgMatches {
+    cmd.try_get_matches().unwrap_or_else(|e| exit_usage(e))
+}
+
+/// Exits with a clap error: as clap prints it, or, for an error under
+/// `--log-format json`, as one JSON line, with clap's exit status.
+pub fn exit_usage(err: clap::Error) -> ! {
+    if err.use_stderr() && (crate::logging::json() || json_requested()) {
+        let rendered = err.render().to_string();
+        let first = rendered
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let message = first.strip_prefix("error: ").unwrap_or(first);
+        crate::logging::set_json(true);
+        crate::logging::fatal(&crate::logging::program_name(), message);
+        std::process::exit(err.exit_code());
+    }
+    err.exit()
+}
+
+/// Exits with status 2 and `msg`, a usage error clap cannot find by itself
+/// (two flags that do not go together), for the program `cmd` describes.
+pub fn usage_error(mut cmd: clap::Command, msg: impl std::fmt::Display) -> ! {
+    exit_usage(cmd.error(clap::error::ErrorKind::ArgumentConflict, msg))
 }
 
 /// The `program` commands in a help text's examples, as argument lists
@@ -156,6 +256,11 @@ pub fn parse_addr(s: &str) -> Result<Addr, String> {
     s.parse().map_err(|e: crate::addr::AddrError| e.to_string())
 }
 
+/// Parses a `--listen` argument: an `ADDR`, maybe with `?proxy=MODE`.
+pub fn parse_listen_addr(s: &str) -> Result<crate::addr::ListenAddr, String> {
+    s.parse().map_err(|e: crate::addr::AddrError| e.to_string())
+}
+
 /// Parses a `--tls-pin` fingerprint (`AB:CD:…`, 64 hex digits).
 pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
     s.parse()
@@ -175,19 +280,139 @@ pub fn parse_nonzero_size(s: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("size '{s}' is too large"))
 }
 
-/// Parses a count that must be at least 1 (connections, threads).
+/// The largest `--read-size`: one `read(2)` from a socket returns at most
+/// what its receive buffer holds, which Linux caps at `tcp_rmem`'s maximum
+/// (6 MiB by default, of which about half is payload); a UDP datagram is
+/// at most 64 KiB. A larger buffer is never filled, only paid for, per
+/// worker and per blocked connection.
+pub const MAX_READ_SIZE: usize = 4 << 20;
+
+/// Parses `--read-size`: 1 byte to [`MAX_READ_SIZE`].
+pub fn parse_read_size(s: &str) -> Result<usize, String> {
+    let n = parse_nonzero_size(s).map_err(|e| {
+        if e.contains("too large") {
+            format!("at most {} (4MiB)", MAX_READ_SIZE)
+        } else {
+            e
+        }
+    })?;
+    if n > MAX_READ_SIZE {
+        return Err(format!(
+            "at most 4MiB ({MAX_READ_SIZE} bytes): one read never returns more than \
+             the kernel's socket buffer holds"
+        ));
+    }
+    Ok(n)
+}
+
+/// The most worker threads (`--threads`) a binary starts: more than one
+/// per core does not help, and a typo like `100000` would try to start a
+/// hundred thousand threads.
+pub const MAX_THREADS: usize = 1024;
+
+/// The largest connection limit (`--max-connections`,
+/// `--max-connections-per-ip`): far beyond what any system can hold open.
+pub const MAX_LIMIT: usize = u32::MAX as usize;
+
+/// Parses a whole number, saying "too large" for one of too many digits.
+fn whole_number(s: &str) -> Result<u128, String> {
+    let t = s.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("'{s}' is not a whole number"));
+    }
+    t.parse::<u128>().map_err(|_| format!("'{s}' is too large"))
+}
+
+/// Parses a count that must be at least 1 (messages in flight, ...).
 pub fn parse_nonzero_count(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("'{s}' is not a whole number")),
+    match whole_number(s)? {
+        0 => Err("must be at least 1".into()),
+        n => usize::try_from(n).map_err(|_| format!("'{s}' is too large")),
     }
 }
 
+/// Parses `--threads`: 1 to [`MAX_THREADS`].
+pub fn parse_threads(s: &str) -> Result<usize, String> {
+    let n = parse_nonzero_count(s).map_err(|e| {
+        if e.contains("too large") {
+            format!("at most {MAX_THREADS}")
+        } else {
+            e
+        }
+    })?;
+    if n > MAX_THREADS {
+        return Err(format!(
+            "at most {MAX_THREADS} (one worker per core is the most that helps)"
+        ));
+    }
+    Ok(n)
+}
+
+/// Parses a connection limit, 0 to [`MAX_LIMIT`]; 0 means no limit
+/// (SPEC.md: a zero for any limit means off), which the caller maps to
+/// `None`.
+pub fn parse_limit(s: &str) -> Result<usize, String> {
+    let n = whole_number(s)?;
+    if n > MAX_LIMIT as u128 {
+        return Err(format!("at most {MAX_LIMIT} (0 for no limit)"));
+    }
+    usize::try_from(n).map_err(|_| format!("at most {MAX_LIMIT} (0 for no limit)"))
+}
+
+/// Parses a duration of at least 1 ns (a timeout that must bound a wait).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(d)
+}
+
+/// Parses `echo-client --connect ADDR`, and says what was meant when it
+/// is given a number: `-c` is `--connect` in `echo-client` but the number
+/// of connections in `echo-bench`.
+pub fn parse_connect_addr(s: &str) -> Result<Addr, String> {
+    if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "'{s}' is a number, not an address: echo-client's -c is --connect ADDR \
+             (in echo-bench, -c is the number of connections)"
+        ));
+    }
+    parse_addr(s)
+}
+
+/// The most connections (`echo-bench -c`) one bench process opens: each
+/// needs a descriptor and its buffers, so more is a typo, not a load.
+pub const MAX_CONNECTIONS: usize = 1 << 20;
+
+/// Parses `echo-bench -c CONNECTIONS`, 1 to [`MAX_CONNECTIONS`], and says
+/// what was meant when it is given an address: `-c` is `--connect` in
+/// `echo-client`.
+pub fn parse_connections(s: &str) -> Result<usize, String> {
+    if s.contains(':') && s.parse::<Addr>().is_ok() {
+        return Err(format!(
+            "'{s}' is an address: echo-bench's -c is the number of connections; \
+             name the server with --connect {s} (echo-client's -c is --connect)"
+        ));
+    }
+    let n = parse_nonzero_count(s).map_err(|e| {
+        if e.contains("too large") {
+            format!("at most {MAX_CONNECTIONS}")
+        } else {
+            e
+        }
+    })?;
+    if n > MAX_CONNECTIONS {
+        return Err(format!("at most {MAX_CONNECTIONS} connections"));
+    }
+    Ok(n)
+}
+
 /// Prints a fatal runtime error as one line, `PROGRAM: error: ...` with
-/// its causes joined by `: `, and returns exit status 1.
+/// its causes joined by `: ` (one JSON object under `--log-format json`),
+/// and returns exit status 1.
 pub fn fail(program: &str, err: &anyhow::Error) -> std::process::ExitCode {
-    eprintln!("{program}: error: {err:#}");
+    crate::logging::fatal(program, &format!("{err:#}"));
     std::process::ExitCode::from(1)
 }
 

@@ -4,27 +4,40 @@
 //! [`send_messages`] sends each message as its own write, half-closes, and
 //! logs the conversation exactly as the seed does. [`pipe`] streams any
 //! reader to the server and the echo to any writer. Both read while they
-//! write, so a message larger than the socket buffers cannot deadlock
-//! against a server that stops reading until its replies are read.
+//! write, from one future that polls both sides (`talk` and `pipe`), so a
+//! message larger than the socket buffers cannot deadlock against a server
+//! that stops reading until its replies are read, and both check the echo
+//! as it arrives: a server that sends wrong or extra bytes is caught at
+//! once, and the client's memory stays bounded whatever it sends. Every
+//! wait is bounded by the timeout once bytes are owed (`waits`).
 //!
 //! Over `udp://` there is no stream to half-close: each message (or each
 //! chunk of input) is one datagram, and its reply is awaited, with
-//! `timeout` and one resend, before the next is sent.
+//! `timeout` and one resend, before the next is sent. Over `ws://` and
+//! `wss://`, each message is one WebSocket message ([`ws`]); `http://` and
+//! `https://` send one request instead ([`http`]).
 
-use std::cell::Cell;
-use std::collections::VecDeque;
+pub mod http;
+pub mod ws;
+
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tracing::{Level, debug, event, info};
+use tracing::{debug, info};
+
+mod pipe;
+mod talk;
+mod waits;
+
+use pipe::Pipe;
+use talk::Talk;
 
 use crate::addr::{Addr, Transport};
 use crate::pyrepr::PyBytes;
 use crate::transport::udp::{ExchangeError, MAX_DATAGRAM, UdpClient};
-use crate::transport::{self, BoxStream, ConnectError};
+use crate::transport::{BoxStream, ConnectError};
 
 /// The seed's three messages, sent when none are given.
 pub const SEED_MESSAGES: [&[u8]; 3] = [b"This is the message. ", b"It will be sent ", b"in parts."];
@@ -47,6 +60,8 @@ pub struct ClientOptions {
     /// [`tls::client_config`](crate::transport::tls::client_config));
     /// `None` trusts the system's CAs.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A PROXY protocol header to send before the data (not over UDP).
+    pub proxy: Option<crate::proxy::send::ProxySend>,
 }
 
 impl ClientOptions {
@@ -56,11 +71,13 @@ impl ClientOptions {
             addr,
             timeout,
             tls: None,
+            proxy: None,
         }
     }
 
     async fn connect(&self) -> Result<BoxStream, ConnectError> {
-        transport::connect_with(&self.addr, self.timeout, self.tls.as_ref()).await
+        let (tls, proxy) = (self.tls.as_ref(), self.proxy.as_ref());
+        crate::proxy::send::connect(&self.addr, self.timeout, tls, proxy).await
     }
 }
 
@@ -73,10 +90,42 @@ pub enum ClientError {
     /// The server could not be reached.
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// A byte came back different from the one sent (0-based offset), or
-    /// more came back than was sent.
-    #[error("echo mismatch at byte {0}")]
-    Mismatch(u64),
+    /// A byte came back different from the one sent.
+    #[error(
+        "echo mismatch at byte {offset}: sent {}, received {} ({received} bytes received)",
+        PyBytes(&[*expected]),
+        PyBytes(&[*got])
+    )]
+    Mismatch {
+        /// The 0-based offset of the first wrong byte.
+        offset: u64,
+        /// The byte sent there.
+        expected: u8,
+        /// The byte that came back.
+        got: u8,
+        /// Bytes received so far, the wrong chunk included.
+        received: u64,
+    },
+    /// Over WebSocket: the echo of a message came back as the other type
+    /// of message (binary for text, or text for binary).
+    #[error("echo mismatch at byte {offset}: sent a {sent} message, received a {received} one")]
+    WrongType {
+        /// The 0-based offset of the message's first byte.
+        offset: u64,
+        /// `text` or `binary`.
+        sent: &'static str,
+        /// `text` or `binary`.
+        received: &'static str,
+    },
+    /// More came back than was sent: every byte up to `sent` was right,
+    /// and then the server went on.
+    #[error("extra echo: sent {sent} bytes, received {received}")]
+    Extra {
+        /// Bytes sent when the extra ones arrived.
+        sent: u64,
+        /// Bytes received, the extra ones included.
+        received: u64,
+    },
     /// The server closed before echoing everything.
     #[error("short echo: sent {sent} bytes, received {received}")]
     Short {
@@ -85,18 +134,37 @@ pub enum ClientError {
         /// Bytes received back before end of stream.
         received: u64,
     },
-    /// Nothing came back for the timeout while echo was owed.
+    /// The server closed its side before everything was sent, so the rest
+    /// could never come back.
     #[error(
-        "timed out after {waited:?} waiting for the echo (sent {sent} bytes, received {received})"
+        "the server closed the connection before everything was sent (sent {sent} bytes, \
+         received {received})"
+    )]
+    ClosedEarly {
+        /// Bytes sent when the server closed.
+        sent: u64,
+        /// Bytes received, all of them right.
+        received: u64,
+    },
+    /// Nothing moved for the timeout while bytes were owed: the server
+    /// took none of what was still to send, or echoed none of what it had.
+    #[error(
+        "timed out after {waited:?} waiting for the {what} (sent {sent} bytes, received {received})"
     )]
     Timeout {
-        /// How long nothing arrived.
+        /// How long nothing moved.
         waited: Duration,
+        /// `echo`, or `server to read` when it would not take more bytes.
+        what: &'static str,
         /// Bytes sent.
         sent: u64,
         /// Bytes received.
         received: u64,
     },
+    /// Our own output (`--stdin`'s standard output) was closed, as by
+    /// `| head`: not the server's fault; the binary ends quietly.
+    #[error("the output was closed")]
+    OutputClosed,
     /// Reading from or writing to the server, or the local pipe, failed.
     #[error("{context}: {error}")]
     Io {
@@ -111,11 +179,24 @@ fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> ClientError {
     move |error| ClientError::Io { context, error }
 }
 
+/// Writing our output failed: a closed pipe is [`ClientError::OutputClosed`].
+fn output_err(error: io::Error) -> ClientError {
+    if error.kind() == io::ErrorKind::BrokenPipe {
+        ClientError::OutputClosed
+    } else {
+        ClientError::Io {
+            context: "writing output",
+            error,
+        }
+    }
+}
+
 impl ClientError {
     fn from_exchange(e: ExchangeError, sent: u64, received: u64) -> ClientError {
         match e {
             ExchangeError::Timeout { tries, timeout } => ClientError::Timeout {
                 waited: timeout * tries,
+                what: "echo",
                 sent,
                 received,
             },
@@ -141,204 +222,92 @@ struct Checker {
 }
 
 impl Checker {
-    /// Checks `got` against `want`, which is the same length or longer
-    /// (the part of what was sent that this echo should match).
-    fn check(&mut self, got: &[u8], want: &[u8]) -> Result<(), ClientError> {
+    /// Checks `got` against `want`, the bytes sent from this offset on
+    /// that are still owed: a wrong byte is a mismatch there, bytes past
+    /// `want` (`sent` bytes in all) are extra. Counts `got` either way.
+    fn check(&mut self, got: &[u8], want: &[u8], sent: u64) -> Result<(), ClientError> {
+        let at = self.received;
+        self.received += got.len() as u64;
         if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
-            return Err(ClientError::Mismatch(self.received + i as u64));
+            return Err(ClientError::Mismatch {
+                offset: at + i as u64,
+                expected: want[i],
+                got: got[i],
+                received: self.received,
+            });
         }
         if got.len() > want.len() {
-            return Err(ClientError::Mismatch(self.received + want.len() as u64));
+            return Err(ClientError::Extra {
+                sent,
+                received: self.received,
+            });
         }
-        self.received += got.len() as u64;
         Ok(())
     }
 }
 
 fn connect_line(addr: &Addr) -> String {
     match addr {
-        Addr::Inet { host, port, .. } => format!("connecting to {host} port {port}"),
+        Addr::Inet { host, port, .. } | Addr::Web { host, port, .. } => {
+            format!("connecting to {host} port {port}")
+        }
         Addr::Unix(path) => format!("connecting to {}", path.display()),
     }
 }
 
 /// The seed's conversation: send each message, half-close, read and log the
 /// echo until the server closes, and check it.
+///
+/// The echo is read and checked while the messages are written, so a
+/// server that sends back more than it was given, or the wrong bytes, is
+/// caught at once, and memory stays bounded (one read buffer, and the
+/// messages themselves) whatever the server sends. Echoed chunks that
+/// arrive before the last message is sent are logged after it, as the
+/// seed's log shows them: only their lengths are kept, since their bytes
+/// are those sent. Every wait is bounded by the timeout once bytes are
+/// owed: for the server to take what is left to send, and for the next
+/// byte of the echo (or the close).
 pub async fn send_messages(
     opts: &ClientOptions,
     messages: &[Vec<u8>],
 ) -> Result<Summary, ClientError> {
+    if matches!(opts.addr.transport(), Transport::Ws | Transport::Wss) {
+        return ws::send_messages(opts, messages).await;
+    }
     info!(name = NAME, "{}", connect_line(&opts.addr));
     if opts.addr.transport() == Transport::Udp {
         return send_datagrams(opts, messages).await;
     }
-    let stream = opts.connect().await?;
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let expected: Vec<u8> = messages.concat();
-    let sent = expected.len() as u64;
-    // Chunks read before the last message is sent wait here, so the log
-    // shows the seed's order: every `sending`, then `waiting`, then `received`.
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-
-    let reading = async move {
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            let n = rd
-                .read(&mut buf)
-                .await
-                .map_err(io_err("reading the echo"))?;
-            if n == 0 {
-                return Ok::<(), ClientError>(());
-            }
-            buf.truncate(n);
-            if tx.send(buf).is_err() {
-                return Ok(());
-            }
-        }
-    };
-    let talking = async {
-        for msg in messages {
-            within(opts.timeout, wr.write_all(msg), 0, sent)
-                .await?
-                .map_err(io_err("sending"))?;
-            info!(name = NAME, "sending {}", PyBytes(msg));
-        }
-        within(opts.timeout, wr.shutdown(), 0, sent)
-            .await?
-            .map_err(io_err("half-closing"))?;
-        info!(name = NAME, "waiting for response");
-        let mut checker = Checker { received: 0 };
-        while let Some(chunk) = within(opts.timeout, rx.recv(), checker.received, sent).await? {
-            info!(name = NAME, "received {}", PyBytes(&chunk));
-            let from = (checker.received as usize).min(expected.len());
-            checker.check(&chunk, &expected[from..])?;
-        }
-        info!(name = NAME, "closing");
-        if checker.received < sent {
-            return Err(ClientError::Short {
-                sent,
-                received: checker.received,
-            });
-        }
-        Ok(Summary { bytes: sent })
-    };
-    let ((), summary) = tokio::try_join!(reading, talking)?;
-    Ok(summary)
-}
-
-/// Awaits `fut` for at most `timeout`, as a [`ClientError::Timeout`].
-async fn within<F: Future>(
-    timeout: Duration,
-    fut: F,
-    received: u64,
-    sent: u64,
-) -> Result<F::Output, ClientError> {
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| ClientError::Timeout {
-            waited: timeout,
-            sent,
-            received,
-        })
+    let mut stream = opts.connect().await?;
+    let mut talk = Talk::new(messages, opts.timeout);
+    std::future::poll_fn(|cx| talk.poll(cx, &mut stream)).await
 }
 
 /// `nc`-style: streams `input` to the server until its end, writes the echo
-/// to `output` byte for byte, checks it, and returns once the server has
-/// closed. The transcript is logged at debug level.
+/// to `output` byte for byte, checks it as it arrives, and returns once
+/// the server has closed. The transcript is logged at debug level.
 ///
 /// At most [`PIPE_WINDOW`] bytes are in flight unechoed; past that, input
-/// waits, so memory stays bounded whatever the server does.
-pub async fn pipe<R, W>(
-    opts: &ClientOptions,
-    mut input: R,
-    mut output: W,
-) -> Result<Summary, ClientError>
+/// waits, so memory stays bounded whatever the server does. Every wait on
+/// the server is bounded by the timeout once bytes are owed: for it to
+/// take what is left to send, and for the echo of what it was sent (or
+/// its close). A wait on `output` (a slow consumer) is not the server's,
+/// and pauses the echo's. A closed `output` is [`ClientError::OutputClosed`].
+pub async fn pipe<R, W>(opts: &ClientOptions, input: R, output: W) -> Result<Summary, ClientError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    if matches!(opts.addr.transport(), Transport::Ws | Transport::Wss) {
+        return ws::pipe(opts, input, output).await;
+    }
     debug!(name = NAME, "{}", connect_line(&opts.addr));
     if opts.addr.transport() == Transport::Udp {
         return pipe_datagrams(opts, input, output).await;
     }
-    let stream = opts.connect().await?;
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    // Chunks sent and not yet echoed; its capacity bounds memory.
-    let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(PIPE_WINDOW / CHUNK);
-    let sent = Cell::new(0u64);
-    let input_done = Cell::new(false);
-
-    let sending = async {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = input
-                .read(&mut buf)
-                .await
-                .map_err(io_err("reading input"))?;
-            if n == 0 {
-                break;
-            }
-            let chunk: Arc<[u8]> = Arc::from(&buf[..n]);
-            // The checker gets its copy before a byte is on the wire: its
-            // echo may come back before `write_all` returns.
-            tx.send(chunk.clone()).await.map_err(|_| ClientError::Io {
-                context: "sending",
-                error: io::ErrorKind::BrokenPipe.into(),
-            })?;
-            sent.set(sent.get() + n as u64);
-            wr.write_all(&chunk).await.map_err(io_err("sending"))?;
-            debug!(name = NAME, "sending {}", PyBytes(&chunk));
-        }
-        wr.shutdown().await.map_err(io_err("half-closing"))?;
-        input_done.set(true);
-        drop(tx);
-        debug!(name = NAME, "waiting for response");
-        Ok::<(), ClientError>(())
-    };
-    let receiving = async {
-        let mut checker = Checker { received: 0 };
-        let mut owed: VecDeque<u8> = VecDeque::new();
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let waiting_for_echo = input_done.get() || checker.received < sent.get();
-            let read = rd.read(&mut buf);
-            let n = if waiting_for_echo {
-                within(opts.timeout, read, checker.received, sent.get()).await?
-            } else {
-                read.await
-            }
-            .map_err(io_err("reading the echo"))?;
-            if n == 0 {
-                break;
-            }
-            let got = &buf[..n];
-            debug!(name = NAME, "received {}", PyBytes(got));
-            while owed.len() < n {
-                match rx.recv().await {
-                    Some(chunk) => owed.extend(chunk.iter()),
-                    None => break,
-                }
-            }
-            let avail = n.min(owed.len());
-            checker.check(got, &owed.make_contiguous()[..avail])?;
-            owed.drain(..avail);
-            output
-                .write_all(got)
-                .await
-                .map_err(io_err("writing output"))?;
-        }
-        output.flush().await.map_err(io_err("writing output"))?;
-        event!(Level::DEBUG, name = NAME, "closing");
-        Ok::<u64, ClientError>(checker.received)
-    };
-    let ((), received) = tokio::try_join!(sending, receiving)?;
-    if received < sent.get() {
-        return Err(ClientError::Short {
-            sent: sent.get(),
-            received,
-        });
-    }
-    Ok(Summary { bytes: received })
+    let mut stream = opts.connect().await?;
+    let mut pipe = Pipe::new(input, output, opts.timeout);
+    std::future::poll_fn(|cx| pipe.poll(cx, &mut stream)).await
 }
 
 /// The most bytes [`pipe`] keeps in flight without an echo.
@@ -351,17 +320,18 @@ async fn send_datagrams(
     messages: &[Vec<u8>],
 ) -> Result<Summary, ClientError> {
     let client = UdpClient::connect(&opts.addr).await?;
-    let sent: u64 = messages.iter().map(|m| m.len() as u64).sum();
+    let mut sent = 0u64;
     let mut checker = Checker { received: 0 };
     let mut previous: Option<&[u8]> = None;
     for msg in messages {
         info!(name = NAME, "sending {}", PyBytes(msg));
+        sent += msg.len() as u64;
         let reply = client
             .exchange(msg, previous, opts.timeout, UDP_RETRIES)
             .await
             .map_err(|e| ClientError::from_exchange(e, sent, checker.received))?;
         info!(name = NAME, "received {}", PyBytes(&reply));
-        check_datagram(&mut checker, &reply, msg)?;
+        check_datagram(&mut checker, &reply, msg, sent)?;
         previous = Some(msg);
     }
     info!(name = NAME, "closing");
@@ -369,12 +339,19 @@ async fn send_datagrams(
 }
 
 /// A datagram's reply must be exactly the message: a wrong byte is a
-/// mismatch there, a short reply is short.
-fn check_datagram(checker: &mut Checker, reply: &[u8], msg: &[u8]) -> Result<(), ClientError> {
-    let before = checker.received;
-    checker.check(reply, msg)?;
+/// mismatch there, a longer reply is extra, a shorter one short.
+fn check_datagram(
+    checker: &mut Checker,
+    reply: &[u8],
+    msg: &[u8],
+    sent: u64,
+) -> Result<(), ClientError> {
+    checker.check(reply, msg, sent)?;
     if reply.len() < msg.len() {
-        return Err(ClientError::Mismatch(before + reply.len() as u64));
+        return Err(ClientError::Short {
+            sent,
+            received: checker.received,
+        });
     }
     Ok(())
 }
@@ -412,15 +389,12 @@ where
             .await
             .map_err(|e| ClientError::from_exchange(e, sent, checker.received))?;
         debug!(name = NAME, "received {}", PyBytes(&reply));
-        check_datagram(&mut checker, &reply, msg)?;
-        output
-            .write_all(&reply)
-            .await
-            .map_err(io_err("writing output"))?;
+        check_datagram(&mut checker, &reply, msg, sent)?;
+        output.write_all(&reply).await.map_err(output_err)?;
         previous.clear();
         previous.extend_from_slice(msg);
     }
-    output.flush().await.map_err(io_err("writing output"))?;
+    output.flush().await.map_err(output_err)?;
     debug!(name = NAME, "closing");
     Ok(Summary { bytes: sent })
 }
@@ -430,17 +404,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checker_finds_first_wrong_byte() {
+    fn checker_finds_first_wrong_byte_and_calls_extra_bytes_extra() {
         let mut c = Checker { received: 0 };
-        assert!(c.check(b"abc", b"abcdef").is_ok());
+        assert!(c.check(b"abc", b"abcdef", 6).is_ok());
         assert!(matches!(
-            c.check(b"dXf", b"def"),
-            Err(ClientError::Mismatch(4))
+            c.check(b"dXf", b"def", 6),
+            Err(ClientError::Mismatch {
+                offset: 4,
+                expected: b'e',
+                got: b'X',
+                received: 6
+            })
         ));
         let mut c = Checker { received: 10 };
-        assert!(matches!(
-            c.check(b"ab!", b"ab"),
-            Err(ClientError::Mismatch(12))
-        ));
+        let e = c.check(b"ab!", b"ab", 12).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ClientError::Extra {
+                    sent: 12,
+                    received: 13
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "extra echo: sent 12 bytes, received 13");
     }
 }

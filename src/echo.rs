@@ -158,6 +158,18 @@ impl<S: StreamSocket> EchoSocket<S> {
         self.peer
     }
 
+    /// Starts the loop owing `chunk`: bytes already read off the socket
+    /// (those that came with a PROXY header, say), written back before
+    /// anything more is read. They count as received now.
+    pub fn owing(mut self, chunk: Vec<u8>) -> Self {
+        if !chunk.is_empty() {
+            debug!(name = %self.peer, "received {}", PyBytes(&chunk));
+            self.bytes.received_unsent(chunk.len(), chunk.len());
+            self.pending = Some(Box::new(Pending { chunk, written: 0 }));
+        }
+        self
+    }
+
     /// The idle timeout this loop enforces.
     pub fn idle_timeout(&self) -> Option<Duration> {
         self.idle.0.as_ref().map(|state| state.timeout)

@@ -45,11 +45,12 @@
 //! (bind, shards, accept, limits, shutdown, and the registry of open
 //! connections), [`runtime`] (the one runtime builder), [`activation`] (sockets passed by
 //! systemd), [`notify`] (readiness for systemd), [`metrics`] (counters and
-//! the Prometheus page), [`shutdown`] (the handle and the signals),
+//! the Prometheus page), [`proxy`] (the PROXY protocol, v1 and v2), [`shutdown`] (the handle and the signals),
 //! [`client`], [`bench`](mod@bench) (the load generator that checks every
 //! byte), [`logging`] (the seed's log format), [`pyrepr`] (Python's `repr`
 //! of bytes), [`units`] (durations and sizes on the command line) and
-//! [`cli`] (what the binaries' command lines share).
+//! [`cli`] (what the binaries' command lines share), with [`manpage`]
+//! (their man pages).
 
 #![deny(missing_docs)]
 
@@ -59,9 +60,12 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod echo;
+pub mod http;
 pub mod logging;
+pub mod manpage;
 pub mod metrics;
 pub mod notify;
+pub mod proxy;
 pub mod pyrepr;
 pub mod runtime;
 pub mod server;

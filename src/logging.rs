@@ -9,9 +9,14 @@
 //!
 //! Levels: `-q` warnings only, default info, `-v` debug; without either
 //! flag `RUST_LOG` (an `EnvFilter` directive) decides.
+//!
+//! A program's own lines outside the logger, its fatal error above all,
+//! go through [`direct`], so that under `--log-format json` every line on
+//! standard error is one JSON object.
 
 use std::fmt;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -43,15 +48,46 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether standard error carries JSON lines (`--log-format json`): read
+/// by [`fatal`] and [`warning`], which print outside the logger.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Says that standard error carries JSON lines from now on (or not).
+/// [`init`] calls it; a binary calls it earlier when it must report a
+/// usage error before the logger is installed.
+pub fn set_json(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+}
+
+/// Whether standard error carries JSON lines.
+pub fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
 /// Installs the global logger. Call once, at the start of a binary; a
 /// second call (or a logger installed by someone else) is left alone.
+///
+/// A `RUST_LOG` that does not parse is not ignored in silence: the logger
+/// falls back to info and says so in one warning line.
 pub fn init(verbosity: Verbosity, format: LogFormat) {
+    set_json(format == LogFormat::Json);
+    let mut bad_rust_log = None;
     let filter = match verbosity {
         Verbosity::Quiet => EnvFilter::new("warn"),
-        Verbosity::Verbose => EnvFilter::new("debug"),
-        Verbosity::Normal => {
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
-        }
+        Verbosity::Verbose => EnvFilter::new(
+            "debug,h2=info,hyper=info,hyper_util=info,tungstenite=info,tokio_tungstenite=info,rustls=info",
+        ),
+        Verbosity::Normal => match std::env::var("RUST_LOG") {
+            Ok(value) if !value.trim().is_empty() => {
+                EnvFilter::try_new(&value).unwrap_or_else(|e| {
+                    bad_rust_log = Some(format!(
+                        "RUST_LOG={value:?} is not a valid filter ({e}); logging at info instead"
+                    ));
+                    EnvFilter::new("info")
+                })
+            }
+            _ => EnvFilter::new("info"),
+        },
     };
     let stderr = std::io::stderr();
     let ansi =
@@ -59,8 +95,68 @@ pub fn init(verbosity: Verbosity, format: LogFormat) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (the reader of a piped log went
+        // away: EPIPE) is dropped. By default tracing reports that with
+        // `eprintln!`, which panics on the same closed pipe, in whichever
+        // task logged: a connection would die for its log line.
+        .log_internal_errors(false)
         .event_format(SeedFormat { format, ansi })
         .try_init();
+    if let Some(message) = bad_rust_log {
+        warning(&program_name(), &message);
+    }
+}
+
+/// This program's name, as the user typed it (`echo-client`).
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "echoes".into())
+}
+
+/// One JSON log line (without its newline), in the shape of the logger's:
+/// `{"ts":…,"level":…,"name":…,"message":…}`.
+pub fn json_line(level: Level, name: &str, message: &str) -> String {
+    let mut obj = serde_json::Map::new();
+    obj.insert("ts".into(), rfc3339_now().into());
+    obj.insert("level".into(), level.as_str().to_ascii_lowercase().into());
+    obj.insert("name".into(), name.into());
+    obj.insert("message".into(), message.into());
+    serde_json::Value::Object(obj).to_string()
+}
+
+/// Prints a program's own line at `level` on standard error, outside the
+/// logger (which may be filtered, or not installed yet): `PROGRAM: error:
+/// MESSAGE` as text, or one JSON object under `--log-format json`.
+pub fn direct(level: Level, program: &str, message: &str) {
+    use std::io::Write;
+    let line = if json() {
+        json_line(level, program, message)
+    } else {
+        let word = match level {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            _ => "note",
+        };
+        // One line, whatever the message holds.
+        format!("{program}: {word}: {}", message.replace('\n', " "))
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// A fatal error's line; see [`direct`].
+pub fn fatal(program: &str, message: &str) {
+    direct(Level::ERROR, program, message);
+}
+
+/// A warning's line; see [`direct`].
+pub fn warning(program: &str, message: &str) {
+    direct(Level::WARN, program, message);
 }
 
 /// The event formatter: see the module documentation.
@@ -107,6 +203,11 @@ where
                 writeln!(writer, "{}", fields.extra)
             }
             LogFormat::Json => {
+                // Which shard logged it, so a user can see the spread.
+                let shard = crate::server::current_shard();
+                if fields.json_extra.is_empty() && shard.is_none() {
+                    return writeln!(writer, "{}", json_line(level, name, &fields.message));
+                }
                 let mut obj = serde_json::Map::new();
                 obj.insert("ts".into(), rfc3339_now().into());
                 obj.insert("level".into(), level.as_str().to_ascii_lowercase().into());
@@ -115,8 +216,7 @@ where
                 for (k, v) in fields.json_extra {
                     obj.insert(k, v.into());
                 }
-                // Which shard logged it, so a user can see the spread.
-                if let Some(shard) = crate::server::current_shard() {
+                if let Some(shard) = shard {
                     obj.insert("shard".into(), shard.into());
                 }
                 writeln!(writer, "{}", serde_json::Value::Object(obj))

@@ -71,11 +71,11 @@ fn write_ascii(f: &mut fmt::Formatter<'_>, run: &[u8]) -> fmt::Result {
 }
 
 /// CPython's `repr()` of each of `inputs`, a line each, from a `python3`
-/// child process; `None`, said on standard error, when python3 cannot be
-/// run. For the tests that hold [`PyBytes`] to the real thing, here and
-/// in `tests/fuzz.rs`; not part of the API.
+/// child process. For the tests that hold [`PyBytes`] to the real thing,
+/// here and in `tests/fuzz.rs`, which fail when python3 cannot be run;
+/// not part of the API.
 #[doc(hidden)]
-pub fn cpython_reprs(inputs: &[Vec<u8>]) -> Option<String> {
+pub fn cpython_reprs(inputs: &[Vec<u8>]) -> String {
     let script =
         "import sys\nfor line in sys.stdin:\n    print(repr(bytes.fromhex(line.strip())))\n";
     let hex: String = inputs
@@ -96,11 +96,9 @@ pub fn cpython_reprs(inputs: &[Vec<u8>]) -> Option<String> {
                 .write_all(hex.as_bytes())?;
             child.wait_with_output()
         });
-    let Ok(out) = out else {
-        eprintln!("python3 not available; skipping the CPython comparison");
-        return None;
-    };
-    Some(String::from_utf8(out.stdout).expect("python prints ASCII"))
+    let out = out.expect("python3 is needed to compare with CPython");
+    assert!(out.status.success(), "python3 failed");
+    String::from_utf8(out.stdout).expect("python prints ASCII")
 }
 
 #[cfg(test)]
@@ -135,16 +133,14 @@ mod tests {
     }
 
     /// Compares against the real CPython on every byte value and a few
-    /// quote mixes, when python3 is installed (it is on CI).
+    /// quote mixes.
     #[test]
     fn matches_cpython_on_every_byte() {
         let mut inputs: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b, b'a']).collect();
         inputs.push((0..=255u8).collect());
         inputs.push(b"'\"'".to_vec());
         inputs.push(b"x'y".to_vec());
-        let Some(want) = cpython_reprs(&inputs) else {
-            return;
-        };
+        let want = cpython_reprs(&inputs);
         let got: String = inputs
             .iter()
             .map(|i| PyBytes(i).to_string() + "\n")

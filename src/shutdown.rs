@@ -1,11 +1,12 @@
 //! Shutting down: a handle to ask for it, and the signals that ask.
 //!
-//! Shutdown has two stages. The first (`shutdown`, or the first SIGINT or
-//! SIGTERM) stops accepting and lets open connections finish for up to the
-//! server's shutdown timeout. The second (`force`, or a second signal)
-//! closes whatever is still open at once.
+//! Shutdown has two stages. The first (`shutdown`, or the first SIGINT,
+//! SIGTERM or SIGHUP) stops accepting and lets open connections finish for
+//! up to the server's shutdown timeout. The second (`force`, a second such
+//! signal, or SIGQUIT) closes whatever is still open at once.
 
 use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
 
 /// Asks a running server to stop. Cheap to clone; every clone controls the
 /// same server.
@@ -48,24 +49,90 @@ impl ShutdownHandle {
     }
 }
 
-/// Turns SIGINT and SIGTERM into shutdown requests on `handle`: the first
-/// is graceful, the second forces. The handlers are in place when this
-/// returns (a signal from then on is never the default, fatal one); the
-/// task that acts on them runs on the current tokio runtime.
+/// What a signal asks of a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asks {
+    /// Stop accepting and drain; a second such signal forces.
+    Stop,
+    /// Close everything now.
+    Force,
+    /// Nothing: logged, so that a stray `kill -USR1` is seen, not fatal.
+    Nothing,
+}
+
+/// The signals a server handles: what each asks, and whether it stays
+/// ignored when it was ignored at start-up (see [`on_signals`]).
+const HANDLED: [(libc::c_int, &str, Asks, bool); 6] = [
+    (libc::SIGINT, "SIGINT", Asks::Stop, true),
+    (libc::SIGTERM, "SIGTERM", Asks::Stop, false),
+    (libc::SIGHUP, "SIGHUP", Asks::Stop, true),
+    (libc::SIGQUIT, "SIGQUIT", Asks::Force, true),
+    (libc::SIGUSR1, "SIGUSR1", Asks::Nothing, true),
+    (libc::SIGUSR2, "SIGUSR2", Asks::Nothing, true),
+];
+
+/// Whether `signo` is ignored (`SIG_IGN`) now, before any handler of ours:
+/// set so by `nohup` (SIGHUP), or by a shell starting a background job
+/// without job control (SIGINT, SIGQUIT).
+fn ignored_at_start(signo: libc::c_int) -> bool {
+    // SAFETY: a zeroed sigaction is a valid out-parameter, and a null
+    // `act` makes sigaction only read the current disposition.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signo, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Turns signals into shutdown requests on `handle`:
+///
+/// - SIGINT, SIGTERM or SIGHUP: a graceful shutdown; a second one of
+///   these (any of the three) forces it.
+/// - SIGQUIT: a forced shutdown at once (every connection closed, the
+///   Unix socket files removed, exit 0).
+/// - SIGUSR1, SIGUSR2: logged, and otherwise ignored (their default
+///   action would end the process abruptly).
+///
+/// Those of SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 that the process
+/// was started with ignored (`nohup`, a background job of a script) stay
+/// ignored, as whoever started it asked; SIGTERM, a service manager's
+/// stop, is always handled. SIGPIPE is ignored by the Rust runtime before
+/// `main`, so a vanished peer or log reader is an error on that write,
+/// never the end of the process. Every other signal keeps its default
+/// action (SIGTSTP and SIGCONT: job control).
+///
+/// The handlers are in place when this returns (a signal from then on is
+/// never the default, fatal one); the task that acts on them runs on the
+/// current tokio runtime.
 pub fn on_signals(handle: ShutdownHandle) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
+    // Bounded: a sender waits for room, and meanwhile the kernel and tokio
+    // coalesce repeats of its signal, so a flood of signals costs nothing.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(HANDLED.len());
+    for (signo, name, asks, keep_ignored) in HANDLED {
+        if keep_ignored && ignored_at_start(signo) {
+            debug!(
+                name = "main",
+                "{name} was ignored at start-up: it stays ignored"
+            );
+            continue;
+        }
+        let mut stream = signal(SignalKind::from_raw(signo))?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() && tx.send((name, asks)).await.is_ok() {}
+        });
+    }
     tokio::spawn(async move {
-        for stage in 0..2 {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            if stage == 0 {
-                handle.shutdown();
-            } else {
-                handle.force();
+        let mut stopping = false;
+        while let Some((name, asks)) = rx.recv().await {
+            debug!(name = "main", "{name} received");
+            match asks {
+                Asks::Nothing => info!(name = "main", "{name} ignored"),
+                Asks::Stop if !stopping => {
+                    stopping = true;
+                    handle.shutdown();
+                }
+                Asks::Stop | Asks::Force => handle.force(),
             }
         }
     });

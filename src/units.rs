@@ -1,7 +1,7 @@
 //! Parsing of the durations and sizes users type on the command line.
 //!
-//! Durations: a number with a unit, `500ms`, `30s`, `2m`, `1h`, `1.5s`; a
-//! bare number means seconds. Sizes: a number of bytes with an optional
+//! Durations: a number with a unit, `500ms`, `30s`, `2m`, `1h`, `1.5s`, or
+//! several added up, `1h30m`, `2m 30s`; a bare number means seconds. Sizes: a number of bytes with an optional
 //! binary multiplier, `128`, `64k`, `64KiB`, `1M`, `1MiB` (`k`, `K`, `KB` and
 //! `KiB` are all 1024, as in iperf3). Both parsers reject anything else with a
 //! message that says what was expected, and never panic, whatever the input.
@@ -31,28 +31,39 @@ pub enum UnitError {
     },
 }
 
-const DURATION_FORM: &str = "a number with a unit, like 500ms, 30s, 2m or 1h";
+const DURATION_FORM: &str = "a number with a unit, like 500ms, 30s, 2m, 1h or 1h30m";
 const SIZE_FORM: &str = "a number of bytes, like 128, 64KiB or 1M";
 
-/// Parses a duration such as `500ms`, `30s`, `2m`, `1h` or `1.5` (seconds).
+/// Parses a duration such as `500ms`, `30s`, `2m`, `1h`, `1.5` (seconds),
+/// or a sum of them, `1h30m`, `1m 30s` (largest unit first or not: the
+/// parts are added).
 pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
     let malformed = || UnitError::Malformed {
         what: "duration",
         input: input.to_string(),
         expected: DURATION_FORM,
     };
-    let (number, unit) = split_number(input.trim()).ok_or_else(malformed)?;
-    let nanos_per_unit: f64 = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "" | "s" | "sec" | "secs" => 1e9,
-        "m" | "min" | "mins" => 60e9,
-        "h" | "hr" | "hrs" => 3600e9,
-        _ => return Err(malformed()),
-    };
-    let value: f64 = number.parse().map_err(|_| malformed())?;
-    let nanos = value * nanos_per_unit;
+    let mut rest = input.trim();
+    if rest.is_empty() {
+        return Err(malformed());
+    }
+    let mut nanos = 0.0f64;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let (number, after) = split_number(rest).ok_or_else(malformed)?;
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        // A bare number is seconds, but only on its own: `1h30` is a typo.
+        if unit.is_empty() && (parts > 0 || !after.trim().is_empty()) {
+            return Err(malformed());
+        }
+        let value: f64 = number.parse().map_err(|_| malformed())?;
+        nanos += value * unit_nanos(unit).ok_or_else(malformed)?;
+        parts += 1;
+        rest = after.trim_start();
+    }
     if !nanos.is_finite() || nanos < 0.0 {
         return Err(malformed());
     }
@@ -64,6 +75,20 @@ pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
         });
     }
     Ok(Duration::from_nanos(nanos.round() as u64))
+}
+
+/// Nanoseconds in one `unit`; the empty unit is seconds.
+fn unit_nanos(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "" | "s" | "sec" | "secs" => 1e9,
+        "m" | "min" | "mins" => 60e9,
+        "h" | "hr" | "hrs" => 3600e9,
+        "d" | "day" | "days" => 86400e9,
+        _ => return None,
+    })
 }
 
 /// Parses a size in bytes such as `128`, `64k`, `64KiB` or `1M`.
@@ -130,12 +155,18 @@ mod tests {
             ("0", Duration::ZERO),
             ("250us", Duration::from_micros(250)),
             (" 10 ms ", Duration::from_millis(10)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1m 30s", Duration::from_secs(90)),
+            ("1m30.5s", Duration::from_millis(90_500)),
+            ("2d", Duration::from_secs(2 * 86400)),
+            ("1s500ms", Duration::from_millis(1500)),
         ];
         for (input, want) in ok {
             assert_eq!(parse_duration(input), Ok(want), "{input}");
         }
         for bad in [
-            "", "s", "ms", "-1s", "1x", "1.2.3s", "abc", "1e3s", ".", "nan",
+            "", "s", "ms", "-1s", "1x", "1.2.3s", "abc", "1e3s", ".", "nan", "1h30", "1h 30",
+            "1hh", "1h-30m", "30 s x",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
         }

@@ -22,10 +22,9 @@ fn generated_man_page_and_completions_are_real() {
         );
     }
     let out = bench(&["--generate", "man"]);
-    if let Some(text) = common::render_man(&out.stdout, "echo-bench") {
-        for word in ["SYNOPSIS", "OPTIONS", "--save-hist", "SUBCOMMANDS", "merge"] {
-            assert!(text.contains(word), "no {word} in:\n{text}");
-        }
+    let text = common::render_man(&out.stdout, "echo-bench");
+    for word in ["SYNOPSIS", "OPTIONS", "--save-hist", "SUBCOMMANDS", "merge"] {
+        assert!(text.contains(word), "no {word} in:\n{text}");
     }
     // --generate stands alone.
     let out = bench(&["--generate", "man", "-c", "2"]);
@@ -69,5 +68,43 @@ fn version_and_help_say_what_it_is_and_how_to_use_it() {
     // Every example line fits an 80-column terminal, unwrapped.
     for line in examples.lines() {
         assert!(line.len() <= 80, "too wide: {line:?}");
+    }
+}
+
+/// Every binary's man page has EXIT STATUS, ENVIRONMENT and SIGNALS, keeps
+/// its value names in the SYNOPSIS, and points at no page that nothing
+/// generates (`echo-bench-merge(1)`).
+#[test]
+fn man_pages_say_exit_status_environment_signals_and_value_names() {
+    let bins = [
+        (common::SERVER, "[--read-size BYTES]"),
+        (common::CLIENT, "[-c|--connect ADDR]"),
+        (env!("CARGO_BIN_EXE_echo-bench"), "[-c|--connections N]"),
+    ];
+    for (bin, synopsis) in bins {
+        let name = std::path::Path::new(bin)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let out = std::process::Command::new(bin)
+            .args(["--generate", "man"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let roff = String::from_utf8_lossy(&out.stdout).into_owned();
+        for section in ["EXIT STATUS", "ENVIRONMENT", "SIGNALS", "EXAMPLES"] {
+            assert!(
+                roff.contains(&format!(".SH {section}")),
+                "{name}: no {section}"
+            );
+        }
+        assert!(!roff.contains("echo\\-bench\\-merge("), "{name}: {roff}");
+        // The text as man shows it (`man -l`; man-db is in .ci/apt-packages.txt).
+        let text = common::render_man(&out.stdout, name);
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(synopsis), "{name}: no {synopsis} in:\n{text}");
+        assert!(flat.contains("RUST_LOG"), "{name}");
+        assert!(flat.contains("SIGINT"), "{name}");
     }
 }

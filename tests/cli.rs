@@ -216,7 +216,7 @@ fn client_reports_a_short_echo() {
 }
 
 #[test]
-fn client_reports_extra_bytes_as_a_mismatch() {
+fn client_reports_extra_bytes_as_extra() {
     let port = fake_server(|mut v| {
         v.extend_from_slice(b"!");
         v
@@ -228,7 +228,7 @@ fn client_reports_extra_bytes_as_a_mismatch() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
-        out.stderr.contains("echo mismatch at byte 3"),
+        out.stderr.contains("extra echo: sent 3 bytes, received 4"),
         "{}",
         out.stderr
     );

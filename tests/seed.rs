@@ -100,17 +100,20 @@ fn server_logs_the_seed_lines_at_the_seed_levels() {
 
 #[test]
 fn default_is_localhost_port_10000_on_both_families() {
-    // Only when 10000 is free: another echo server may be running.
+    // Port 10000 may be busy a moment (this test, run from another
+    // checkout); a server that keeps it fails the test, not skips it.
     use std::net::ToSocketAddrs;
     let targets: Vec<std::net::SocketAddr> =
         ("localhost", 10000).to_socket_addrs().unwrap().collect();
-    if targets
-        .iter()
-        .any(|a| std::net::TcpListener::bind(a).is_err())
-    {
-        eprintln!("port 10000 is busy here; skipping the default-address test");
-        return;
-    }
+    let free = || {
+        targets
+            .iter()
+            .all(|a| std::net::TcpListener::bind(a).is_ok())
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), free),
+        "port 10000 on localhost is in use: stop the program listening there"
+    );
     let server = ServerProc::start(&[]);
     assert_eq!(
         server.wait_for_line("starting up", Duration::from_secs(5)),
@@ -131,11 +134,9 @@ fn default_is_localhost_port_10000_on_both_families() {
 }
 
 #[test]
+#[ignore = "needs the seed's programs in ../shared/peers/python, beside the checkout; .ci/run runs it where they are"]
 fn seed_python_client_against_echo_server() {
-    let Some(client) = seed_python("seed_client.py") else {
-        eprintln!("../shared/peers/python not found; skipping interop");
-        return;
-    };
+    let client = seed_python("seed_client.py");
     let server = ServerProc::start(&["-l", "localhost:0"]);
     let py = run(
         Command::new("python3")
@@ -162,11 +163,9 @@ fn seed_python_client_against_echo_server() {
 }
 
 #[test]
+#[ignore = "needs the seed's programs in ../shared/peers/python, beside the checkout; .ci/run runs it where they are"]
 fn echo_client_against_seed_python_server() {
-    let Some(server) = seed_python("seed_server.py") else {
-        eprintln!("../shared/peers/python not found; skipping interop");
-        return;
-    };
+    let server = seed_python("seed_server.py");
     let port = free_port();
     let mut py = std::process::Command::new("python3")
         .arg(&server)
@@ -207,9 +206,8 @@ fn echo_client_against_seed_python_server() {
 
 #[test]
 fn several_listen_addresses_each_get_a_socket_and_log_their_peers() {
-    if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here; skipping the two-family test");
-        return;
+    if let Err(e) = std::net::TcpListener::bind("[::1]:0") {
+        panic!("this test needs an IPv6 loopback (::1), which this machine lacks: {e}");
     }
     let server = ServerProc::start(&["-l", "[::1]:0", "-l", "127.0.0.1:0"]);
     server.wait_for_line("starting up on 127.0.0.1 port", Duration::from_secs(5));

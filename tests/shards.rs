@@ -293,3 +293,22 @@ fn a_unix_socket_hands_its_connections_to_every_shard() {
         BTreeSet::from([0, 1, 2])
     );
 }
+
+/// Over `http://`, every answer names the shard that served it (the
+/// `x-echo-shard` header and the reflection's `server.shard`), and new
+/// connections reach every shard.
+#[test]
+fn http_answers_name_the_shard_that_served_them() {
+    let server = ServerProc::start(&["-l", "http://127.0.0.1:0", "--threads", "3"]);
+    let request = b"GET /where HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut seen = BTreeSet::new();
+    for _ in 0..48 {
+        let raw = common::http::raw_exchange(server.port, request, Duration::from_secs(10));
+        let answer = common::http::parse_response(&raw);
+        assert_eq!(answer.status, 200);
+        let shard: u64 = answer.header("x-echo-shard").unwrap().parse().unwrap();
+        assert_eq!(answer.json()["server"]["shard"], shard);
+        seen.insert(shard);
+    }
+    assert_eq!(seen, BTreeSet::from([0, 1, 2]));
+}

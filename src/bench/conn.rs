@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,13 +28,21 @@ use tokio::net::UdpSocket;
 use super::pacer::Pacer;
 use super::pattern::Pattern;
 use super::report::{ErrorKind, Recorder};
+use super::source::Source;
 use super::tcp::Tcp;
 use super::udp;
+use super::ws::{self, WsConnector, WsLink};
 use crate::addr::{Addr, Transport};
+use crate::proxy::send::ProxySend;
 use crate::transport::{self, BoxStream, ConnectError};
 
 /// The largest read the bench asks for: big transfers take few reads.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// The most of a message generated at once: a larger message is written
+/// in windows of this many bytes, so memory stays bounded whatever `-s`
+/// says. It holds any UDP datagram whole.
+pub(crate) const WRITE_CHUNK: usize = 64 * 1024;
 
 /// How a connection's exchange ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,10 +97,12 @@ pub(crate) struct Spec {
 /// The buffers of one connection slot, allocated once and reused for
 /// every message and every reconnect.
 pub(crate) struct Buffers {
+    /// The part of the current message being written: all of it, for a
+    /// message of up to [`WRITE_CHUNK`] bytes.
     pub write: Vec<u8>,
     pub read: Vec<u8>,
     /// The start time of each message in flight, by message number % depth.
-    ring: Vec<Instant>,
+    pub(crate) ring: Vec<Instant>,
 }
 
 impl Buffers {
@@ -100,7 +110,7 @@ impl Buffers {
         let in_flight = spec.size.saturating_mul(spec.depth);
         let ring = if spec.record_messages { spec.depth } else { 0 };
         Buffers {
-            write: vec![0; spec.size],
+            write: vec![0; spec.size.min(WRITE_CHUNK)],
             // Room for more than is ever owed, so that a read that drains
             // the socket comes back short (see `tcp`); and for anything a
             // broken server sends beyond what it was sent.
@@ -163,6 +173,12 @@ impl Schedule {
         self.due = self.base + Duration::from_nanos((self.next as f64 * self.interval_ns) as u64);
         due
     }
+
+    /// Ready once `due` has passed, woken by the pacer; `None` when there
+    /// is no pacer (tokio's timer must wait instead).
+    pub(crate) fn poll_pacer(&mut self, cx: &mut Context<'_>, due: Instant) -> Option<Poll<()>> {
+        self.pacer.as_mut().map(|pacer| pacer.poll_until(cx, due))
+    }
 }
 
 /// How the bench reaches the server. The address is resolved once, by the
@@ -172,22 +188,36 @@ impl Schedule {
 #[derive(Debug, Clone)]
 pub(crate) enum Connector {
     /// TCP to the address the probe reached, through the bench's own
-    /// [`Tcp`] stream.
-    Tcp(SocketAddr),
-    /// TLS or Unix, through [`transport::connect_with`].
+    /// [`Tcp`] stream, from each of `sources` in turn (none: the system's
+    /// choice), with a PROXY header first when asked.
+    Tcp {
+        peer: SocketAddr,
+        sources: Arc<[IpAddr]>,
+        proxy: Option<ProxySend>,
+    },
+    /// TLS or Unix, through [`transport::connect_with`] (and
+    /// [`proxy::send::connect`](crate::proxy::send::connect) for a PROXY
+    /// header).
     Stream {
         addr: Addr,
         tls: Option<Arc<rustls::ClientConfig>>,
+        proxy: Option<ProxySend>,
     },
     /// UDP: a socket of its own for each slot, connected to the address
-    /// that answered the probe.
-    Udp(SocketAddr),
+    /// that answered the probe, from each of `sources` in turn.
+    Udp {
+        peer: SocketAddr,
+        sources: Arc<[IpAddr]>,
+    },
+    /// WebSocket (`ws://`, `wss://`): see [`ws`].
+    Ws(WsConnector),
 }
 
 /// One slot's way to the server: a byte stream, or a connected UDP socket.
 pub(crate) enum Link {
     Stream(BoxStream),
     Datagram(UdpSocket),
+    Ws(Box<WsLink>),
 }
 
 impl Connector {
@@ -199,55 +229,117 @@ impl Connector {
         addr: &Addr,
         timeout: Duration,
         tls: Option<&Arc<rustls::ClientConfig>>,
+        source: &Source,
+        proxy: Option<&ProxySend>,
     ) -> Result<(Connector, Option<std::net::TcpStream>), ConnectError> {
         match addr.transport() {
             Transport::Tcp => {
-                let stream = transport::tcp::connect(addr, timeout).await?;
+                let mut stream = transport::tcp::connect(addr, timeout).await?;
                 let err = |error| ConnectError::Connect {
                     target: addr.to_string(),
                     error,
                 };
                 let peer = stream.peer_addr().map_err(err)?;
+                if let Some(p) = proxy {
+                    let local = stream.local_addr().ok();
+                    p.write_to(&mut stream, local, Some(peer))
+                        .await
+                        .map_err(err)?;
+                }
                 // Leaves this runtime's reactor, to join a worker's.
                 let stream = stream.into_std().map_err(err)?;
-                Ok((Connector::Tcp(peer), Some(stream)))
+                let sources = source.addrs_for(peer, Transport::Tcp).into();
+                let proxy = proxy.cloned();
+                Ok((
+                    Connector::Tcp {
+                        peer,
+                        sources,
+                        proxy,
+                    },
+                    Some(stream),
+                ))
             }
-            Transport::Udp => Ok((Connector::Udp(udp::probe(addr, timeout).await?), None)),
+            Transport::Udp => {
+                let peer = udp::probe(addr, timeout).await?;
+                let sources = source.addrs_for(peer, Transport::Udp).into();
+                Ok((Connector::Udp { peer, sources }, None))
+            }
             Transport::Tls | Transport::Unix => {
-                transport::connect_with(addr, timeout, tls).await?;
-                let tls = tls.cloned();
+                crate::proxy::send::connect(addr, timeout, tls, proxy).await?;
+                let (tls, proxy) = (tls.cloned(), proxy.cloned());
                 Ok((
                     Connector::Stream {
                         addr: addr.clone(),
                         tls,
+                        proxy,
                     },
                     None,
                 ))
             }
+            Transport::Ws | Transport::Wss => Ok((
+                Connector::Ws(ws::probe(addr, timeout, tls, source, proxy).await?),
+                None,
+            )),
+            web @ (Transport::Http | Transport::Https) => Err(ConnectError::Unsupported(web)),
         }
     }
 
-    /// A new connection (over UDP, a new connected socket), within `timeout`.
-    pub async fn connect(&self, timeout: Duration) -> Result<Link, ConnError> {
+    /// How many source addresses connections spread over (1: the
+    /// system's choice).
+    pub fn sources(&self) -> usize {
+        match self {
+            Connector::Tcp { sources, .. } | Connector::Udp { sources, .. } => sources.len().max(1),
+            Connector::Stream { .. } => 1,
+            Connector::Ws(ws) => ws.sources(),
+        }
+    }
+
+    /// A new connection (over UDP, a new connected socket), within
+    /// `timeout`; `seq` (any number that differs from one connection to
+    /// the next) picks its source address.
+    pub async fn connect(&self, timeout: Duration, seq: u64) -> Result<Link, ConnError> {
         let err = |detail: String| ConnError {
             kind: ErrorKind::Connect,
             detail,
         };
+        let pick = |sources: &[IpAddr]| {
+            (!sources.is_empty()).then(|| sources[(seq % sources.len() as u64) as usize])
+        };
         match self {
-            Connector::Tcp(peer) => {
-                let stream = tokio::time::timeout(timeout, Tcp::connect(*peer))
+            Connector::Tcp {
+                peer,
+                sources,
+                proxy,
+            } => {
+                let from = pick(sources);
+                let mut stream = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
                     .await
                     .map_err(|_| err(format!("connecting to {peer}: timed out")))?
-                    .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
+                    .map_err(|e| match from {
+                        Some(ip) => err(format!("connecting to {peer} from {ip}: {e}")),
+                        None => err(format!("connecting to {peer}: {e}")),
+                    })?;
+                if let Some(p) = proxy {
+                    let local = stream.local_addr();
+                    p.write_to(&mut stream, local, Some(*peer))
+                        .await
+                        .map_err(|e| err(format!("sending the PROXY header to {peer}: {e}")))?;
+                }
                 Ok(Link::Stream(Box::new(stream)))
             }
-            Connector::Stream { addr, tls } => transport::connect_with(addr, timeout, tls.as_ref())
-                .await
-                .map(Link::Stream)
-                .map_err(|e| err(e.to_string())),
-            Connector::Udp(peer) => udp::socket(*peer)
+            Connector::Stream { addr, tls, proxy } => {
+                crate::proxy::send::connect(addr, timeout, tls.as_ref(), proxy.as_ref())
+                    .await
+                    .map(Link::Stream)
+                    .map_err(|e| err(e.to_string()))
+            }
+            Connector::Udp { peer, sources } => udp::socket(*peer, pick(sources))
                 .map(Link::Datagram)
                 .map_err(|e| err(format!("opening a UDP socket to {peer}: {e}"))),
+            Connector::Ws(ws) => ws
+                .connect(timeout, seq)
+                .await
+                .map(|l| Link::Ws(Box::new(l))),
         }
     }
 }
@@ -279,6 +371,8 @@ where
         left: 0,
         woff: 0,
         roff: 0,
+        wat: 0,
+        wlen: 0,
         flush: false,
         last_progress: Instant::now(),
         timeout_check: Instant::now() + spec.timeout,
@@ -303,6 +397,9 @@ struct Exchange<'a> {
     woff: u64,
     /// Bytes read back (and checked).
     roff: u64,
+    /// The bytes of `bufs.write` written so far, and those generated.
+    wat: usize,
+    wlen: usize,
     /// A message was written and not yet flushed.
     flush: bool,
     /// The last time a byte moved either way.
@@ -422,12 +519,13 @@ impl Exchange<'_> {
                     let slot = (self.sent % self.bufs.ring.len() as u64) as usize;
                     self.bufs.ring[slot] = start;
                 }
-                self.pattern.fill(self.woff, &mut self.bufs.write);
                 self.left = size;
                 self.sent += 1;
+                self.refill();
+            } else if self.wat == self.wlen {
+                self.refill();
             }
-            let from = size - self.left;
-            match Pin::new(&mut *stream).poll_write(cx, &self.bufs.write[from..]) {
+            match Pin::new(&mut *stream).poll_write(cx, &self.bufs.write[self.wat..self.wlen]) {
                 Poll::Ready(Ok(0)) => {
                     return Err(ConnError {
                         kind: ErrorKind::Reset,
@@ -435,7 +533,8 @@ impl Exchange<'_> {
                     });
                 }
                 Poll::Ready(Ok(n)) => {
-                    let n = n.min(self.left);
+                    let n = n.min(self.wlen - self.wat);
+                    self.wat += n;
                     self.left -= n;
                     self.woff += n as u64;
                     self.flush = self.left == 0;
@@ -446,6 +545,14 @@ impl Exchange<'_> {
                 Poll::Pending => return Ok((wrote, None)),
             }
         }
+    }
+
+    /// Generates the next window of the current message, from `woff` on.
+    fn refill(&mut self) {
+        self.wlen = self.left.min(self.bufs.write.len());
+        self.wat = 0;
+        self.pattern
+            .fill(self.woff, &mut self.bufs.write[..self.wlen]);
     }
 
     /// Reads and checks what is owed. Returns whether any byte came in, and

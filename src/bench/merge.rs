@@ -119,6 +119,14 @@ pub fn merge(runs: &[Saved]) -> Result<Merged, MergeError> {
     merged.bytes = 0;
     merged.runs = 0;
     merged.window_start = None;
+    merged.sources = 0;
+    // The bench's CPU adds up, if every run measured it.
+    merged.bench_cpu_seconds = runs
+        .iter()
+        .map(|r| r.report.bench_cpu_seconds)
+        .sum::<Option<f64>>()
+        .map(rounded);
+    merged.notes.clear();
     let (mut msgs_per_sec, mut bytes_per_sec) = (0.0, 0.0);
     for run in runs {
         let r = &run.report;
@@ -141,6 +149,12 @@ pub fn merge(runs: &[Saved]) -> Result<Merged, MergeError> {
         merged.messages += r.messages;
         merged.bytes += r.bytes;
         merged.runs += r.runs;
+        merged.sources += r.sources;
+        for note in &r.notes {
+            if !merged.notes.contains(note) {
+                merged.notes.push(note.clone());
+            }
+        }
         if r.seconds > 0.0 {
             msgs_per_sec += r.messages as f64 / r.seconds;
             bytes_per_sec += r.bytes as f64 / r.seconds;

@@ -36,7 +36,10 @@
 //! stream (one system call fewer per message than tokio's), TLS and Unix
 //! sockets through [`transport::connect_with`](crate::transport::connect_with),
 //! and UDP as ping-pong, one datagram per message, where a reply that does
-//! not come within the timeout is counted as a `loss`.
+//! not come within the timeout is counted as a `loss`. Over `ws://` and
+//! `wss://`, each message is one binary WebSocket message, echoed as one
+//! (churn: a connection and an opening handshake per operation, and the
+//! closing handshake).
 //!
 //! Modules: [`pattern`] (the bytes sent and their check), [`report`] (the
 //! histogram and the figures, as text and JSON), [`plot`] (the latency
@@ -55,12 +58,14 @@ mod pacer;
 pub mod pattern;
 pub mod plot;
 pub mod report;
+pub mod source;
 mod tcp;
 mod udp;
+mod watch;
+mod ws;
 
 use std::io::IsTerminal;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
@@ -73,6 +78,8 @@ use conn::{Connector, Link, Spec};
 use modes::Worker;
 pub use report::{ErrorCounts, ErrorKind, Report, Totals};
 use report::{Live, Recorder, Window};
+pub use source::Source;
+use watch::{rate_limit_note, watch};
 
 /// What each connection does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -143,8 +150,13 @@ pub struct BenchConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Worker threads, each with its own single-threaded runtime.
     pub threads: usize,
+    /// The local addresses to connect from (see [`source`]).
+    pub source: Source,
     /// Show a progress bar on standard error (only if it is a terminal).
     pub progress: bool,
+    /// A PROXY protocol header to send on every connection, before the
+    /// data (not over UDP).
+    pub proxy: Option<crate::proxy::send::ProxySend>,
 }
 
 impl BenchConfig {
@@ -168,7 +180,9 @@ impl BenchConfig {
             timeout,
             tls: None,
             threads: 1,
+            source: Source::Auto,
             progress: false,
+            proxy: None,
         }
     }
 
@@ -184,6 +198,18 @@ impl BenchConfig {
         }
         if self.threads == 0 {
             return bad("the number of threads must be at least 1");
+        }
+        if self.threads > crate::cli::MAX_THREADS {
+            return Err(BenchError::Config(format!(
+                "--threads must be at most {}",
+                crate::cli::MAX_THREADS
+            )));
+        }
+        if self.connections > crate::cli::MAX_CONNECTIONS {
+            return Err(BenchError::Config(format!(
+                "-c must be at most {}",
+                crate::cli::MAX_CONNECTIONS
+            )));
         }
         if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
             return Err(BenchError::Config(format!(
@@ -207,7 +233,18 @@ impl BenchConfig {
         if self.mode != Mode::Pingpong && self.pipeline > 1 {
             return bad("--pipeline applies to pingpong mode only");
         }
+        if let web @ (Transport::Http | Transport::Https) = self.addr.transport() {
+            return Err(BenchError::Config(format!(
+                "echo-bench measures echo, and {web}:// answers requests: use ws:// or wss:// \
+                 for a WebSocket echo, and an HTTP load tool (wrk, oha) for {web}://"
+            )));
+        }
         if self.addr.transport() == Transport::Udp {
+            if self.proxy.is_some() {
+                return bad(
+                    "--proxy-protocol needs a stream: the PROXY protocol is not used over udp://",
+                );
+            }
             if self.mode != Mode::Pingpong {
                 return Err(BenchError::Config(format!(
                     "--mode {} needs a connection; udp:// has none: use --mode pingpong \
@@ -261,6 +298,9 @@ pub enum BenchError {
     /// A runtime or thread could not be started.
     #[error("cannot start the bench: {0}")]
     Start(#[from] std::io::Error),
+    /// An output file could not be written where it was asked for.
+    #[error("{0}")]
+    Output(String),
 }
 
 /// Runs the benchmark `config` describes and returns what it measured.
@@ -270,19 +310,33 @@ pub enum BenchError {
 /// the report's `errors`.
 pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     config.validate()?;
-    raise_fd_limit();
+    let files = raise_fd_limit();
+    // Each connection (churn: each operation in flight, UDP: each socket)
+    // holds a descriptor; a few more are the process's own.
+    if let Some(limit) = files
+        && config.connections as u64 + 64 > limit
+    {
+        return Err(BenchError::Config(format!(
+            "-c {} needs as many open files, and this process may open {limit} \
+             (ulimit -n): raise the limit or use fewer connections",
+            config.connections
+        )));
+    }
     let threads = config.threads.min(config.connections);
     let probe_rt = crate::runtime::current_thread()?;
     let (connector, first) = probe_rt.block_on(Connector::probe(
         &config.addr,
         config.timeout,
         config.tls.as_ref(),
+        &config.source,
+        config.proxy.as_ref(),
     ))?;
     drop(probe_rt);
     // Churn opens its own connection for every operation.
     let first = Mutex::new(first.filter(|_| config.mode != Mode::Churn));
 
     let live = Arc::new(Live::default());
+    let cpu = Mutex::new(None);
     // Workers and this thread meet here once every connection is open, so
     // all of them start the clock together.
     let ready = Barrier::new(threads + 1);
@@ -302,9 +356,9 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
             .collect();
         ready.wait();
         let t0 = *start.get_or_init(Instant::now);
-        if config.progress && std::io::stderr().is_terminal() {
-            show_progress(config, t0, &live, &handles);
-        }
+        let show = config.progress && std::io::stderr().is_terminal();
+        let used = watch(config, t0, &live, &handles, show);
+        *cpu.lock().unwrap_or_else(|e| e.into_inner()) = used;
         let mut totals = Totals::default();
         let mut failure = None;
         for handle in handles {
@@ -322,6 +376,14 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         }
     })?;
     let mut report = Report::new(config, totals);
+    report.bench_cpu_seconds = cpu
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .map(|d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0);
+    report.sources = connector.sources();
+    if let Some(note) = rate_limit_note(config, &report) {
+        report.notes.push(note);
+    }
     // The measured window began `warmup` after the start, by the wall clock.
     report.window_start = start.get().map(|&t0| {
         let ago = Instant::now().saturating_duration_since(t0 + config.warmup);
@@ -373,14 +435,15 @@ fn worker(
         let opened = local.block_on(&rt, async {
             let pending: Vec<_> = slots
                 .iter()
-                .map(|_| {
+                .map(|&slot| {
                     let connector = connector.clone();
                     let timeout = config.timeout;
                     let probed = first.lock().ok().and_then(|mut f| f.take());
+                    let seq = slot as u64;
                     tokio::task::spawn_local(async move {
                         match probed.map(tcp::Tcp::from_std) {
                             Some(Ok(s)) => Ok(Link::Stream(Box::new(s))),
-                            _ => connector.connect(timeout).await,
+                            _ => connector.connect(timeout, seq).await,
                         }
                     })
                 })
@@ -444,58 +507,54 @@ fn worker(
     Ok(shared.rec.totals())
 }
 
-/// A progress bar until the workers finish: elapsed time, and the measured
-/// rate so far.
-fn show_progress(
-    config: &BenchConfig,
-    t0: Instant,
-    live: &Live,
-    handles: &[ScopedJoinHandle<'_, Result<Totals, std::io::Error>>],
-) {
-    let total = config.warmup + config.duration;
-    let bar = indicatif::ProgressBar::new(total.as_millis() as u64);
-    let style = indicatif::ProgressStyle::with_template("{bar:30} {elapsed}/{duration} {msg}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    bar.set_style(style);
-    let from = t0 + config.warmup;
-    while !handles.iter().all(|h| h.is_finished()) {
-        let now = Instant::now();
-        bar.set_position(now.saturating_duration_since(t0).as_millis() as u64);
-        let errors = live.errors.load(Ordering::Relaxed);
-        let measured = now.saturating_duration_since(from).as_secs_f64().max(1e-3);
-        let msg = if now < from {
-            "warming up".to_string()
-        } else if config.mode == Mode::Stream {
-            let bytes = live.bytes.load(Ordering::Relaxed);
-            format!("{:.1} MB/s", bytes as f64 / measured / 1e6)
-        } else {
-            let messages = live.messages.load(Ordering::Relaxed);
-            format!("{:.0} msg/s", messages as f64 / measured)
-        };
-        bar.set_message(if errors > 0 {
-            format!("{msg}, {errors} errors")
-        } else {
-            msg
-        });
-        std::thread::sleep(Duration::from_millis(100));
+/// Checks, before a run, that an output file (`--plot`, `--save-hist`)
+/// can be written at `path`: its folder exists, and it is not a folder
+/// itself.
+pub fn check_output_path(path: &std::path::Path) -> Result<(), BenchError> {
+    let bad = |why: &str| {
+        Err(BenchError::Output(format!(
+            "cannot write {}: {why}",
+            path.display()
+        )))
+    };
+    if path.is_dir() {
+        return bad("it is a folder");
     }
-    bar.finish_and_clear();
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(folder) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bad(&format!("{} is not a folder", folder.display())),
+        Err(e) => bad(&format!("{}: {e}", folder.display())),
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit: thousands of
-/// connections need thousands of descriptors. Best effort.
-fn raise_fd_limit() {
+/// connections need thousands of descriptors. Best effort; returns the
+/// limit in force, `None` when unknown or unlimited.
+fn raise_fd_limit() -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit and setrlimit only read and write the struct given.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
         }
     }
+    (lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::conn::{Buffers, Connector, Finish, Link, Schedule, Spec, drive};
 use super::pattern::Pattern;
 use super::report::{ErrorKind, Recorder};
 use super::udp;
+use super::ws;
 
 /// What every slot of one worker shares.
 pub(crate) struct Worker {
@@ -97,7 +98,11 @@ async fn persistent(worker: &Worker, slot: usize, mut stream: Option<Link>, star
     while Instant::now() < spec.end {
         let mut conn = match stream.take() {
             Some(s) => s,
-            None => match worker.connector.connect(worker.connect_timeout).await {
+            None => match worker
+                .connector
+                .connect(worker.connect_timeout, worker.next_id.get())
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     worker.rec.error(e.kind, || e.detail);
@@ -123,6 +128,17 @@ async fn persistent(worker: &Worker, slot: usize, mut stream: Option<Link>, star
             Link::Datagram(socket) => {
                 udp::drive(
                     socket,
+                    pattern,
+                    &spec,
+                    &mut bufs,
+                    schedule.as_mut(),
+                    &worker.rec,
+                )
+                .await
+            }
+            Link::Ws(link) => {
+                ws::drive(
+                    link,
                     pattern,
                     &spec,
                     &mut bufs,
@@ -166,8 +182,11 @@ async fn churn(worker: &Worker, slot: usize, start: Instant) {
         if Instant::now() >= spec.end {
             return;
         }
-        let mut conn = match worker.connector.connect(worker.connect_timeout).await {
-            Ok(Link::Stream(s)) => s,
+        let connecting = worker
+            .connector
+            .connect(worker.connect_timeout, worker.next_id.get());
+        let mut conn = match connecting.await {
+            Ok(link @ (Link::Stream(_) | Link::Ws(_))) => link,
             Ok(Link::Datagram(_)) => {
                 // `BenchConfig::validate` refuses churn over UDP.
                 worker.rec.error(ErrorKind::Connect, || {
@@ -182,7 +201,13 @@ async fn churn(worker: &Worker, slot: usize, start: Instant) {
             }
         };
         let pattern = worker.next_pattern();
-        match drive(&mut *conn, pattern, &spec, &mut bufs, None, &worker.rec).await {
+        let result = match &mut conn {
+            Link::Stream(s) => drive(&mut **s, pattern, &spec, &mut bufs, None, &worker.rec).await,
+            // A handshake, one message and the closing handshake.
+            Link::Ws(link) => ws::drive(link, pattern, &spec, &mut bufs, None, &worker.rec).await,
+            Link::Datagram(_) => Ok(Finish::Deadline),
+        };
+        match result {
             Ok(Finish::Limit) => {
                 let now = Instant::now();
                 worker

@@ -165,6 +165,10 @@ pub(crate) struct Recorder {
     hist: RefCell<Histogram<u64>>,
     messages: Cell<u64>,
     bytes: Cell<u64>,
+    /// Messages and bytes not yet added to `live`: the workers share it,
+    /// so each adds to it only now and then, never once per message (a
+    /// shared cache line written by every thread would serialise them).
+    unshared: Cell<(u64, u64)>,
     errors: Cell<ErrorCounts>,
     first_error: RefCell<Option<String>>,
     live: Arc<Live>,
@@ -178,6 +182,7 @@ impl Recorder {
             hist: RefCell::new(new_histogram()),
             messages: Cell::new(0),
             bytes: Cell::new(0),
+            unshared: Cell::new((0, 0)),
             errors: Cell::new(ErrorCounts::default()),
             first_error: RefCell::new(None),
             live,
@@ -206,8 +211,26 @@ impl Recorder {
     pub fn received(&self, now: Instant, n: usize) {
         if self.window.get().contains(now) {
             self.bytes.set(self.bytes.get() + n as u64);
-            self.live.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            let (m, b) = self.unshared.get();
+            self.share((m, b + n as u64));
         }
+    }
+
+    /// Adds what `live` has not seen yet to it once there is enough of it
+    /// (a few hundred messages, or a megabyte); otherwise keeps it back.
+    #[inline]
+    fn share(&self, (messages, bytes): (u64, u64)) {
+        if messages >= 256 || bytes >= 1 << 20 {
+            self.flush_live(messages, bytes);
+        } else {
+            self.unshared.set((messages, bytes));
+        }
+    }
+
+    fn flush_live(&self, messages: u64, bytes: u64) {
+        self.live.messages.fetch_add(messages, Ordering::Relaxed);
+        self.live.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.unshared.set((0, 0));
     }
 
     /// A message (or churn operation) completed at `now`; `latency` is
@@ -218,7 +241,8 @@ impl Recorder {
             return;
         }
         self.messages.set(self.messages.get() + 1);
-        self.live.messages.fetch_add(1, Ordering::Relaxed);
+        let (m, b) = self.unshared.get();
+        self.share((m + 1, b));
         if let Some(latency) = latency {
             let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
             let mut hist = self.hist.borrow_mut();
@@ -239,19 +263,28 @@ impl Recorder {
 
     /// Counts an error; `detail` is formatted only for the first one, which
     /// the report shows so the user sees a concrete example.
+    ///
+    /// With debug logging (`-v`), every error is logged as it happens.
     pub fn error(&self, kind: ErrorKind, detail: impl FnOnce() -> String) {
         let mut errors = self.errors.get();
         *errors.slot(kind) += 1;
         self.errors.set(errors);
         self.live.errors.fetch_add(1, Ordering::Relaxed);
         let mut first = self.first_error.borrow_mut();
-        if first.is_none() {
-            *first = Some(detail());
+        let logged = tracing::enabled!(tracing::Level::DEBUG);
+        if first.is_none() || logged {
+            let detail = detail();
+            if logged {
+                tracing::debug!(name = "echo-bench", "{}: {detail}", kind.as_str());
+            }
+            first.get_or_insert(detail);
         }
     }
 
     /// This worker's totals, to merge with the others'.
     pub fn totals(&self) -> Totals {
+        let (messages, bytes) = self.unshared.get();
+        self.flush_live(messages, bytes);
         Totals {
             hist: self.hist.borrow().clone(),
             messages: self.messages.get(),
@@ -370,6 +403,18 @@ pub struct Report {
     /// How many runs these figures are of: 1, or more for `echo-bench merge`.
     #[serde(default = "one")]
     pub runs: usize,
+    /// The CPU time (user and system, all threads) the bench process used
+    /// in the measured window, in seconds: whether the bench itself was
+    /// the ceiling. `null` when not measured (a merge of runs that lack it).
+    #[serde(default)]
+    pub bench_cpu_seconds: Option<f64>,
+    /// Source addresses the connections came from (1: the system's choice).
+    #[serde(default = "one")]
+    pub sources: usize,
+    /// What the figures suggest that is worth a look, one line each (a
+    /// UDP server's rate limit, say).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// The latency histogram, in nanoseconds, for plots and `--save-hist`.
     #[serde(skip, default = "new_histogram")]
     pub histogram: Histogram<u64>,
@@ -426,6 +471,9 @@ impl Report {
             error_kinds: totals.errors,
             first_error: totals.first_error,
             runs: 1,
+            bench_cpu_seconds: None,
+            sources: 1,
+            notes: Vec::new(),
             histogram: new_histogram(),
             window_start: None,
         }
@@ -522,6 +570,18 @@ impl Report {
         } else {
             let _ = writeln!(out, "  latency     not measured in stream mode");
         }
+        if let Some(cpu) = self.bench_cpu_seconds {
+            let cores = if self.seconds > 0.0 {
+                cpu / self.seconds
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "  bench cpu   {cpu:.2} s in the measured time ({cores:.2} cores of {} thread(s))",
+                self.threads
+            );
+        }
         if self.errors == 0 {
             let _ = writeln!(out, "  errors      0");
         } else {
@@ -534,6 +594,9 @@ impl Report {
             if let Some(first) = &self.first_error {
                 let _ = writeln!(out, "  first error {first}");
             }
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "  note        {note}");
         }
         out
     }

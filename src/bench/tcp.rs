@@ -15,7 +15,8 @@
 //! system calls, which churn mode would pay on every operation.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -32,8 +33,15 @@ pub(crate) struct Tcp {
 impl Tcp {
     /// Connects to `addr`, with `TCP_NODELAY` (echo replies are
     /// latency-bound). Must be called inside a tokio runtime.
-    pub async fn connect(addr: SocketAddr) -> io::Result<Tcp> {
-        let io = transport::register(mio::net::TcpStream::connect(addr)?)?;
+    /// From the local address `source` (any port) when given: connections
+    /// spread over many source addresses are not limited by one address's
+    /// ephemeral ports and `TIME_WAIT`.
+    pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Tcp> {
+        let stream = match source {
+            None => mio::net::TcpStream::connect(addr)?,
+            Some(ip) => mio::net::TcpStream::from_std(bound_socket(addr, ip)?),
+        };
+        let io = transport::register(stream)?;
         // The steps mio documents for a non-blocking connect: wait until
         // writable, then ask for an error, then for the peer (a spurious
         // wake-up shows as not connected yet).
@@ -57,6 +65,11 @@ impl Tcp {
         Ok(Tcp { io })
     }
 
+    /// This end's address, when the system says.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.io.get_ref().local_addr().ok()
+    }
+
     /// Takes over a connected, non-blocking std stream. Must be called
     /// inside a tokio runtime.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<Tcp> {
@@ -64,6 +77,36 @@ impl Tcp {
         let io = transport::register(mio::net::TcpStream::from_std(stream))?;
         Ok(Tcp { io })
     }
+}
+
+/// A non-blocking TCP socket bound to `source`, its connect to `addr`
+/// begun. The port is left to `connect` (`IP_BIND_ADDRESS_NO_PORT`), which
+/// can reuse one for every destination, rather than taken at `bind`.
+fn bound_socket(addr: SocketAddr, source: IpAddr) -> io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    if source.is_ipv4() {
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads one int from the pointer given. Best
+        // effort: without it (kernels before 4.2) bind picks the port.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(socket.into())
 }
 
 impl AsyncRead for Tcp {

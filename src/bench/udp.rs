@@ -17,7 +17,7 @@
 //! and received into, the slot's buffers.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -38,13 +38,14 @@ const RECENT: u64 = 64;
 /// Datagrams the probe sends (one at a time) before giving up.
 const PROBE_TRIES: u32 = 3;
 
-/// A non-blocking UDP socket on an ephemeral port, connected to `peer` so
-/// that only its replies come in. Must be called inside a tokio runtime.
-pub(crate) fn socket(peer: SocketAddr) -> io::Result<UdpSocket> {
-    let local: SocketAddr = if peer.is_ipv6() {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
+/// A non-blocking UDP socket on an ephemeral port (of `source`, when
+/// given), connected to `peer` so that only its replies come in. Must be
+/// called inside a tokio runtime.
+pub(crate) fn socket(peer: SocketAddr, source: Option<IpAddr>) -> io::Result<UdpSocket> {
+    let local: SocketAddr = match source {
+        Some(ip) => (ip, 0).into(),
+        None if peer.is_ipv6() => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        None => (Ipv4Addr::UNSPECIFIED, 0).into(),
     };
     let socket = std::net::UdpSocket::bind(local)?;
     socket.connect(peer)?;
@@ -65,7 +66,7 @@ pub(crate) async fn probe(addr: &Addr, timeout: Duration) -> Result<SocketAddr, 
 
 async fn probe_one(peer: SocketAddr, timeout: Duration) -> io::Result<()> {
     const PROBE: &[u8] = b"echo-bench probe";
-    let socket = socket(peer)?;
+    let socket = socket(peer, None)?;
     let mut buf = [0u8; 64];
     for _ in 0..PROBE_TRIES {
         socket.send(PROBE).await?;
@@ -287,7 +288,7 @@ mod tests {
     }
 
     async fn run(echo: &Echo, spec: &Spec, rec: &Recorder) -> Finish {
-        let socket = socket(echo.addr).unwrap();
+        let socket = socket(echo.addr, None).unwrap();
         let mut bufs = Buffers::new(spec);
         drive(&socket, Pattern::new(5), spec, &mut bufs, None, rec)
             .await
@@ -382,7 +383,7 @@ mod tests {
             rt.block_on(async {
                 let rec = Recorder::counting_from_now();
                 let spec = spec(64, messages, Duration::from_secs(5));
-                let socket = socket(echo.addr).unwrap();
+                let socket = socket(echo.addr, None).unwrap();
                 let mut bufs = Buffers::new(&spec);
                 let before = crate::bench::counting::allocations();
                 let r = drive(&socket, Pattern::new(2), &spec, &mut bufs, None, &rec).await;

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use echoes::Addr;
+use std::io::Write;
+
+use clap::{CommandFactory, Parser};
 use echoes::bench::{self, BenchConfig, BenchError, Mode, Report};
-use echoes::cli;
+use echoes::cli::{self, TlsArgsError};
+use echoes::{Addr, logging};
 
 /// Measures an echo server: throughput, latency percentiles, and errors,
 /// with every byte checked.
@@ -20,6 +22,8 @@ struct Args {
     command: Option<Command>,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    log: cli::LogArgs,
     /// Print a man page or shell completions, generated from these flags, and exit
     #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
     generate: Option<cli::Generate>,
@@ -64,10 +68,12 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR", value_parser = cli::parse_addr,
           default_value = echoes::addr::DEFAULT_ADDR,
           help = "The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT, tls://HOST:PORT, \
-                  udp://HOST:PORT, unix:PATH")]
+                  udp://HOST:PORT, unix:PATH, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH \
+                  (each message one binary WebSocket message)")]
     connect: Addr,
-    /// Concurrent connections (churn: concurrent operations)
-    #[arg(short, long, value_name = "N", value_parser = cli::parse_nonzero_count,
+    /// Concurrent connections (churn: concurrent operations); the server
+    /// is --connect ADDR
+    #[arg(short, long, value_name = "N", value_parser = cli::parse_connections,
           default_value = "1")]
     connections: usize,
     /// Bytes per message (stream: per write), e.g. 64, 1KiB
@@ -75,7 +81,7 @@ struct RunArgs {
           default_value = "64")]
     size: usize,
     /// How long to measure, after the warm-up
-    #[arg(short, long, value_name = "DURATION", value_parser = parse_positive_duration,
+    #[arg(short, long, value_name = "DURATION", value_parser = cli::parse_positive_duration,
           default_value = "10s")]
     duration: Duration,
     /// pingpong: send, await the echo, repeat; stream: write and read at
@@ -95,13 +101,31 @@ struct RunArgs {
     /// How long to wait to connect, and for an owed echo to move [default:
     /// 10s]; over udp://, for each datagram's reply, after which it counts
     /// as lost [default: 1s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_positive_duration)]
     timeout: Option<Duration>,
     #[command(flatten)]
     tls: cli::TlsClientArgs,
+    /// Send a PROXY protocol header of this version on every connection,
+    /// before the data (before the TLS handshake on tls://); not over udp://
+    #[arg(long, value_name = "VERSION")]
+    proxy_protocol: Option<echoes::proxy::Version>,
+    #[arg(long, value_name = "ADDR", value_parser = echoes::proxy::send::parse_source,
+          requires = "proxy_protocol",
+          help = "The client address the PROXY headers claim: IP, IP:PORT or [V6]:PORT \
+                  [default: each connection's real source address]")]
+    proxy_source: Option<std::net::SocketAddr>,
+    /// Claim a different client on each connection: the n-th connection's
+    /// PROXY header claims the source IP plus n
+    #[arg(long, requires = "proxy_protocol")]
+    proxy_vary_source: bool,
     /// Worker threads, each a single-threaded runtime (1 keeps the bench on one core)
-    #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count, default_value = "1")]
+    #[arg(long, value_name = "N", value_parser = cli::parse_threads, default_value = "1")]
     threads: usize,
+    /// Local addresses to connect from, in turn: an IP, an IPv4 range
+    /// (127.0.0.2-127.0.0.254), none, or auto (that range for plain TCP to
+    /// a loopback address, so churn is not limited by one address's ports)
+    #[arg(long, value_name = "SOURCE", value_parser = parse_source, default_value = "auto")]
+    source: bench::Source,
     #[command(flatten)]
     out: OutArgs,
 }
@@ -113,23 +137,22 @@ Examples:
   # open loop at 20k msg/s in total, the latency curve drawn as SVG
   echo-bench --connect 127.0.0.1:7 --rate 20000 -c 20 --plot latency.svg
   # UDP, one datagram per message; a reply later than --timeout is a loss
+  # (echo-server answers one source 1000 times a second: --udp-rate 0)
   echo-bench --connect udp://127.0.0.1:7 -c 4 -s 512 --timeout 200ms
-  # TLS connections per second, trusting one CA
-  echo-bench --connect tls://host:8443 --tls-ca ca.pem -m churn
+  # TLS connections per second, pinning the fingerprint echo-server logs
+  echo-bench --connect tls://localhost:8443 --tls-pin FINGERPRINT -m churn
+  # WebSocket (echo-server -l http://...), open loop at 2000 msg/s
+  echo-bench --connect ws://127.0.0.1:8080/ -c 10 --rate 2000
   # one target, several load machines: save each histogram, then merge
-  echo-bench --connect host:7 -c 50 --save-hist $(hostname).hlog
+  echo-bench --connect localhost:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg
 
 Exit status: 0 when every byte came back; 1 on errors (mismatch, short echo,
 reset, timeout, refused connection, UDP loss) or when a file cannot be read
 or written; 2 on bad usage.";
 
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = cli::parse_duration(s)?;
-    if d.is_zero() {
-        return Err("must be more than 0".into());
-    }
-    Ok(d)
+fn parse_source(s: &str) -> Result<bench::Source, String> {
+    s.parse()
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -141,23 +164,42 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The man page's own sections.
+const MAN: cli::ManSections = cli::ManSections {
+    exit_status: "0: every byte came back, and at least one message \
+completed.\n\n\
+1: errors during the run (mismatch, short echo, reset, timeout, refused \
+connection, UDP loss), no message completed, the server cannot be \
+reached, or a file cannot be read or written.\n\n\
+2: bad usage (an unknown flag, an absurd value, flags that do not go \
+together).",
+    environment: "RUST_LOG: the log filter (tracing's EnvFilter syntax) when \
+neither -q nor -v is given; an invalid one is reported and ignored.\n\n\
+NO_COLOR: no colour on a terminal.",
+    signals: "SIGINT and SIGTERM end the bench at once (the default \
+actions): no report is printed. SIGPIPE is ignored: a closed standard \
+output (| head) loses the report, not the exit status.",
+};
+
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if let Some(code) = cli::handle_generate::<Args>(args.generate) {
+    let args: Args = cli::parse_or_exit();
+    if let Some(code) = cli::handle_generate::<Args>(args.generate, &MAN) {
         return code;
     }
+    args.log.init();
+    let quiet = args.log.quiet || args.log.log_format == echoes::logging::LogFormat::Json;
     match args.command {
         Some(Command::Merge(merge)) => merge_files(merge),
-        None => run(args.run),
+        None => run(args.run, !quiet),
     }
 }
 
 /// Exits with status 2 and `msg`, as clap does for bad usage.
 fn usage(msg: &str) -> ! {
-    clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")).exit()
+    cli::usage_error(Args::command(), msg)
 }
 
-fn run(args: RunArgs) -> ExitCode {
+fn run(args: RunArgs, progress: bool) -> ExitCode {
     let mut config = BenchConfig::new(args.connect);
     config.mode = args.mode;
     config.connections = args.connections;
@@ -168,7 +210,13 @@ fn run(args: RunArgs) -> ExitCode {
     config.pipeline = args.pipeline;
     config.timeout = args.timeout.unwrap_or(config.timeout);
     config.threads = args.threads;
-    config.progress = true;
+    config.source = args.source;
+    config.progress = progress;
+    config.proxy = args.proxy_protocol.map(|version| {
+        echoes::proxy::send::ProxySend::new(version)
+            .with_source(args.proxy_source)
+            .varied(args.proxy_vary_source)
+    });
     if let Err(e) = config.validate() {
         usage(&e.to_string());
     }
@@ -177,7 +225,13 @@ fn run(args: RunArgs) -> ExitCode {
     }
     match args.tls.client_config_for(&config.addr) {
         Ok(tls) => config.tls = tls,
+        Err(TlsArgsError::NotTls(msg)) => usage(&msg),
         Err(e) => return cli::fail("echo-bench", &e.into()),
+    }
+    // Before the run, not after it: a typo in a path must not cost the
+    // measurement.
+    if let Err(e) = args.out.check() {
+        return cli::fail("echo-bench", &e);
     }
     let report = match bench::run(&config) {
         Ok(r) => r,
@@ -188,6 +242,9 @@ fn run(args: RunArgs) -> ExitCode {
 }
 
 fn merge_files(args: MergeArgs) -> ExitCode {
+    if let Err(e) = args.out.check() {
+        return cli::fail("echo-bench", &e);
+    }
     let mut runs = Vec::with_capacity(args.files.len());
     for path in &args.files {
         match bench::histlog::read(path) {
@@ -200,44 +257,64 @@ fn merge_files(args: MergeArgs) -> ExitCode {
         Err(e) => return cli::fail("echo-bench", &e.into()),
     };
     for warning in &merged.warnings {
-        eprintln!("echo-bench: warning: {warning}");
+        logging::warning("echo-bench", warning);
     }
     finish(&merged.report, &args.out)
 }
 
-/// Writes the files asked for, prints the report, and says how it went.
+impl OutArgs {
+    /// Checks that the output files can be written where they are asked for.
+    fn check(&self) -> anyhow::Result<()> {
+        for path in self.plot.iter().chain(&self.save_hist) {
+            bench::check_output_path(path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints the report, writes the files asked for, and says how it went.
+/// The report comes first: whatever fails after it, it is not lost.
 fn finish(report: &Report, out: &OutArgs) -> ExitCode {
+    let text = if out.json {
+        format!("{}\n", report.to_json())
+    } else {
+        report.to_text()
+    };
+    // A closed standard output (`| head`) loses the report, nothing else.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    let mut status = ExitCode::SUCCESS;
     if let Some(path) = &out.plot
         && let Err(e) = bench::plot::write(report, path)
     {
         let err = anyhow::Error::new(e).context(format!("cannot write {}", path.display()));
-        return cli::fail("echo-bench", &err);
+        status = cli::fail("echo-bench", &err);
     }
     if let Some(path) = &out.save_hist
         && let Err(e) = bench::histlog::write(report, path)
     {
-        return cli::fail("echo-bench", &e.into());
+        status = cli::fail("echo-bench", &e.into());
     }
-    if out.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.to_text());
+    for note in &report.notes {
+        logging::direct(tracing::Level::INFO, "echo-bench", note);
     }
     if report.errors > 0 {
         let first = report.first_error.as_deref().unwrap_or("");
-        eprintln!(
-            "echo-bench: error: {} error(s) ({}); first: {first}",
-            report.errors,
-            report.error_kinds.describe()
+        logging::fatal(
+            "echo-bench",
+            &format!(
+                "{} error(s) ({}); first: {first}",
+                report.errors,
+                report.error_kinds.describe()
+            ),
         );
         return ExitCode::from(1);
     }
     if report.messages == 0 {
-        eprintln!(
-            "echo-bench: error: no message completed in {:.2} s",
-            report.seconds
+        logging::fatal(
+            "echo-bench",
+            &format!("no message completed in {:.2} s", report.seconds),
         );
         return ExitCode::from(1);
     }
-    ExitCode::SUCCESS
+    status
 }

@@ -1,13 +1,19 @@
 //! `echo-client`: the seed's echo client, checking every byte. Flags only;
 //! the work is in the `echoes` library.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use echoes::Addr;
-use echoes::cli::{self, LogArgs, TlsClientArgs};
-use echoes::client::{self, ClientOptions, SEED_MESSAGES};
+use echoes::addr::Transport;
+use echoes::cli::{self, LogArgs, TlsArgsError, TlsClientArgs};
+use echoes::client::http::{self, HttpRequest};
+use echoes::client::{self, ClientError, ClientOptions, SEED_MESSAGES};
+use echoes::proxy::Version;
+use echoes::proxy::send::{self, ProxySend};
+use hyper::header::{HeaderName, HeaderValue};
 
 /// Sends messages to an echo server, prints the conversation, checks the echo.
 #[derive(Debug, Parser)]
@@ -15,29 +21,84 @@ use echoes::client::{self, ClientOptions, SEED_MESSAGES};
 struct Args {
     // `help` rather than a doc comment: rustdoc would read `[V6]` as a link,
     // and an escaped `\[V6\]` would show its backslashes in --help.
-    #[arg(short, long, value_name = "ADDR", value_parser = cli::parse_addr,
+    #[arg(short, long, value_name = "ADDR", value_parser = cli::parse_connect_addr,
           default_value = echoes::addr::DEFAULT_ADDR,
           help = "The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT, tls://HOST:PORT, \
-                  udp://HOST:PORT, unix:PATH")]
+                  udp://HOST:PORT, unix:PATH, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH; \
+                  http://HOST:PORT/PATH or https://HOST:PORT/PATH sends one request and \
+                  prints the response")]
     connect: Addr,
     /// Messages to send, each as its own write [default: the seed's three];
-    /// `-` reads standard input instead
+    /// `-` reads standard input instead. Over ws:// and wss://, each is one
+    /// text message (with --stdin, each chunk of input one binary message)
     #[arg(value_name = "MESSAGE")]
     messages: Vec<String>,
     /// Stream standard input to the server and the echo to standard output
     #[arg(long)]
     stdin: bool,
-    /// How long to wait to connect, and for the echo once it is owed (over
-    /// udp://, for each reply; one resend follows)
-    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
+    /// How long to wait to connect, and, once bytes are owed, for the
+    /// server to take more or echo more (over udp://, for each reply; one
+    /// resend follows)
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_positive_duration,
+          default_value = "10s")]
     timeout: Duration,
+    /// Send a PROXY protocol header of this version before the data (before
+    /// the TLS handshake on tls://), as a balancer would; not over udp://
+    #[arg(long, value_name = "VERSION")]
+    proxy_protocol: Option<Version>,
+    #[arg(long, value_name = "ADDR", value_parser = send::parse_source,
+          requires = "proxy_protocol",
+          help = "The client address the PROXY header claims: IP, IP:PORT or [V6]:PORT \
+                  [default: the real source address]")]
+    proxy_source: Option<SocketAddr>,
     #[command(flatten)]
     tls: TlsClientArgs,
+    #[command(flatten)]
+    http: HttpArgs,
     #[command(flatten)]
     log: LogArgs,
     /// Print a man page or shell completions, generated from these flags, and exit
     #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
     generate: Option<cli::Generate>,
+}
+
+/// The request over http:// and https://.
+#[derive(Debug, clap::Args)]
+struct HttpArgs {
+    /// The request method, for http:// and https:// [default: GET, or POST
+    /// with --data]
+    #[arg(short = 'X', long, value_name = "METHOD", value_parser = http::parse_method)]
+    method: Option<hyper::Method>,
+    /// A request header, 'Name: value', for http:// and https:// (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = http::parse_header)]
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The request body, for http:// and https://
+    #[arg(long, value_name = "DATA")]
+    data: Option<String>,
+    /// Speak HTTP/2 (prior knowledge over http://, ALPN h2 over https://)
+    #[arg(long)]
+    http2: bool,
+}
+
+impl HttpArgs {
+    fn given(&self) -> bool {
+        self.method.is_some() || !self.headers.is_empty() || self.data.is_some() || self.http2
+    }
+
+    fn request(self) -> HttpRequest {
+        let body = self.data.map(String::into_bytes).unwrap_or_default();
+        let method = self.method.unwrap_or(if body.is_empty() {
+            hyper::Method::GET
+        } else {
+            hyper::Method::POST
+        });
+        HttpRequest {
+            method,
+            headers: self.headers,
+            body: body.into(),
+            http2: self.http2,
+        }
+    }
 }
 
 /// Ends `--help`: the seed's use, then one line per task. Each
@@ -48,6 +109,9 @@ Examples:
   echo-client -c 127.0.0.1:7 hi there   two messages, two writes, echo checked
   echo-client -c unix:/tmp/echo.sock hello
 
+  Through a listener that wants a PROXY header (echo-server --proxy-protocol):
+  echo-client -c 127.0.0.1:7007 --proxy-protocol v2 --proxy-source 192.0.2.1 hi
+
   Pipe bytes through the server, like nc (every byte checked):
   tar c . | echo-client --stdin | tar t
 
@@ -56,35 +120,88 @@ Examples:
 
   TLS to echo-server --tls-self-signed, pinning the fingerprint it logs
   (or -k: no check at all):
-  echo-client -c tls://localhost:8443 --tls-pin FINGERPRINT hello";
+  echo-client -c tls://localhost:8443 --tls-pin FINGERPRINT hello
+
+  WebSocket to echo-server -l http://127.0.0.1:8080: one message each:
+  echo-client -c ws://127.0.0.1:8080/chat hello world
+
+  One HTTP request; the server's reflection of it is printed:
+  echo-client -c http://127.0.0.1:8080/api -X POST -H X-Trace:1 --data hi";
+
+/// The man page's own sections.
+const MAN: cli::ManSections = cli::ManSections {
+    exit_status: "0: every byte came back, in order.\n\n\
+1: a runtime failure: the server cannot be reached, the echo differs \
+(echo mismatch at byte N), is short or has extra bytes, or a wait \
+bounded by --timeout ran out.\n\n\
+2: bad usage (an unknown flag, a malformed address or duration).\n\n\
+With --stdin, a standard output closed early (| head) ends the client \
+quietly, with status 0.",
+    environment: "RUST_LOG: the log filter (tracing's EnvFilter syntax) when \
+neither -q nor -v is given; an invalid one is reported and ignored.\n\n\
+NO_COLOR: no colour on a terminal.",
+    signals: "SIGINT and SIGTERM end the client at once (the default \
+actions). SIGPIPE is ignored: a closed standard output ends --stdin \
+quietly instead.",
+};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if let Some(code) = cli::handle_generate::<Args>(args.generate) {
+    let args: Args = cli::parse_or_exit();
+    if let Some(code) = cli::handle_generate::<Args>(args.generate, &MAN) {
         return code;
     }
+    args.log.init();
     let use_stdin = args.stdin || args.messages.iter().any(|m| m == "-");
     if use_stdin && args.messages.iter().any(|m| m != "-") {
-        clap::Error::raw(
-            clap::error::ErrorKind::ArgumentConflict,
-            "messages cannot be combined with --stdin or '-'\n",
-        )
-        .exit();
+        cli::usage_error(
+            Args::command(),
+            "messages cannot be combined with --stdin or '-'",
+        );
     }
-    args.log.init();
+    let web = matches!(args.connect.transport(), Transport::Http | Transport::Https);
+    if web && (use_stdin || !args.messages.is_empty()) {
+        cli::usage_error(
+            Args::command(),
+            "http:// and https:// send one request: give its body with --data, not as messages",
+        );
+    }
+    if !web && args.http.given() {
+        cli::usage_error(
+            Args::command(),
+            "-X, -H, --data and --http2 apply to http:// and https:// only",
+        );
+    }
+    if args.proxy_protocol.is_some() && args.connect.transport() == echoes::Transport::Udp {
+        cli::usage_error(
+            Args::command(),
+            "--proxy-protocol needs a stream: the PROXY protocol is not used over udp://",
+        );
+    }
+    let proxy = args
+        .proxy_protocol
+        .map(|version| ProxySend::new(version).with_source(args.proxy_source));
     let tls = match args.tls.client_config_for(&args.connect) {
         Ok(config) => config,
+        Err(TlsArgsError::NotTls(msg)) => cli::usage_error(Args::command(), msg),
         Err(e) => return cli::fail("echo-client", &e.into()),
     };
     let opts = ClientOptions {
         addr: args.connect,
         timeout: args.timeout,
         tls,
+        proxy,
     };
     let rt = match echoes::runtime::current_thread() {
         Ok(rt) => rt,
         Err(e) => return cli::fail("echo-client", &e.into()),
     };
+    if web {
+        let request = args.http.request();
+        return match rt.block_on(http::request(&opts, &request, tokio::io::stdout())) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => cli::fail("echo-client", &e.into()),
+        };
+    }
     let result = rt.block_on(async {
         if use_stdin {
             client::pipe(&opts, tokio::io::stdin(), tokio::io::stdout()).await
@@ -97,8 +214,13 @@ fn main() -> ExitCode {
             client::send_messages(&opts, &messages).await
         }
     });
+    // Not a plain drop, which would wait for the blocking read of standard
+    // input to return: a client that has failed must not hang on it.
+    rt.shutdown_background();
     match result {
         Ok(_) => ExitCode::SUCCESS,
+        // `| head` took what it wanted: like cat, end quietly.
+        Err(ClientError::OutputClosed) => ExitCode::SUCCESS,
         Err(e) => cli::fail("echo-client", &e.into()),
     }
 }

@@ -10,7 +10,10 @@ use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use echoes::activation::{self, InheritedSocket};
+use echoes::addr::ListenAddr;
 use echoes::cli::{self, LogArgs};
+use echoes::http::HttpConfig;
+use echoes::proxy::{ProxyMode, ProxySettings};
 use echoes::transport::tls::{CertSource, TlsServerSettings};
 use echoes::transport::udp_guard;
 use echoes::{Addr, Server, ServerConfig, Transport, notify, server, shutdown};
@@ -21,23 +24,26 @@ use echoes::{Addr, Server, ServerConfig, Transport, notify, server, shutdown};
 struct Args {
     // `help` rather than a doc comment: rustdoc would read `[V6]` as a link,
     // and an escaped `\[V6\]` would show its backslashes in --help.
-    #[arg(short, long = "listen", value_name = "ADDR", value_parser = cli::parse_addr,
+    #[arg(short, long = "listen", value_name = "ADDR", value_parser = cli::parse_listen_addr,
           default_value = echoes::addr::DEFAULT_ADDR,
           help = "Address to listen on (repeatable): HOST:PORT, [V6]:PORT, tcp://HOST:PORT, \
-                  tls://HOST:PORT, udp://HOST:PORT, unix:PATH. Sockets passed by systemd \
-                  (LISTEN_FDS) are used instead")]
-    listen: Vec<Addr>,
+                  tls://HOST:PORT, udp://HOST:PORT, unix:PATH, http://HOST:PORT, \
+                  https://HOST:PORT (ws:// and wss:// are the same); ?proxy=optional|required|off \
+                  after a stream address sets its PROXY protocol mode. Sockets passed by \
+                  systemd (LISTEN_FDS) are used instead")]
+    listen: Vec<ListenAddr>,
     /// Largest single read, e.g. 128 (the seed's) or 64KiB
-    #[arg(long, value_name = "BYTES", value_parser = cli::parse_nonzero_size,
+    #[arg(long, value_name = "BYTES", value_parser = cli::parse_read_size,
           default_value = "64KiB")]
     read_size: usize,
     /// Serve at most N connections at once; the rest wait in the backlog
-    #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count)]
+    /// (0: no limit)
+    #[arg(long, value_name = "N", value_parser = cli::parse_limit)]
     max_connections: Option<usize>,
-    /// Serve at most N connections from one client IP address
-    #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count)]
+    /// Serve at most N connections from one client IP address (0: no limit)
+    #[arg(long, value_name = "N", value_parser = cli::parse_limit)]
     max_connections_per_ip: Option<usize>,
-    /// Close connections with no traffic for this long, e.g. 5m
+    /// Close connections with no traffic for this long, e.g. 5m (0: never)
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration)]
     idle_timeout: Option<Duration>,
     /// Echo bulk transfers with splice(2), never copying them into the
@@ -45,11 +51,11 @@ struct Args {
     /// the client pays for it (see BENCHMARKS.md)
     #[arg(long)]
     zero_copy: bool,
-    /// On SIGINT/SIGTERM, let open connections finish for this long
+    /// On SIGINT, SIGTERM or SIGHUP, let open connections finish for this long
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
     shutdown_timeout: Duration,
     /// Shards: threads, each with its own socket per address [default: one per core]
-    #[arg(long, value_name = "N", value_parser = cli::parse_nonzero_count)]
+    #[arg(long, value_name = "N", value_parser = cli::parse_threads)]
     threads: Option<usize>,
     /// Serve Prometheus metrics at http://ADDR/metrics (ADDR is HOST:PORT)
     #[arg(long, value_name = "ADDR", value_parser = cli::parse_addr)]
@@ -57,7 +63,17 @@ struct Args {
     /// UDP replies per second to one source address; 0 for no limit
     #[arg(long, value_name = "PER_SECOND", default_value_t = udp_guard::DEFAULT_RATE)]
     udp_rate: u32,
-    /// The TLS certificate chain (PEM), for tls:// addresses
+    /// Require a PROXY protocol header (v1 or v2, as HAProxy's send-proxy
+    /// or nginx's proxy_protocol send it) on every stream listener, before
+    /// the data (before the TLS handshake on tls:// and https://); logs and names the
+    /// client it gives. Not used over UDP
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// How long a peer has to send its whole PROXY header
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration,
+          default_value = "5s")]
+    proxy_header_timeout: Duration,
+    /// The TLS certificate chain (PEM), for tls:// and https:// addresses
     #[arg(long, value_name = "PEM", requires = "tls_key", group = "tls_source")]
     tls_cert: Option<PathBuf>,
     /// The TLS private key (PEM) of --tls-cert
@@ -71,6 +87,29 @@ struct Args {
     /// mutual TLS
     #[arg(long, value_name = "PEM", requires = "tls_source")]
     tls_client_ca: Option<PathBuf>,
+    /// This server's name in HTTP reflections and the x-echo-server header
+    /// [default: the host name]
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    name: Option<String>,
+    /// The longest delay=… an HTTP request may ask for; 0 for no limit
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "30s")]
+    http_max_delay: Duration,
+    /// The largest size=… an HTTP request may ask for; 0 for no limit
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "64MiB")]
+    http_max_size: u64,
+    /// The largest HTTP request body (413 past it), at most 1GiB
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit, default_value = "1MiB")]
+    http_max_body: usize,
+    /// How long an HTTP request head may take to arrive (408 past it), and
+    /// an idle keep-alive connection may wait for its next request; 0 for no limit
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "30s")]
+    http_header_timeout: Duration,
+    /// The largest WebSocket message (closed with 1009 past it), at most 1GiB
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit, default_value = "64MiB")]
+    ws_max_message: usize,
+    /// The largest WebSocket frame, at most --ws-max-message
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit, default_value = "16MiB")]
+    ws_max_frame: usize,
     #[command(flatten)]
     log: LogArgs,
     /// Print a man page or shell completions, generated from these flags, and exit
@@ -87,6 +126,8 @@ Examples:
   echo-server -l 0.0.0.0:7 -l [::]:7    port 7 on every interface, IPv4 and IPv6
   echo-server -l unix:/tmp/echo.sock    a Unix stream socket
   echo-server --metrics 127.0.0.1:9107  Prometheus text at /metrics
+  echo-server --proxy-protocol          behind HAProxy (send-proxy) or nginx
+  echo-server -l 0.0.0.0:7?proxy=optional   a PROXY header used when present
 
   Pipe bytes through it, like nc (every byte checked):
   head -c 1M /dev/urandom | echo-client --stdin | wc -c
@@ -95,15 +136,51 @@ Examples:
   echo-server -l udp://127.0.0.1:7007
   echo-client -c udp://127.0.0.1:7007 one two
 
+  HTTP/1.1 and HTTP/2, every request reflected, every WebSocket echoed,
+  and a browser test page at http://127.0.0.1:8080/.well-known/echoes:
+  echo-server -l http://127.0.0.1:8080 --name web-1
+  echo-server -l https://localhost:8443 --tls-self-signed --http-max-body 16MiB
+
   TLS with a certificate made at start-up; the client pins the fingerprint
   the server logs (or -k: no check at all):
   echo-server -l tls://localhost:8443 --tls-self-signed
   echo-client -c tls://localhost:8443 --tls-pin FINGERPRINT hello";
 
+/// The man page's own sections.
+const MAN: cli::ManSections = cli::ManSections {
+    exit_status: "0: a clean shutdown (a signal, then every connection finished \
+or was closed at --shutdown-timeout).\n\n\
+1: a runtime failure: an address cannot be bound (in use, no permission, \
+a live server on a unix socket), a host does not resolve, a certificate \
+or key cannot be used.\n\n\
+2: bad usage (an unknown flag, a malformed address, an absurd value).",
+    environment: "LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES: sockets passed by \
+systemd, served instead of --listen.\n\n\
+NOTIFY_SOCKET: where to send READY=1 and STOPPING=1 (systemd's \
+Type=notify).\n\n\
+RUST_LOG: the log filter (tracing's EnvFilter syntax) when neither -q nor \
+-v is given; an invalid one is reported and ignored.\n\n\
+NO_COLOR: no colour on a terminal.",
+    signals: "SIGINT, SIGTERM and SIGHUP: a graceful close: main: closing \
+server is logged, the listeners close (Unix socket files are removed), \
+open connections are served until their peers finish or \
+--shutdown-timeout passes, then the server exits with status 0. A second \
+such signal closes everything at once. SIGHUP is a close, not a reload.\n\n\
+SIGQUIT: close every connection at once, remove the Unix socket files, \
+exit 0.\n\n\
+SIGUSR1, SIGUSR2: logged (main: SIGUSR1 ignored), nothing else.\n\n\
+SIGPIPE is ignored: a peer that goes away is an error on its connection \
+only.\n\n\
+Any of SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 that is ignored when \
+the server starts (nohup, a background job) stays ignored; SIGTERM is \
+always handled. Every other signal keeps its default action (SIGTSTP, \
+SIGCONT: job control).",
+};
+
 fn main() -> ExitCode {
-    let matches = Args::command().get_matches();
-    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Some(code) = cli::handle_generate::<Args>(args.generate) {
+    let matches = cli::matches_or_exit(Args::command());
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| cli::exit_usage(e));
+    if let Some(code) = cli::handle_generate::<Args>(args.generate, &MAN) {
         return code;
     }
     let listen_given = matches.value_source("listen") == Some(ValueSource::CommandLine);
@@ -132,20 +209,38 @@ fn main() -> ExitCode {
 
 /// Flag combinations clap cannot express; each a usage error (exit 2).
 fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
-    let usage = |msg: &str| -> ! {
-        Args::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, msg)
-            .exit()
-    };
+    let usage = |msg: &str| -> ! { cli::usage_error(Args::command(), msg) };
     let has_cert = args.tls_cert.is_some() || args.tls_self_signed;
     if inherited.is_empty() {
-        let tls_listen = args.listen.iter().any(|a| a.transport() == Transport::Tls);
-        if tls_listen && !has_cert {
-            usage("tls:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed");
+        let tls_listen = args
+            .listen
+            .iter()
+            .map(|a| a.addr.transport().listener())
+            .find(|t| matches!(t, Transport::Tls | Transport::Https));
+        if let Some(scheme) = tls_listen
+            && !has_cert
+        {
+            usage(&format!(
+                "{scheme}:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed"
+            ));
         }
-        if has_cert && !tls_listen {
-            usage("--tls-cert and --tls-self-signed need a tls:// address to listen on");
+        if has_cert && tls_listen.is_none() {
+            usage(
+                "--tls-cert and --tls-self-signed need a tls:// address (or https://) to listen on",
+            );
         }
+    }
+    if let Some(a) = args
+        .listen
+        .iter()
+        .find(|a| a.addr.web_path().is_some_and(|p| p != "/"))
+    {
+        usage(&format!(
+            "{a}: a listening address takes no path (the server answers every path)"
+        ));
+    }
+    if args.ws_max_frame > args.ws_max_message {
+        usage("--ws-max-frame cannot be larger than --ws-max-message");
     }
     if let Some(m) = &args.metrics
         && m.transport() != Transport::Tcp
@@ -154,7 +249,55 @@ fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
     }
 }
 
+/// The HTTP and WebSocket settings the flags give; a zero delay, size or
+/// timeout is no limit.
+fn http_config(args: &Args) -> HttpConfig {
+    let off_if_zero = |d: Duration| (!d.is_zero()).then_some(d);
+    HttpConfig {
+        name: args.name.clone().unwrap_or_else(echoes::http::host_name),
+        max_delay: off_if_zero(args.http_max_delay).unwrap_or(Duration::MAX),
+        max_size: match args.http_max_size {
+            0 => u64::MAX,
+            n => n,
+        },
+        max_body: args.http_max_body as u64,
+        header_timeout: off_if_zero(args.http_header_timeout),
+        ws_max_message: args.ws_max_message,
+        ws_max_frame: args.ws_max_frame,
+        ..HttpConfig::default()
+    }
+}
+
+/// Parses `--name`: what an HTTP header can carry, 1 to 255 characters.
+fn parse_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 255 {
+        return Err("a name is 1 to 255 characters".into());
+    }
+    if !s.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err("a name is printable ASCII (it goes out in an HTTP header)".into());
+    }
+    Ok(s.to_string())
+}
+
+/// Parses a size in bytes, 0 included.
+fn parse_size(s: &str) -> Result<u64, String> {
+    echoes::units::parse_size(s).map_err(|e| e.to_string())
+}
+
+/// Parses a size that the server may hold in memory for one peer: 1 byte
+/// to 1 GiB.
+fn parse_memory_limit(s: &str) -> Result<usize, String> {
+    let n = cli::parse_nonzero_size(s)?;
+    if n > 1 << 30 {
+        return Err(format!(
+            "'{s}' is over 1GiB, more than one peer should cost"
+        ));
+    }
+    Ok(n)
+}
+
 async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()> {
+    let http = http_config(&args);
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(CertSource::Files { cert, key }),
         _ if args.tls_self_signed => Some(CertSource::SelfSigned),
@@ -164,18 +307,34 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
         cert,
         client_ca: args.tls_client_ca,
     });
+    let proxy = ProxySettings {
+        mode: if args.proxy_protocol {
+            ProxyMode::Required
+        } else {
+            ProxyMode::Off
+        },
+        listeners: args
+            .listen
+            .iter()
+            .filter_map(|l| Some((l.addr.clone(), l.proxy?)))
+            .collect(),
+        header_timeout: args.proxy_header_timeout,
+    };
     let config = ServerConfig {
-        listen: args.listen,
+        listen: args.listen.into_iter().map(|l| l.addr).collect(),
         read_size: args.read_size,
-        max_connections: args.max_connections,
-        max_connections_per_ip: args.max_connections_per_ip,
-        idle_timeout: args.idle_timeout,
+        // Zero means off for every limit and timeout (SPEC.md).
+        max_connections: args.max_connections.filter(|&n| n > 0),
+        max_connections_per_ip: args.max_connections_per_ip.filter(|&n| n > 0),
+        idle_timeout: args.idle_timeout.filter(|d| !d.is_zero()),
         zero_copy: args.zero_copy,
         shutdown_timeout: args.shutdown_timeout,
         tls,
         tls_handshake_timeout: echoes::transport::tls::HANDSHAKE_TIMEOUT,
         udp_rate: args.udp_rate,
         metrics: args.metrics,
+        http,
+        proxy,
         threads: args.threads.unwrap_or_else(server::default_threads),
     };
     // Signals first: a SIGTERM right after start-up must still be graceful.

@@ -2,17 +2,27 @@
 //! connection, then close. Enough for Prometheus, `curl` and a browser,
 //! without a web framework on the server's dependency list.
 //!
-//! A scrape endpoint should not become a way in: requests are read with a
-//! size cap and a deadline, and at most [`MAX_CONCURRENT`] are served at
-//! once (more wait in the backlog).
+//! A scrape endpoint should not become a way in, nor be starved by peers
+//! that connect and say nothing. Every connection is accepted at once and
+//! held in one of [`MAX_CONCURRENT`] slots; one that has not sent its
+//! whole request head within [`HEAD_DEADLINE`] is closed. When a
+//! connection arrives and every slot is held, the oldest connection still
+//! waiting for its request is closed to make room, so a new scrape is
+//! served at once however many idle peers there are, and however fast they
+//! reconnect. Only when every slot is busy answering is the newcomer
+//! closed unanswered. Each connection closed without an answer is counted
+//! in `echoes_metrics_connections_dropped_total`, by reason.
 
+use std::collections::VecDeque;
 use std::io;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::Metrics;
@@ -20,19 +30,169 @@ use super::Metrics;
 /// The largest request head read; anything longer is refused.
 const MAX_HEAD: usize = 8 * 1024;
 
-/// How long a client has to send its request and take the response.
-const DEADLINE: Duration = Duration::from_secs(5);
+/// How long a client has, from its connection, to send its request head.
+/// Prometheus, `curl` and browsers send it at once.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Scrapes served at once.
+/// How long a client has to take the response (a few KiB, which fits in
+/// any socket buffer: this only bounds a peer with a zero window).
+const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Connections held at once, waiting for their request or being answered.
 pub const MAX_CONCURRENT: usize = 16;
+
+/// Why a connection to the metrics endpoint was closed unanswered: the
+/// `reason` label of `echoes_metrics_connections_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// It had sent no whole request when a newcomer needed its slot.
+    Evicted,
+    /// It sent no whole request within [`HEAD_DEADLINE`].
+    Timeout,
+    /// Every slot was busy answering when it arrived.
+    Busy,
+}
+
+impl Dropped {
+    /// Every reason, in the order the exposition lists them.
+    pub const ALL: [Dropped; 3] = [Dropped::Evicted, Dropped::Timeout, Dropped::Busy];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dropped::Evicted => "evicted",
+            Dropped::Timeout => "timeout",
+            Dropped::Busy => "busy",
+        }
+    }
+}
+
+/// The connections held, oldest first.
+#[derive(Default)]
+struct Slots {
+    next_id: u64,
+    held: VecDeque<Held>,
+}
+
+struct Held {
+    id: u64,
+    /// Who it is from: a peer that holds many slots gives one up first.
+    ip: IpAddr,
+    /// Its socket, to look for a request not read yet.
+    fd: RawFd,
+    /// Still waiting for its request head: may be evicted.
+    idle: bool,
+    evict: CancellationToken,
+}
+
+impl Slots {
+    /// Which held connection to close for a newcomer: an idle one whose
+    /// request has not already arrived unread (`has_unread`: it is about to
+    /// be answered), from the address that holds the most slots, the
+    /// oldest of those. `None` when every one is busy.
+    fn victim(&self, has_unread: impl Fn(RawFd) -> bool) -> Option<usize> {
+        let evictable: Vec<usize> = (0..self.held.len())
+            .filter(|&i| self.held[i].idle && !has_unread(self.held[i].fd))
+            .collect();
+        let holds = |ip: IpAddr| self.held.iter().filter(|h| h.ip == ip).count();
+        let most = evictable.iter().map(|&i| holds(self.held[i].ip)).max()?;
+        // `evictable` is oldest first, so `find` takes the oldest.
+        evictable
+            .into_iter()
+            .find(|&i| holds(self.held[i].ip) == most)
+    }
+}
+
+/// Whether a request (or any byte) waits unread on socket `fd`.
+fn has_unread(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv writes at most one byte into `byte`; MSG_PEEK leaves it
+    // in the socket and MSG_DONTWAIT never blocks. `fd` is a socket held
+    // open by a connection listed in the slots (checked under their lock).
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0
+}
+
+/// One connection's hold on a slot, given back when dropped.
+struct Slot {
+    slots: Arc<Mutex<Slots>>,
+    id: u64,
+    evict: CancellationToken,
+}
+
+impl Slot {
+    /// Takes a slot for a connection from `peer` on socket `fd`, first
+    /// closing an idle one if every slot is held (see [`Slots::victim`]);
+    /// `None` when every one is busy answering.
+    fn take(
+        slots: &Arc<Mutex<Slots>>,
+        peer: SocketAddr,
+        fd: RawFd,
+        metrics: &Metrics,
+    ) -> Option<Slot> {
+        let mut s = slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if s.held.len() >= MAX_CONCURRENT {
+            let victim = s.victim(has_unread)?;
+            if let Some(victim) = s.held.remove(victim) {
+                victim.evict.cancel();
+                metrics.metrics_dropped(Dropped::Evicted);
+            }
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        let evict = CancellationToken::new();
+        s.held.push_back(Held {
+            id,
+            ip: peer.ip().to_canonical(),
+            fd,
+            idle: true,
+            evict: evict.clone(),
+        });
+        Some(Slot {
+            slots: slots.clone(),
+            id,
+            evict,
+        })
+    }
+
+    /// The request head is in: this connection is answered, not evicted.
+    fn busy(&self) {
+        let mut s = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = s.held.iter_mut().find(|h| h.id == self.id) {
+            h.idle = false;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut s = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        // Gone already when evicted.
+        if let Some(i) = s.held.iter().position(|h| h.id == self.id) {
+            s.held.remove(i);
+        }
+    }
+}
+
+/// A connection and its slot. Fields drop in order: the slot (and with it
+/// the listed descriptor) goes before the socket closes, so the slots
+/// never name a descriptor number that may be reused.
+struct Conn {
+    slot: Slot,
+    stream: TcpStream,
+}
 
 /// Serves `metrics` on `listener` until the future is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONCURRENT));
+    let slots = Arc::new(Mutex::new(Slots::default()));
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -42,43 +202,95 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 continue;
             }
         };
+        let Some(slot) = Slot::take(&slots, peer, stream.as_raw_fd(), &metrics) else {
+            metrics.metrics_dropped(Dropped::Busy);
+            debug!(name = "metrics", "{peer}: every slot busy, closed");
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            match tokio::time::timeout(DEADLINE, respond(stream, &metrics)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => debug!(name = "metrics", "{peer}: {e}"),
-                Err(_) => debug!(name = "metrics", "{peer}: timed out"),
+            if let Err(e) = respond(Conn { slot, stream }, &metrics).await {
+                debug!(name = "metrics", "{peer}: {e}");
             }
         });
     }
 }
 
-/// Reads one request head and answers it.
-async fn respond(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+/// What came in before the answer.
+enum Head {
+    /// A whole request head.
+    Complete(Vec<u8>),
+    /// More than [`MAX_HEAD`] bytes and no end in sight.
+    TooLarge,
+    /// The peer closed before finishing one.
+    Closed,
+}
+
+/// Reads one request head, within the deadline and unless evicted, and
+/// answers it.
+async fn respond(mut conn: Conn, metrics: &Metrics) -> io::Result<()> {
+    let head = tokio::select! {
+        biased;
+        () = conn.slot.evict.cancelled() => return Ok(()),
+        head = tokio::time::timeout(HEAD_DEADLINE, read_head(&mut conn.stream)) => head,
+    };
+    let head = match head {
+        Ok(head) => head?,
+        Err(_) => {
+            metrics.metrics_dropped(Dropped::Timeout);
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request in time",
+            ));
+        }
+    };
+    conn.slot.busy();
+    let answer = async {
+        match head {
+            Head::Closed => Ok(()),
+            Head::TooLarge => {
+                write(
+                    &mut conn.stream,
+                    "431 Request Header Fields Too Large",
+                    "",
+                    false,
+                )
+                .await
+            }
+            Head::Complete(head) => {
+                let request_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+                let request_line = String::from_utf8_lossy(request_line);
+                let (status, body) = route(request_line.trim_end(), metrics);
+                let with_body = !request_line.starts_with("HEAD ");
+                write(&mut conn.stream, status, &body, with_body).await
+            }
+        }
+    };
+    tokio::time::timeout(WRITE_DEADLINE, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "response not taken",
+            ))
+        })
+}
+
+/// Reads until the blank line that ends a request head.
+async fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
-            return Ok(());
+            return Ok(Head::Closed);
         }
         head.extend_from_slice(&buf[..n]);
         if head.len() > MAX_HEAD {
-            return write(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "",
-                false,
-            )
-            .await;
+            return Ok(Head::TooLarge);
         }
     }
-    let request_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let request_line = String::from_utf8_lossy(request_line);
-    let (status, body) = route(request_line.trim_end(), metrics);
-    let with_body = !request_line.starts_with("HEAD ");
-    write(&mut stream, status, &body, with_body).await
+    Ok(Head::Complete(head))
 }
 
 /// What to answer to a request line.
@@ -130,6 +342,47 @@ async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Slots held by `(ip, fd, idle)`, oldest first.
+    fn slots(held: &[(u8, RawFd, bool)]) -> Slots {
+        let mut s = Slots::default();
+        for &(ip, fd, idle) in held {
+            s.held.push_back(Held {
+                id: s.next_id,
+                ip: IpAddr::from([10, 0, 0, ip]),
+                fd,
+                idle,
+                evict: CancellationToken::new(),
+            });
+            s.next_id += 1;
+        }
+        s
+    }
+
+    #[test]
+    fn the_victim_is_the_oldest_idle_one_of_the_host_holding_most() {
+        let none_unread = |_| false;
+        // Host 2 holds three slots, host 1 two: host 2's oldest idle goes,
+        // though host 1's is older.
+        let s = slots(&[
+            (1, 10, true),
+            (2, 11, false),
+            (2, 12, true),
+            (1, 13, true),
+            (2, 14, true),
+        ]);
+        assert_eq!(s.victim(none_unread), Some(2));
+        // A connection whose request waits unread is about to be answered.
+        assert_eq!(s.victim(|fd| fd == 12), Some(4));
+        assert_eq!(s.victim(|fd| fd == 12 || fd == 14), Some(0));
+        // One host only: plain oldest idle first.
+        let s = slots(&[(1, 10, false), (1, 11, true), (1, 12, true)]);
+        assert_eq!(s.victim(none_unread), Some(1));
+        // Every one busy answering, or about to be: none.
+        let s = slots(&[(1, 10, false), (2, 11, true)]);
+        assert_eq!(s.victim(|fd| fd == 11), None);
+        assert_eq!(slots(&[]).victim(none_unread), None);
+    }
 
     #[test]
     fn routes() {

@@ -9,9 +9,12 @@
 //! take at once touches `unsent`. Connection events (open, close, errors)
 //! are rare and use plain shared atomics.
 //!
-//! [`http`] serves [`Metrics::render`] at `http://ADDR/metrics`.
+//! [`http`] serves [`Metrics::render`] at `http://ADDR/metrics`; the page
+//! ends with the standard `process_*` families (`process.rs`) and
+//! `echoes_build_info`.
 
 pub mod http;
+mod process;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -19,21 +22,43 @@ use std::sync::{Arc, Mutex};
 
 use crate::addr::Transport;
 
-/// Every transport, in the order the exposition lists them.
-const TRANSPORTS: [Transport; 4] = [
-    Transport::Tcp,
-    Transport::Tls,
-    Transport::Udp,
-    Transport::Unix,
-];
+/// The `transport` label values, in the order the exposition lists them.
+/// `https://` counts as `http` and `wss://` as `ws`: TLS is a detail of
+/// the listener, as its `tls_handshake` errors show.
+const LABELS: [&str; 6] = ["tcp", "tls", "udp", "unix", "http", "ws"];
 
+/// How many label values there are.
+const N: usize = LABELS.len();
+
+/// The label slot of a transport.
 fn index(t: Transport) -> usize {
     match t {
         Transport::Tcp => 0,
         Transport::Tls => 1,
         Transport::Udp => 2,
         Transport::Unix => 3,
+        Transport::Http | Transport::Https => 4,
+        Transport::Ws | Transport::Wss => 5,
     }
+}
+
+/// A transport whose slot is `i`, to ask what applies to it.
+fn transport_at(i: usize) -> Transport {
+    [
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Udp,
+        Transport::Unix,
+        Transport::Http,
+        Transport::Ws,
+    ][i]
+}
+
+/// Whether the bytes of a slot are echoed as they come (sent is received
+/// less what is still owed) or counted each way on their own (HTTP, whose
+/// answers are not its requests, and WebSocket, counted by message).
+fn counted_each_way(i: usize) -> bool {
+    i >= 4
 }
 
 /// What went wrong, as the `kind` label of `echoes_errors_total`.
@@ -47,14 +72,39 @@ pub enum ErrorKind {
     Io,
     /// A connection was refused by `--max-connections-per-ip`.
     Limit,
+    /// HTTP: a malformed request (answered 400).
+    BadRequest,
+    /// HTTP: a request head over the size limit (answered 431).
+    HeadersTooLarge,
+    /// HTTP: a request body over `--http-max-body` (answered 413).
+    BodyTooLarge,
+    /// HTTP: a request head that did not arrive in time (answered 408).
+    RequestTimeout,
+    /// HTTP: a knob out of range or malformed (answered 400).
+    BadKnob,
+    /// WebSocket: the peer broke the protocol (closed with 1002 or 1007).
+    Protocol,
+    /// WebSocket: a message or frame over the size limits (closed with 1009).
+    MessageTooLarge,
+    /// A connection without a valid PROXY protocol header where one is
+    /// required (or with a malformed one).
+    Proxy,
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 4] = [
+    const ALL: [ErrorKind; 12] = [
         ErrorKind::Accept,
         ErrorKind::TlsHandshake,
         ErrorKind::Io,
         ErrorKind::Limit,
+        ErrorKind::BadRequest,
+        ErrorKind::HeadersTooLarge,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::RequestTimeout,
+        ErrorKind::BadKnob,
+        ErrorKind::Protocol,
+        ErrorKind::MessageTooLarge,
+        ErrorKind::Proxy,
     ];
 
     /// The label value.
@@ -64,17 +114,35 @@ impl ErrorKind {
             ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::Io => "io",
             ErrorKind::Limit => "limit",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::HeadersTooLarge => "headers_too_large",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::BadKnob => "bad_knob",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::MessageTooLarge => "message_too_large",
+            ErrorKind::Proxy => "proxy",
         }
     }
 
     /// Whether this kind can happen on `t`; the others are not exposed,
     /// so the page has no series that can only ever be zero.
     fn applies_to(self, t: Transport) -> bool {
+        use Transport::*;
+        let http = matches!(t, Http | Https);
+        let ws = matches!(t, Ws | Wss);
         match self {
-            ErrorKind::Accept => t != Transport::Udp,
-            ErrorKind::TlsHandshake => t == Transport::Tls,
+            ErrorKind::Accept => !matches!(t, Udp | Ws | Wss),
+            ErrorKind::TlsHandshake => t == Tls || http,
             ErrorKind::Io => true,
-            ErrorKind::Limit => matches!(t, Transport::Tcp | Transport::Tls),
+            ErrorKind::Limit => matches!(t, Tcp | Tls) || http,
+            ErrorKind::BadRequest
+            | ErrorKind::HeadersTooLarge
+            | ErrorKind::BodyTooLarge
+            | ErrorKind::RequestTimeout
+            | ErrorKind::BadKnob => http,
+            ErrorKind::Protocol | ErrorKind::MessageTooLarge => ws,
+            ErrorKind::Proxy => !matches!(t, Udp | Ws | Wss),
         }
     }
 }
@@ -91,14 +159,18 @@ pub enum UdpResult {
     RefusedBroadcast,
     /// Not answered: the source is over `--udp-rate`.
     RefusedRate,
+    /// Not answered: the source is one of the server's own UDP addresses,
+    /// so the answer would loop back to it (a forged source).
+    RefusedSelf,
 }
 
 impl UdpResult {
-    const ALL: [UdpResult; 4] = [
+    const ALL: [UdpResult; 5] = [
         UdpResult::Answered,
         UdpResult::RefusedPort,
         UdpResult::RefusedBroadcast,
         UdpResult::RefusedRate,
+        UdpResult::RefusedSelf,
     ];
 
     /// The label value.
@@ -108,6 +180,7 @@ impl UdpResult {
             UdpResult::RefusedPort => "refused_port",
             UdpResult::RefusedBroadcast => "refused_broadcast",
             UdpResult::RefusedRate => "refused_rate",
+            UdpResult::RefusedSelf => "refused_self",
         }
     }
 
@@ -121,11 +194,13 @@ impl UdpResult {
 #[derive(Default)]
 #[repr(align(128))]
 struct Shard {
-    received: [AtomicU64; 4],
+    received: [AtomicU64; N],
     /// Wraps below zero when a chunk queued on one thread is finished on
     /// another; only the sum over shards means anything.
-    unsent: [AtomicU64; 4],
-    udp: [AtomicU64; 4],
+    unsent: [AtomicU64; N],
+    /// Bytes sent, for the slots counted each way ([`counted_each_way`]).
+    sent: [AtomicU64; N],
+    udp: [AtomicU64; UdpResult::ALL.len()],
 }
 
 /// Per-transport connection counters: one event per connection, not hot.
@@ -133,7 +208,9 @@ struct Shard {
 struct Conns {
     open: AtomicU64,
     total: AtomicU64,
-    errors: [AtomicU64; 4],
+    errors: [AtomicU64; ErrorKind::ALL.len()],
+    /// Connections that carried a PROXY header, by version (v1, v2).
+    proxy_headers: [AtomicU64; 2],
 }
 
 /// Gives each thread its shard number, round robin as threads first count.
@@ -147,10 +224,12 @@ thread_local! {
 pub struct Metrics {
     shards: Box<[Shard]>,
     mask: usize,
-    conns: [Conns; 4],
+    conns: [Conns; N],
     /// The highest `sent` total reported per transport, so that a scrape
     /// racing a chunk that crosses threads never shows a counter going back.
-    sent_reported: Mutex<[u64; 4]>,
+    sent_reported: Mutex<[u64; N]>,
+    /// Connections to the metrics endpoint closed unanswered, by reason.
+    metrics_dropped: [AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -191,7 +270,8 @@ impl Metrics {
             shards: (0..n).map(|_| Shard::default()).collect(),
             mask: n - 1,
             conns: Default::default(),
-            sent_reported: Mutex::new([0; 4]),
+            sent_reported: Mutex::new([0; N]),
+            metrics_dropped: Default::default(),
         }
     }
 
@@ -207,6 +287,18 @@ impl Metrics {
             metrics: self.clone(),
             t: index(transport),
         }
+    }
+
+    /// `n` bytes were received on a connection of `transport` whose bytes
+    /// are counted each way (HTTP, WebSocket).
+    pub fn received(&self, transport: Transport, n: usize) {
+        self.shard().received[index(transport)].fetch_add(n as u64, Relaxed);
+    }
+
+    /// `n` bytes were sent on a connection of `transport` whose bytes are
+    /// counted each way (HTTP, WebSocket).
+    pub fn sent(&self, transport: Transport, n: usize) {
+        self.shard().sent[index(transport)].fetch_add(n as u64, Relaxed);
     }
 
     /// A connection was accepted.
@@ -226,9 +318,34 @@ impl Metrics {
         self.conns[index(transport)].errors[kind as usize].fetch_add(1, Relaxed);
     }
 
+    /// Counts a connection that carried a PROXY protocol header.
+    pub fn proxy_header(&self, transport: Transport, version: crate::proxy::Version) {
+        self.conns[index(transport)].proxy_headers[version as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Connections of `transport` that carried a PROXY header of `version`.
+    pub fn proxy_headers(&self, transport: Transport, version: crate::proxy::Version) -> u64 {
+        self.conns[index(transport)].proxy_headers[version as usize].load(Relaxed)
+    }
+
     /// Counts one UDP datagram's fate.
     pub fn udp(&self, result: UdpResult) {
-        self.shard().udp[result.index()].fetch_add(1, Relaxed);
+        self.udp_add(result, 1);
+    }
+
+    /// Counts `n` UDP datagrams with the same fate (a batch's).
+    pub fn udp_add(&self, result: UdpResult, n: u64) {
+        self.shard().udp[result.index()].fetch_add(n, Relaxed);
+    }
+
+    /// Counts one connection to the metrics endpoint closed unanswered.
+    pub fn metrics_dropped(&self, why: http::Dropped) {
+        self.metrics_dropped[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Connections to the metrics endpoint closed unanswered for `why`.
+    pub fn metrics_dropped_total(&self, why: http::Dropped) -> u64 {
+        self.metrics_dropped[why as usize].load(Relaxed)
     }
 
     /// Connections of `transport` open now.
@@ -256,11 +373,24 @@ impl Metrics {
 
     /// The counters of `transport` now.
     pub fn snapshot(&self, transport: Transport) -> TransportSnapshot {
-        let t = index(transport);
-        let (mut received, mut unsent) = (0u64, 0u64);
+        self.snapshot_at(index(transport))
+    }
+
+    fn snapshot_at(&self, t: usize) -> TransportSnapshot {
+        let (mut received, mut unsent, mut sent) = (0u64, 0u64, 0u64);
         for s in &*self.shards {
             received = received.wrapping_add(s.received[t].load(Relaxed));
             unsent = unsent.wrapping_add(s.unsent[t].load(Relaxed));
+            sent = sent.wrapping_add(s.sent[t].load(Relaxed));
+        }
+        let c = &self.conns[t];
+        if counted_each_way(t) {
+            return TransportSnapshot {
+                open: c.open.load(Relaxed),
+                total: c.total.load(Relaxed),
+                received,
+                sent,
+            };
         }
         // Read shard by shard, the sum of `unsent` can be caught below zero
         // (a decrement seen, its increment not); clamp to what is possible.
@@ -274,7 +404,6 @@ impl Metrics {
             reported[t] = reported[t].max(computed).min(received);
             reported[t]
         };
-        let c = &self.conns[t];
         TransportSnapshot {
             open: c.open.load(Relaxed),
             total: c.total.load(Relaxed),
@@ -285,7 +414,8 @@ impl Metrics {
 
     /// The Prometheus text exposition (format 0.0.4) of every counter.
     pub fn render(&self) -> String {
-        let snaps = TRANSPORTS.map(|t| (t, self.snapshot(t)));
+        let snaps: Vec<(&str, TransportSnapshot)> =
+            (0..N).map(|i| (LABELS[i], self.snapshot_at(i))).collect();
         let mut out = String::with_capacity(4096);
         let mut family =
             |name: &str, kind: &str, help: &str, value: &dyn Fn(&TransportSnapshot) -> u64| {
@@ -321,16 +451,35 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP echoes_errors_total Errors by kind: accept, tls_handshake, io, limit (refused by --max-connections-per-ip)."
+            "# HELP echoes_errors_total Errors by kind: accept, tls_handshake, io, limit (refused by --max-connections-per-ip); over HTTP bad_request, headers_too_large, body_too_large, request_timeout, bad_knob; over WebSocket protocol, message_too_large; proxy (no valid PROXY protocol header)."
         );
         let _ = writeln!(out, "# TYPE echoes_errors_total counter");
-        for t in TRANSPORTS {
+        for (i, label) in LABELS.iter().enumerate() {
+            let t = transport_at(i);
             for kind in ErrorKind::ALL.into_iter().filter(|k| k.applies_to(t)) {
                 let _ = writeln!(
                     out,
-                    "echoes_errors_total{{transport=\"{t}\",kind=\"{}\"}} {}",
+                    "echoes_errors_total{{transport=\"{label}\",kind=\"{}\"}} {}",
                     kind.as_str(),
                     self.errors(t, kind)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP echoes_proxy_headers_total Connections that carried a PROXY protocol header, by version."
+        );
+        let _ = writeln!(out, "# TYPE echoes_proxy_headers_total counter");
+        for (i, label) in LABELS.iter().enumerate() {
+            let t = transport_at(i);
+            if !ErrorKind::Proxy.applies_to(t) {
+                continue;
+            }
+            for v in [crate::proxy::Version::V1, crate::proxy::Version::V2] {
+                let _ = writeln!(
+                    out,
+                    "echoes_proxy_headers_total{{transport=\"{label}\",version=\"{v}\"}} {}",
+                    self.proxy_headers(t, v)
                 );
             }
         }
@@ -347,7 +496,39 @@ impl Metrics {
                 self.udp_datagrams(result)
             );
         }
+        self.render_own(&mut out);
+        process::render(&mut out);
         out
+    }
+
+    /// The endpoint's own counters, and the build.
+    fn render_own(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP echoes_metrics_connections_dropped_total Connections to this endpoint closed unanswered: evicted (idle while others waited), timeout (no request in time), busy (every slot answering)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE echoes_metrics_connections_dropped_total counter"
+        );
+        for why in http::Dropped::ALL {
+            let _ = writeln!(
+                out,
+                "echoes_metrics_connections_dropped_total{{reason=\"{}\"}} {}",
+                why.as_str(),
+                self.metrics_dropped_total(why)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP echoes_build_info The version of echoes that serves this page; always 1."
+        );
+        let _ = writeln!(out, "# TYPE echoes_build_info gauge");
+        let _ = writeln!(
+            out,
+            "echoes_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
     }
 }
 
@@ -417,6 +598,8 @@ mod tests {
             "echoes_bytes_sent_total",
             "echoes_errors_total",
             "echoes_udp_datagrams_total",
+            "echoes_metrics_connections_dropped_total",
+            "echoes_build_info",
         ] {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
@@ -430,6 +613,45 @@ mod tests {
                 "echoes_udp_datagrams_total{transport=\"udp\",result=\"refused_rate\"} 1\n"
             )
         );
+        assert!(text.contains(&format!(
+            "echoes_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+        m.metrics_dropped(http::Dropped::Busy);
+        assert!(
+            m.render()
+                .contains("echoes_metrics_connections_dropped_total{reason=\"busy\"} 1\n")
+        );
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn http_and_ws_have_labels_and_bytes_each_way() {
+        let m = Metrics::new();
+        m.opened(Transport::Https);
+        m.received(Transport::Http, 100);
+        m.sent(Transport::Https, 4000);
+        m.received(Transport::Wss, 7);
+        m.sent(Transport::Ws, 7);
+        m.error(Transport::Https, ErrorKind::TlsHandshake);
+        m.error(Transport::Http, ErrorKind::BodyTooLarge);
+        m.error(Transport::Ws, ErrorKind::Protocol);
+        let s = m.snapshot(Transport::Http);
+        assert_eq!((s.open, s.received, s.sent), (1, 100, 4000));
+        let text = m.render();
+        for line in [
+            "echoes_connections_open{transport=\"http\"} 1\n",
+            "echoes_bytes_sent_total{transport=\"http\"} 4000\n",
+            "echoes_bytes_received_total{transport=\"ws\"} 7\n",
+            "echoes_bytes_sent_total{transport=\"ws\"} 7\n",
+            "echoes_errors_total{transport=\"http\",kind=\"tls_handshake\"} 1\n",
+            "echoes_errors_total{transport=\"http\",kind=\"body_too_large\"} 1\n",
+            "echoes_errors_total{transport=\"http\",kind=\"request_timeout\"} 0\n",
+            "echoes_errors_total{transport=\"ws\",kind=\"protocol\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+        assert!(!text.contains("transport=\"ws\",kind=\"accept\""));
+        assert!(!text.contains("transport=\"tcp\",kind=\"bad_request\""));
     }
 }

@@ -30,11 +30,23 @@ use super::registry::Entry;
 use super::shard::ShardCtx;
 use crate::addr::Transport;
 use crate::metrics::ErrorKind;
+use crate::proxy::ProxyMode;
 
 /// A listening stream socket, registered with its shard's runtime.
 pub(super) enum StreamListener {
     Tcp(AsyncFd<mio::net::TcpListener>),
     Unix(AsyncFd<mio::net::UnixListener>),
+}
+
+/// What an accept loop knows of its listening socket.
+pub(super) struct Listening {
+    pub(super) transport: Transport,
+    /// Whether its connections start with a PROXY header.
+    pub(super) proxy: ProxyMode,
+    /// The address, as the logs name it.
+    pub(super) label: Arc<str>,
+    /// Accept errors on this address, over all its shards.
+    pub(super) burst: Arc<Burst>,
 }
 
 /// A connection just accepted: registered, holding its connection slot,
@@ -47,6 +59,7 @@ pub(super) struct Accepted {
     pub(super) permit: Option<OwnedSemaphorePermit>,
     pub(super) socket: AcceptedSocket,
     pub(super) transport: Transport,
+    pub(super) proxy: ProxyMode,
 }
 
 /// The socket of an accepted connection.
@@ -56,16 +69,20 @@ pub(super) enum AcceptedSocket {
 }
 
 /// Accepts on `listener` until `ctx.stop`, delivering each connection
-/// along `route`. `label` names the address in the logs.
+/// along `route`.
 pub(super) async fn accept_loop(
     listener: StreamListener,
-    transport: Transport,
-    label: Arc<str>,
-    burst: Arc<Burst>,
+    listening: Listening,
     route: Route,
     ctx: Arc<ShardCtx>,
 ) {
     let shared = &ctx.shared;
+    let Listening {
+        transport,
+        proxy,
+        label,
+        burst,
+    } = listening;
     let mut backoff = Backoff::new(burst);
     loop {
         let accepted = tokio::select! {
@@ -87,6 +104,7 @@ pub(super) async fn accept_loop(
                     permit,
                     socket,
                     transport,
+                    proxy,
                 };
                 route.deliver(accepted, &ctx);
             }

@@ -19,14 +19,17 @@ use super::ServerError;
 use super::bind::{Endpoint, Local, RawSocket, fmt_host_port, scheme_prefix};
 use crate::activation::{InheritedSocket, SocketKind};
 use crate::addr::Transport;
+use crate::proxy::ProxyMode;
 use crate::transport::tcp;
 
 /// Adopts every passed socket, grouping those of one address (and the
 /// same TLS-ness) into one endpoint. Logs `starting up on … (from
 /// systemd)` once per endpoint.
+/// `proxy` is the mode of every stream socket (`--proxy-protocol`).
 pub(super) fn adopt_all(
     inherited: Vec<InheritedSocket>,
     shards: usize,
+    proxy: ProxyMode,
 ) -> Result<Vec<Endpoint>, ServerError> {
     let mut endpoints: Vec<(Option<(SocketKind, bool)>, Endpoint)> = Vec::new();
     for socket in inherited {
@@ -57,6 +60,10 @@ pub(super) fn adopt_all(
             local,
             sockets: vec![raw],
             file: None,
+            proxy: match transport {
+                Transport::Udp => ProxyMode::Off,
+                _ => proxy,
+            },
         };
         endpoints.push((key, endpoint));
     }

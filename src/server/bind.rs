@@ -14,6 +14,7 @@ use super::group;
 use super::{ServerConfig, ServerError};
 use crate::activation::InheritedSocket;
 use crate::addr::{Addr, Transport};
+use crate::proxy::ProxyMode;
 use crate::transport::unix::SocketFile;
 use crate::transport::{tcp, unix};
 
@@ -26,6 +27,8 @@ pub(super) struct Endpoint {
     /// The Unix socket file this server made, removed once its socket is
     /// closed at shutdown (`None` for systemd's: it removes its own).
     pub(super) file: Option<SocketFile>,
+    /// Whether its connections start with a PROXY header.
+    pub(super) proxy: ProxyMode,
 }
 
 /// A bound socket, not yet registered with any runtime.
@@ -46,6 +49,12 @@ impl Endpoint {
     /// The address, with the real port, as a user would write it.
     pub(super) fn addr(&self) -> Addr {
         match &self.local {
+            Local::Inet(a) if self.transport.is_web() => Addr::Web {
+                transport: self.transport,
+                host: a.ip().to_string(),
+                port: a.port(),
+                path: String::new(),
+            },
             Local::Inet(a) => Addr::Inet {
                 transport: self.transport,
                 host: a.ip().to_string(),
@@ -65,11 +74,13 @@ pub(super) async fn bind_all(
     let endpoints = if inherited.is_empty() {
         let mut endpoints = Vec::new();
         for addr in &config.listen {
-            endpoints.extend(bind_addr(addr, config.threads).await?);
+            let proxy = config.proxy.mode_for(addr);
+            let bound = bind_addr(addr, config.threads).await?;
+            endpoints.extend(bound.into_iter().map(|e| Endpoint { proxy, ..e }));
         }
         endpoints
     } else {
-        super::adopt::adopt_all(inherited, config.threads)?
+        super::adopt::adopt_all(inherited, config.threads, config.proxy.mode)?
     };
     let metrics = match &config.metrics {
         Some(addr) => bind_metrics(addr).await?,
@@ -88,7 +99,10 @@ async fn bind_addr(addr: &Addr, shards: usize) -> Result<Vec<Endpoint>, ServerEr
         Addr::Unix(path) => return Ok(vec![bind_unix(addr, path)?]),
         Addr::Inet {
             transport, host, ..
-        } => (*transport, host),
+        }
+        | Addr::Web {
+            transport, host, ..
+        } => (transport.listener(), host),
     };
     let bound = bind_inet(addr, |target| group::bind_group(transport, target, shards)).await?;
     let prefix = scheme_prefix(transport);
@@ -123,6 +137,7 @@ async fn bind_addr(addr: &Addr, shards: usize) -> Result<Vec<Endpoint>, ServerEr
             local: Local::Inet(local),
             sockets,
             file: None,
+            proxy: ProxyMode::Off,
         })
         .collect())
 }
@@ -140,6 +155,7 @@ fn bind_unix(addr: &Addr, path: &Path) -> Result<Endpoint, ServerError> {
         local: Local::Unix(path.to_path_buf()),
         sockets: vec![RawSocket::Unix(socket)],
         file: Some(file),
+        proxy: ProxyMode::Off,
     })
 }
 
@@ -151,6 +167,9 @@ pub(super) fn scheme_prefix(transport: Transport) -> &'static str {
         Transport::Tls => "tls://",
         Transport::Udp => "udp://",
         Transport::Unix => "unix:",
+        // `ws://` is served by an `http://` listener, `wss://` by `https://`.
+        Transport::Http | Transport::Ws => "http://",
+        Transport::Https | Transport::Wss => "https://",
     }
 }
 
@@ -161,13 +180,14 @@ async fn bind_inet<T>(
     addr: &Addr,
     bind: impl Fn(SocketAddr) -> io::Result<(T, SocketAddr)>,
 ) -> Result<Vec<(T, SocketAddr)>, ServerError> {
-    let Addr::Inet { host, port, .. } = addr else {
+    let Some((host, port)) = addr.host_port() else {
         return Err(ServerError::Config(format!(
             "{addr} is not a host and port"
         )));
     };
+    let port = &port;
     let ips = addr.resolve().await.map_err(|error| ServerError::Resolve {
-        host: host.clone(),
+        host: host.to_string(),
         error,
     })?;
     let mut bound: Vec<(T, SocketAddr)> = Vec::new();

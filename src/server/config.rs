@@ -10,6 +10,8 @@ use tracing::info;
 
 use crate::activation::{InheritedSocket, SocketKind};
 use crate::addr::{Addr, Transport};
+use crate::http::HttpConfig;
+use crate::proxy::ProxySettings;
 use crate::transport::tls::{self, CertSource, TlsServerSettings};
 use crate::transport::udp_guard;
 
@@ -48,6 +50,11 @@ pub struct ServerConfig {
     pub udp_rate: u32,
     /// Where to serve Prometheus metrics (`HOST:PORT`, plain HTTP).
     pub metrics: Option<Addr>,
+    /// The settings of `http://` and `https://` listeners.
+    pub http: HttpConfig,
+    /// Which stream listeners expect a PROXY protocol header, and for how
+    /// long they wait for it.
+    pub proxy: ProxySettings,
     /// Shards: with 1 (the default) everything runs on the runtime that
     /// calls [`Server::run`](super::Server::run); with N > 1, N threads,
     /// each a single-threaded runtime with its own socket per address (see
@@ -70,6 +77,8 @@ impl ServerConfig {
             tls_handshake_timeout: tls::HANDSHAKE_TIMEOUT,
             udp_rate: udp_guard::DEFAULT_RATE,
             metrics: None,
+            http: HttpConfig::default(),
+            proxy: ProxySettings::default(),
             threads: 1,
         }
     }
@@ -126,36 +135,67 @@ pub(super) fn check(
             "the read size must be at least 1 byte".into(),
         ));
     }
-    if config.threads == 0 {
-        return Err(ServerError::Config(
-            "the server needs at least 1 thread".into(),
-        ));
+    // Absurd values are refused, not panicked on (a semaphore has at
+    // most 2^61 permits) nor allocated per shard.
+    if config.read_size > crate::cli::MAX_READ_SIZE {
+        return Err(ServerError::Config(format!(
+            "the read size must be at most {} bytes",
+            crate::cli::MAX_READ_SIZE
+        )));
+    }
+    let limits = [config.max_connections, config.max_connections_per_ip];
+    if limits.iter().flatten().any(|&n| n > crate::cli::MAX_LIMIT) {
+        return Err(ServerError::Config(format!(
+            "a connection limit must be at most {}",
+            crate::cli::MAX_LIMIT
+        )));
+    }
+    if !(1..=crate::cli::MAX_THREADS).contains(&config.threads) {
+        return Err(ServerError::Config(format!(
+            "the server needs 1 to {} threads",
+            crate::cli::MAX_THREADS
+        )));
     }
     if config.listen.is_empty() && inherited.is_empty() {
         return Err(ServerError::Config("no address to listen on".into()));
     }
+    if let Some(a) = config
+        .listen
+        .iter()
+        .find(|a| a.web_path().is_some_and(|p| p != "/"))
+    {
+        return Err(ServerError::Config(format!(
+            "{a}: a listening address takes no path (the server answers every path)"
+        )));
+    }
     Ok(())
 }
 
-/// The TLS acceptor, when some listener needs one; logs the certificate's
-/// fingerprint.
-pub(super) fn tls_acceptor(
+/// The TLS acceptors, when some listener needs one: the plain one, and
+/// the same certificate offering `h2` and `http/1.1` by ALPN for
+/// `https://`. Logs the certificate's fingerprint.
+pub(super) fn tls_acceptors(
     config: &ServerConfig,
     inherited: &[InheritedSocket],
-) -> Result<Option<TlsAcceptor>, ServerError> {
+) -> Result<Option<(TlsAcceptor, TlsAcceptor)>, ServerError> {
+    // The scheme of the first listener that needs a certificate.
     let wants_tls = if inherited.is_empty() {
         config
             .listen
             .iter()
-            .any(|a| a.transport() == Transport::Tls)
+            .map(|a| a.transport().listener())
+            .find(|t| matches!(t, Transport::Tls | Transport::Https))
     } else {
-        inherited.iter().any(InheritedSocket::wants_tls)
+        inherited
+            .iter()
+            .any(InheritedSocket::wants_tls)
+            .then_some(Transport::Tls)
     };
     match (&config.tls, wants_tls) {
-        (None, true) => Err(ServerError::Config(
-            "tls:// needs a certificate: --tls-cert and --tls-key, or --tls-self-signed".into(),
-        )),
-        (Some(settings), true) => {
+        (None, Some(scheme)) => Err(ServerError::Config(format!(
+            "{scheme}:// needs a certificate: --tls-cert and --tls-key, or --tls-self-signed"
+        ))),
+        (Some(settings), Some(_)) => {
             let names = certificate_names(&config.listen, inherited);
             let server_tls = tls::server_config(settings, &names)?;
             let how = match settings.cert {
@@ -166,9 +206,10 @@ pub(super) fn tls_acceptor(
                 name = "main",
                 "TLS certificate{how} SHA-256 fingerprint {}", server_tls.fingerprint
             );
-            Ok(Some(server_tls.acceptor))
+            let https = tls::with_alpn(&server_tls.acceptor, &[b"h2", b"http/1.1"]);
+            Ok(Some((server_tls.acceptor, https)))
         }
-        (_, false) => Ok(None),
+        (_, None) => Ok(None),
     }
 }
 
@@ -183,14 +224,14 @@ fn certificate_names(listen: &[Addr], inherited: &[InheritedSocket]) -> Vec<Stri
         }
     };
     for addr in listen {
-        if let Addr::Inet {
-            transport: Transport::Tls,
-            host,
-            ..
-        } = addr
+        if let Some((host, _)) = addr.host_port()
+            && matches!(
+                addr.transport().listener(),
+                Transport::Tls | Transport::Https
+            )
             && !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
         {
-            add(host.clone());
+            add(host.to_string());
         }
     }
     for s in inherited.iter().filter(|s| s.wants_tls()) {

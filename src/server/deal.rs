@@ -18,11 +18,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::accept::{self, Accepted, Burst, StreamListener};
+use super::accept::{self, Accepted, Burst, Listening, StreamListener};
 use super::bind::{Endpoint, RawSocket};
 use super::shard::ShardCtx;
 use super::{ServerError, spawn};
 use crate::addr::Transport;
+use crate::proxy::ProxyMode;
 use crate::transport::udp_guard::Guard;
 use crate::transport::unix::SocketFile;
 use crate::transport::{self, udp};
@@ -64,9 +65,11 @@ impl Route {
 pub(super) struct Assignment {
     socket: RawSocket,
     transport: Transport,
+    proxy: ProxyMode,
     label: Arc<str>,
     route: Route,
     burst: Arc<Burst>,
+    /// The server's one UDP guard, for a UDP socket.
     guard: Option<Arc<Guard>>,
     /// A Unix socket file, removed once the socket is closed.
     file: Option<SocketFile>,
@@ -96,12 +99,17 @@ pub(super) fn deal(
         .unzip();
     let inboxes: Arc<[_]> = senders.into_iter().flatten().collect();
     let mut shards: Vec<Vec<Assignment>> = (0..n).map(|_| Vec::new()).collect();
+    // One guard for every UDP socket of the server, every shard's: no
+    // socket answers another, and a source's rate is one budget.
+    let udp = endpoints.iter().any(|e| e.transport == Transport::Udp);
+    let guard = udp.then(|| Arc::new(Guard::new(udp_rate)));
     for endpoint in endpoints {
         let label: Arc<str> = endpoint.addr().to_string().into();
         let Endpoint {
             transport,
             sockets,
             mut file,
+            proxy,
             ..
         } = endpoint;
         let route = if transport == Transport::Udp || sockets.len() >= n {
@@ -113,11 +121,12 @@ pub(super) fn deal(
             }))
         };
         let burst = Arc::new(Burst::default());
-        let guard = (transport == Transport::Udp).then(|| Arc::new(Guard::new(udp_rate)));
+        let guard = guard.clone().filter(|_| transport == Transport::Udp);
         for (j, socket) in sockets.into_iter().enumerate() {
             shards[j % n].push(Assignment {
                 socket,
                 transport,
+                proxy,
                 label: label.clone(),
                 route: route.clone(),
                 burst: burst.clone(),
@@ -139,6 +148,7 @@ pub(super) fn listen(
     let Assignment {
         socket,
         transport,
+        proxy,
         label,
         route,
         burst,
@@ -149,17 +159,23 @@ pub(super) fn listen(
         addr: label.to_string(),
         error,
     };
+    let listening = Listening {
+        transport,
+        proxy,
+        label: label.clone(),
+        burst,
+    };
     match socket {
         RawSocket::Tcp(l) => {
             let l = StreamListener::Tcp(transport::register(l).map_err(failed)?);
             let ctx = ctx.clone();
-            loops.spawn(accept::accept_loop(l, transport, label, burst, route, ctx));
+            loops.spawn(accept::accept_loop(l, listening, route, ctx));
         }
         RawSocket::Unix(l) => {
             let l = StreamListener::Unix(transport::register(l).map_err(failed)?);
             let ctx = ctx.clone();
             loops.spawn(async move {
-                accept::accept_loop(l, transport, label, burst, route, ctx).await;
+                accept::accept_loop(l, listening, route, ctx).await;
                 // The loop closed the socket; its name goes after it.
                 drop(file);
             });

@@ -41,20 +41,22 @@
 //! shard, or passed by systemd), `shard` (the threads and their life) and
 //! `deal` (which shard serves which socket), `accept` (the accept loop
 //! and its backoff), `spawn` (an accepted connection becomes a served
-//! one: the one place to hook a step every connection passes), `tls_conn`
-//! (the socket under TLS), `limits` and [`registry`].
+//! one: the one place to hook a step every connection passes, such as
+//! the PROXY header), `driven` (TLS and HTTP connections) with `tcp_conn`
+//! (the socket under them), `limits` and [`registry`].
 
 mod accept;
 mod adopt;
 mod bind;
 mod config;
 mod deal;
+mod driven;
 mod group;
 mod limits;
 pub mod registry;
 mod shard;
 mod spawn;
-mod tls_conn;
+mod tcp_conn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,7 +75,9 @@ pub use shard::current_shard;
 use crate::activation::InheritedSocket;
 use crate::addr::{Addr, Transport};
 use crate::echo::EchoOptions;
+use crate::http::HttpServer;
 use crate::metrics::Metrics;
+use crate::proxy::accept::Gate;
 use crate::shutdown::ShutdownHandle;
 use bind::{Endpoint, Local};
 use limits::Limits;
@@ -97,10 +101,16 @@ struct Shared {
     metrics: Arc<Metrics>,
     limits: Limits,
     tls: Option<TlsAcceptor>,
+    /// The same certificate, offering `h2` and `http/1.1` by ALPN.
+    https_tls: Option<TlsAcceptor>,
+    /// What `http://` and `https://` connections share.
+    http: Option<Arc<HttpServer>>,
     tls_handshake_timeout: Duration,
     udp_rate: u32,
     /// Numbers Unix peers, which have no address, for `echo_unix_{n}`.
     unix_peers: AtomicU64,
+    /// The PROXY protocol's header timeout and refusal log.
+    proxy: Gate,
 }
 
 /// A view of a running server's counters. Cheap to clone.
@@ -154,9 +164,14 @@ impl Server {
         handle: ShutdownHandle,
     ) -> Result<Server, ServerError> {
         config::check(&config, &inherited)?;
-        let tls = config::tls_acceptor(&config, &inherited)?;
+        let (tls, https_tls) = config::tls_acceptors(&config, &inherited)?.unzip();
         let threads = config.threads;
         let (endpoints, metrics_listeners) = bind::bind_all(&config, inherited).await?;
+        let metrics = Arc::new(Metrics::new());
+        let http = endpoints
+            .iter()
+            .any(|e| e.transport.is_web())
+            .then(|| HttpServer::new(config.http.clone(), metrics.clone(), handle.clone()));
         let shared = Arc::new(Shared {
             opts: EchoOptions {
                 read_size: config.read_size,
@@ -165,12 +180,15 @@ impl Server {
             },
             shutdown_timeout: config.shutdown_timeout,
             conns: Arc::default(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             limits: Limits::new(config.max_connections, config.max_connections_per_ip),
             tls,
+            https_tls,
+            http: http.map(Arc::new),
             tls_handshake_timeout: config.tls_handshake_timeout,
             udp_rate: config.udp_rate,
             unix_peers: AtomicU64::new(0),
+            proxy: Gate::new(config.proxy.header_timeout),
         });
         Ok(Server {
             endpoints,

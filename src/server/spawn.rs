@@ -1,34 +1,36 @@
 //! Where an accepted connection becomes a served one, on the shard that
 //! serves it: named, checked against the per-IP limit, counted, and given
 //! its task: the fast echo loop for a socket the kernel reads and writes
-//! (TCP, Unix), or a TLS handshake then the generic loop.
+//! (TCP, Unix), or a library's stream (TLS, HTTP: [`super::driven`]).
 //!
 //! [`serve`] is the one place this happens, whichever listener accepted
 //! the connection and whichever shard it came from: a step every
-//! connection must pass before it is served (a PROXY protocol header, a
-//! new kind of stream listener) goes there.
+//! connection must pass before it is served (the PROXY protocol header,
+//! read in the connection's own task) and a new kind of stream listener
+//! both go there.
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio_rustls::TlsAcceptor;
+use tokio::io::unix::AsyncFd;
 use tracing::{debug, info, warn};
 
 use super::Shared;
 use super::accept::{Accepted, AcceptedSocket};
+use super::driven;
 use super::limits::Slots;
 use super::registry::Entry;
-use super::tls_conn::TlsSocket;
 use crate::addr::Transport;
-use crate::echo::{EchoOptions, EchoSocket, Ending, echo_socket, echo_stream};
-use crate::metrics::{ByteCounter, ErrorKind, Metrics};
-use crate::transport::{self, PeerName, StreamSocket};
+use crate::echo::{EchoSocket, Ending, echo_socket};
+use crate::metrics::{ErrorKind, Metrics};
+use crate::proxy::ProxyMode;
+use crate::proxy::accept::Take;
+use crate::transport::{self, OwnedSocket, PeerName, StreamSocket};
 use crate::units::format_duration;
 
 /// Serves `accepted` on the current shard: see the module documentation.
@@ -38,6 +40,7 @@ pub(super) fn serve(shared: &Arc<Shared>, accepted: Accepted) {
         permit,
         socket,
         transport,
+        proxy,
     } = accepted;
     let (peer, ip) = match &socket {
         AcceptedSocket::Tcp(_, addr) => (PeerName::Inet(*addr), Some(addr.ip())),
@@ -71,96 +74,92 @@ pub(super) fn serve(shared: &Arc<Shared>, accepted: Accepted) {
         _slots: slots,
     };
     shared.metrics.opened(transport);
-    let opts = shared.opts;
-    let bytes = shared.metrics.bytes(transport);
     match socket {
-        AcceptedSocket::Tcp(stream, _) if transport == Transport::Tls => {
-            spawn_tls(shared, stream, peer, open);
+        AcceptedSocket::Tcp(stream, addr) if transport.is_web() => {
+            driven::spawn_http(shared, stream, addr, peer, proxy, open);
         }
-        AcceptedSocket::Tcp(stream, _) => spawn_echo(stream, peer, opts, bytes, open),
-        AcceptedSocket::Unix(stream) => spawn_echo(stream, peer, opts, bytes, open),
+        AcceptedSocket::Tcp(stream, _) if transport == Transport::Tls => {
+            driven::spawn_tls(shared, stream, peer, proxy, open);
+        }
+        AcceptedSocket::Tcp(stream, _) => spawn_echo(shared, stream, peer, proxy, open),
+        AcceptedSocket::Unix(stream) => spawn_echo(shared, stream, peer, proxy, open),
     }
 }
 
-/// Spawns the fast echo loop for a kernel-driven socket.
-fn spawn_echo<S>(stream: S, peer: PeerName, opts: EchoOptions, bytes: ByteCounter, open: Open)
-where
-    S: StreamSocket + transport::OwnedSocket,
-{
-    let io = match transport::register_stream(stream) {
-        Ok(io) => io,
+/// Registers an accepted socket with this shard's runtime; on failure,
+/// logs it and closes the connection, its record first.
+pub(super) fn register<S: OwnedSocket>(
+    stream: S,
+    peer: PeerName,
+    open: Open,
+) -> Option<(AsyncFd<S>, Open)> {
+    match transport::register_stream(stream) {
+        Ok(io) => Some((io, open)),
         Err((stream, e)) => {
             warn!(name = %peer, "cannot register the connection: {e}");
             drop(open);
             drop(stream);
-            return;
+            None
         }
-    };
-    info!(name = %peer, "connection accepted");
-    tokio::spawn(Connection {
-        open,
-        echo: echo_socket(io, peer, opts, bytes),
-    });
+    }
 }
 
-/// Spawns a TLS connection's task: its handshake, then its echo.
-fn spawn_tls(shared: &Shared, stream: mio::net::TcpStream, peer: PeerName, open: Open) {
-    let Some(acceptor) = shared.tls.clone() else {
-        drop(open);
+/// The peer a connection is logged as, and how it came (` via proxy …`),
+/// once its PROXY header, if its listener wants one, is read off `io`
+/// (`take`: see [`Take`]); `None` when the connection is to be closed.
+pub(super) async fn admit<S: StreamSocket>(
+    shared: &Shared,
+    io: &AsyncFd<S>,
+    peer: PeerName,
+    (proxy, take): (ProxyMode, Take),
+    transport: Transport,
+) -> Option<(PeerName, String, Vec<u8>)> {
+    if proxy == ProxyMode::Off {
+        return Some((peer, String::new(), Vec::new()));
+    }
+    let idle = shared.opts.idle_timeout;
+    let metrics = &shared.metrics;
+    let accepted = (shared.proxy)
+        .admit(io, peer, proxy, take, idle, transport, metrics)
+        .await?;
+    let via = accepted.via().to_string();
+    Some((accepted.peer, via, accepted.first))
+}
+
+/// Spawns the fast echo loop for a kernel-driven socket, after its PROXY
+/// header when its listener wants one.
+fn spawn_echo<S>(shared: &Arc<Shared>, stream: S, peer: PeerName, proxy: ProxyMode, open: Open)
+where
+    S: StreamSocket + OwnedSocket,
+{
+    let Some((io, open)) = register(stream, peer, open) else {
         return;
     };
-    let io = match transport::register_stream(stream) {
-        Ok(io) => io,
-        Err((stream, e)) => {
-            warn!(name = %peer, "cannot register the connection: {e}");
-            drop(open);
-            drop(stream);
-            return;
-        }
-    };
-    // The TLS stream owns the socket and closes it wherever it ends
-    // (inside a failed handshake, say); the socket owns `open`, which it
-    // drops first, so the registry entry is gone before the descriptor
-    // is closed, with no second descriptor to hold.
-    let socket = TlsSocket::new(open, io);
-    let (opts, timeout) = (shared.opts, shared.tls_handshake_timeout);
-    let metrics = shared.metrics.clone();
+    let opts = shared.opts;
+    let bytes = shared.metrics.bytes(open.transport);
+    if proxy == ProxyMode::Off {
+        info!(name = %peer, "connection accepted");
+        tokio::spawn(Connection {
+            open,
+            echo: echo_socket(io, peer, opts, bytes),
+        });
+        return;
+    }
+    let shared = shared.clone();
     tokio::spawn(async move {
-        let Some(mut tls) = handshake(socket, acceptor, timeout, peer, &metrics).await else {
+        // Locals drop in reverse order: the registry entry (in `open`)
+        // before the socket.
+        let io = io;
+        let open = open;
+        let how = (proxy, Take::Read);
+        let Some((peer, via, first)) = admit(&shared, &io, peer, how, open.transport).await else {
             return;
         };
-        info!(name = %peer, "connection accepted");
-        // The TCP socket under the TLS stream, for the idle timer; open
-        // for as long as `tls` is.
-        let fd = tls.get_ref().0.as_raw_fd();
-        let queues = move || transport::socket_queues(fd);
-        let bytes = metrics.bytes(Transport::Tls);
-        let result = echo_stream(&mut tls, peer, opts, bytes, queues).await;
-        tls.get_ref()
-            .0
-            .open()
-            .ended(peer, result, opts.idle_timeout);
+        info!(name = %peer, "connection accepted{via}");
+        // What came with the header is echoed first.
+        let echo = echo_socket(io, peer, opts, bytes).owing(first);
+        Connection { open, echo }.await;
     });
-}
-
-/// Shakes hands as a TLS server, in the connection's own task and within
-/// `timeout`. A peer that fails (plain text, garbage, an untrusted client
-/// certificate, silence) costs one log line and a count.
-async fn handshake(
-    socket: TlsSocket,
-    acceptor: TlsAcceptor,
-    timeout: Duration,
-    peer: PeerName,
-    metrics: &Metrics,
-) -> Option<tokio_rustls::server::TlsStream<TlsSocket>> {
-    let why = match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
-        Ok(Ok(tls)) => return Some(tls),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no handshake within {}", format_duration(timeout)),
-    };
-    metrics.error(Transport::Tls, ErrorKind::TlsHandshake);
-    info!(name = %peer, "TLS handshake failed: {why}");
-    None
 }
 
 /// What an open connection holds besides its socket: its place in the
@@ -174,22 +173,38 @@ pub(super) struct Open {
 }
 
 impl Open {
+    /// The transport the connection is counted under.
+    pub(super) fn transport(&self) -> Transport {
+        self.transport
+    }
+
     /// Logs how a connection ended, and counts an error.
     pub(super) fn ended(&self, peer: PeerName, result: io::Result<Ending>, idle: Option<Duration>) {
-        match result {
-            Ok(Ending::Eof) => {}
-            Ok(Ending::Idle) => info!(
-                name = %peer,
-                "idle for {}",
-                idle.map(format_duration).unwrap_or_default()
-            ),
-            Err(e) => {
-                self.metrics.error(self.transport, ErrorKind::Io);
-                debug!(name = %peer, "connection error: {e}");
-            }
-        }
-        info!(name = %peer, "closing");
+        ended(&self.metrics, self.transport, peer, result, idle);
     }
+}
+
+/// Logs how a connection of `transport` ended, and counts an error.
+pub(super) fn ended(
+    metrics: &Metrics,
+    transport: Transport,
+    peer: PeerName,
+    result: io::Result<Ending>,
+    idle: Option<Duration>,
+) {
+    match result {
+        Ok(Ending::Eof) => {}
+        Ok(Ending::Idle) => info!(
+            name = %peer,
+            "idle for {}",
+            idle.map(format_duration).unwrap_or_default()
+        ),
+        Err(e) => {
+            metrics.error(transport, ErrorKind::Io);
+            debug!(name = %peer, "connection error: {e}");
+        }
+    }
+    info!(name = %peer, "closing");
 }
 
 impl Drop for Open {

@@ -11,8 +11,11 @@
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+mod udp_batch;
 pub mod udp_guard;
+pub mod udp_rate;
 pub mod unix;
+pub mod web;
 
 use std::fmt;
 use std::io;
@@ -200,6 +203,15 @@ pub enum ConnectError {
     /// system CAs, …).
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The WebSocket opening handshake failed (the server answered with
+    /// another status than 101, closed, or did not answer in time).
+    #[error("WebSocket handshake with {target} failed: {reason}")]
+    WebSocket {
+        /// The `ws://` or `wss://` address.
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The transport is not a byte stream this function can connect (UDP:
     /// use [`udp::UdpClient`]).
     #[error("{0}:// is not supported here")]
@@ -273,8 +285,9 @@ pub async fn connect_with(
                 };
                 Ok(Box::new(tls::connect(addr, timeout, config).await?))
             }
-            Transport::Udp | Transport::Unix => Err(ConnectError::Unsupported(*transport)),
+            other => Err(ConnectError::Unsupported(*other)),
         },
+        Addr::Web { transport, .. } => Err(ConnectError::Unsupported(*transport)),
     }
 }
 

@@ -261,6 +261,50 @@ fn root_store(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
+/// Refuses a leaf certificate TLS cannot use, with the reason in words:
+/// an X.509 version 1 certificate (no extensions, so no names) is what
+/// `openssl x509 -req` makes without `-extfile`, and rustls would only
+/// say `UnsupportedCertVersion` and blame the key.
+fn check_leaf(what: &'static str, path: &Path, der: &[u8]) -> Result<(), TlsError> {
+    if x509_version(der) == Some(1) {
+        return Err(TlsError::Invalid {
+            what,
+            path: path.to_path_buf(),
+            reason: "it is an X.509 version 1 certificate, and TLS needs version 3 \
+                     (with extensions: openssl x509 -req ... -extfile with a subjectAltName)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// The X.509 version of a DER certificate (1, 2 or 3), read from the start
+/// of its `TBSCertificate`; `None` when it does not look like one.
+fn x509_version(der: &[u8]) -> Option<u8> {
+    /// Skips a SEQUENCE's tag and length; returns its contents' start.
+    fn enter(der: &[u8]) -> Option<&[u8]> {
+        let (&tag, rest) = der.split_first()?;
+        let (&len, rest) = rest.split_first()?;
+        if tag != 0x30 {
+            return None;
+        }
+        let skip = if len & 0x80 == 0 {
+            0
+        } else {
+            usize::from(len & 0x7f)
+        };
+        rest.get(skip..)
+    }
+    let tbs = enter(enter(der)?)?;
+    match tbs {
+        // [0] EXPLICIT Version: INTEGER v2 (1) or v3 (2).
+        [0xa0, 0x03, 0x02, 0x01, v, ..] => Some(v + 1),
+        [0xa0, ..] => None,
+        // No version field: the DEFAULT, v1.
+        _ => Some(1),
+    }
+}
+
 /// A server configuration ready to accept, and the fingerprint of its
 /// certificate (for the log line clients pin against).
 pub struct ServerTls {
@@ -291,6 +335,9 @@ pub fn server_config(
             (vec![cert.der().clone()], key)
         }
     };
+    if let CertSource::Files { cert, .. } = &settings.cert {
+        check_leaf("certificate", cert, &chain[0])?;
+    }
     let fingerprint = Fingerprint::of(&chain[0]);
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -316,6 +363,14 @@ pub fn server_config(
         acceptor: TlsAcceptor::from(Arc::new(config)),
         fingerprint,
     })
+}
+
+/// The same server configuration, offering `protocols` by ALPN: what an
+/// `https://` listener needs (`h2`, `http/1.1`), while `tls://` offers none.
+pub fn with_alpn(acceptor: &TlsAcceptor, protocols: &[&[u8]]) -> TlsAcceptor {
+    let mut config = ServerConfig::clone(acceptor.config());
+    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+    TlsAcceptor::from(Arc::new(config))
 }
 
 /// Builds the client's TLS configuration from `settings`: the system's
@@ -346,11 +401,15 @@ pub fn client_config(settings: &TlsClientSettings) -> Result<Arc<ClientConfig>, 
     };
     let config = match &settings.identity {
         None => builder.with_no_client_auth(),
-        Some((cert, key)) => builder
-            .with_client_auth_cert(load_certs("certificate", cert)?, load_key(key)?)
-            .map_err(config_err(
-                "the client certificate and key do not go together",
-            ))?,
+        Some((cert, key)) => {
+            let chain = load_certs("certificate", cert)?;
+            check_leaf("client certificate", cert, &chain[0])?;
+            builder
+                .with_client_auth_cert(chain, load_key(key)?)
+                .map_err(config_err(
+                    "the client certificate and key do not go together",
+                ))?
+        }
     };
     Ok(Arc::new(config))
 }
@@ -434,6 +493,14 @@ pub async fn connect(
     timeout: Duration,
     config: Arc<ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+    // A name that cannot be one is refused before connecting.
+    server_name(addr)?;
+    let tcp = super::tcp::connect(addr, timeout).await?;
+    handshake(tcp, addr, timeout, config).await
+}
+
+/// The host of `addr` as a TLS server name, with its host and port.
+fn server_name(addr: &Addr) -> Result<(ServerName<'static>, &str, u16), ConnectError> {
     let Addr::Inet { host, port, .. } = addr else {
         return Err(ConnectError::Unsupported(addr.transport()));
     };
@@ -441,19 +508,54 @@ pub async fn connect(
         target: format!("{host} port {port}"),
         error: io::Error::new(io::ErrorKind::InvalidInput, e),
     })?;
-    let tcp = super::tcp::connect(addr, timeout).await?;
+    Ok((name, host, *port))
+}
+
+/// Shakes hands as a TLS client over `tcp`, already connected to `addr`
+/// (and past a PROXY header, say), within `timeout`.
+pub async fn handshake(
+    tcp: TcpStream,
+    addr: &Addr,
+    timeout: Duration,
+    config: Arc<ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+    let (name, host, port) = server_name(addr)?;
     let handshake = TlsConnector::from(config).connect(name, tcp);
     match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(error)) => Err(ConnectError::Handshake {
             target: format!("{host} port {port}"),
-            error,
+            error: with_trust_hint(error),
         }),
         Err(_) => Err(ConnectError::Handshake {
             target: format!("{host} port {port}"),
             error: io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"),
         }),
     }
+}
+
+/// A handshake error in words a user can act on: a certificate from an
+/// issuer this client does not trust says how to trust it.
+fn with_trust_hint(error: io::Error) -> io::Error {
+    use rustls::CertificateError;
+    let untrusted = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+            )
+        });
+    if !untrusted {
+        return error;
+    }
+    io::Error::new(
+        error.kind(),
+        "the server's certificate is not issued by a CA this client trusts: trust its CA \
+         with --tls-ca PEM, or this certificate with --tls-pin SHA256 (echo-server logs its \
+         fingerprint), or skip the check with -k (testing only)",
+    )
 }
 
 #[cfg(test)]

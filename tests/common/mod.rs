@@ -2,6 +2,8 @@
 //! the port a server picked, send signals, and wait with bounds.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -114,6 +116,22 @@ impl ServerProc {
         }
     }
 
+    /// Waits until a logged line satisfies `pred`, and returns it.
+    pub fn wait_for_line_where(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.lines().into_iter().find(|l| pred(l)) {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such line within {timeout:?}; log so far:\n{}",
+                self.lines().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         let rc = unsafe { libc::kill(self.pid(), sig) };
@@ -163,9 +181,24 @@ fn port_in(line: &str) -> Option<u16> {
 /// `ECHOES_TEST_SERVER_ARGS="--engine uring" cargo test`. A flag the test
 /// passes itself wins: the extra one (and its value) is left out, since
 /// the test needs it (`--threads 1` to share one thread, say).
+///
+/// SIGHUP, SIGINT and SIGQUIT start at their default action, whatever the
+/// test runner inherited (`nohup cargo test`, a background job): the
+/// server leaves those ignored at start-up alone, and tests send them.
 pub fn server_command(args: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(SERVER);
     cmd.args(args);
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for signo in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT] {
+                libc::signal(signo, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     if let Ok(extra) = std::env::var("ECHOES_TEST_SERVER_ARGS") {
         cmd.args(extra_args(args, &extra));
     }
@@ -297,9 +330,9 @@ pub fn run(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> Finished {
 }
 
 /// `roff` (a `--generate man` page) as `man -l` renders it, 80 columns
-/// wide, or `None`, said on standard error, when man is not installed. A
-/// page man cannot render fails the test.
-pub fn render_man(roff: &[u8], name: &str) -> Option<String> {
+/// wide. A page man cannot render fails the test, and so does a missing
+/// man: CI installs it (.ci/apt-packages.txt).
+pub fn render_man(roff: &[u8], name: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join(format!("{name}.1"));
     std::fs::write(&page, roff).unwrap();
@@ -311,16 +344,13 @@ pub fn render_man(roff: &[u8], name: &str) -> Option<String> {
         .output()
     {
         Ok(rendered) if rendered.status.success() => {
-            Some(String::from_utf8_lossy(&rendered.stdout).into_owned())
+            String::from_utf8_lossy(&rendered.stdout).into_owned()
         }
         Ok(rendered) => panic!(
             "man -l failed: {}",
             String::from_utf8_lossy(&rendered.stderr)
         ),
-        Err(_) => {
-            eprintln!("man is not installed; rendering not checked");
-            None
-        }
+        Err(e) => panic!("cannot run man ({e}): run .ci/install (Debian package man-db)"),
     }
 }
 
@@ -371,15 +401,22 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// The seed's Python programs, beside this repository in `../shared/peers/python`
-/// (or wherever `ECHOES_PEERS` points). `None` when they are not there.
-pub fn seed_python(file: &str) -> Option<std::path::PathBuf> {
+/// (or wherever `ECHOES_PEERS` points). Missing, they fail the test: the
+/// tests that need them are `#[ignore]`d, and .ci/run runs them only where
+/// the peers are.
+pub fn seed_python(file: &str) -> std::path::PathBuf {
     let dir = std::env::var_os("ECHOES_PEERS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers")
         });
     let path = dir.join("python").join(file);
-    path.exists().then_some(path)
+    assert!(
+        path.exists(),
+        "{} not found: the seed's programs live in ../shared/peers beside the checkout (or set ECHOES_PEERS)",
+        path.display()
+    );
+    path
 }
 
 impl ServerProc {
@@ -467,5 +504,97 @@ impl ServerProc {
             .filter(|v| v["message"] == message)
             .filter_map(|v| v["shard"].as_u64())
             .collect()
+    }
+}
+
+/// Runs `cmd` to its end (killed past `limit`): its exit code, standard
+/// error, peak resident memory in KiB (from `wait4`), and how long it ran.
+// The child is reaped by `wait4` (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, u64, Duration) {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let pid = child.id() as i32;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        // SAFETY: kill on our own child's pid; harmless if it is gone
+        // (it is not reaped until wait4 below returns).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, valid zeroed; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid);
+    let elapsed = started.elapsed();
+    drop(killer);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (
+        code,
+        reader.join().unwrap(),
+        usage.ru_maxrss as u64,
+        elapsed,
+    )
+}
+
+/// Runs the test `name` of this test binary again, alone, in a network
+/// namespace of its own (`unshare --net`, as root, or in a user namespace
+/// otherwise) with its loopback up, and checks that it passed there.
+/// Returns `true` inside that namespace, where the test goes on, and
+/// `false` in the caller, whose test is then done. For tests that change
+/// the network's settings (sysctls) or need its ports as they are.
+pub fn isolated(name: &str) -> bool {
+    const INSIDE: &str = "ECHOES_ISOLATED_TEST";
+    if std::env::var(INSIDE).is_ok_and(|n| n == name) {
+        loopback_up();
+        return true;
+    }
+    let mut cmd = Command::new("unshare");
+    // SAFETY: getuid has no memory effects.
+    if unsafe { libc::getuid() } != 0 {
+        cmd.args(["--user", "--map-root-user"]);
+    }
+    cmd.arg("--net")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(INSIDE, name);
+    let out = run(&mut cmd, b"", Duration::from_secs(120));
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{name} in its own network namespace: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        out.stderr
+    );
+    false
+}
+
+/// Brings up the loopback interface of this network namespace (a new one
+/// starts with it down).
+pub fn loopback_up() {
+    // SAFETY: plain system calls on a socket and a request struct of our own.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        assert_eq!(libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req), 0);
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        let up = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+        assert_eq!(up, 0, "lo up: {}", std::io::Error::last_os_error());
+        libc::close(fd);
     }
 }

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use echoes::proxy::{self, Parse, ProxyHeader};
 use echoes::units::{format_duration, parse_duration, parse_size};
 use echoes::{Addr, PyBytes};
 
@@ -117,4 +118,70 @@ pub fn unrepr(repr: &str) -> Result<Vec<u8>, String> {
         });
     }
     Ok(out)
+}
+
+/// The PROXY header parser, on any bytes: never panics; a header is no
+/// longer than the bytes (v1: than 107), every strict prefix of it asks
+/// for more (never an error, never "data"), the bytes after it do not
+/// change it, and it encodes to bytes that parse back to it. "Incomplete"
+/// is never said of more bytes than a header can have.
+pub fn proxy(data: &[u8]) {
+    let parsed = proxy::parse(data);
+    let header = match parsed {
+        Ok(Parse::Header(h)) => h,
+        Ok(Parse::Incomplete | Parse::Undecided) => {
+            assert!(
+                data.len() < proxy::parse::V2_MAX_LEN,
+                "incomplete at {} bytes",
+                data.len()
+            );
+            return;
+        }
+        Ok(Parse::NotProxy) | Err(_) => return,
+    };
+    assert!(header.len <= data.len(), "{} > {}", header.len, data.len());
+    if header.version == proxy::Version::V1 {
+        assert!(
+            header.len <= proxy::parse::V1_MAX_LEN,
+            "v1 of {} bytes",
+            header.len
+        );
+    }
+    let frame = &data[..header.len];
+    assert_eq!(proxy::parse(frame), Ok(Parse::Header(header.clone())));
+    // Every prefix (a sample of 256 for long ones) asks for more.
+    let step = (header.len / 256).max(1);
+    for cut in (0..header.len).step_by(step) {
+        match proxy::parse(&frame[..cut]) {
+            Ok(Parse::Incomplete | Parse::Undecided) => {}
+            other => panic!("prefix of {cut} of a {}-byte header: {other:?}", header.len),
+        }
+    }
+    round_trips(&header);
+}
+
+/// `header` encodes to bytes that parse back to the same header (its
+/// length and checksum aside, which encoding recomputes).
+pub fn round_trips(header: &ProxyHeader) {
+    let Ok(wire) = proxy::encode(header) else {
+        // v1 cannot carry everything; v2 can, within 64 KiB.
+        assert_eq!(
+            header.version,
+            proxy::Version::V1,
+            "{header:?} does not encode"
+        );
+        return;
+    };
+    let again = match proxy::parse(&wire) {
+        Ok(Parse::Header(h)) => h,
+        other => panic!("{header:?} encoded as {wire:?}, which parses as {other:?}"),
+    };
+    assert_eq!(again.len, wire.len());
+    let strip = |h: &ProxyHeader| {
+        let mut h = h.clone();
+        h.len = 0;
+        h.tlvs.crc32c = h.tlvs.crc32c.map(|_| 0);
+        h
+    };
+    assert_eq!(strip(&again), strip(header), "encoded as {wire:?}");
 }

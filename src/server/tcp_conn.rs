@@ -1,12 +1,15 @@
-//! The TCP socket under a TLS connection: an `AsyncRead + AsyncWrite` for
-//! rustls that also holds the connection's [`Open`] record.
+//! The TCP socket under a connection that a library drives (rustls for
+//! `tls://`, hyper for `http://`, both for `https://`): an
+//! `AsyncRead + AsyncWrite` that also holds the connection's [`Open`]
+//! record.
 //!
 //! Holding the record here, rather than in the task, ties the registry
-//! entry to the socket itself: the TLS stream closes the socket wherever
-//! it ends (inside a failed handshake, say), and the record always goes
-//! first, so the registry never holds a descriptor number that could have
-//! been reused, and no duplicate descriptor is needed to make sure of it
-//! (which failed, and dropped the connection, with one descriptor left).
+//! entry to the socket itself: the library closes the socket wherever its
+//! stream ends (inside a failed handshake, after a WebSocket session),
+//! and the record always goes first, so the registry never holds a
+//! descriptor number that could have been reused, and no duplicate
+//! descriptor is needed to make sure of it (which failed, and dropped the
+//! connection, with one descriptor left).
 //!
 //! Reads clear readiness after a short read, as tokio's own sockets do,
 //! except at TCP's urgent mark (see [`transport::urgent_pending`]).
@@ -23,31 +26,36 @@ use super::spawn::Open;
 use crate::transport::{self, StreamSocket};
 
 /// See the module documentation.
-pub(super) struct TlsSocket {
+pub(super) struct TcpConn {
     // Fields drop in order: the record (and its registry entry) before
     // the socket closes.
     open: Open,
     io: AsyncFd<mio::net::TcpStream>,
 }
 
-impl TlsSocket {
-    pub(super) fn new(open: Open, io: AsyncFd<mio::net::TcpStream>) -> TlsSocket {
-        TlsSocket { open, io }
+impl TcpConn {
+    pub(super) fn new(open: Open, io: AsyncFd<mio::net::TcpStream>) -> TcpConn {
+        TcpConn { open, io }
     }
 
     /// The connection's record.
     pub(super) fn open(&self) -> &Open {
         &self.open
     }
+
+    /// The server's address the connection came in on.
+    pub(super) fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
 }
 
-impl AsRawFd for TlsSocket {
+impl AsRawFd for TcpConn {
     fn as_raw_fd(&self) -> RawFd {
         self.io.as_raw_fd()
     }
 }
 
-impl AsyncRead for TlsSocket {
+impl AsyncRead for TcpConn {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -73,7 +81,7 @@ impl AsyncRead for TlsSocket {
     }
 }
 
-impl TlsSocket {
+impl TcpConn {
     fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
@@ -90,7 +98,7 @@ impl TlsSocket {
     }
 }
 
-impl AsyncWrite for TlsSocket {
+impl AsyncWrite for TcpConn {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

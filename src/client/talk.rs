@@ -1,0 +1,216 @@
+//! The seed's conversation over a byte stream: the state machine behind
+//! [`send_messages`](super::send_messages), writing the messages and
+//! reading and checking their echo at once, from one future.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tracing::info;
+
+use super::waits::Waits;
+use super::{CHUNK, Checker, ClientError, NAME, Summary, io_err};
+use crate::pyrepr::PyBytes;
+use crate::transport::BoxStream;
+
+/// The most received chunks whose `received` line waits for the last
+/// `sending` line; past that, chunks are merged, so memory stays bounded.
+const DEFERRED: usize = 256;
+
+/// What one read of the echo gave.
+enum Got {
+    /// Nothing yet.
+    Nothing,
+    /// Bytes, checked.
+    Bytes,
+    /// The end of stream: the conversation is over, for better or worse.
+    End(Result<Summary, ClientError>),
+}
+
+/// The state of [`send_messages`].
+pub(super) struct Talk<'a> {
+    messages: &'a [Vec<u8>],
+    /// The messages, end to end: what the echo must be.
+    expected: Vec<u8>,
+    /// The message being written, and how much of it is.
+    index: usize,
+    at: usize,
+    sent: u64,
+    /// Every message is sent and the write side is closed.
+    shut: bool,
+    checker: Checker,
+    /// Lengths of echoed chunks not logged yet (see [`DEFERRED`]).
+    deferred: Vec<usize>,
+    /// Echoed bytes logged so far.
+    logged: usize,
+    buf: Vec<u8>,
+    waits: Waits,
+}
+
+impl<'a> Talk<'a> {
+    /// A conversation sending `messages`, waiting at most `timeout`.
+    pub(super) fn new(messages: &'a [Vec<u8>], timeout: Duration) -> Talk<'a> {
+        Talk {
+            messages,
+            expected: messages.concat(),
+            index: 0,
+            at: 0,
+            sent: 0,
+            shut: false,
+            checker: Checker { received: 0 },
+            deferred: Vec::new(),
+            logged: 0,
+            buf: vec![0u8; CHUNK],
+            waits: Waits::new(timeout),
+        }
+    }
+}
+
+impl Talk<'_> {
+    pub(super) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut BoxStream,
+    ) -> Poll<Result<Summary, ClientError>> {
+        loop {
+            let wrote = match self.write_side(cx, stream) {
+                Ok(wrote) => wrote,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            if wrote {
+                // The server took bytes: its wait starts again.
+                self.waits.write = None;
+            }
+            let read = match self.read_side(cx, stream) {
+                Ok(Got::Nothing) => false,
+                Ok(Got::Bytes) => true,
+                Ok(Got::End(done)) => return Poll::Ready(done),
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            if wrote || read {
+                continue;
+            }
+            let now = Instant::now();
+            Waits::set(&mut self.waits.write, !self.shut, now);
+            let owed = self.checker.received < self.sent || self.shut;
+            Waits::set(&mut self.waits.echo, owed, now);
+            return match self.waits.poll(cx, self.sent, self.checker.received) {
+                Poll::Ready(e) => {
+                    self.log_deferred();
+                    Poll::Ready(Err(e))
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+
+    /// Writes what may be written; whether any byte went out.
+    fn write_side(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut BoxStream,
+    ) -> Result<bool, ClientError> {
+        let mut wrote = false;
+        while !self.shut {
+            let Some(msg) = self.messages.get(self.index) else {
+                match Pin::new(&mut *stream).poll_shutdown(cx) {
+                    Poll::Ready(r) => r.map_err(io_err("half-closing"))?,
+                    Poll::Pending => return Ok(wrote),
+                }
+                self.shut = true;
+                info!(name = NAME, "waiting for response");
+                self.log_deferred();
+                return Ok(true);
+            };
+            if self.at < msg.len() {
+                match Pin::new(&mut *stream).poll_write(cx, &msg[self.at..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Err(ClientError::Io {
+                            context: "sending",
+                            error: io::ErrorKind::WriteZero.into(),
+                        });
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.at += n;
+                        self.sent += n as u64;
+                        wrote = true;
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Err(io_err("sending")(e)),
+                    Poll::Pending => return Ok(wrote),
+                }
+            }
+            // Each message its own write: TLS sends its record now.
+            match Pin::new(&mut *stream).poll_flush(cx) {
+                Poll::Ready(r) => r.map_err(io_err("sending"))?,
+                Poll::Pending => return Ok(wrote),
+            }
+            info!(name = NAME, "sending {}", PyBytes(msg));
+            self.index += 1;
+            self.at = 0;
+        }
+        Ok(wrote)
+    }
+
+    /// Reads and checks one chunk of what came back.
+    fn read_side(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut BoxStream,
+    ) -> Result<Got, ClientError> {
+        let mut buf = ReadBuf::new(&mut self.buf);
+        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Ready(r) => r.map_err(io_err("reading the echo"))?,
+            Poll::Pending => return Ok(Got::Nothing),
+        }
+        let n = buf.filled().len();
+        let received = self.checker.received;
+        if n == 0 {
+            self.log_deferred();
+            info!(name = NAME, "closing");
+            let done = if !self.shut {
+                Err(ClientError::ClosedEarly {
+                    sent: self.sent,
+                    received,
+                })
+            } else if received < self.sent {
+                Err(ClientError::Short {
+                    sent: self.sent,
+                    received,
+                })
+            } else {
+                Ok(Summary { bytes: self.sent })
+            };
+            return Ok(Got::End(done));
+        }
+        let from = received as usize;
+        let owed = &self.expected[from.min(self.expected.len())..self.sent as usize];
+        let checked = self.checker.check(&self.buf[..n], owed, self.sent);
+        if let Err(e) = checked {
+            self.log_deferred();
+            info!(name = NAME, "received {}", PyBytes(&self.buf[..n]));
+            return Err(e);
+        }
+        if self.shut {
+            info!(name = NAME, "received {}", PyBytes(&self.buf[..n]));
+            self.logged += n;
+        } else if self.deferred.len() < DEFERRED {
+            self.deferred.push(n);
+        } else if let Some(last) = self.deferred.last_mut() {
+            *last += n;
+        }
+        self.waits.echo = None;
+        Ok(Got::Bytes)
+    }
+
+    /// Logs the `received` lines held back until the last `sending` line.
+    fn log_deferred(&mut self) {
+        for n in std::mem::take(&mut self.deferred) {
+            let chunk = &self.expected[self.logged..self.logged + n];
+            info!(name = NAME, "received {}", PyBytes(chunk));
+            self.logged += n;
+        }
+    }
+}

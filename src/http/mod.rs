@@ -1,0 +1,199 @@
+//! The `http://` and `https://` listeners: HTTP/1.1 and HTTP/2 on the same
+//! socket (hyper, with hyper-util's automatic version detection: h2c with
+//! prior knowledge, and ALPN `h2` or `http/1.1` over TLS), answering every
+//! request with a reflection of itself, and every WebSocket upgrade with a
+//! WebSocket echo.
+//!
+//! One file, one idea:
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`conn`] | one connection from accept to close: hyper, graceful shutdown, 408, idle timeout, its WebSocket sessions |
+//! | [`io`] | the connection's byte stream as hyper sees it: counted, timed, handed back for a last word |
+//! | [`service`] | what answers a request: the test page, an upgrade, or the knobs and a reflection |
+//! | [`knobs`] | `status`, `delay`, `size`, `close`, `echo_body` from the query or `x-echo-*` headers |
+//! | [`body`] | the request body read within a limit and hashed, and the response bodies |
+//! | [`pattern`] | the checkable pattern of a `size=` body |
+//! | [`reflect`] | the reflection, as JSON or text |
+//! | [`facts`] | what the connection knows of its peer: addresses, TLS details |
+//! | [`websocket`] | the RFC 6455 handshake (and RFC 8441 over HTTP/2) and the echo |
+//! | [`page`] | the browser test page at [`TEST_PAGE_PATH`] |
+//!
+//! The server ([`crate::server`]) accepts, applies the connection limits,
+//! shakes hands for TLS, and hands each connection to
+//! [`HttpServer::serve_connection`].
+//!
+//! An HTTP echo server inside a test, asked for a status with a knob:
+//!
+//! ```
+//! use echoes::{Server, ServerConfig, Transport};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = ServerConfig::new("http://127.0.0.1:0".parse()?);
+//! config.http.name = "doc-example".into();
+//! let server = Server::bind(config).await?;
+//! let addr = server.socket_addrs(Transport::Http)[0];
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.run());
+//!
+//! let mut conn = tokio::net::TcpStream::connect(addr).await?;
+//! conn.write_all(b"GET /orders?status=201 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+//!     .await?;
+//! let mut answer = String::new();
+//! conn.read_to_string(&mut answer).await?;
+//! assert!(answer.starts_with("HTTP/1.1 201 Created"));
+//! assert!(answer.contains("x-echo-server: doc-example"));
+//! assert!(answer.contains(r#""path": "/orders""#));
+//!
+//! shutdown.shutdown();
+//! running.await??;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod body;
+pub mod conn;
+pub mod facts;
+pub mod io;
+pub mod knobs;
+pub mod page;
+pub mod pattern;
+pub mod reflect;
+pub mod service;
+pub mod websocket;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+
+pub use facts::{CertFacts, ConnFacts, TlsFacts};
+
+use crate::metrics::Metrics;
+use crate::shutdown::ShutdownHandle;
+
+/// Where the browser test page is served (`GET` only; any other request
+/// there is reflected like any path).
+pub const TEST_PAGE_PATH: &str = "/.well-known/echoes";
+
+/// The default `--http-max-delay`.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
+/// The default `--http-max-size`: 64 MiB.
+pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
+/// The default `--http-max-body`: 1 MiB, nginx's `client_max_body_size`.
+pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
+/// The default largest request head (request line and headers): 64 KiB.
+pub const DEFAULT_MAX_HEAD: usize = 64 << 10;
+/// The default `--http-header-timeout`: a request head must arrive within
+/// this long of its first byte; a keep-alive connection idle this long is
+/// closed.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default `--ws-max-message`: 64 MiB.
+pub const DEFAULT_WS_MAX_MESSAGE: usize = 64 << 20;
+/// The default `--ws-max-frame`: 16 MiB.
+pub const DEFAULT_WS_MAX_FRAME: usize = 16 << 20;
+
+/// The settings of every `http://` and `https://` listener of a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// The server's name (`--name`), in every reflection and in the
+    /// `x-echo-server` response header.
+    pub name: String,
+    /// The longest `delay=` a request may ask for.
+    pub max_delay: Duration,
+    /// The largest `size=` a request may ask for, in bytes.
+    pub max_size: u64,
+    /// The largest request body, in bytes; a larger one gets 413.
+    pub max_body: u64,
+    /// The largest request head (request line and headers), in bytes; a
+    /// larger one gets 431. At least 8 KiB.
+    pub max_head: usize,
+    /// How long a request head may take to arrive (a slower one gets
+    /// 408), and a keep-alive connection may wait for its next request;
+    /// `None` for no limit.
+    pub header_timeout: Option<Duration>,
+    /// The largest WebSocket message, in bytes.
+    pub ws_max_message: usize,
+    /// The largest WebSocket frame, in bytes.
+    pub ws_max_frame: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            name: host_name(),
+            max_delay: DEFAULT_MAX_DELAY,
+            max_size: DEFAULT_MAX_SIZE,
+            max_body: DEFAULT_MAX_BODY,
+            max_head: DEFAULT_MAX_HEAD,
+            header_timeout: Some(DEFAULT_HEADER_TIMEOUT),
+            ws_max_message: DEFAULT_WS_MAX_MESSAGE,
+            ws_max_frame: DEFAULT_WS_MAX_FRAME,
+        }
+    }
+}
+
+/// This machine's host name (`gethostname(2)`), or `localhost` when it
+/// has none: the default `--name`.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(name) if rc == 0 && !name.is_empty() => name.to_string(),
+        _ => "localhost".to_string(),
+    }
+}
+
+/// What every HTTP connection of one server shares: the settings, the
+/// counters, the shutdown signal, and hyper's connection builder.
+pub struct HttpServer {
+    config: HttpConfig,
+    metrics: Arc<Metrics>,
+    shutdown: ShutdownHandle,
+    builder: auto::Builder<TokioExecutor>,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpServer {
+    /// The shared state of a server's HTTP listeners: `metrics` are the
+    /// server's counters, and `shutdown` starts each connection's graceful
+    /// shutdown (in-flight requests finish; idle keep-alive connections
+    /// close; HTTP/2 sends GOAWAY).
+    pub fn new(config: HttpConfig, metrics: Arc<Metrics>, shutdown: ShutdownHandle) -> HttpServer {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .max_buf_size(config.max_head.max(8 * 1024))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .max_header_list_size(u32::try_from(config.max_head).unwrap_or(u32::MAX));
+        HttpServer {
+            config,
+            metrics,
+            shutdown,
+            builder,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+}

@@ -1,0 +1,256 @@
+//! What answers a request: a WebSocket upgrade, the test page, or the
+//! knobs and then a reflection (or a pattern body, or the body echoed).
+//!
+//! Nothing here reads a file, runs a command, or reaches anything beyond
+//! the server: every answer is made from the request and the server's own
+//! settings.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Request, Response, StatusCode, Version};
+use tokio::sync::{Notify, mpsc};
+use tracing::debug;
+
+use crate::addr::Transport;
+use crate::metrics::ErrorKind;
+use crate::transport::PeerName;
+
+use super::body::{self, EchoBody, PatternBody, ReadError, ResBody};
+use super::facts::ConnFacts;
+use super::knobs::{Knobs, Limits};
+use super::reflect::{self, Reflection};
+use super::{HttpServer, TEST_PAGE_PATH, page, websocket};
+
+/// A WebSocket to run once its handshake response is out.
+pub struct Session {
+    /// Resolves to the stream.
+    pub upgrade: OnUpgrade,
+}
+
+/// What the requests of one connection share.
+pub struct Ctx {
+    /// The server's settings and counters.
+    pub server: Arc<HttpServer>,
+    /// The connection's facts.
+    pub facts: ConnFacts,
+    /// The connection's name in the logs.
+    pub peer: PeerName,
+    /// The shard serving the connection.
+    pub shard: usize,
+    /// Where upgrades go, to be run by the connection.
+    pub sessions: mpsc::UnboundedSender<Session>,
+    /// Asks the connection to close after the current answers (`close`
+    /// over HTTP/2, where `Connection: close` does not exist).
+    pub close: Arc<Notify>,
+}
+
+/// hyper's service for one connection.
+#[derive(Clone)]
+pub struct Handler(pub Arc<Ctx>);
+
+impl hyper::service::Service<Request<Incoming>> for Handler {
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let ctx = self.0.clone();
+        Box::pin(async move { Ok(handle(&ctx, req).await) })
+    }
+}
+
+async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<ResBody> {
+    let line = format!(
+        "{} {} {}",
+        req.method(),
+        req.uri(),
+        reflect::version_name(req.version())
+    );
+    let mut response = route(ctx, req).await;
+    debug!(name = %ctx.peer, "{line}: {}", response.status());
+    let h = response.headers_mut();
+    if let Ok(name) = HeaderValue::from_str(&ctx.server.config.name) {
+        h.insert("x-echo-server", name);
+    }
+    h.insert("x-echo-shard", HeaderValue::from(ctx.shard));
+    response
+}
+
+async fn route(ctx: &Ctx, mut req: Request<Incoming>) -> Response<ResBody> {
+    let metrics = &ctx.server.metrics;
+    if websocket::is_upgrade(&req) {
+        return upgrade(ctx, &mut req);
+    }
+    if matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == TEST_PAGE_PATH {
+        return page::response();
+    }
+    let config = &ctx.server.config;
+    let limits = Limits {
+        max_delay: config.max_delay,
+        max_size: config.max_size,
+    };
+    let knobs = match Knobs::parse(req.uri().query(), req.headers(), limits) {
+        Ok(k) => k,
+        Err(why) => {
+            metrics.error(Transport::Http, ErrorKind::BadKnob);
+            return plain(StatusCode::BAD_REQUEST, &format!("bad knob: {why}"));
+        }
+    };
+    let h2 = req.version() == Version::HTTP_2;
+    let mut response = if knobs.echo_body {
+        tokio::time::sleep(knobs.delay).await;
+        echo_body(ctx, req)
+    } else {
+        let r = answer(ctx, req, &knobs).await;
+        if r.status() != StatusCode::PAYLOAD_TOO_LARGE {
+            tokio::time::sleep(knobs.delay).await;
+        }
+        r
+    };
+    if let Some(status) = knobs.status {
+        *response.status_mut() = status;
+        if matches!(status.as_u16(), 204 | 205 | 304) {
+            *response.body_mut() = body::empty();
+            response.headers_mut().remove(header::CONTENT_TYPE);
+        }
+    }
+    if knobs.close {
+        close_after(ctx, &mut response, h2);
+    }
+    response
+}
+
+/// Reads the body within the limit and answers with a pattern body or a
+/// reflection.
+async fn answer(ctx: &Ctx, req: Request<Incoming>, knobs: &Knobs) -> Response<ResBody> {
+    let (parts, incoming) = req.into_parts();
+    let config = &ctx.server.config;
+    let seen = match body::read_limited(incoming, config.max_body).await {
+        Ok(seen) => seen,
+        Err(ReadError::TooLarge) => return too_large(ctx, parts.version),
+        Err(ReadError::Failed(e)) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}"),
+            );
+        }
+    };
+    if let Some(size) = knobs.size {
+        let mut r = Response::new(http_body_util::BodyExt::boxed(PatternBody::new(size)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return r;
+    }
+    let req = reflect::Request {
+        method: &parts.method,
+        uri: &parts.uri,
+        version: parts.version,
+        headers: &parts.headers,
+    };
+    let reflection = Reflection::new(&req, &seen, &ctx.facts, &config.name, ctx.shard);
+    let (text, kind) = if reflect::wants_text(&parts.headers) {
+        (reflection.to_text(), "text/plain; charset=utf-8")
+    } else {
+        (reflection.to_json(), "application/json")
+    };
+    let mut r = Response::new(body::full(text));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    r
+}
+
+/// The request body back as it came, with its content type.
+fn echo_body(ctx: &Ctx, req: Request<Incoming>) -> Response<ResBody> {
+    let limit = ctx.server.config.max_body;
+    if hyper::body::Body::size_hint(req.body()).lower() > limit {
+        return too_large(ctx, req.version());
+    }
+    let kind = req.headers().get(header::CONTENT_TYPE).cloned();
+    let body = EchoBody::new(req.into_body(), limit, ctx.server.metrics.clone());
+    let mut r = Response::new(http_body_util::BodyExt::boxed(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        kind.unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    r
+}
+
+/// 413, counted; the unread rest of the body means the connection closes.
+fn too_large(ctx: &Ctx, version: Version) -> Response<ResBody> {
+    ctx.server
+        .metrics
+        .error(Transport::Http, ErrorKind::BodyTooLarge);
+    let mut r = plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "the body is over this server's --http-max-body of {} bytes",
+            ctx.server.config.max_body
+        ),
+    );
+    close_after(ctx, &mut r, version == Version::HTTP_2);
+    r
+}
+
+/// Closes the connection after `response`: `Connection: close` over
+/// HTTP/1, a graceful shutdown (GOAWAY) over HTTP/2.
+fn close_after(ctx: &Ctx, response: &mut Response<ResBody>, h2: bool) {
+    if h2 {
+        ctx.close.notify_one();
+    } else {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+}
+
+/// Answers a WebSocket upgrade, and hands the stream to come to the
+/// connection.
+fn upgrade(ctx: &Ctx, req: &mut Request<Incoming>) -> Response<ResBody> {
+    match websocket::accept(req) {
+        Ok(accepted) => {
+            if ctx
+                .sessions
+                .send(Session {
+                    upgrade: accepted.upgrade,
+                })
+                .is_err()
+            {
+                return plain(StatusCode::SERVICE_UNAVAILABLE, "the connection is closing");
+            }
+            debug!(name = %ctx.peer, "websocket on {}", req.uri());
+            accepted.response.map(|()| body::empty())
+        }
+        Err(refused) => {
+            ctx.server
+                .metrics
+                .error(Transport::Http, ErrorKind::BadRequest);
+            let mut r = plain(refused.status, refused.reason);
+            if refused.status == StatusCode::UPGRADE_REQUIRED {
+                r.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+            }
+            r
+        }
+    }
+}
+
+/// A short text answer: `echoes: WHY`.
+fn plain(status: StatusCode, why: &str) -> Response<ResBody> {
+    let mut r = Response::new(body::full(format!("echoes: {why}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

@@ -1,0 +1,121 @@
+//! The PROXY protocol, v1 and v2 (HAProxy's `proxy-protocol.txt`): how a
+//! balancer in front of the server (HAProxy's `send-proxy`, nginx's
+//! `proxy_protocol on`, an AWS NLB) tells it who the real client is.
+//!
+//! As in quinn, the protocol is kept apart from the runtime: [`parse()`]
+//! and [`encode()`] are pure functions over bytes, [`header`] is what a
+//! header says, owned; [`accept`] is the thin async step that reads a
+//! header off an accepted socket, and [`send`] the client's, which writes
+//! one after connecting.
+//!
+//! On the server, a listener's [`ProxyMode`] says whether a header is
+//! required (`--proxy-protocol`), used when present (`?proxy=optional` on
+//! the address), or not expected (the default). The header comes before
+//! anything else, TLS included. Over UDP the protocol is not used.
+
+pub mod accept;
+pub mod crc32c;
+pub mod encode;
+pub mod header;
+pub mod parse;
+pub mod send;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::addr::{Addr, Transport};
+
+pub use encode::{EncodeError, encode, encode_stream, encode_unknown};
+pub use header::{Addresses, Command, Protocol, ProxyHeader, Ssl, Tlvs, Version};
+pub use parse::{HeaderError, Parse, parse};
+
+/// The default time a peer has to send its whole header.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether a listener expects a PROXY header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProxyMode {
+    /// No header is expected: whatever comes is data.
+    #[default]
+    Off,
+    /// A header is used when the first bytes are one; otherwise they are
+    /// data. Anyone who can connect can claim any address: only for
+    /// listeners that trusted proxies and direct clients share.
+    Optional,
+    /// Every connection must start with a valid header, or it is closed.
+    Required,
+}
+
+impl ProxyMode {
+    /// `off`, `optional` or `required`, as `?proxy=` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMode::Off => "off",
+            ProxyMode::Optional => "optional",
+            ProxyMode::Required => "required",
+        }
+    }
+}
+
+impl fmt::Display for ProxyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProxyMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ProxyMode, String> {
+        match s {
+            "off" => Ok(ProxyMode::Off),
+            "optional" => Ok(ProxyMode::Optional),
+            "required" => Ok(ProxyMode::Required),
+            _ => Err(format!(
+                "unknown PROXY protocol mode '{s}' (expected off, optional or required)"
+            )),
+        }
+    }
+}
+
+/// The server's PROXY protocol settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// The mode of every stream listener without one of its own
+    /// (`--proxy-protocol`: [`ProxyMode::Required`]), and of sockets
+    /// passed by systemd.
+    pub mode: ProxyMode,
+    /// Listeners with a mode of their own (`ADDR?proxy=MODE`), by the
+    /// address as configured.
+    pub listeners: Vec<(Addr, ProxyMode)>,
+    /// How long a peer has to send its whole header
+    /// (`--proxy-header-timeout`).
+    pub header_timeout: Duration,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            mode: ProxyMode::Off,
+            listeners: Vec::new(),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+        }
+    }
+}
+
+impl ProxySettings {
+    /// The mode of the listeners bound for `addr`: always off over UDP.
+    pub fn mode_for(&self, addr: &Addr) -> ProxyMode {
+        if addr.transport() == Transport::Udp {
+            return ProxyMode::Off;
+        }
+        self.listeners
+            .iter()
+            .find(|(a, _)| a == addr)
+            .map_or(self.mode, |(_, mode)| *mode)
+    }
+}
+
+#[cfg(test)]
+mod tests;
