@@ -15,7 +15,7 @@ use crate::proxy::ProxySettings;
 use crate::transport::tls::{self, CertSource, TlsServerSettings};
 use crate::transport::udp_guard;
 
-/// The default largest single read: one 64 KiB buffer per worker thread,
+/// The default largest single read: one 64 KiB buffer per shard thread,
 /// as large as the C epoll peer's, so big transfers take few system calls.
 pub const DEFAULT_READ_SIZE: usize = 64 * 1024;
 
