@@ -18,7 +18,7 @@
 //! **Shards.** With [`ServerConfig::threads`] at 1 (the library's default)
 //! everything runs on the runtime that calls [`Server::run`]. With N > 1,
 //! `run` starts N threads, each a single-threaded runtime, a shard, with
-//! its own listening socket for every TCP and TLS address and its own
+//! its own listening socket for every TCP, TLS and HTTP address and its own
 //! socket for every UDP address, bound to one port with `SO_REUSEPORT`, so
 //! the kernel spreads connections and datagrams over them. A connection
 //! lives and dies on the shard that accepted it: no work stealing, no
@@ -26,15 +26,16 @@
 //! socket systemd passed once, has one accept loop that hands connections
 //! to the shards in turn. [`current_shard`] says which shard a thread is.
 //!
-//! Each listener is one of three kinds: a stream listener whose accepted
+//! Each listener is one of four kinds: a stream listener whose accepted
 //! sockets the kernel reads and writes (TCP, Unix: the fast
 //! [`echo_socket`](crate::echo::echo_socket) loop), a TCP listener whose
 //! connections first shake hands (TLS:
-//! [`echo_stream`](crate::echo::echo_stream)), or a UDP socket answered
-//! datagram by datagram ([`udp::serve`](crate::transport::udp::serve)).
-//! All shards share the limits (global, not per shard), the
-//! [`registry`] of open connections and the [`Metrics`], whose counters
-//! are kept per thread and summed when read.
+//! [`echo_stream`](crate::echo::echo_stream)), one whose connections
+//! speak HTTP ([`crate::http`]), or a UDP socket answered in batches
+//! ([`udp::serve`](crate::transport::udp::serve)). All shards share the
+//! limits (global, not per shard), the [`registry`] of open connections
+//! and the [`Metrics`], whose counters are kept per thread and summed
+//! when read.
 //!
 //! The files, one idea each: `config` (what a server is told, and why it
 //! may not start), `bind` with `group` and `adopt` (sockets made, one per
@@ -82,6 +83,7 @@ use crate::shutdown::ShutdownHandle;
 use bind::{Endpoint, Local};
 use limits::Limits;
 use registry::Connections;
+pub use registry::ServerStats;
 
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
@@ -111,29 +113,6 @@ struct Shared {
     unix_peers: AtomicU64,
     /// The PROXY protocol's header timeout and refusal log.
     proxy: Gate,
-}
-
-/// A view of a running server's counters. Cheap to clone.
-#[derive(Clone)]
-pub struct ServerStats {
-    conns: Arc<Connections>,
-    metrics: Arc<Metrics>,
-}
-
-impl ServerStats {
-    /// Connections being served now, over every transport and shard.
-    pub fn open_connections(&self) -> usize {
-        self.conns.open()
-    }
-    /// Connections accepted since the server started, over every transport
-    /// and shard.
-    pub fn total_connections(&self) -> u64 {
-        self.conns.total()
-    }
-    /// Every counter, as the metrics page shows them.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
 }
 
 impl Server {

@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use crate::metrics::Metrics;
 use crate::units::format_duration;
 
 /// The registry. See the module documentation.
@@ -156,6 +157,29 @@ impl Drop for Entry {
         if self.conns.open.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.conns.all_closed.notify_waiters();
         }
+    }
+}
+
+/// A view of a running server's counters. Cheap to clone.
+#[derive(Clone)]
+pub struct ServerStats {
+    pub(super) conns: Arc<Connections>,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl ServerStats {
+    /// Connections being served now, over every transport and shard.
+    pub fn open_connections(&self) -> usize {
+        self.conns.open()
+    }
+    /// Connections accepted since the server started, over every transport
+    /// and shard.
+    pub fn total_connections(&self) -> u64 {
+        self.conns.total()
+    }
+    /// Every counter, as the metrics page shows them.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 }
 
