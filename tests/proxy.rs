@@ -452,3 +452,85 @@ fn an_http_listener_reads_the_header_before_the_request() {
     assert!(plain.is_empty(), "{}", String::from_utf8_lossy(&plain));
     server.wait_for_line("refused: no PROXY header", Duration::from_secs(5));
 }
+
+/// The reflection shows what a v2 header said: the client it named, the
+/// proxy it came through, and its TLVs (issue 14's "where the header
+/// shows").
+#[test]
+fn an_http_reflection_shows_the_proxy_and_its_tlvs() {
+    use echoes::proxy::{Addresses, Command as ProxyCommand, Protocol, ProxyHeader, Tlvs, Version};
+    let server = ServerProc::start(&["-l", "http://127.0.0.1:0", "--proxy-protocol"]);
+    let header = ProxyHeader {
+        version: Version::V2,
+        command: ProxyCommand::Proxy,
+        addresses: Addresses::Inet {
+            protocol: Protocol::Stream,
+            source: "198.51.100.9:40000".parse().unwrap(),
+            destination: "192.0.2.1:443".parse().unwrap(),
+        },
+        tlvs: Tlvs {
+            alpn: Some(b"h2".to_vec()),
+            authority: Some("shop.example".into()),
+            aws_vpce_id: Some("vpce-0123456789abcdef0".into()),
+            ..Tlvs::default()
+        },
+        len: 0,
+    };
+    let mut request = echoes::proxy::encode(&header).expect("encodes");
+    request.extend_from_slice(b"GET /t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let raw = common::http::raw_exchange(server.port, &request, Duration::from_secs(10));
+    let v = common::http::parse_response(&raw).json();
+    assert_eq!(v["client"]["address"], "198.51.100.9", "{v}");
+    assert_eq!(v["client"]["port"], 40000, "{v}");
+    let proxy = &v["proxy"];
+    assert_eq!(proxy["address"], "127.0.0.1", "{v}");
+    assert_eq!(proxy["version"], "v2", "{v}");
+    assert_eq!(proxy["command"], "PROXY", "{v}");
+    assert_eq!(proxy["destination"], "192.0.2.1:443", "{v}");
+    assert_eq!(proxy["tlvs"]["alpn"], "h2", "{v}");
+    assert_eq!(proxy["tlvs"]["authority"], "shop.example", "{v}");
+    assert_eq!(
+        proxy["tlvs"]["aws_vpce_id"], "vpce-0123456789abcdef0",
+        "{v}"
+    );
+    // And as text.
+    let mut request = echoes::proxy::encode(&header).expect("encodes");
+    request.extend_from_slice(
+        b"GET / HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
+    );
+    let raw = common::http::raw_exchange(server.port, &request, Duration::from_secs(10));
+    let text = common::http::parse_response(&raw).text();
+    assert!(
+        text.contains("proxy: 127.0.0.1 port ") && text.contains("authority \"shop.example\""),
+        "{text}"
+    );
+}
+
+/// curl's own `--haproxy-protocol` (v1, naming curl's real socket) against
+/// an `http://` listener that requires a header: a real sender's header,
+/// read before the request.
+#[test]
+fn curl_haproxy_protocol_reaches_an_http_listener() {
+    let server = ServerProc::start(&["-l", "http://127.0.0.1:0", "--proxy-protocol"]);
+    let url = format!("http://127.0.0.1:{}/curl", server.port);
+    let answer = common::http::curl(&["--haproxy-protocol", &url]);
+    assert_eq!(answer.status, 200);
+    let v = answer.json();
+    assert_eq!(v["path"], "/curl", "{v}");
+    assert_eq!(v["proxy"]["version"], "v1", "{v}");
+    // curl is both the proxy and the client: its header names its own
+    // socket, so the client and the proxy are the same address and port.
+    assert_eq!(v["client"]["address"], "127.0.0.1", "{v}");
+    assert_eq!(v["client"]["port"], v["proxy"]["port"], "{v}");
+    // Without the flag, curl is refused.
+    let plain = common::run(
+        Command::new("curl").args(["-sS", "-m", "10", &url]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(
+        !plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stdout)
+    );
+}

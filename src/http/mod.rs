@@ -70,7 +70,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
-pub use facts::{CertFacts, ConnFacts, TlsFacts};
+pub use facts::{CertFacts, ConnFacts, ProxyFacts, TlsFacts};
 
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownHandle;

@@ -19,7 +19,7 @@ use super::spawn::{self, Open, admit, register};
 use super::tcp_conn::TcpConn;
 use crate::addr::Transport;
 use crate::echo::echo_stream;
-use crate::http::{ConnFacts, TlsFacts};
+use crate::http::{ConnFacts, ProxyFacts, TlsFacts};
 use crate::metrics::{ErrorKind, Metrics};
 use crate::proxy::ProxyMode;
 use crate::proxy::accept::Take;
@@ -49,9 +49,10 @@ pub(super) fn spawn_tls(
         let io = io;
         let open = open;
         let how = (proxy, Take::Peek);
-        let Some((peer, via, _)) = admit(&shared, &io, peer, how, Transport::Tls).await else {
+        let Some(accepted) = admit(&shared, &io, peer, how, Transport::Tls).await else {
             return;
         };
+        let (peer, via) = (accepted.peer, accepted.via().to_string());
         // The socket owns `open` from here, and drops it first.
         let socket = TcpConn::new(open, io);
         let (opts, timeout) = (shared.opts, shared.tls_handshake_timeout);
@@ -109,9 +110,10 @@ pub(super) fn spawn_http(
         let io = io;
         let open = open;
         let how = (proxy, Take::Peek);
-        let Some((peer, via, _)) = admit(&shared, &io, peer, how, transport).await else {
+        let Some(accepted) = admit(&shared, &io, peer, how, transport).await else {
             return;
         };
+        let (peer, via) = (accepted.peer, accepted.via().to_string());
         let socket = TcpConn::new(open, io);
         let mut facts = ConnFacts {
             // The client a PROXY header named, if one did.
@@ -121,6 +123,10 @@ pub(super) fn spawn_http(
             },
             local: socket.local_addr().unwrap_or(addr),
             tls: None,
+            proxy: match (&accepted.header, accepted.proxy) {
+                (Some(header), PeerName::Inet(proxy)) => Some(ProxyFacts::of(header, proxy)),
+                _ => None,
+            },
         };
         let shard = super::current_shard().unwrap_or(0);
         let (idle, metrics) = (shared.opts.idle_timeout, &shared.metrics);

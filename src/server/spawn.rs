@@ -29,7 +29,7 @@ use crate::addr::Transport;
 use crate::echo::{EchoSocket, Ending, echo_socket};
 use crate::metrics::{ErrorKind, Metrics};
 use crate::proxy::ProxyMode;
-use crate::proxy::accept::Take;
+use crate::proxy::accept::{Admitted, Take};
 use crate::transport::{self, OwnedSocket, PeerName, StreamSocket};
 use crate::units::format_duration;
 
@@ -113,17 +113,20 @@ pub(super) async fn admit<S: StreamSocket>(
     peer: PeerName,
     (proxy, take): (ProxyMode, Take),
     transport: Transport,
-) -> Option<(PeerName, String, Vec<u8>)> {
+) -> Option<Admitted> {
     if proxy == ProxyMode::Off {
-        return Some((peer, String::new(), Vec::new()));
+        return Some(Admitted {
+            peer,
+            header: None,
+            first: Vec::new(),
+            proxy: peer,
+        });
     }
     let idle = shared.opts.idle_timeout;
     let metrics = &shared.metrics;
-    let accepted = (shared.proxy)
+    (shared.proxy)
         .admit(io, peer, proxy, take, idle, transport, metrics)
-        .await?;
-    let via = accepted.via().to_string();
-    Some((accepted.peer, via, accepted.first))
+        .await
 }
 
 /// Spawns the fast echo loop for a kernel-driven socket, after its PROXY
@@ -152,12 +155,13 @@ where
         let io = io;
         let open = open;
         let how = (proxy, Take::Read);
-        let Some((peer, via, first)) = admit(&shared, &io, peer, how, open.transport).await else {
+        let Some(accepted) = admit(&shared, &io, peer, how, open.transport).await else {
             return;
         };
-        info!(name = %peer, "connection accepted{via}");
+        let peer = accepted.peer;
+        info!(name = %peer, "connection accepted{}", accepted.via());
         // What came with the header is echoed first.
-        let echo = echo_socket(io, peer, opts, bytes).owing(first);
+        let echo = echo_socket(io, peer, opts, bytes).owing(accepted.first);
         Connection { open, echo }.await;
     });
 }
