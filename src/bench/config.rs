@@ -79,7 +79,7 @@ pub struct BenchConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Worker threads, each with its own single-threaded runtime.
     pub threads: usize,
-    /// The local addresses to connect from (see [`source`]).
+    /// The local addresses to connect from (see [`source`](super::source)).
     pub source: Source,
     /// Show a progress bar on standard error (only if it is a terminal).
     pub progress: bool,

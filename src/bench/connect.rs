@@ -12,18 +12,18 @@ use super::exchange::{ExchangeEnd, ExchangePlan, Failure, SlotBuffers};
 use super::pattern::Pattern;
 use super::record::{FailureKind, Recorder};
 use super::schedule::Schedule;
-use super::source::Source;
-use super::tcp::Tcp;
+use super::source::{self, Source};
+use super::tcp::{self, Tcp};
 use super::ws_connect::{self, WsConnection, WsConnector};
 use super::{stream, udp, ws};
 use crate::addr::{Addr, Transport};
 use crate::proxy::send::ProxySend;
-use crate::transport::{self, BoxStream, ConnectError};
+use crate::transport::{BoxStream, ConnectError};
 
 /// How the bench reaches the server. The address is resolved once, by the
 /// probe, so that churn does not look the name up for every operation
 /// (except over TLS, whose certificate check needs the name: there
-/// [`transport::connect_with`] resolves it for each connection).
+/// [`transport::connect_with`](crate::transport::connect_with) resolves it for each connection).
 #[derive(Debug, Clone)]
 pub(crate) enum Connector {
     /// TCP to the address the probe reached, through the bench's own
@@ -34,7 +34,7 @@ pub(crate) enum Connector {
         sources: Arc<[IpAddr]>,
         proxy: Option<ProxySend>,
     },
-    /// TLS or Unix, through [`transport::connect_with`] (and
+    /// TLS or Unix, through [`connect_with`](crate::transport::connect_with) (and
     /// [`proxy::send::connect`](crate::proxy::send::connect) for a PROXY
     /// header).
     Stream {
@@ -102,20 +102,12 @@ impl Connector {
     ) -> Result<(Connector, Option<std::net::TcpStream>), ConnectError> {
         match addr.transport() {
             Transport::Tcp => {
-                let mut stream = transport::tcp::connect(addr, timeout).await?;
-                let err = |error| ConnectError::Connect {
+                let (stream, peer) = tcp::probe(addr, addr, timeout, proxy).await?;
+                // Leaves this runtime's reactor, to join a worker's.
+                let stream = stream.into_std().map_err(|error| ConnectError::Connect {
                     target: addr.to_string(),
                     error,
-                };
-                let peer = stream.peer_addr().map_err(err)?;
-                if let Some(p) = proxy {
-                    let local = stream.local_addr().ok();
-                    p.write_to(&mut stream, local, Some(peer))
-                        .await
-                        .map_err(err)?;
-                }
-                // Leaves this runtime's reactor, to join a worker's.
-                let stream = stream.into_std().map_err(err)?;
+                })?;
                 let sources = source.addrs_for(peer, Transport::Tcp).into();
                 let proxy = proxy.cloned();
                 Ok((
@@ -167,16 +159,13 @@ impl Connector {
     /// the next) picks its source address.
     pub async fn connect(&self, timeout: Duration, seq: u64) -> Result<Connection, Failure> {
         let err = |detail: String| Failure::new(FailureKind::Connect, detail);
-        let pick = |sources: &[IpAddr]| {
-            (!sources.is_empty()).then(|| sources[(seq % sources.len() as u64) as usize])
-        };
         match self {
             Connector::Tcp {
                 peer,
                 sources,
                 proxy,
             } => {
-                let from = pick(sources);
+                let from = source::pick(sources, seq);
                 let mut stream = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
                     .await
                     .map_err(|_| err(format!("connecting to {peer}: timed out")))?
@@ -198,7 +187,7 @@ impl Connector {
                     .map(Connection::Stream)
                     .map_err(|e| err(e.to_string()))
             }
-            Connector::Udp { peer, sources } => udp::socket(*peer, pick(sources))
+            Connector::Udp { peer, sources } => udp::socket(*peer, source::pick(sources, seq))
                 .map(Connection::Datagram)
                 .map_err(|e| err(format!("opening a UDP socket to {peer}: {e}"))),
             Connector::Ws(ws) => ws

@@ -1,7 +1,8 @@
-//! What every transport's exchange loop shares: the plan it follows
+//! What every transport's exchange shares: the plan it follows
 //! ([`ExchangePlan`]), the buffers it works in ([`SlotBuffers`]), how it
-//! ends ([`ExchangeEnd`], or a [`Failure`]), and the one timer that wakes
-//! it when both sides wait ([`ExchangeTimer`]).
+//! ends ([`ExchangeEnd`], or a [`Failure`]), and the loop itself
+//! ([`poll_exchange`]) over a transport's [`ExchangeSides`], with the one
+//! timer that wakes it when both sides wait ([`ExchangeTimer`]).
 //!
 //! An *exchange* is one connection's traffic, from its first message to
 //! the end of the run, the message limit (churn: one message), or a
@@ -161,8 +162,69 @@ impl SlotBuffers {
     }
 }
 
+/// One transport's two sides of an exchange, which [`poll_exchange`]
+/// polls in turn over the same `Io`, from a single future: so both wakers
+/// are registered, and a message larger than the socket buffers cannot
+/// deadlock against a server that stops reading until its echo is read.
+pub(crate) trait ExchangeSides<Io: ?Sized> {
+    /// The plan the exchange follows.
+    fn plan(&self) -> &ExchangePlan;
+    /// Writes what may be written. Returns whether anything went out, and
+    /// the due time being waited for, if the schedule is what holds it back.
+    fn write_side(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut Io,
+        now: Instant,
+    ) -> Result<(bool, Option<Instant>), Failure>;
+    /// Reads and checks what is owed. Returns whether anything came in,
+    /// and whether the message limit is reached.
+    fn read_side(&mut self, cx: &mut Context<'_>, io: &mut Io) -> Result<(bool, bool), Failure>;
+    /// Whether an echo is owed (or a message is half written).
+    fn owed(&self) -> bool;
+    /// The failure when nothing moved for the timeout with an echo owed.
+    fn timed_out(&self) -> Failure;
+    /// The exchange's timer, and its schedule in open loop.
+    fn timer(&mut self) -> (&mut ExchangeTimer, Option<&mut Schedule>);
+}
+
+/// The exchange loop: both sides until neither can move, then the one
+/// timer; until the end of the run, the message limit, or a failure.
+pub(crate) fn poll_exchange<Io, X>(
+    x: &mut X,
+    cx: &mut Context<'_>,
+    io: &mut Io,
+    mut sleep: Pin<&mut tokio::time::Sleep>,
+) -> Poll<Result<ExchangeEnd, Failure>>
+where
+    Io: ?Sized,
+    X: ExchangeSides<Io>,
+{
+    loop {
+        let now = Instant::now();
+        if now >= x.plan().end {
+            return Poll::Ready(Ok(ExchangeEnd::Deadline));
+        }
+        let (wrote, due) = x.write_side(cx, io, now)?;
+        let (read, finished) = x.read_side(cx, io)?;
+        if finished {
+            return Poll::Ready(Ok(ExchangeEnd::LimitReached));
+        }
+        if wrote || read {
+            continue;
+        }
+        let owed = x.owed();
+        let (timer, schedule) = x.timer();
+        match timer.idle(cx, now, owed, due, schedule, sleep.as_mut()) {
+            Idle::Again => continue,
+            Idle::Pending => return Poll::Pending,
+            Idle::TimedOut => return Poll::Ready(Err(x.timed_out())),
+        }
+    }
+}
+
 /// What an exchange loop does next once neither side could move.
-pub(crate) enum Idle {
+enum Idle {
     /// Something is ready (a due time passed, or the timer fired): go round.
     Again,
     /// The timer and the socket will wake the task.
@@ -207,7 +269,7 @@ impl ExchangeTimer {
     /// (for `due`, when that is what holds the writer back). Arms `sleep`
     /// for the earliest thing to look at, or says that the echo `owed`
     /// timed out.
-    pub(crate) fn idle(
+    fn idle(
         &mut self,
         cx: &mut Context<'_>,
         now: Instant,

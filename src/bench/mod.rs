@@ -44,8 +44,9 @@
 //! # Modules, and which uses which
 //!
 //! Each module uses only those listed before it, never one after it, so
-//! the bench has no cycle (this file only declares the modules and
-//! re-exports the public items; no module uses it):
+//! the bench has no cycle. This file only declares the modules and
+//! re-exports the public items: no module uses it. The uses are those
+//! outside a module's unit tests; a test keeps this table true.
 //!
 //! | module | what it holds | uses |
 //! |---|---|---|
@@ -68,10 +69,12 @@
 //! | [`histlog`] | the histogram saved as an HdrHistogram interval log | record, report |
 //! | [`merge`] | several machines' runs as one report | histlog, record, report |
 //! | `watch` | the progress bar, the bench's CPU time, the notes | config, record, report |
-//! | `run` | [`run`]: the probe, the workers, their connections and slots | config, connect, exchange, record, report, slot, tcp, watch |
+//! | `run` | [`run()`]: the probe, the workers, their connections and slots | config, connect, exchange, record, report, slot, tcp, watch |
 
 #[cfg(test)]
 mod counting;
+#[cfg(test)]
+mod module_map;
 
 mod config;
 mod connect;

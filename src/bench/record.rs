@@ -1,11 +1,11 @@
-//! What a run records as it goes: each worker thread's [`Recorder`]
-//! (latencies, counts, errors by [`FailureKind`]), the [`LiveCounters`]
+//! What a run records as it goes: each worker thread's `Recorder`
+//! (latencies, counts, errors by [`FailureKind`]), the `LiveCounters`
 //! the progress display reads, and the [`Totals`] the workers merge at
 //! the end. The [`Report`](super::report::Report) is made from those.
 //!
 //! Latencies are recorded in nanoseconds into an HDR histogram (3
 //! significant digits, so every percentile is within 0.1% of the true
-//! value). Messages and bytes count only inside the [`MeasuredWindow`],
+//! value). Messages and bytes count only inside the measured window,
 //! after the warm-up; errors count from the first byte, warm-up included,
 //! because a wrong byte is wrong whenever it comes back.
 

@@ -22,7 +22,9 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::exchange::{ExchangeEnd, ExchangePlan, ExchangeTimer, Failure, Idle, SlotBuffers};
+use super::exchange::{
+    ExchangeEnd, ExchangePlan, ExchangeSides, ExchangeTimer, Failure, SlotBuffers, poll_exchange,
+};
 use super::pattern::Pattern;
 use super::record::{FailureKind, Recorder};
 use super::schedule::Schedule;
@@ -59,7 +61,7 @@ where
         flush: false,
         timer: ExchangeTimer::new(plan),
     };
-    std::future::poll_fn(|cx| ex.poll(cx, &mut *stream, sleep.as_mut())).await
+    std::future::poll_fn(|cx| poll_exchange(&mut ex, cx, &mut *stream, sleep.as_mut())).await
 }
 
 /// The state of one exchange over a stream; see [`drive`].
@@ -89,64 +91,43 @@ struct StreamExchange<'a> {
     timer: ExchangeTimer,
 }
 
-impl StreamExchange<'_> {
-    fn poll<S>(
-        &mut self,
-        cx: &mut Context<'_>,
-        stream: &mut S,
-        mut sleep: Pin<&mut tokio::time::Sleep>,
-    ) -> Poll<Result<ExchangeEnd, Failure>>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
-    {
-        loop {
-            let now = Instant::now();
-            if now >= self.plan.end {
-                return Poll::Ready(Ok(ExchangeEnd::Deadline));
-            }
-            let (wrote, due) = self.write_side(cx, stream, now)?;
-            let (read, finished) = self.read_side(cx, stream)?;
-            if finished {
-                return Poll::Ready(Ok(ExchangeEnd::LimitReached));
-            }
-            if wrote || read {
-                continue;
-            }
-            let owed = self.written > self.echoed || self.left > 0;
-            let schedule = self.schedule.as_deref_mut();
-            match self
-                .timer
-                .idle(cx, now, owed, due, schedule, sleep.as_mut())
-            {
-                Idle::Again => continue,
-                Idle::Pending => return Poll::Pending,
-                Idle::TimedOut => {
-                    return Poll::Ready(Err(Failure::new(
-                        FailureKind::Timeout,
-                        format!(
-                            "nothing moved for {:?} with {} bytes of echo owed ({} sent, {} received)",
-                            self.plan.timeout,
-                            self.written - self.echoed,
-                            self.written,
-                            self.echoed
-                        ),
-                    )));
-                }
-            }
-        }
+impl<S> ExchangeSides<S> for StreamExchange<'_>
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    fn plan(&self) -> &ExchangePlan {
+        self.plan
+    }
+
+    fn owed(&self) -> bool {
+        self.written > self.echoed || self.left > 0
+    }
+
+    fn timed_out(&self) -> Failure {
+        Failure::new(
+            FailureKind::Timeout,
+            format!(
+                "nothing moved for {:?} with {} bytes of echo owed ({} sent, {} received)",
+                self.plan.timeout,
+                self.written - self.echoed,
+                self.written,
+                self.echoed
+            ),
+        )
+    }
+
+    fn timer(&mut self) -> (&mut ExchangeTimer, Option<&mut Schedule>) {
+        (&mut self.timer, self.schedule.as_deref_mut())
     }
 
     /// Writes what may be written. Returns whether any byte went out, and
     /// the due time being waited for, if the schedule is what holds it back.
-    fn write_side<S>(
+    fn write_side(
         &mut self,
         cx: &mut Context<'_>,
         stream: &mut S,
         now: Instant,
-    ) -> Result<(bool, Option<Instant>), Failure>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
-    {
+    ) -> Result<(bool, Option<Instant>), Failure> {
         let size = self.plan.size;
         let mut wrote = false;
         loop {
@@ -204,24 +185,9 @@ impl StreamExchange<'_> {
         }
     }
 
-    /// Generates the next chunk of the current message, from `written` on.
-    fn refill(&mut self) {
-        self.chunk_len = self.left.min(self.bufs.write.len());
-        self.chunk_written = 0;
-        self.pattern
-            .fill(self.written, &mut self.bufs.write[..self.chunk_len]);
-    }
-
     /// Reads and checks what is owed. Returns whether any byte came in, and
     /// whether the message limit is reached.
-    fn read_side<S>(
-        &mut self,
-        cx: &mut Context<'_>,
-        stream: &mut S,
-    ) -> Result<(bool, bool), Failure>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
-    {
+    fn read_side(&mut self, cx: &mut Context<'_>, stream: &mut S) -> Result<(bool, bool), Failure> {
         let size = self.plan.size as u64;
         let mut read = false;
         loop {
@@ -258,6 +224,16 @@ impl StreamExchange<'_> {
                 return Ok((read, true));
             }
         }
+    }
+}
+
+impl StreamExchange<'_> {
+    /// Generates the next chunk of the current message, from `written` on.
+    fn refill(&mut self) {
+        self.chunk_len = self.left.min(self.bufs.write.len());
+        self.chunk_written = 0;
+        self.pattern
+            .fill(self.written, &mut self.bufs.write[..self.chunk_len]);
     }
 }
 

@@ -34,7 +34,9 @@ use bytes::BytesMut;
 use futures_util::{Sink, Stream};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::exchange::{ExchangeEnd, ExchangePlan, ExchangeTimer, Failure, Idle, SlotBuffers};
+use super::exchange::{
+    ExchangeEnd, ExchangePlan, ExchangeSides, ExchangeTimer, Failure, SlotBuffers, poll_exchange,
+};
 use super::pattern::Pattern;
 use super::record::{FailureKind, Recorder};
 use super::schedule::Schedule;
@@ -66,7 +68,7 @@ pub(crate) async fn drive(
         flush: false,
         timer: ExchangeTimer::new(plan),
     };
-    let end = std::future::poll_fn(|cx| ex.poll(cx, ws, sleep.as_mut())).await?;
+    let end = std::future::poll_fn(|cx| poll_exchange(&mut ex, cx, ws, sleep.as_mut())).await?;
     conn.close(end, plan.timeout).await?;
     Ok(end)
 }
@@ -90,48 +92,30 @@ struct WsExchange<'a> {
     timer: ExchangeTimer,
 }
 
-impl WsExchange<'_> {
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        ws: &mut WsStream,
-        mut sleep: Pin<&mut tokio::time::Sleep>,
-    ) -> Poll<Result<ExchangeEnd, Failure>> {
-        loop {
-            let now = Instant::now();
-            if now >= self.plan.end {
-                return Poll::Ready(Ok(ExchangeEnd::Deadline));
-            }
-            let (wrote, due) = self.write_side(cx, ws, now)?;
-            let (read, finished) = self.read_side(cx, ws)?;
-            if finished {
-                return Poll::Ready(Ok(ExchangeEnd::LimitReached));
-            }
-            if wrote || read {
-                continue;
-            }
-            let owed = self.sent > self.done || self.flush;
-            let schedule = self.schedule.as_deref_mut();
-            match self
-                .timer
-                .idle(cx, now, owed, due, schedule, sleep.as_mut())
-            {
-                Idle::Again => continue,
-                Idle::Pending => return Poll::Pending,
-                Idle::TimedOut => {
-                    return Poll::Ready(Err(Failure::new(
-                        FailureKind::Timeout,
-                        format!(
-                            "nothing moved for {:?} with {} message(s) of echo owed ({} sent, {} received)",
-                            self.plan.timeout,
-                            self.sent - self.done,
-                            self.sent,
-                            self.done
-                        ),
-                    )));
-                }
-            }
-        }
+impl ExchangeSides<WsStream> for WsExchange<'_> {
+    fn plan(&self) -> &ExchangePlan {
+        self.plan
+    }
+
+    fn owed(&self) -> bool {
+        self.sent > self.done || self.flush
+    }
+
+    fn timed_out(&self) -> Failure {
+        Failure::new(
+            FailureKind::Timeout,
+            format!(
+                "nothing moved for {:?} with {} message(s) of echo owed ({} sent, {} received)",
+                self.plan.timeout,
+                self.sent - self.done,
+                self.sent,
+                self.done
+            ),
+        )
+    }
+
+    fn timer(&mut self) -> (&mut ExchangeTimer, Option<&mut Schedule>) {
+        (&mut self.timer, self.schedule.as_deref_mut())
     }
 
     /// Sends what may be sent. Returns whether a message went out, and the
@@ -237,7 +221,9 @@ impl WsExchange<'_> {
         }
         Ok((read, false))
     }
+}
 
+impl WsExchange<'_> {
     /// Checks one echoed message: message `done` of the connection.
     fn check(&self, data: &[u8]) -> Result<(), Failure> {
         let size = self.plan.size;

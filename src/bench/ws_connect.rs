@@ -17,11 +17,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::exchange::{ExchangeEnd, ExchangePlan, Failure};
 use super::record::FailureKind;
-use super::source::Source;
-use super::tcp::Tcp;
+use super::source::{self, Source};
+use super::tcp::{self, Tcp};
 use crate::addr::{Addr, Transport};
 use crate::proxy::send::ProxySend;
-use crate::transport::{self, BoxStream, ConnectError, web};
+use crate::transport::{BoxStream, ConnectError, web};
 
 /// The longest a connection waits for the server's Close at the end of
 /// the run (and never longer than the timeout).
@@ -56,18 +56,7 @@ pub(crate) async fn probe(
     let under = web::stream_addr(addr)?;
     let (peer, tls, stream): (_, _, BoxStream) = match addr.transport() {
         Transport::Ws => {
-            let mut stream = transport::tcp::connect(&under, timeout).await?;
-            let err = |error| ConnectError::Connect {
-                target: addr.to_string(),
-                error,
-            };
-            let peer = stream.peer_addr().map_err(err)?;
-            if let Some(p) = proxy {
-                let local = stream.local_addr().ok();
-                p.write_to(&mut stream, local, Some(peer))
-                    .await
-                    .map_err(err)?;
-            }
+            let (stream, peer) = tcp::probe(&under, addr, timeout, proxy).await?;
             (Some(peer), None, Box::new(stream))
         }
         _ => {
@@ -108,9 +97,7 @@ impl WsConnector {
         let err = |detail: String| Failure::new(FailureKind::Connect, detail);
         let stream: BoxStream = match (&self.peer, &self.tls) {
             (Some(peer), _) => {
-                let sources = &self.sources;
-                let from =
-                    (!sources.is_empty()).then(|| sources[(seq % sources.len() as u64) as usize]);
+                let from = source::pick(&self.sources, seq);
                 let mut tcp = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
                     .await
                     .map_err(|_| err(format!("connecting to {peer}: timed out")))?
