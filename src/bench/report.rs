@@ -196,30 +196,7 @@ impl Report {
     /// The report as a few lines for people.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let rate = match self.rate {
-            Some(r) => format!(", open loop at {r} msg/s"),
-            None => String::new(),
-        };
-        let pipeline = if self.pipeline > 1 {
-            format!(", pipeline {}", self.pipeline)
-        } else {
-            String::new()
-        };
-        let runs = if self.runs > 1 {
-            format!(" ({} runs merged)", self.runs)
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            out,
-            "{} against {}{runs}: {} connection(s) x {} B{pipeline}{rate}, {:.2} s measured after {:.2} s warm-up",
-            self.mode.as_str(),
-            self.addr,
-            self.connections,
-            self.size,
-            self.seconds,
-            self.warmup_seconds,
-        );
+        self.write_parameters(&mut out);
         let unit = if self.mode == Mode::Churn {
             "ops"
         } else {
@@ -230,25 +207,7 @@ impl Report {
             "  throughput  {:.1} {unit}/s, {:.2} MB/s ({} {unit}, {} bytes)",
             self.msgs_per_sec, self.mb_per_sec, self.messages, self.bytes
         );
-        if self.latency_measured {
-            let _ = writeln!(
-                out,
-                "  latency     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (from {}, {} samples)",
-                fmt_us(self.p50_us),
-                fmt_us(self.p90_us),
-                fmt_us(self.p99_us),
-                fmt_us(self.p999_us),
-                fmt_us(self.max_us),
-                if self.latency_from == "due" {
-                    "when due"
-                } else {
-                    "send"
-                },
-                self.samples,
-            );
-        } else {
-            let _ = writeln!(out, "  latency     not measured in stream mode");
-        }
+        self.write_latency(&mut out);
         if let Some(cpu) = self.bench_cpu_seconds {
             let cores = if self.seconds > 0.0 {
                 cpu / self.seconds
@@ -278,6 +237,57 @@ impl Report {
             let _ = writeln!(out, "  note        {note}");
         }
         out
+    }
+
+    /// The text report's first line: what was run, against what.
+    fn write_parameters(&self, out: &mut String) {
+        let rate = match self.rate {
+            Some(r) => format!(", open loop at {r} msg/s"),
+            None => String::new(),
+        };
+        let pipeline = if self.pipeline > 1 {
+            format!(", pipeline {}", self.pipeline)
+        } else {
+            String::new()
+        };
+        let runs = if self.runs > 1 {
+            format!(" ({} runs merged)", self.runs)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{} against {}{runs}: {} connection(s) x {} B{pipeline}{rate}, {:.2} s measured after {:.2} s warm-up",
+            self.mode.as_str(),
+            self.addr,
+            self.connections,
+            self.size,
+            self.seconds,
+            self.warmup_seconds,
+        );
+    }
+
+    /// The text report's latency line.
+    fn write_latency(&self, out: &mut String) {
+        if !self.latency_measured {
+            let _ = writeln!(out, "  latency     not measured in stream mode");
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "  latency     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (from {}, {} samples)",
+            fmt_us(self.p50_us),
+            fmt_us(self.p90_us),
+            fmt_us(self.p99_us),
+            fmt_us(self.p999_us),
+            fmt_us(self.max_us),
+            if self.latency_from == "due" {
+                "when due"
+            } else {
+                "send"
+            },
+            self.samples,
+        );
     }
 }
 
