@@ -1,13 +1,8 @@
-//! One run, from the probe to the report: the worker threads, each of
-//! which opens its share of the connections and then runs their slots.
-//!
-//! How a run goes: one probe connection proves the server is there (and
-//! fixes the address, so churn does not resolve the name per operation);
-//! each worker thread (one by default, so the bench itself stays on one
-//! core) opens its share of the connections; then every worker starts at
-//! once, warms up, and measures for the duration. Each worker runs its
-//! connections on a current-thread runtime and records into its own
-//! [`Recorder`]; the workers' [`Totals`] are merged at the end.
+//! One run, from the probe to the report (the bench's documentation says
+//! how a run goes): the worker threads, each of which opens its share of
+//! the connections, meets the others at the start, and runs their slots,
+//! recording into its own [`Recorder`]; their [`Totals`] are merged at
+//! the end.
 
 use std::io::IsTerminal;
 use std::rc::Rc;
