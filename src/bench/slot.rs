@@ -1,4 +1,4 @@
-//! The three modes as loops over connection slots.
+//! One connection slot's loop, for each of the three modes.
 //!
 //! A slot is one of the `-c` connections (in churn, one of the `-c`
 //! concurrent operations). It owns its buffers for the whole run. After an
@@ -10,19 +10,19 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::Mode;
-use super::conn::{Buffers, Connector, Finish, Link, Schedule, Spec, drive};
+use super::config::Mode;
+use super::connect::{Connection, Connector};
+use super::exchange::{ExchangeEnd, ExchangePlan, Failure, SlotBuffers};
 use super::pattern::Pattern;
-use super::report::{ErrorKind, Recorder};
-use super::udp;
-use super::ws;
+use super::record::{FailureKind, Recorder};
+use super::schedule::Schedule;
 
-/// What every slot of one worker shares.
+/// One worker thread's state, which every one of its slots shares.
 pub(crate) struct Worker {
     pub rec: Recorder,
     pub connector: Connector,
     pub mode: Mode,
-    pub spec: Spec,
+    pub plan: ExchangePlan,
     /// Per-connection interval between messages, in open loop.
     pub interval: Option<Duration>,
     /// Total slots in the run, to stagger open-loop schedules.
@@ -35,6 +35,14 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// A new connection, its source picked by the next connection id.
+    async fn connect(&self) -> Result<Connection, Failure> {
+        self.connector
+            .connect(self.connect_timeout, self.next_id.get())
+            .await
+    }
+
+    /// The pattern of the next connection: its own, by its id.
     fn next_pattern(&self) -> Pattern {
         let id = self.next_id.get();
         self.next_id.set(id + self.id_step);
@@ -51,15 +59,16 @@ impl Worker {
     }
 }
 
-/// Doubling pauses after errors, from 10 ms up to half a second.
-struct Backoff(Duration);
+/// Doubling pauses after errors, from 10 ms up to half a second, so that
+/// a broken server is not hammered in a tight loop.
+struct ReconnectBackoff(Duration);
 
-impl Backoff {
+impl ReconnectBackoff {
     const FIRST: Duration = Duration::from_millis(10);
     const MAX: Duration = Duration::from_millis(500);
 
-    fn new() -> Backoff {
-        Backoff(Self::FIRST)
+    fn new() -> ReconnectBackoff {
+        ReconnectBackoff(Self::FIRST)
     }
 
     /// Waits, but never past the end of the run.
@@ -74,80 +83,44 @@ impl Backoff {
     }
 }
 
-/// Runs one slot until the end of the run. `stream` is its connection made
-/// before the start, if that worked.
-pub(crate) async fn run_slot(
+/// Runs one slot until the end of the run. `connection` is its
+/// connection made before the start, if that worked.
+pub(crate) async fn run(
     worker: Rc<Worker>,
     slot: usize,
-    stream: Option<Link>,
+    connection: Option<Connection>,
     start: Instant,
 ) {
     match worker.mode {
-        Mode::Pingpong | Mode::Stream => persistent(&worker, slot, stream, start).await,
+        Mode::Pingpong | Mode::Stream => persistent(&worker, slot, connection, start).await,
         Mode::Churn => churn(&worker, slot, start).await,
     }
 }
 
 /// pingpong and stream: one long-lived connection (or UDP socket),
 /// reconnected after errors.
-async fn persistent(worker: &Worker, slot: usize, mut stream: Option<Link>, start: Instant) {
-    let spec = worker.spec;
-    let mut bufs = Buffers::new(&spec);
+async fn persistent(worker: &Worker, slot: usize, mut opened: Option<Connection>, start: Instant) {
+    let plan = worker.plan;
+    let mut bufs = SlotBuffers::new(&plan);
     let mut schedule = worker.schedule(slot, start);
-    let mut backoff = Backoff::new();
-    while Instant::now() < spec.end {
-        let mut conn = match stream.take() {
-            Some(s) => s,
-            None => match worker
-                .connector
-                .connect(worker.connect_timeout, worker.next_id.get())
-                .await
-            {
-                Ok(s) => s,
+    let mut backoff = ReconnectBackoff::new();
+    while Instant::now() < plan.end {
+        let mut conn = match opened.take() {
+            Some(c) => c,
+            None => match worker.connect().await {
+                Ok(c) => c,
                 Err(e) => {
                     worker.rec.error(e.kind, || e.detail);
-                    backoff.wait(spec.end).await;
+                    backoff.wait(plan.end).await;
                     continue;
                 }
             },
         };
         let before = worker.rec.bytes();
         let pattern = worker.next_pattern();
-        let result = match &mut conn {
-            Link::Stream(conn) => {
-                drive(
-                    &mut **conn,
-                    pattern,
-                    &spec,
-                    &mut bufs,
-                    schedule.as_mut(),
-                    &worker.rec,
-                )
-                .await
-            }
-            Link::Datagram(socket) => {
-                udp::drive(
-                    socket,
-                    pattern,
-                    &spec,
-                    &mut bufs,
-                    schedule.as_mut(),
-                    &worker.rec,
-                )
-                .await
-            }
-            Link::Ws(link) => {
-                ws::drive(
-                    link,
-                    pattern,
-                    &spec,
-                    &mut bufs,
-                    schedule.as_mut(),
-                    &worker.rec,
-                )
-                .await
-            }
-        };
+        let result = conn
+            .drive(pattern, &plan, &mut bufs, schedule.as_mut(), &worker.rec)
+            .await;
         match result {
             Ok(_) => return,
             Err(e) => {
@@ -156,7 +129,7 @@ async fn persistent(worker: &Worker, slot: usize, mut stream: Option<Link>, star
                 if worker.rec.bytes() > before {
                     backoff.reset();
                 }
-                backoff.wait(spec.end).await;
+                backoff.wait(plan.end).await;
             }
         }
     }
@@ -164,14 +137,14 @@ async fn persistent(worker: &Worker, slot: usize, mut stream: Option<Link>, star
 
 /// churn: connect, one message there and back, close; again.
 async fn churn(worker: &Worker, slot: usize, start: Instant) {
-    let spec = worker.spec;
-    let mut bufs = Buffers::new(&spec);
+    let plan = worker.plan;
+    let mut bufs = SlotBuffers::new(&plan);
     let mut schedule = worker.schedule(slot, start);
-    let mut backoff = Backoff::new();
+    let mut backoff = ReconnectBackoff::new();
     loop {
         let op_start = match schedule.as_mut() {
             Some(s) => {
-                if s.due() >= spec.end {
+                if s.due() >= plan.end {
                     return;
                 }
                 s.wait().await;
@@ -179,47 +152,43 @@ async fn churn(worker: &Worker, slot: usize, start: Instant) {
             }
             None => Instant::now(),
         };
-        if Instant::now() >= spec.end {
+        if Instant::now() >= plan.end {
             return;
         }
-        let connecting = worker
-            .connector
-            .connect(worker.connect_timeout, worker.next_id.get());
-        let mut conn = match connecting.await {
-            Ok(link @ (Link::Stream(_) | Link::Ws(_))) => link,
-            Ok(Link::Datagram(_)) => {
+        let mut conn = match worker.connect().await {
+            Ok(Connection::Datagram(_)) => {
                 // `BenchConfig::validate` refuses churn over UDP.
-                worker.rec.error(ErrorKind::Connect, || {
+                worker.rec.error(FailureKind::Connect, || {
                     "churn needs a stream transport, not udp://".into()
                 });
                 return;
             }
+            Ok(conn) => conn,
             Err(e) => {
                 worker.rec.error(e.kind, || e.detail);
-                backoff.wait(spec.end).await;
+                backoff.wait(plan.end).await;
                 continue;
             }
         };
+        // Over a WebSocket: a handshake, one message and the closing
+        // handshake.
         let pattern = worker.next_pattern();
-        let result = match &mut conn {
-            Link::Stream(s) => drive(&mut **s, pattern, &spec, &mut bufs, None, &worker.rec).await,
-            // A handshake, one message and the closing handshake.
-            Link::Ws(link) => ws::drive(link, pattern, &spec, &mut bufs, None, &worker.rec).await,
-            Link::Datagram(_) => Ok(Finish::Deadline),
-        };
+        let result = conn
+            .drive(pattern, &plan, &mut bufs, None, &worker.rec)
+            .await;
         match result {
-            Ok(Finish::Limit) => {
+            Ok(ExchangeEnd::LimitReached) => {
                 let now = Instant::now();
                 worker
                     .rec
                     .completed(now, Some(now.saturating_duration_since(op_start)));
                 backoff.reset();
             }
-            Ok(Finish::Deadline) => return,
+            Ok(ExchangeEnd::Deadline) => return,
             Err(e) => {
                 worker.rec.error(e.kind, || e.detail);
                 drop(conn);
-                backoff.wait(spec.end).await;
+                backoff.wait(plan.end).await;
             }
         }
     }
