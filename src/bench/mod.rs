@@ -82,7 +82,8 @@ pub use source::Source;
 use watch::{rate_limit_note, watch};
 
 /// What each connection does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Send a message, wait for all of it to come back, check it, repeat.
@@ -108,6 +109,10 @@ impl Mode {
 /// The most messages in flight per connection `--pipeline` accepts: the
 /// ring of send times is allocated up front, so it must stay small.
 pub const MAX_PIPELINE: usize = 65_536;
+
+/// The most connections (`echo-bench -c`) one bench process opens: each
+/// needs a descriptor and its buffers, so more is a typo, not a load.
+pub const MAX_CONNECTIONS: usize = 1 << 20;
 
 /// The largest message over `udp://`: one IPv4 datagram's payload.
 pub const MAX_UDP_SIZE: usize = udp::MAX_DATAGRAM;
@@ -199,16 +204,16 @@ impl BenchConfig {
         if self.threads == 0 {
             return bad("the number of threads must be at least 1");
         }
-        if self.threads > crate::cli::MAX_THREADS {
+        if self.threads > crate::runtime::MAX_THREADS {
             return Err(BenchError::Config(format!(
                 "--threads must be at most {}",
-                crate::cli::MAX_THREADS
+                crate::runtime::MAX_THREADS
             )));
         }
-        if self.connections > crate::cli::MAX_CONNECTIONS {
+        if self.connections > MAX_CONNECTIONS {
             return Err(BenchError::Config(format!(
                 "-c must be at most {}",
-                crate::cli::MAX_CONNECTIONS
+                MAX_CONNECTIONS
             )));
         }
         if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
