@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// The default address, as in the seed.
+/// The default address, the Python example's: `localhost:10000`.
 pub const DEFAULT_ADDR: &str = "localhost:10000";
 
 /// Which protocol an address speaks.

@@ -160,7 +160,7 @@ fn bind_unix(addr: &Addr, path: &Path) -> Result<Endpoint, ServerError> {
 }
 
 /// How the `starting up` line names a transport: plain TCP keeps the
-/// seed's bare `HOST port PORT`.
+/// bare `HOST port PORT` of the Python example's line.
 pub(super) fn scheme_prefix(transport: Transport) -> &'static str {
     match transport {
         Transport::Tcp => "",

@@ -144,7 +144,7 @@ pub(crate) fn urgent_pending<T: AsRawFd>(io: &AsyncFd<T>) -> bool {
 
 /// Who is at the other end of a connection, as the logs name it.
 ///
-/// It formats as the seed's logger name, `echo_{host}_{port}` (IPv6 without
+/// It formats as the Python example's logger name, `echo_{host}_{port}` (IPv6 without
 /// brackets: `echo_::1_64624`) or `echo_unix_{n}`, on demand: a connection
 /// costs no string unless a line is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
