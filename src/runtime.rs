@@ -14,3 +14,9 @@ use tokio::runtime::{Builder, Runtime};
 pub fn current_thread() -> io::Result<Runtime> {
     Builder::new_current_thread().enable_all().build()
 }
+
+/// The most threads, each with a runtime of its own, that one server
+/// (`--threads`, [`ServerConfig::threads`](crate::ServerConfig::threads))
+/// or one bench starts: more than one per core does not help, and a typo
+/// like `100000` would try to start a hundred thousand threads.
+pub const MAX_THREADS: usize = 1024;

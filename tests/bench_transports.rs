@@ -18,14 +18,18 @@ use echoes::{Addr, ServerConfig, Transport};
 /// A server on TLS (self-signed), a Unix socket and UDP (no rate limit:
 /// the bench's sockets all come from 127.0.0.1, one source to the guard).
 fn server(dir: &std::path::Path) -> RealServer {
-    let mut config = ServerConfig::new("tls://127.0.0.1:0".parse().unwrap());
-    config.listen.push(Addr::Unix(dir.join("echo.sock")));
-    config.listen.push("udp://127.0.0.1:0".parse().unwrap());
-    config.tls = Some(TlsServerSettings {
-        cert: CertSource::SelfSigned,
-        client_ca: None,
-    });
-    config.udp_rate = 0;
+    let mut config = ServerConfig::default();
+    config
+        .listen([
+            "tls://127.0.0.1:0".parse().unwrap(),
+            Addr::Unix(dir.join("echo.sock")),
+            "udp://127.0.0.1:0".parse().unwrap(),
+        ])
+        .tls(TlsServerSettings {
+            cert: CertSource::SelfSigned,
+            client_ca: None,
+        })
+        .udp_rate(0);
     RealServer::with(config)
 }
 

@@ -89,7 +89,10 @@ async fn exact_under_random_chunking_and_concurrency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_read_size_128_is_exact_too() {
-    let (addr, shutdown, running) = start(|c| c.read_size = 128).await;
+    let (addr, shutdown, running) = start(|c| {
+        c.read_size(128);
+    })
+    .await;
     let data = pattern(9, 200_000);
     let sent = data.clone();
     let got = tokio::task::spawn_blocking(move || exchange(addr, &data, 3))

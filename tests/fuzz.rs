@@ -9,7 +9,8 @@ mod props;
 use std::path::Path;
 use std::time::Duration;
 
-use echoes::{Addr, PyBytes, Transport, proxy};
+use echoes::fuzzing::PyBytes;
+use echoes::{Addr, Transport, proxy};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
@@ -89,7 +90,7 @@ proptest! {
     #[test]
     fn any_size_round_trips(n: u64, k in 0u64..(1 << 44)) {
         props::units(n.to_string().as_bytes());
-        prop_assert_eq!(echoes::units::parse_size(&format!("{k}KiB")), Ok(k << 10));
+        prop_assert_eq!(echoes::fuzzing::parse_size(&format!("{k}KiB")), Ok(k << 10));
     }
 
     #[test]
@@ -261,7 +262,7 @@ fn repr_matches_cpython_on_a_random_sample() {
     let sample: Vec<Vec<u8>> = (0..500)
         .map(|_| strategy.new_tree(&mut runner).unwrap().current())
         .collect();
-    let want = echoes::pyrepr::cpython_reprs(&sample);
+    let want = echoes::fuzzing::cpython_reprs(&sample);
     for (data, want) in sample.iter().zip(want.lines()) {
         assert_eq!(PyBytes(data).to_string(), want, "input {data:?}");
     }

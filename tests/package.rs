@@ -146,3 +146,66 @@ fn readme_links_name_tests_that_exist() {
         "only {checked} test names found in README.md"
     );
 }
+
+/// The dependencies `cargo tree` lists for the library with `features`
+/// (normal ones only: what an embedding program builds).
+fn library_dependencies(features: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "--locked",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(features)
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .filter_map(|l| l.split(' ').next().map(String::from))
+        .collect()
+}
+
+/// An embedding program (`echoes = { …, default-features = false }`)
+/// compiles none of the command lines' and the bench's dependencies,
+/// which the default features (what `cargo install` builds) do bring.
+/// .ci/run builds the library alone and runs its doctests, the embedding
+/// examples among them.
+#[test]
+fn the_library_alone_needs_no_command_line_dependency() {
+    let cli_only = [
+        "clap",
+        "clap_complete",
+        "clap_mangen",
+        "indicatif",
+        "hdrhistogram",
+        "tracing-subscriber",
+    ];
+    let alone = library_dependencies(&["--no-default-features"]);
+    assert!(alone.iter().any(|d| d == "tokio"), "{alone:?}");
+    for dep in cli_only {
+        assert!(
+            !alone.iter().any(|d| d == dep),
+            "the library alone needs {dep}"
+        );
+    }
+    let full = library_dependencies(&[]);
+    for dep in cli_only {
+        assert!(
+            full.iter().any(|d| d == dep),
+            "the default features lack {dep}"
+        );
+    }
+}

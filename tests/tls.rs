@@ -333,11 +333,12 @@ async fn a_silent_peer_is_dropped_at_the_handshake_timeout() {
     use echoes::transport::tls::{CertSource, TlsServerSettings};
     use echoes::{Server, ServerConfig, Transport};
     let mut config = ServerConfig::new("tls://127.0.0.1:0".parse().unwrap());
-    config.tls = Some(TlsServerSettings {
-        cert: CertSource::SelfSigned,
-        client_ca: None,
-    });
-    config.tls_handshake_timeout = Duration::from_millis(200);
+    config
+        .tls(TlsServerSettings {
+            cert: CertSource::SelfSigned,
+            client_ca: None,
+        })
+        .tls_handshake_timeout(Duration::from_millis(200));
     let server = Server::bind(config).await.expect("bind");
     let addr = server.socket_addrs(Transport::Tls)[0];
     let stats = server.stats();
@@ -471,7 +472,10 @@ fn a_tls_peer_is_served_with_one_descriptor_left() {
         assert_eq!(got, msg);
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(conn)
     };
-    let rt = echoes::runtime::current_thread().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let t = Duration::from_secs(10);
         // Whatever the server opens for a connection, it has opened once

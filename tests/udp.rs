@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use echoes::metrics::UdpResult;
+use echoes::transport::udp_guard::UdpResult;
 use echoes::{Server, ServerConfig, ServerStats, Transport};
 
 async fn start(
@@ -22,7 +22,7 @@ async fn start(
     tokio::task::JoinHandle<Result<(), echoes::ServerError>>,
 ) {
     let mut config = ServerConfig::new("udp://127.0.0.1:0".parse().unwrap());
-    config.udp_rate = rate;
+    config.udp_rate(rate);
     let server = Server::bind(config).await.expect("bind");
     let addr = server.socket_addrs(Transport::Udp)[0];
     let stats = server.stats();

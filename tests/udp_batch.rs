@@ -13,8 +13,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::*;
-use echoes::metrics::{ErrorKind, Metrics, UdpResult};
-use echoes::transport::{udp, udp_guard::Guard};
+use echoes::metrics::{ErrorKind, Metrics};
+use echoes::transport::udp;
+use echoes::transport::udp_guard::{Guard, UdpResult};
 use echoes::{Server, ServerConfig, Transport};
 
 thread_local! {

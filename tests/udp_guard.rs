@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use echoes::metrics::{Metrics, UdpResult};
+use echoes::metrics::Metrics;
+use echoes::transport::udp_guard::UdpResult;
 use echoes::{Server, ServerConfig, Transport};
 
 /// Datagrams the server has judged so far, whatever became of them.
@@ -43,7 +44,7 @@ async fn start(
     tokio::task::JoinHandle<Result<(), echoes::ServerError>>,
 ) {
     let mut config = ServerConfig::new(listen.parse().unwrap());
-    config.udp_rate = rate;
+    config.udp_rate(rate);
     let server = Server::bind(config).await.expect("bind");
     let addr = server.socket_addrs(Transport::Udp)[0];
     let metrics = server.stats().metrics().clone();

@@ -18,7 +18,7 @@ async fn echo_is_exact_and_half_close_gets_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("echo.sock");
     let mut config = ServerConfig::new(Addr::Unix(path.clone()));
-    config.read_size = 1000; // many chunks per transfer
+    config.read_size(1000); // many chunks per transfer
     let server = Server::bind(config).await.expect("bind");
     assert_eq!(server.local_addrs(), vec![Addr::Unix(path.clone())]);
     let stats = server.stats();

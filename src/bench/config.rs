@@ -11,7 +11,8 @@ use super::source::Source;
 use crate::addr::{Addr, Transport};
 
 /// What each connection does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Send a message, wait for all of it to come back, check it, repeat.
@@ -37,6 +38,10 @@ impl Mode {
 /// The most messages in flight per connection `--pipeline` accepts: the
 /// ring of send times is allocated up front, so it must stay small.
 pub const MAX_PIPELINE: usize = 65_536;
+
+/// The most connections (`echo-bench -c`) one bench process opens: each
+/// needs a descriptor and its buffers, so more is a typo, not a load.
+pub const MAX_CONNECTIONS: usize = 1 << 20;
 
 /// The largest message over `udp://`: one IPv4 datagram's payload.
 pub const MAX_UDP_SIZE: usize = crate::transport::udp::MAX_DATAGRAM;
@@ -126,15 +131,15 @@ impl BenchConfig {
             (self.size == 0, E::EmptyMessage),
             (self.threads == 0, E::NoThreads),
             (
-                self.threads > crate::cli::MAX_THREADS,
+                self.threads > crate::runtime::MAX_THREADS,
                 E::TooManyThreads {
-                    max: crate::cli::MAX_THREADS,
+                    max: crate::runtime::MAX_THREADS,
                 },
             ),
             (
-                self.connections > crate::cli::MAX_CONNECTIONS,
+                self.connections > MAX_CONNECTIONS,
                 E::TooManyConnections {
-                    max: crate::cli::MAX_CONNECTIONS,
+                    max: MAX_CONNECTIONS,
                 },
             ),
             (
@@ -304,15 +309,15 @@ mod tests {
             (Box::new(|c| c.size = 0), E::EmptyMessage),
             (Box::new(|c| c.threads = 0), E::NoThreads),
             (
-                Box::new(|c| c.threads = crate::cli::MAX_THREADS + 1),
+                Box::new(|c| c.threads = crate::runtime::MAX_THREADS + 1),
                 E::TooManyThreads {
-                    max: crate::cli::MAX_THREADS,
+                    max: crate::runtime::MAX_THREADS,
                 },
             ),
             (
-                Box::new(|c| c.connections = crate::cli::MAX_CONNECTIONS + 1),
+                Box::new(|c| c.connections = MAX_CONNECTIONS + 1),
                 E::TooManyConnections {
-                    max: crate::cli::MAX_CONNECTIONS,
+                    max: MAX_CONNECTIONS,
                 },
             ),
             (

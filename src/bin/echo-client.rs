@@ -191,7 +191,7 @@ fn main() -> ExitCode {
         tls,
         proxy,
     };
-    let rt = match echoes::runtime::current_thread() {
+    let rt = match cli::runtime() {
         Ok(rt) => rt,
         Err(e) => return cli::fail("echo-client", &e.into()),
     };

@@ -401,7 +401,8 @@ impl fmt::Display for Via<'_> {
     }
 }
 
-/// A proxy as the log names it: `127.0.0.1 port 40000`, the seed's style.
+/// A proxy as the log names it: `127.0.0.1 port 40000`, as the
+/// `starting up` line names an address.
 struct ProxyName(PeerName);
 
 impl fmt::Display for ProxyName {

@@ -76,17 +76,17 @@ pub(super) async fn accept_loop(
     route: Route,
     ctx: Arc<ShardCtx>,
 ) {
-    let shared = &ctx.shared;
+    let state = &ctx.state;
     let Listening {
         transport,
         proxy,
         label,
         burst,
     } = listening;
-    let mut backoff = Backoff::new(burst);
+    let mut backoff = AcceptBackoff::new(burst);
     loop {
         let accepted = tokio::select! {
-            r = accept(&listener, shared.limits.permits.as_ref()) => r,
+            r = accept(&listener, state.limits.permits.as_ref()) => r,
             () = ctx.stop.cancelled() => return,
         };
         match accepted {
@@ -98,7 +98,7 @@ pub(super) async fn accept_loop(
                 };
                 // Registered now, not when its task first runs, so a
                 // shutdown that starts in between still waits for it.
-                let entry = shared.conns.register(fd);
+                let entry = state.conns.register(fd);
                 let accepted = Accepted {
                     entry,
                     permit,
@@ -110,7 +110,7 @@ pub(super) async fn accept_loop(
             }
             Err(e) if is_transient(&e) => debug!(name = "main", "accept: {e}"),
             Err(e) => {
-                shared.metrics.error(transport, ErrorKind::Accept);
+                state.metrics.error(transport, ErrorKind::Accept);
                 backoff.failed(&label, &e, &ctx.stop).await;
             }
         }
@@ -205,17 +205,17 @@ pub(super) struct Burst {
 }
 
 /// Exponential backoff for one accept loop's errors.
-struct Backoff {
+struct AcceptBackoff {
     failures: u32,
     burst: Arc<Burst>,
 }
 
-impl Backoff {
+impl AcceptBackoff {
     const FIRST: Duration = Duration::from_millis(5);
     const MAX: Duration = Duration::from_secs(1);
 
-    fn new(burst: Arc<Burst>) -> Backoff {
-        Backoff { failures: 0, burst }
+    fn new(burst: Arc<Burst>) -> AcceptBackoff {
+        AcceptBackoff { failures: 0, burst }
     }
 
     async fn failed(&mut self, local: &str, e: &io::Error, stop: &CancellationToken) {

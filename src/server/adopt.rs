@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use tracing::{debug, info};
 
 use super::ServerError;
-use super::bind::{Endpoint, Local, RawSocket, fmt_host_port, scheme_prefix};
+use super::bind::{BoundAddr, Endpoint, RawSocket, fmt_host_port, scheme_prefix};
 use crate::activation::{InheritedSocket, SocketKind};
 use crate::addr::Transport;
 use crate::proxy::ProxyMode;
@@ -38,7 +38,7 @@ pub(super) fn adopt_all(
             SocketKind::Unix(None) => None,
             kind => Some((kind.clone(), socket.wants_tls())),
         };
-        let (raw, transport, local) = adopt(socket)?;
+        let (raw, transport, bound) = adopt(socket)?;
         if let Some((_, endpoint)) = endpoints
             .iter_mut()
             .find(|(k, _)| key.is_some() && *k == key)
@@ -46,18 +46,18 @@ pub(super) fn adopt_all(
             endpoint.sockets.push(raw);
             continue;
         }
-        let label = match &local {
-            Local::Inet(a) => format!(
+        let label = match &bound {
+            BoundAddr::Inet(a) => format!(
                 "{}{}",
                 scheme_prefix(transport),
                 fmt_host_port(&a.ip().to_string(), a.port())
             ),
-            Local::Unix(p) => format!("unix:{}", p.display()),
+            BoundAddr::Unix(p) => format!("unix:{}", p.display()),
         };
         info!(name = "main", "starting up on {label} (from systemd)");
         let endpoint = Endpoint {
             transport,
-            local,
+            bound,
             sockets: vec![raw],
             file: None,
             proxy: match transport {
@@ -79,7 +79,7 @@ pub(super) fn adopt_all(
 }
 
 /// Takes over one socket the service manager passed.
-fn adopt(socket: InheritedSocket) -> Result<(RawSocket, Transport, Local), ServerError> {
+fn adopt(socket: InheritedSocket) -> Result<(RawSocket, Transport, BoundAddr), ServerError> {
     let wants_tls = socket.wants_tls();
     let InheritedSocket { fd, kind, .. } = socket;
     let err = |what: String| move |error| ServerError::Bind { addr: what, error };
@@ -98,11 +98,11 @@ fn adopt(socket: InheritedSocket) -> Result<(RawSocket, Transport, Local), Serve
                 .and_then(|()| tcp::set_accepted_options(&sock))
                 .map_err(err(label))?;
             let listener = mio::net::TcpListener::from_std(std);
-            (RawSocket::Tcp(listener), transport, Local::Inet(local))
+            (RawSocket::Tcp(listener), transport, BoundAddr::Inet(local))
         }
         SocketKind::Udp(local) => {
             let udp = std::net::UdpSocket::from(fd);
-            (RawSocket::Udp(udp), Transport::Udp, Local::Inet(local))
+            (RawSocket::Udp(udp), Transport::Udp, BoundAddr::Inet(local))
         }
         SocketKind::Unix(path) => {
             let path = path.unwrap_or_else(|| PathBuf::from("(unnamed)"));
@@ -111,7 +111,7 @@ fn adopt(socket: InheritedSocket) -> Result<(RawSocket, Transport, Local), Serve
             (
                 RawSocket::Unix(listener),
                 Transport::Unix,
-                Local::Unix(path),
+                BoundAddr::Unix(path),
             )
         }
     })

@@ -22,7 +22,7 @@ use crate::transport::{tcp, unix};
 /// server bound them, or as many as systemd passed.
 pub(super) struct Endpoint {
     pub(super) transport: Transport,
-    pub(super) local: Local,
+    pub(super) bound: BoundAddr,
     pub(super) sockets: Vec<RawSocket>,
     /// The Unix socket file this server made, removed once its socket is
     /// closed at shutdown (`None` for systemd's: it removes its own).
@@ -40,7 +40,7 @@ pub(super) enum RawSocket {
 
 /// Where an endpoint is bound.
 #[derive(Debug, Clone)]
-pub(super) enum Local {
+pub(super) enum BoundAddr {
     Inet(SocketAddr),
     Unix(PathBuf),
 }
@@ -48,19 +48,19 @@ pub(super) enum Local {
 impl Endpoint {
     /// The address, with the real port, as a user would write it.
     pub(super) fn addr(&self) -> Addr {
-        match &self.local {
-            Local::Inet(a) if self.transport.is_web() => Addr::Web {
+        match &self.bound {
+            BoundAddr::Inet(a) if self.transport.is_web() => Addr::Web {
                 transport: self.transport,
                 host: a.ip().to_string(),
                 port: a.port(),
                 path: String::new(),
             },
-            Local::Inet(a) => Addr::Inet {
+            BoundAddr::Inet(a) => Addr::Inet {
                 transport: self.transport,
                 host: a.ip().to_string(),
                 port: a.port(),
             },
-            Local::Unix(p) => Addr::Unix(p.clone()),
+            BoundAddr::Unix(p) => Addr::Unix(p.clone()),
         }
     }
 }
@@ -134,7 +134,7 @@ async fn bind_addr(addr: &Addr, shards: usize) -> Result<Vec<Endpoint>, ServerEr
         .into_iter()
         .map(|(sockets, local)| Endpoint {
             transport,
-            local: Local::Inet(local),
+            bound: BoundAddr::Inet(local),
             sockets,
             file: None,
             proxy: ProxyMode::Off,
@@ -152,7 +152,7 @@ fn bind_unix(addr: &Addr, path: &Path) -> Result<Endpoint, ServerError> {
     info!(name = "main", "starting up on {addr}");
     Ok(Endpoint {
         transport: Transport::Unix,
-        local: Local::Unix(path.to_path_buf()),
+        bound: BoundAddr::Unix(path.to_path_buf()),
         sockets: vec![RawSocket::Unix(socket)],
         file: Some(file),
         proxy: ProxyMode::Off,
@@ -160,7 +160,7 @@ fn bind_unix(addr: &Addr, path: &Path) -> Result<Endpoint, ServerError> {
 }
 
 /// How the `starting up` line names a transport: plain TCP keeps the
-/// seed's bare `HOST port PORT`.
+/// bare `HOST port PORT` of the Python example's line.
 pub(super) fn scheme_prefix(transport: Transport) -> &'static str {
     match transport {
         Transport::Tcp => "",
@@ -180,21 +180,13 @@ async fn bind_inet<T>(
     addr: &Addr,
     bind: impl Fn(SocketAddr) -> io::Result<(T, SocketAddr)>,
 ) -> Result<Vec<(T, SocketAddr)>, ServerError> {
-    let Some((host, port)) = addr.host_port() else {
-        return Err(ServerError::Config(format!(
-            "{addr} is not a host and port"
-        )));
-    };
-    let port = &port;
-    let ips = addr.resolve().await.map_err(|error| ServerError::Resolve {
-        host: host.to_string(),
-        error,
-    })?;
+    let ips = addr.resolve().await?;
+    let port = addr.host_port().map_or(0, |(_, port)| port);
     let mut bound: Vec<(T, SocketAddr)> = Vec::new();
     for target in ips {
-        let shared_port = bound.first().map_or(*port, |(_, l)| l.port());
+        let shared_port = bound.first().map_or(port, |(_, l)| l.port());
         let socket = match bind(SocketAddr::new(target.ip(), shared_port)) {
-            Err(e) if *port == 0 && e.kind() == io::ErrorKind::AddrInUse => bind(target),
+            Err(e) if port == 0 && e.kind() == io::ErrorKind::AddrInUse => bind(target),
             other => other,
         }
         .map_err(|error| ServerError::Bind {
@@ -206,13 +198,9 @@ async fn bind_inet<T>(
     Ok(bound)
 }
 
-/// Binds the metrics page's listeners and logs where it is.
+/// Binds the metrics page's listeners (`addr` is a plain `HOST:PORT`:
+/// [`ServerConfig::validate`] saw to it) and logs where it is.
 async fn bind_metrics(addr: &Addr) -> Result<MetricsListeners, ServerError> {
-    if addr.transport() != Transport::Tcp {
-        return Err(ServerError::Config(format!(
-            "--metrics takes HOST:PORT (plain HTTP), not {addr}"
-        )));
-    }
     let bound = bind_inet(addr, |target| {
         let std = std::net::TcpListener::from(std::os::fd::OwnedFd::from(tcp::bind(target)?));
         let local = std.local_addr()?;

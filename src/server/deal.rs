@@ -47,16 +47,16 @@ impl Route {
     /// Serves `accepted` here, or sends it to the shard whose turn it is.
     pub(super) fn deliver(&self, accepted: Accepted, ctx: &ShardCtx) {
         let Route::Spread(spread) = self else {
-            return spawn::serve(&ctx.shared, accepted);
+            return spawn::serve(&ctx.state, accepted);
         };
         let to = spread.next.fetch_add(1, Ordering::Relaxed) % spread.inboxes.len();
         if to == ctx.index {
-            return spawn::serve(&ctx.shared, accepted);
+            return spawn::serve(&ctx.state, accepted);
         }
         // A shard's inbox outlives every accept loop; if it is gone
         // anyway, serving here loses nothing.
         if let Err(mpsc::error::SendError(accepted)) = spread.inboxes[to].send(accepted) {
-            spawn::serve(&ctx.shared, accepted);
+            spawn::serve(&ctx.state, accepted);
         }
     }
 }
@@ -182,9 +182,9 @@ pub(super) fn listen(
         }
         RawSocket::Udp(s) => {
             let socket = UdpSocket::from_std(s).map_err(failed)?;
-            let shared = &ctx.shared;
-            let guard = guard.unwrap_or_else(|| Arc::new(Guard::new(shared.udp_rate)));
-            let (metrics, stop) = (shared.metrics.clone(), ctx.stop.clone());
+            let state = &ctx.state;
+            let guard = guard.unwrap_or_else(|| Arc::new(Guard::new(state.udp_rate)));
+            let (metrics, stop) = (state.metrics.clone(), ctx.stop.clone());
             loops.spawn(async move {
                 tokio::select! {
                     () = udp::serve(socket, guard, metrics) => {}

@@ -14,8 +14,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::info;
 
-use super::Shared;
-use super::spawn::{self, Open, admit, register};
+use super::ServerState;
+use super::spawn::{self, Lease, admit, register};
 use super::tcp_conn::TcpConn;
 use crate::addr::Transport;
 use crate::echo::echo_stream;
@@ -29,34 +29,34 @@ use crate::units::format_duration;
 /// Spawns a `tls://` connection's task: its PROXY header, its handshake,
 /// then its echo.
 pub(super) fn spawn_tls(
-    shared: &Arc<Shared>,
+    state: &Arc<ServerState>,
     stream: mio::net::TcpStream,
     peer: PeerName,
     proxy: ProxyMode,
-    open: Open,
+    lease: Lease,
 ) {
-    let Some(acceptor) = shared.tls.clone() else {
-        drop(open);
+    let Some(acceptor) = state.tls.clone() else {
+        drop(lease);
         return;
     };
-    let Some((io, open)) = register(stream, peer, open) else {
+    let Some((io, lease)) = register(stream, peer, lease) else {
         return;
     };
-    let shared = shared.clone();
+    let state = state.clone();
     tokio::spawn(async move {
-        // Locals drop in reverse order: the registry entry (in `open`)
+        // Locals drop in reverse order: the registry entry (in `lease`)
         // before the socket.
         let io = io;
-        let open = open;
+        let lease = lease;
         let how = (proxy, Take::Peek);
-        let Some(accepted) = admit(&shared, &io, peer, how, Transport::Tls).await else {
+        let Some(accepted) = admit(&state, &io, peer, how, Transport::Tls).await else {
             return;
         };
         let (peer, via) = (accepted.peer, accepted.via().to_string());
-        // The socket owns `open` from here, and drops it first.
-        let socket = TcpConn::new(open, io);
-        let (opts, timeout) = (shared.opts, shared.tls_handshake_timeout);
-        let metrics = &shared.metrics;
+        // The socket owns `lease` from here, and drops it first.
+        let socket = TcpConn::new(lease, io);
+        let (opts, timeout) = (state.opts, state.tls_handshake_timeout);
+        let metrics = &state.metrics;
         let handshake = handshake(socket, acceptor, timeout, peer, metrics, Transport::Tls);
         let Some(mut tls) = handshake.await else {
             return;
@@ -70,7 +70,7 @@ pub(super) fn spawn_tls(
         let result = echo_stream(&mut tls, peer, opts, bytes, queues).await;
         tls.get_ref()
             .0
-            .open()
+            .lease()
             .ended(peer, result, opts.idle_timeout);
     });
 }
@@ -80,41 +80,41 @@ pub(super) fn spawn_tls(
 /// [`HttpServer::serve_connection`](crate::http::HttpServer::serve_connection),
 /// told which shard serves it.
 pub(super) fn spawn_http(
-    shared: &Arc<Shared>,
+    state: &Arc<ServerState>,
     stream: mio::net::TcpStream,
     addr: SocketAddr,
     peer: PeerName,
     proxy: ProxyMode,
-    open: Open,
+    lease: Lease,
 ) {
-    let transport = open.transport();
-    let (Some(http), acceptor) = (shared.http.clone(), shared.https_tls.clone()) else {
-        drop(open);
+    let transport = lease.transport();
+    let (Some(http), acceptor) = (state.http.clone(), state.https_tls.clone()) else {
+        drop(lease);
         return;
     };
     let acceptor = match transport {
         Transport::Https => match acceptor {
             Some(a) => Some(a),
             None => {
-                drop(open);
+                drop(lease);
                 return;
             }
         },
         _ => None,
     };
-    let Some((io, open)) = register(stream, peer, open) else {
+    let Some((io, lease)) = register(stream, peer, lease) else {
         return;
     };
-    let shared = shared.clone();
+    let state = state.clone();
     tokio::spawn(async move {
         let io = io;
-        let open = open;
+        let lease = lease;
         let how = (proxy, Take::Peek);
-        let Some(accepted) = admit(&shared, &io, peer, how, transport).await else {
+        let Some(accepted) = admit(&state, &io, peer, how, transport).await else {
             return;
         };
         let (peer, via) = (accepted.peer, accepted.via().to_string());
-        let socket = TcpConn::new(open, io);
+        let socket = TcpConn::new(lease, io);
         let mut facts = ConnFacts {
             // The client a PROXY header named, if one did.
             peer: match peer {
@@ -129,10 +129,10 @@ pub(super) fn spawn_http(
             },
         };
         let shard = super::current_shard().unwrap_or(0);
-        let (idle, metrics) = (shared.opts.idle_timeout, &shared.metrics);
+        let (idle, metrics) = (state.opts.idle_timeout, &state.metrics);
         let result = match acceptor {
             Some(acceptor) => {
-                let timeout = shared.tls_handshake_timeout;
+                let timeout = state.tls_handshake_timeout;
                 let handshake = handshake(socket, acceptor, timeout, peer, metrics, transport);
                 let Some(tls) = handshake.await else {
                     return;

@@ -27,24 +27,24 @@
 //! to the shards in turn. [`current_shard`] says which shard a thread is.
 //!
 //! Each listener is one of four kinds: a stream listener whose accepted
-//! sockets the kernel reads and writes (TCP, Unix: the fast
-//! [`echo_socket`](crate::echo::echo_socket) loop), a TCP listener whose
-//! connections first shake hands (TLS:
-//! [`echo_stream`](crate::echo::echo_stream)), one whose connections
-//! speak HTTP ([`crate::http`]), or a UDP socket answered in batches
+//! sockets the kernel reads and writes (TCP, Unix: the fast echo loop,
+//! driven by readiness alone), a TCP listener whose connections first
+//! shake hands (TLS: the generic echo loop over any `AsyncRead +
+//! AsyncWrite`), one whose connections speak HTTP ([`crate::http`]), or a UDP socket answered in batches
 //! ([`udp::serve`](crate::transport::udp::serve)). All shards share the
-//! limits (global, not per shard), the [`registry`] of open connections
+//! limits (global, not per shard), the registry of open connections
 //! and the [`Metrics`], whose counters are kept per thread and summed
 //! when read.
 //!
-//! The files, one idea each: `config` (what a server is told, and why it
-//! may not start), `bind` with `group` and `adopt` (sockets made, one per
-//! shard, or passed by systemd), `shard` (the threads and their life) and
+//! The files, one idea each: `config` (what a server is told, and the
+//! checks made before binding), `error` (why it may not start), `bind`
+//! with `group` and `adopt` (sockets made, one per shard, or passed by
+//! systemd), `shard` (the threads and their life) and
 //! `deal` (which shard serves which socket), `accept` (the accept loop
 //! and its backoff), `spawn` (an accepted connection becomes a served
 //! one: the one place to hook a step every connection passes, such as
 //! the PROXY header), `driven` (TLS and HTTP connections) with `tcp_conn`
-//! (the socket under them), `limits` and [`registry`].
+//! (the socket under them), `limits` and `registry`.
 
 mod accept;
 mod adopt;
@@ -52,9 +52,10 @@ mod bind;
 mod config;
 mod deal;
 mod driven;
+mod error;
 mod group;
 mod limits;
-pub mod registry;
+pub(crate) mod registry;
 mod shard;
 mod spawn;
 mod tcp_conn;
@@ -69,18 +70,19 @@ use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
 pub use config::{
-    DEFAULT_READ_SIZE, DEFAULT_SHUTDOWN_TIMEOUT, ServerConfig, ServerError, default_threads,
+    DEFAULT_READ_SIZE, DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONNECTION_LIMIT, MAX_READ_SIZE, MAX_THREADS,
+    ServerConfig,
 };
+pub use error::{ServerConfigError, ServerError};
 pub use shard::current_shard;
 
-use crate::activation::InheritedSocket;
 use crate::addr::{Addr, Transport};
 use crate::echo::EchoOptions;
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
 use crate::proxy::accept::Gate;
 use crate::shutdown::ShutdownHandle;
-use bind::{Endpoint, Local};
+use bind::{BoundAddr, Endpoint};
 use limits::Limits;
 use registry::Connections;
 pub use registry::ServerStats;
@@ -89,13 +91,13 @@ pub use registry::ServerStats;
 pub struct Server {
     endpoints: Vec<Endpoint>,
     metrics_listeners: Vec<(tokio::net::TcpListener, SocketAddr)>,
-    shared: Arc<Shared>,
+    state: Arc<ServerState>,
     handle: ShutdownHandle,
     threads: usize,
 }
 
 /// State shared by every shard of one server.
-struct Shared {
+struct ServerState {
     opts: EchoOptions,
     shutdown_timeout: Duration,
     /// Every open connection, so shutdown can wait for them or end them.
@@ -116,42 +118,25 @@ struct Shared {
 }
 
 impl Server {
-    /// Resolves and binds every address of `config`, logging
-    /// `starting up on HOST port PORT` for each (`tls://HOST port PORT`,
-    /// `udp://HOST port PORT`, `unix:PATH` for the others). With port 0,
-    /// every address a host name resolves to gets the same free port when
-    /// it can, and every shard's socket of an address the same port.
-    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        Server::bind_with_handle(config, ShutdownHandle::new()).await
-    }
-
-    /// As [`bind`](Server::bind), stopped by an existing `handle` (one
-    /// already wired to signals, say).
-    pub async fn bind_with_handle(
-        config: ServerConfig,
-        handle: ShutdownHandle,
-    ) -> Result<Server, ServerError> {
-        Server::bind_inherited(config, Vec::new(), handle).await
-    }
-
-    /// As [`bind_with_handle`](Server::bind_with_handle), but serving
-    /// `inherited` sockets (from [`crate::activation::take`]) instead of
-    /// `config.listen` when there are any.
-    pub async fn bind_inherited(
-        config: ServerConfig,
-        inherited: Vec<InheritedSocket>,
-        handle: ShutdownHandle,
-    ) -> Result<Server, ServerError> {
-        config::check(&config, &inherited)?;
-        let (tls, https_tls) = config::tls_acceptors(&config, &inherited)?.unzip();
-        let threads = config.threads;
+    /// Checks `config` ([`ServerConfig::validate`]), then resolves and
+    /// binds every address it gives (or adopts the sockets systemd passed,
+    /// when it has some), logging `starting up on HOST port PORT` for each
+    /// (`tls://HOST port PORT`, `udp://HOST port PORT`, `unix:PATH` for the
+    /// others). With port 0, every address a host name resolves to gets the
+    /// same free port when it can, and every shard's socket of an address
+    /// the same port.
+    pub async fn bind(mut config: ServerConfig) -> Result<Server, ServerError> {
+        config.validate()?;
+        let (tls, https_tls) = config::tls_acceptors(&config)?.unzip();
+        let inherited = std::mem::take(&mut config.inherited);
         let (endpoints, metrics_listeners) = bind::bind_all(&config, inherited).await?;
+        let handle = config.shutdown.clone();
         let metrics = Arc::new(Metrics::new());
         let http = endpoints
             .iter()
             .any(|e| e.transport.is_web())
             .then(|| HttpServer::new(config.http.clone(), metrics.clone(), handle.clone()));
-        let shared = Arc::new(Shared {
+        let state = Arc::new(ServerState {
             opts: EchoOptions {
                 read_size: config.read_size,
                 idle_timeout: config.idle_timeout,
@@ -172,9 +157,9 @@ impl Server {
         Ok(Server {
             endpoints,
             metrics_listeners,
-            shared,
+            state,
             handle,
-            threads,
+            threads: config.threads,
         })
     }
 
@@ -195,9 +180,9 @@ impl Server {
         self.endpoints
             .iter()
             .filter(|e| e.transport == transport)
-            .filter_map(|e| match e.local {
-                Local::Inet(a) => Some(a),
-                Local::Unix(_) => None,
+            .filter_map(|e| match e.bound {
+                BoundAddr::Inet(a) => Some(a),
+                BoundAddr::Unix(_) => None,
             })
             .collect()
     }
@@ -215,8 +200,8 @@ impl Server {
     /// Counters of this server, readable while it runs.
     pub fn stats(&self) -> ServerStats {
         ServerStats {
-            conns: self.shared.conns.clone(),
-            metrics: self.shared.metrics.clone(),
+            conns: self.state.conns.clone(),
+            metrics: self.state.metrics.clone(),
         }
     }
 
@@ -232,36 +217,24 @@ impl Server {
         let Server {
             endpoints,
             metrics_listeners,
-            shared,
+            state,
             handle,
             threads,
         } = self;
         let mut scrapes = JoinSet::new();
         for (listener, _) in metrics_listeners {
-            scrapes.spawn(crate::metrics::http::serve(
-                listener,
-                shared.metrics.clone(),
-            ));
+            scrapes.spawn(crate::metrics::http::serve(listener, state.metrics.clone()));
         }
-        let mut shards = shard::start(endpoints, threads, &shared).await?;
+        let mut shards = shard::start(endpoints, threads, &state).await?;
         handle.wait_shutdown().await;
         info!(name = "main", "closing server");
         shards.close_listeners().await;
-        shared
+        state
             .conns
-            .drain(shared.shutdown_timeout, handle.wait_force())
+            .drain(state.shutdown_timeout, handle.wait_force())
             .await;
         shards.finish().await;
         scrapes.shutdown().await;
         Ok(())
     }
-}
-
-/// Builds the runtime to call [`Server::run`] on: single-threaded, like
-/// every runtime here ([`crate::runtime`]). `threads` is not its worker
-/// count: a server with several threads starts its shards itself
-/// ([`ServerConfig::threads`]); the argument stays for callers that pass it.
-pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let _ = threads;
-    crate::runtime::current_thread()
 }

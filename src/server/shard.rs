@@ -10,7 +10,7 @@
 //! fewer sockets hands its connections to every shard in turn. Either way
 //! a connection lives and dies on one shard.
 //!
-//! What the shards share is the [`Shared`] state (limits, the registry,
+//! What the shards share is the [`ServerState`] (limits, the registry,
 //! the metrics) and the stop and done signals; the caller of
 //! [`Server::run`](super::Server::run) waits for the connections of every
 //! shard before letting the shards end.
@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::accept::Accepted;
 use super::bind::Endpoint;
 use super::deal::{self, Assignment};
-use super::{ServerError, Shared, spawn};
+use super::{ServerError, ServerState, spawn};
 
 thread_local! {
     static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
@@ -40,7 +40,7 @@ pub fn current_shard() -> Option<usize> {
 
 /// What a shard's accept loops share.
 pub(super) struct ShardCtx {
-    pub(super) shared: Arc<Shared>,
+    pub(super) state: Arc<ServerState>,
     /// Cancelled when the server stops accepting.
     pub(super) stop: CancellationToken,
     /// This shard's number.
@@ -78,10 +78,10 @@ impl Shard {
             }
         }
         if let Some(mut inbox) = inbox {
-            let shared = ctx.shared.clone();
+            let state = ctx.state.clone();
             tokio::spawn(async move {
                 while let Some(accepted) = inbox.recv().await {
-                    spawn::serve(&shared, accepted);
+                    spawn::serve(&state, accepted);
                 }
             });
         }
@@ -109,9 +109,9 @@ pub(super) struct Running {
 pub(super) async fn start(
     endpoints: Vec<Endpoint>,
     threads: usize,
-    shared: &Arc<Shared>,
+    state: &Arc<ServerState>,
 ) -> Result<Running, ServerError> {
-    let (plans, inboxes) = deal::deal(endpoints, threads, shared.udp_rate);
+    let (plans, inboxes) = deal::deal(endpoints, threads, state.udp_rate);
     let mut running = Running {
         stop: CancellationToken::new(),
         done: CancellationToken::new(),
@@ -124,7 +124,7 @@ pub(super) async fn start(
         let (closed_tx, closed_rx) = oneshot::channel();
         let (exited_tx, exited_rx) = oneshot::channel::<()>();
         let ctx = ShardCtx {
-            shared: shared.clone(),
+            state: state.clone(),
             stop: running.stop.clone(),
             index,
         };

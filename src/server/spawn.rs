@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, info, warn};
 
-use super::Shared;
+use super::ServerState;
 use super::accept::{Accepted, AcceptedSocket};
 use super::driven;
 use super::limits::Slots;
@@ -34,7 +34,7 @@ use crate::transport::{self, OwnedSocket, PeerName, StreamSocket};
 use crate::units::format_duration;
 
 /// Serves `accepted` on the current shard: see the module documentation.
-pub(super) fn serve(shared: &Arc<Shared>, accepted: Accepted) {
+pub(super) fn serve(state: &Arc<ServerState>, accepted: Accepted) {
     let Accepted {
         entry,
         permit,
@@ -45,15 +45,15 @@ pub(super) fn serve(shared: &Arc<Shared>, accepted: Accepted) {
     let (peer, ip) = match &socket {
         AcceptedSocket::Tcp(_, addr) => (PeerName::Inet(*addr), Some(addr.ip())),
         AcceptedSocket::Unix(_) => (
-            PeerName::Unix(shared.unix_peers.fetch_add(1, Ordering::Relaxed) + 1),
+            PeerName::Unix(state.unix_peers.fetch_add(1, Ordering::Relaxed) + 1),
             None,
         ),
     };
-    let ip_slot = match (&shared.limits.per_ip, ip) {
+    let ip_slot = match (&state.limits.per_ip, ip) {
         (Some(limit), Some(ip)) => match limit.take(ip) {
             Some(slot) => Some(slot),
             None => {
-                shared.metrics.error(transport, ErrorKind::Limit);
+                state.metrics.error(transport, ErrorKind::Limit);
                 limit.log_refusal(peer);
                 // Reset rather than close: a flood of refusals must not
                 // leave the server a TIME_WAIT socket for each.
@@ -67,22 +67,22 @@ pub(super) fn serve(shared: &Arc<Shared>, accepted: Accepted) {
         _ => None,
     };
     let slots = (permit.is_some() || ip_slot.is_some()).then(|| Box::new((permit, ip_slot)));
-    let open = Open {
+    let lease = Lease {
         _entry: entry,
-        metrics: shared.metrics.clone(),
+        metrics: state.metrics.clone(),
         transport,
         _slots: slots,
     };
-    shared.metrics.opened(transport);
+    state.metrics.opened(transport);
     match socket {
         AcceptedSocket::Tcp(stream, addr) if transport.is_web() => {
-            driven::spawn_http(shared, stream, addr, peer, proxy, open);
+            driven::spawn_http(state, stream, addr, peer, proxy, lease);
         }
         AcceptedSocket::Tcp(stream, _) if transport == Transport::Tls => {
-            driven::spawn_tls(shared, stream, peer, proxy, open);
+            driven::spawn_tls(state, stream, peer, proxy, lease);
         }
-        AcceptedSocket::Tcp(stream, _) => spawn_echo(shared, stream, peer, proxy, open),
-        AcceptedSocket::Unix(stream) => spawn_echo(shared, stream, peer, proxy, open),
+        AcceptedSocket::Tcp(stream, _) => spawn_echo(state, stream, peer, proxy, lease),
+        AcceptedSocket::Unix(stream) => spawn_echo(state, stream, peer, proxy, lease),
     }
 }
 
@@ -91,13 +91,13 @@ pub(super) fn serve(shared: &Arc<Shared>, accepted: Accepted) {
 pub(super) fn register<S: OwnedSocket>(
     stream: S,
     peer: PeerName,
-    open: Open,
-) -> Option<(AsyncFd<S>, Open)> {
+    lease: Lease,
+) -> Option<(AsyncFd<S>, Lease)> {
     match transport::register_stream(stream) {
-        Ok(io) => Some((io, open)),
+        Ok(io) => Some((io, lease)),
         Err((stream, e)) => {
             warn!(name = %peer, "cannot register the connection: {e}");
-            drop(open);
+            drop(lease);
             drop(stream);
             None
         }
@@ -108,7 +108,7 @@ pub(super) fn register<S: OwnedSocket>(
 /// once its PROXY header, if its listener wants one, is read off `io`
 /// (`take`: see [`Take`]); `None` when the connection is to be closed.
 pub(super) async fn admit<S: StreamSocket>(
-    shared: &Shared,
+    state: &ServerState,
     io: &AsyncFd<S>,
     peer: PeerName,
     (proxy, take): (ProxyMode, Take),
@@ -122,61 +122,66 @@ pub(super) async fn admit<S: StreamSocket>(
             proxy: peer,
         });
     }
-    let idle = shared.opts.idle_timeout;
-    let metrics = &shared.metrics;
-    (shared.proxy)
+    let idle = state.opts.idle_timeout;
+    let metrics = &state.metrics;
+    (state.proxy)
         .admit(io, peer, proxy, take, idle, transport, metrics)
         .await
 }
 
 /// Spawns the fast echo loop for a kernel-driven socket, after its PROXY
 /// header when its listener wants one.
-fn spawn_echo<S>(shared: &Arc<Shared>, stream: S, peer: PeerName, proxy: ProxyMode, open: Open)
-where
+fn spawn_echo<S>(
+    state: &Arc<ServerState>,
+    stream: S,
+    peer: PeerName,
+    proxy: ProxyMode,
+    lease: Lease,
+) where
     S: StreamSocket + OwnedSocket,
 {
-    let Some((io, open)) = register(stream, peer, open) else {
+    let Some((io, lease)) = register(stream, peer, lease) else {
         return;
     };
-    let opts = shared.opts;
-    let bytes = shared.metrics.bytes(open.transport);
+    let opts = state.opts;
+    let bytes = state.metrics.bytes(lease.transport);
     if proxy == ProxyMode::Off {
         info!(name = %peer, "connection accepted");
         tokio::spawn(Connection {
-            open,
+            lease,
             echo: echo_socket(io, peer, opts, bytes),
         });
         return;
     }
-    let shared = shared.clone();
+    let state = state.clone();
     tokio::spawn(async move {
-        // Locals drop in reverse order: the registry entry (in `open`)
+        // Locals drop in reverse order: the registry entry (in `lease`)
         // before the socket.
         let io = io;
-        let open = open;
+        let lease = lease;
         let how = (proxy, Take::Read);
-        let Some(accepted) = admit(&shared, &io, peer, how, open.transport).await else {
+        let Some(accepted) = admit(&state, &io, peer, how, lease.transport).await else {
             return;
         };
         let peer = accepted.peer;
         info!(name = %peer, "connection accepted{}", accepted.via());
         // What came with the header is echoed first.
         let echo = echo_socket(io, peer, opts, bytes).owing(accepted.first);
-        Connection { open, echo }.await;
+        Connection { lease, echo }.await;
     });
 }
 
-/// What an open connection holds besides its socket: its place in the
-/// registry, its limit slots, and its count in the metrics gauge, all
-/// given back when it is dropped.
-pub(super) struct Open {
+/// A connection's lease on the server: what it holds besides its socket,
+/// its place in the registry, its limit slots, and its count in the
+/// metrics gauge, all given back when it is dropped.
+pub(super) struct Lease {
     _entry: Entry,
     metrics: Arc<Metrics>,
     transport: Transport,
     _slots: Slots,
 }
 
-impl Open {
+impl Lease {
     /// The transport the connection is counted under.
     pub(super) fn transport(&self) -> Transport {
         self.transport
@@ -211,7 +216,7 @@ pub(super) fn ended(
     info!(name = %peer, "closing");
 }
 
-impl Drop for Open {
+impl Drop for Lease {
     fn drop(&mut self) {
         self.metrics.closed(self.transport);
     }
@@ -225,7 +230,7 @@ impl Drop for Open {
 pub(super) struct Connection<S: StreamSocket> {
     // Fields drop in order: the registry entry goes before the socket
     // (inside `echo`) closes, however the task ends.
-    open: Open,
+    lease: Lease,
     echo: EchoSocket<S>,
 }
 
@@ -234,7 +239,7 @@ impl<S: StreamSocket> Future for Connection<S> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let result = ready!(Pin::new(&mut self.echo).poll(cx));
-        self.open
+        self.lease
             .ended(self.echo.peer(), result, self.echo.idle_timeout());
         Poll::Ready(())
     }

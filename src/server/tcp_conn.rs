@@ -1,6 +1,6 @@
 //! The TCP socket under a connection that a library drives (rustls for
 //! `tls://`, hyper for `http://`, both for `https://`): an
-//! `AsyncRead + AsyncWrite` that also holds the connection's [`Open`]
+//! `AsyncRead + AsyncWrite` that also holds the connection's [`Lease`]
 //! record.
 //!
 //! Holding the record here, rather than in the task, ties the registry
@@ -22,25 +22,25 @@ use std::task::{Context, Poll, ready};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::spawn::Open;
+use super::spawn::Lease;
 use crate::transport::{self, StreamSocket};
 
 /// See the module documentation.
 pub(super) struct TcpConn {
     // Fields drop in order: the record (and its registry entry) before
     // the socket closes.
-    open: Open,
+    lease: Lease,
     io: AsyncFd<mio::net::TcpStream>,
 }
 
 impl TcpConn {
-    pub(super) fn new(open: Open, io: AsyncFd<mio::net::TcpStream>) -> TcpConn {
-        TcpConn { open, io }
+    pub(super) fn new(lease: Lease, io: AsyncFd<mio::net::TcpStream>) -> TcpConn {
+        TcpConn { lease, io }
     }
 
     /// The connection's record.
-    pub(super) fn open(&self) -> &Open {
-        &self.open
+    pub(super) fn lease(&self) -> &Lease {
+        &self.lease
     }
 
     /// The server's address the connection came in on.

@@ -74,7 +74,10 @@ impl RealServer {
     pub fn with(config: echoes::ServerConfig) -> RealServer {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = thread::spawn(move || {
-            let rt = echoes::server::runtime(1).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 let server = echoes::Server::bind(config).await.unwrap();
                 tx.send((server.local_addrs(), server.shutdown_handle()))

@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
+use echoes::Addr;
+use echoes::fuzzing::{PyBytes, format_duration, parse_duration, parse_size};
 use echoes::proxy::{self, Parse, ProxyHeader};
-use echoes::units::{format_duration, parse_duration, parse_size};
-use echoes::{Addr, PyBytes};
 
 /// Any text parses or is rejected without a panic, and an address that
 /// parses is displayed as text that parses back to the same address.
