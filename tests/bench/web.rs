@@ -2,7 +2,7 @@
 //! port 0: ping-pong, stream and churn with every byte checked, open loop
 //! at a rate, the JSON report, the plot and the saved histogram merged,
 //! clean closes as the server counts them, and a corrupting WebSocket
-//! server caught, and Python `websockets` (the bench/peers peer) on the
+//! server caught, and Python `websockets` (the scripts/web_peers peer) on the
 //! other end.
 
 use std::time::Duration;
@@ -277,13 +277,13 @@ fn http_addresses_are_a_usage_error() {
 }
 
 /// Another implementation on the other end: Python `websockets` (the
-/// peer of bench/peers, on plain asyncio here), which answers a Close at
+/// peer of scripts/web_peers, on plain asyncio here), which answers a Close at
 /// once and drops what it has not echoed yet. Every mode, and the client,
 /// get every byte back from it.
 #[test]
 fn python_websockets_gets_the_same_checks() {
     let port = support::free_port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/peers/ws_python.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/web_peers/ws_python.py");
     let peer = ServerProc::start_until(
         std::process::Command::new("python3").args([script, &port.to_string(), "--no-uvloop"]),
         "listening on",

@@ -56,7 +56,7 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("systemctl", "needs systemd as PID 1"),
     (
         "python3",
-        "bench/compare.py takes minutes and builds the C peers",
+        "scripts/compare_peers.py takes minutes and builds the C peers",
     ),
     (
         "cd",

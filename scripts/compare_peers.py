@@ -15,7 +15,7 @@ into BENCHMARKS.md between markers, so text around them survives.
 Ratios matter, not absolutes: the machine is shared and noisy. A ratio is
 the median over rounds of (server / c-epoll) measured in the same round.
 
-Usage: python3 bench/compare.py [--quick] [--only NAME,...] [--workloads W,...]
+Usage: python3 scripts/compare_peers.py [--quick] [--only NAME,...] [--workloads W,...]
 Python 3.11 standard library only.
 """
 
@@ -28,25 +28,28 @@ import os
 import platform
 import resource
 import shlex
-import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from lib.rounds import Results, Running, cpu_model, git_commit, log, median, ratio_median, run, start, stop
+from lib.rounds import write_section
+from lib.support import cpu_seconds, open_fds, rss_kib
+
 REPO = Path(__file__).resolve().parent.parent
-BEGIN = "<!-- compare.py: begin generated section -->"
-END = "<!-- compare.py: end generated section -->"
+BEGIN = "<!-- compare_peers.py: begin generated section -->"
+END = "<!-- compare_peers.py: end generated section -->"
 REFERENCE = "c-epoll"
 SERVER_CORE = "0"
 BENCH_CORE = "1"
 # `nice -n N` or `chrt -f PRIO` before every server and bench command
 # (--nice, --realtime); empty for neither.
 PRIORITY: list[str] = []
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+# What a new BENCHMARKS.md starts with.
+NEW_FILE = "# Benchmarks\n\n`echo-server` beside its peers, measured by `echo-bench`.\n\n"
 
 
 @dataclass(frozen=True)
@@ -82,31 +85,6 @@ class Server:
         return PRIORITY + ["taskset", "-c", self.cores] + [a.replace("{port}", str(port)) for a in self.command]
 
 
-@dataclass
-class Running:
-    server: Server
-    port: int
-    proc: subprocess.Popen
-
-
-@dataclass
-class Results:
-    # runs[workload][server] = list of per-round dicts
-    runs: dict = field(default_factory=dict)
-
-    def add(self, workload: str, server: str, record: dict) -> None:
-        self.runs.setdefault(workload, {}).setdefault(server, []).append(record)
-
-
-def log(msg: str) -> None:
-    print(f"compare: {msg}", file=sys.stderr, flush=True)
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    log("$ " + " ".join(shlex.quote(c) for c in cmd))
-    return subprocess.run(cmd, check=True, **kw)
-
-
 def build(peers_dir: Path, include_seed: bool) -> tuple[Path, list[Server]]:
     run(["cargo", "build", "--release", "--bins"], cwd=REPO)
     out = run(
@@ -125,60 +103,6 @@ def build(peers_dir: Path, include_seed: bool) -> tuple[Path, list[Server]]:
             continue
         servers.append(Server(name.strip(), shlex.split(command.strip())))
     return target / "echo-bench", servers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(server: Server, logs: Path) -> Running:
-    port = free_port()
-    err = open(logs / f"{server.name}.log", "ab")
-    proc = subprocess.Popen(server.argv(port), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {proc.returncode}; see {logs / (server.name + '.log')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return Running(server, port, proc)
-        except OSError:
-            time.sleep(0.05)
-    stop(Running(server, port, proc))
-    raise RuntimeError(f"{server.name} did not listen on port {port} within 20 s")
-
-
-def stop(r: Running) -> None:
-    # nice, chrt, taskset and env exec the server, so this PID is the server itself.
-    if r.proc.poll() is None:
-        r.proc.send_signal(signal.SIGTERM)
-        try:
-            r.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            r.proc.kill()
-            r.proc.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    # The command name may hold spaces; fields after it are fixed.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def bench_once(
@@ -272,21 +196,6 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def ratio_median(mine: list[dict], ref: list[dict], key: str):
-    """Median over rounds of mine/ref, pairing the same round."""
-    ratios = []
-    for a, b in zip(mine, ref):
-        x, y = a.get(key), b.get(key)
-        if x is not None and y:
-            ratios.append(x / y)
-    return median(ratios)
-
-
 def fmt_num(x, digits=0) -> str:
     if x is None:
         return "–"
@@ -312,25 +221,10 @@ def fmt_ratio(x) -> str:
 
 
 def machine() -> dict:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     return {
-        "commit": commit,
+        "commit": git_commit(REPO),
         "nproc": os.cpu_count(),
-        "cpu": model,
+        "cpu": cpu_model() or "unknown",
         "kernel": platform.release(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -532,20 +426,6 @@ def scaling_table(results: Results) -> list[str]:
     return lines
 
 
-def write_section(path: Path, section: str) -> None:
-    if path.exists():
-        text = path.read_text()
-    else:
-        text = "# Benchmarks\n\n`echo-server` beside its peers, measured by `echo-bench`.\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, help="rounds over every server (default 3)")
@@ -700,12 +580,12 @@ def main() -> int:
 
     args.raw.parent.mkdir(parents=True, exist_ok=True)
     args.raw.write_text(json.dumps(results.runs, indent=1))
-    command = "python3 bench/compare.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
+    command = "python3 scripts/compare_peers.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     info = machine()
     info["load_before"] = "/".join(f"{x:.1f}" for x in load_before)
     info["load_after"] = "/".join(f"{x:.1f}" for x in os.getloadavg())
     section = table(results, names, args, command, info)
-    write_section(args.output, section)
+    write_section(args.output, section, BEGIN, END, NEW_FILE)
     log(f"wrote {args.output} (raw figures in {args.raw})")
     print(section)
     return 0

@@ -7,7 +7,7 @@ Usage: ws_python.py PORT [ADDRESS] [--no-uvloop]
 Every text and binary message is sent back as it came; compression is
 off (echo-bench does not offer it, and it would only cost CPU). Logs one
 line on standard error when it listens. Needs `websockets` (13 or newer)
-and, unless --no-uvloop, `uvloop` (bench/peers/build.sh puts both in a
+and, unless --no-uvloop, `uvloop` (scripts/web_peers/build.sh puts both in a
 virtualenv).
 """
 

@@ -3,7 +3,7 @@
 
 WebSocket: echo-bench --connect ws://... measures echo-server (-l http://,
 one worker thread), the tokio-tungstenite echo idiom and Python
-`websockets` on uvloop (bench/peers/, built by bench/peers/build.sh):
+`websockets` on uvloop (scripts/web_peers/, built by its build.sh):
 ping-pong 20 B and 16 KiB x 100 connections, and churn (a connection, a
 handshake, one message and the closing handshake per operation).
 
@@ -22,7 +22,7 @@ Markdown table of medians, and ratios against the reference peer
 round; a ratio is the median over rounds of (server / reference).
 `--update` also writes the tables into BENCHMARKS.md between markers.
 
-Usage: python3 bench/ws_compare.py [--quick] [--rounds N] [--duration S]
+Usage: python3 scripts/compare_web_peers.py [--quick] [--rounds N] [--duration S]
            [--only NAME,...] [--workloads W,...] [--realtime PRIO] [--update]
            [--json FILE] [--bin-dir DIR]
 Python 3.11 standard library only; needs cargo, taskset, wrk (for the HTTP
@@ -38,23 +38,23 @@ import os
 import platform
 import re
 import shlex
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from lib.rounds import Results, Running, cpu_model, git_commit, log, median, ratio_median, run, start, stop
+from lib.rounds import write_section
+from lib.support import cpu_seconds
+
 REPO = Path(__file__).resolve().parent.parent
-BEGIN = "<!-- ws_compare.py: begin generated section -->"
-END = "<!-- ws_compare.py: end generated section -->"
+BEGIN = "<!-- compare_web_peers.py: begin generated section -->"
+END = "<!-- compare_web_peers.py: end generated section -->"
 SERVER_CORE = "0"
 LOAD_CORE = "1"
 WS_REFERENCE = "tokio-tungstenite"
 HTTP_REFERENCE = "hyper"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # `chrt -f PRIO` before every server and load command (--realtime).
 PRIORITY: list[str] = []
 
@@ -91,35 +91,10 @@ class Server:
         return PRIORITY + ["taskset", "-c", SERVER_CORE] + [a.replace("{port}", str(port)) for a in self.command]
 
 
-@dataclass
-class Running:
-    server: Server
-    port: int
-    proc: subprocess.Popen
-
-
-@dataclass
-class Results:
-    # runs[workload][server] = list of per-round records
-    runs: dict = field(default_factory=dict)
-
-    def add(self, workload: str, server: str, record: dict) -> None:
-        self.runs.setdefault(workload, {}).setdefault(server, []).append(record)
-
-
-def log(msg: str) -> None:
-    print(f"ws_compare: {msg}", file=sys.stderr, flush=True)
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    log("$ " + " ".join(shlex.quote(c) for c in cmd))
-    return subprocess.run(cmd, check=True, **kw)
-
-
 def build(bin_dir: Path | None) -> tuple[Path, list[Server]]:
     if bin_dir is None:
         run(["cargo", "build", "--release", "--bins"], cwd=REPO)
-    out = run(["bash", str(REPO / "bench" / "peers" / "build.sh"), "target/peers-web"],
+    out = run(["bash", str(REPO / "scripts" / "web_peers" / "build.sh"), "target/peers-web"],
               cwd=REPO, stdout=subprocess.PIPE, text=True).stdout
     release = bin_dir or REPO / "target" / "release"
     echo_server = [str(release / "echo-server"), "--threads", "1", "-q", "-l", "http://127.0.0.1:{port}"]
@@ -134,48 +109,6 @@ def build(bin_dir: Path | None) -> tuple[Path, list[Server]]:
         if command and kind in ("ws", "http"):
             servers.append(Server(name, kind, shlex.split(command)))
     return release / "echo-bench", servers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(server: Server, logs: Path) -> Running:
-    port = free_port()
-    err = open(logs / f"{server.name.replace(' ', '-')}.log", "ab")
-    proc = subprocess.Popen(server.argv(port), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {proc.returncode}; see {logs}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return Running(server, port, proc)
-        except OSError:
-            time.sleep(0.05)
-    stop(Running(server, port, proc))
-    raise RuntimeError(f"{server.name} did not listen on port {port} within 20 s")
-
-
-def stop(r: Running) -> None:
-    # chrt, taskset and env exec the server, so this PID is the server itself.
-    if r.proc.poll() is None:
-        r.proc.send_signal(signal.SIGTERM)
-        try:
-            r.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            r.proc.kill()
-            r.proc.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    # The command name may hold spaces; the fields after it are fixed.
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def measured(proc: subprocess.Popen, pid: int, wait: float, timeout: float) -> tuple[str, str, float, float]:
@@ -254,16 +187,6 @@ def bench_http(r: Running, w: Workload, duration: float, warmup: float) -> dict:
     return record
 
 
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def ratio_median(mine: list[dict], ref: list[dict], key: str):
-    pairs = [(a.get(key), b.get(key)) for a, b in zip(mine, ref)]
-    return median([a / b for a, b in pairs if a is not None and b])
-
-
 def fmt(x, digits=0) -> str:
     if x is None:
         return "-"
@@ -282,7 +205,7 @@ def table(results: Results, workloads: list[Workload], args, info: dict) -> str:
         f"{args.rounds} round(s) of {args.duration} s after {args.warmup} s of warm-up; "
         f"servers on core {SERVER_CORE} (one worker thread), the load generator on core {LOAD_CORE}"
         + (f", both SCHED_FIFO {args.realtime}" if args.realtime else "") + ".",
-        f"Command: `python3 bench/ws_compare.py {' '.join(args.argv)}`".rstrip() + "",
+        f"Command: `python3 scripts/compare_web_peers.py {' '.join(args.argv)}`".rstrip() + "",
         "",
     ]
     for w in workloads:
@@ -321,31 +244,12 @@ def table(results: Results, workloads: list[Workload], args, info: dict) -> str:
 
 
 def machine() -> dict:
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    model = cpu_model() or platform.processor() or "unknown CPU"
     return {
         "date": datetime.date.today().isoformat(),
         "machine": f"{model}, {os.cpu_count()} CPUs, Linux {platform.release()}",
-        "commit": commit,
+        "commit": git_commit(REPO),
     }
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def main() -> int:
@@ -380,7 +284,7 @@ def main() -> int:
     if args.only:
         keep = set(args.only.split(",")) | {WS_REFERENCE, HTTP_REFERENCE}
         servers = [s for s in servers if s.name in keep]
-    logs = REPO / "target" / "ws_compare-logs"
+    logs = REPO / "target" / "compare_web_peers-logs"
     logs.mkdir(parents=True, exist_ok=True)
     results = Results()
     for rnd in range(args.rounds):
@@ -408,7 +312,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results.runs, indent=1, default=str))
     if args.update:
-        write_section(REPO / "BENCHMARKS.md", section)
+        write_section(REPO / "BENCHMARKS.md", section, BEGIN, END)
         log("BENCHMARKS.md updated")
     return 0
 
