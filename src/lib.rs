@@ -51,6 +51,10 @@
 //! of bytes), [`units`] (durations and sizes on the command line) and
 //! [`cli`] (what the binaries' command lines share), with [`manpage`]
 //! (their man pages).
+//!
+//! How they fit together (the path of a byte from `accept` to `send`, the
+//! invariants every change keeps, where to add a transport) is in
+//! [ARCHITECTURE.md](https://github.com/echoes-rs/echoes/blob/main/ARCHITECTURE.md).
 
 #![deny(missing_docs)]
 
