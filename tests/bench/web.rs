@@ -283,7 +283,10 @@ fn http_addresses_are_a_usage_error() {
 #[test]
 fn python_websockets_gets_the_same_checks() {
     let port = support::free_port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/web_peers/ws_python.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/web_peers/ws_python.py"
+    );
     let peer = ServerProc::start_until(
         std::process::Command::new("python3").args([script, &port.to_string(), "--no-uvloop"]),
         "listening on",
