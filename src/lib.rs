@@ -74,6 +74,10 @@
 //! Inside the crate: `echo` (the per-connection loop, the hot path) with
 //! `splice`, `runtime` (the one runtime builder), `pyrepr` (Python's
 //! `repr` of bytes) and `units` (durations and sizes as flags write them).
+//!
+//! How they fit together (the path of a byte from `accept` to `send`, the
+//! invariants every change keeps, where to add a transport) is in
+//! [ARCHITECTURE.md](https://github.com/echoes-rs/echoes/blob/main/ARCHITECTURE.md).
 
 #![deny(missing_docs)]
 

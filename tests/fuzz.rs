@@ -1,10 +1,11 @@
-//! Bounded fuzzing on stable Rust: the properties of `tests/props` (the
-//! ones the libFuzzer targets in `fuzz/` check without bound) over a fixed
-//! number of generated cases, some shaped like real input, some raw bytes;
+//! Bounded fuzzing on stable Rust: the properties of
+//! `tests/support/props.rs` (the ones the libFuzzer targets in `fuzz/`
+//! check without bound) over a fixed number of generated cases, some
+//! shaped like real input, some raw bytes;
 //! the repr compared with CPython's on a random sample; and every crash
 //! input ever saved under `fuzz/regressions/` replayed.
 
-mod props;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use echoes::{Addr, Transport, proxy};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
+use support::props;
 
 /// Text shaped like addresses: every scheme (and one that is not), hosts
 /// of the characters hosts may have and some they may not, odd ports.

@@ -98,7 +98,8 @@ mod ws;
 mod ws_connect;
 
 pub use config::{
-    BenchConfig, BenchConfigError, MAX_CONNECTIONS, MAX_PIPELINE, MAX_UDP_SIZE, Mode, STREAM_TIMEOUT, UDP_TIMEOUT,
+    BenchConfig, BenchConfigError, MAX_CONNECTIONS, MAX_PIPELINE, MAX_UDP_SIZE, Mode,
+    STREAM_TIMEOUT, UDP_TIMEOUT,
 };
 pub use record::{ErrorCounts, FailureKind, Totals};
 pub use report::Report;
