@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// The default address, as in the seed.
+/// The default address, the Python example's: `localhost:10000`.
 pub const DEFAULT_ADDR: &str = "localhost:10000";
 
 /// Which protocol an address speaks.
@@ -149,31 +149,50 @@ impl Addr {
 
     /// Resolves a host name to every socket address it names, in the
     /// resolver's order and without duplicates (`localhost` gives `::1` and
-    /// `127.0.0.1`). IP literals are not looked up.
-    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+    /// `127.0.0.1`). IP literals are not looked up. The one resolver of
+    /// the crate: the server binds, and the client connects to, what it
+    /// returns, and both report its [`ResolveError`] as it is.
+    pub async fn resolve(&self) -> Result<Vec<SocketAddr>, ResolveError> {
+        let fail = |error| ResolveError {
+            host: self
+                .host_port()
+                .map_or_else(|| self.to_string(), |(h, _)| h.to_string()),
+            error,
+        };
         let Some((host, port)) = self.host_port() else {
-            return Err(std::io::Error::new(
+            return Err(fail(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "a unix socket path has no IP address",
-            ));
+            )));
         };
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         let mut found: Vec<SocketAddr> = Vec::new();
-        for addr in tokio::net::lookup_host((host, port)).await? {
+        for addr in tokio::net::lookup_host((host, port)).await.map_err(fail)? {
             if !found.contains(&addr) {
                 found.push(addr);
             }
         }
         if found.is_empty() {
-            return Err(std::io::Error::new(
+            return Err(fail(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "the name has no addresses",
-            ));
+            )));
         }
         Ok(found)
     }
+}
+
+/// Why a host name did not resolve: the server's and the client's one
+/// error for it ([`Addr::resolve`]), a runtime failure (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {host}: {error}")]
+pub struct ResolveError {
+    /// The host as given.
+    pub host: String,
+    /// The resolver's error.
+    pub error: std::io::Error,
 }
 
 impl FromStr for Addr {
@@ -584,5 +603,13 @@ mod tests {
     async fn resolves_literals_without_dns() {
         let a: Addr = "[::1]:5".parse().unwrap();
         assert_eq!(a.resolve().await.unwrap(), vec!["[::1]:5".parse().unwrap()]);
+    }
+
+    #[tokio::test]
+    async fn a_unix_path_does_not_resolve() {
+        let a: Addr = "unix:/run/echo.sock".parse().unwrap();
+        let e = a.resolve().await.unwrap_err();
+        assert_eq!(e.host, "unix:/run/echo.sock");
+        assert_eq!(e.error.kind(), std::io::ErrorKind::InvalidInput);
     }
 }

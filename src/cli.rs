@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::addr::{Addr, Transport};
+#[cfg(feature = "bench")]
+use crate::bench::MAX_CONNECTIONS;
 use crate::logging::{LogFormat, Verbosity};
+use crate::server::{MAX_CONNECTION_LIMIT, MAX_READ_SIZE, MAX_THREADS};
 use crate::transport::tls::{self, Fingerprint, TlsClientSettings, TlsError};
 use crate::units;
 
@@ -266,6 +269,29 @@ pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
     s.parse()
 }
 
+/// A duration as a `DURATION` argument is written (`30s`, `250ms`): how a
+/// flag shows a library default as its own.
+pub fn format_duration(d: Duration) -> String {
+    units::format_duration(d)
+}
+
+/// A size as a `BYTES` argument is written (`64KiB`, `1MiB`, `100`): how
+/// a flag shows a library default as its own.
+pub fn format_size(n: u64) -> String {
+    units::format_size(n)
+}
+
+/// Parses a `BYTES` argument, 0 included.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    units::parse_size(s).map_err(|e| e.to_string())
+}
+
+/// The runtime each binary runs on: single-threaded, like every runtime
+/// of the crate (a server with several threads starts its shards itself).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    crate::runtime::current_thread()
+}
+
 /// Parses a `DURATION` argument (`500ms`, `30s`, `2m`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     units::parse_duration(s).map_err(|e| e.to_string())
@@ -280,14 +306,8 @@ pub fn parse_nonzero_size(s: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("size '{s}' is too large"))
 }
 
-/// The largest `--read-size`: one `read(2)` from a socket returns at most
-/// what its receive buffer holds, which Linux caps at `tcp_rmem`'s maximum
-/// (6 MiB by default, of which about half is payload); a UDP datagram is
-/// at most 64 KiB. A larger buffer is never filled, only paid for, per
-/// worker and per blocked connection.
-pub const MAX_READ_SIZE: usize = 4 << 20;
-
-/// Parses `--read-size`: 1 byte to [`MAX_READ_SIZE`].
+/// Parses `--read-size`: 1 byte to [`MAX_READ_SIZE`] (the largest a
+/// server takes).
 pub fn parse_read_size(s: &str) -> Result<usize, String> {
     let n = parse_nonzero_size(s).map_err(|e| {
         if e.contains("too large") {
@@ -304,15 +324,6 @@ pub fn parse_read_size(s: &str) -> Result<usize, String> {
     }
     Ok(n)
 }
-
-/// The most worker threads (`--threads`) a binary starts: more than one
-/// per core does not help, and a typo like `100000` would try to start a
-/// hundred thousand threads.
-pub const MAX_THREADS: usize = 1024;
-
-/// The largest connection limit (`--max-connections`,
-/// `--max-connections-per-ip`): far beyond what any system can hold open.
-pub const MAX_LIMIT: usize = u32::MAX as usize;
 
 /// Parses a whole number, saying "too large" for one of too many digits.
 fn whole_number(s: &str) -> Result<u128, String> {
@@ -331,7 +342,7 @@ pub fn parse_nonzero_count(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses `--threads`: 1 to [`MAX_THREADS`].
+/// Parses `--threads`: 1 to [`MAX_THREADS`], for a server and a bench alike.
 pub fn parse_threads(s: &str) -> Result<usize, String> {
     let n = parse_nonzero_count(s).map_err(|e| {
         if e.contains("too large") {
@@ -348,15 +359,15 @@ pub fn parse_threads(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-/// Parses a connection limit, 0 to [`MAX_LIMIT`]; 0 means no limit
+/// Parses a connection limit, 0 to [`MAX_CONNECTION_LIMIT`]; 0 means no limit
 /// (SPEC.md: a zero for any limit means off), which the caller maps to
 /// `None`.
 pub fn parse_limit(s: &str) -> Result<usize, String> {
     let n = whole_number(s)?;
-    if n > MAX_LIMIT as u128 {
-        return Err(format!("at most {MAX_LIMIT} (0 for no limit)"));
+    if n > MAX_CONNECTION_LIMIT as u128 {
+        return Err(format!("at most {MAX_CONNECTION_LIMIT} (0 for no limit)"));
     }
-    usize::try_from(n).map_err(|_| format!("at most {MAX_LIMIT} (0 for no limit)"))
+    usize::try_from(n).map_err(|_| format!("at most {MAX_CONNECTION_LIMIT} (0 for no limit)"))
 }
 
 /// Parses a duration of at least 1 ns (a timeout that must bound a wait).
@@ -381,13 +392,10 @@ pub fn parse_connect_addr(s: &str) -> Result<Addr, String> {
     parse_addr(s)
 }
 
-/// The most connections (`echo-bench -c`) one bench process opens: each
-/// needs a descriptor and its buffers, so more is a typo, not a load.
-pub const MAX_CONNECTIONS: usize = 1 << 20;
-
 /// Parses `echo-bench -c CONNECTIONS`, 1 to [`MAX_CONNECTIONS`], and says
 /// what was meant when it is given an address: `-c` is `--connect` in
 /// `echo-client`.
+#[cfg(feature = "bench")]
 pub fn parse_connections(s: &str) -> Result<usize, String> {
     if s.contains(':') && s.parse::<Addr>().is_ok() {
         return Err(format!(

@@ -1,8 +1,9 @@
-//! The client: the seed's `echo_client`, plus an `nc`-style pipe mode, both
-//! checking that every byte comes back in order.
+//! The client: the Python example's `echo_client` (the seed: see the crate
+//! documentation), plus an `nc`-style pipe mode, both checking that every
+//! byte comes back in order.
 //!
 //! [`send_messages`] sends each message as its own write, half-closes, and
-//! logs the conversation exactly as the seed does. [`pipe`] streams any
+//! logs the conversation exactly as the Python client does. [`pipe`] streams any
 //! reader to the server and the echo to any writer. Both read while they
 //! write, from one future that polls both sides (`talk` and `pipe`), so a
 //! message larger than the socket buffers cannot deadlock against a server
@@ -39,10 +40,10 @@ use crate::pyrepr::PyBytes;
 use crate::transport::udp::{ExchangeError, MAX_DATAGRAM, UdpClient};
 use crate::transport::{BoxStream, ConnectError};
 
-/// The seed's three messages, sent when none are given.
+/// The three messages the Python client sends, sent when none are given.
 pub const SEED_MESSAGES: [&[u8]; 3] = [b"This is the message. ", b"It will be sent ", b"in parts."];
 
-/// The logger name of the client's lines, as in the seed.
+/// The logger name of the client's lines, as the Python client names them.
 const NAME: &str = "echo_client";
 
 /// How the client reads: large enough that big echoes take few reads.
@@ -255,15 +256,15 @@ fn connect_line(addr: &Addr) -> String {
     }
 }
 
-/// The seed's conversation: send each message, half-close, read and log the
-/// echo until the server closes, and check it.
+/// The Python client's conversation: send each message, half-close, read
+/// and log the echo until the server closes, and check it.
 ///
 /// The echo is read and checked while the messages are written, so a
 /// server that sends back more than it was given, or the wrong bytes, is
 /// caught at once, and memory stays bounded (one read buffer, and the
 /// messages themselves) whatever the server sends. Echoed chunks that
 /// arrive before the last message is sent are logged after it, as the
-/// seed's log shows them: only their lengths are kept, since their bytes
+/// Python client's log shows them: only their lengths are kept, since their bytes
 /// are those sent. Every wait is bounded by the timeout once bytes are
 /// owed: for the server to take what is left to send, and for the next
 /// byte of the echo (or the close).
@@ -313,7 +314,7 @@ where
 /// The most bytes [`pipe`] keeps in flight without an echo.
 pub const PIPE_WINDOW: usize = 4 * 1024 * 1024;
 
-/// The seed's conversation over UDP: each message one datagram, its reply
+/// The same conversation over UDP: each message one datagram, its reply
 /// awaited (and checked) before the next is sent.
 async fn send_datagrams(
     opts: &ClientOptions,

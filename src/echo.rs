@@ -14,7 +14,8 @@
 //! socket is registered for writing only, so that what the peer goes on
 //! sending wakes nobody ([`registered`]). A short read
 //! means the socket is drained, so readiness is cleared without the extra
-//! `recv` that would only say `EAGAIN`.
+//! `recv` that would only say `EAGAIN` (unless it stopped at TCP's urgent
+//! mark: [`transport::urgent_pending`]).
 //!
 //! Reads are at most [`BASE_READ`] (64 KiB) bytes, or `read_size` if that
 //! is smaller, until a connection streams: once its peer has taken back an
@@ -50,7 +51,7 @@ use tracing::debug;
 use crate::metrics::ByteCounter;
 use crate::pyrepr::PyBytes;
 use crate::splice;
-use crate::transport::{PeerName, StreamSocket};
+use crate::transport::{self, PeerName, StreamSocket};
 
 mod registered;
 
@@ -243,10 +244,16 @@ impl<S: StreamSocket> EchoSocket<S> {
         } else {
             None
         };
-        let from_pipe = spliced.is_some();
+        // Whether the chunk went through the pipe (not recv's fallback).
+        let from_pipe = matches!(spliced, Some(Ok(Chunk::Echoed(_))));
         let chunk = match spliced {
+            // splice(2) stops at TCP's urgent mark, saying `EAGAIN` or, once
+            // the peer half-closed, end of stream, with data still queued:
+            // recv(2) reads past the mark, and tells a real end of stream.
+            Some(Ok(Chunk::Drained | Chunk::Eof)) | None => {
+                echo_copied(sock, self.peer, want, &mut self.pending, &self.bytes)
+            }
             Some(chunk) => chunk,
-            None => echo_copied(sock, self.peer, want, &mut self.pending, &self.bytes),
         }?;
         let drained = match chunk {
             Chunk::Echoed(n) => {
@@ -256,11 +263,12 @@ impl<S: StreamSocket> EchoSocket<S> {
                 if let Some(budget) = &budget {
                     budget.made_progress();
                 }
-                // A short read emptied the socket; more data is a new edge,
-                // which tokio's readiness tick will not miss. (A splice
-                // also stops short where the pipe runs out of slots, with
-                // data left: the next one tells.)
-                n < want && !from_pipe
+                // A short read emptied the socket, unless it stopped at the
+                // urgent mark; more data is a new edge, which tokio's
+                // readiness tick will not miss. (A splice also stops short
+                // where the pipe runs out of slots, with data left: the
+                // next one tells.)
+                n < want && !from_pipe && !transport::urgent_pending(io)
             }
             Chunk::Drained => true,
             Chunk::Retry => false,

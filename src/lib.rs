@@ -32,50 +32,91 @@
 //! this crate's client side: [`transport::tcp`], [`transport::tls`] (a
 //! self-signed certificate), [`transport::udp`] and [`transport::unix`].
 //!
-//! It began as a port of the Python asyncio streams echo server and client
-//! (PyMOTW's `asyncio_echo_server_coroutine.py`), and keeps their behaviour
-//! and log lines: whatever a peer sends comes back, in order, byte for byte;
-//! a peer that half-closes gets everything owed, then end of stream. The
-//! library holds everything; the `echo-server`, `echo-client` and
-//! `echo-bench` binaries only parse flags and call it.
+//! Configure a server with [`ServerConfig`]'s setters (each says its
+//! default); [`Server::bind`] checks the configuration first, and a
+//! refusal is a [`ServerConfigError`], one variant per cause, so a program
+//! can say it in its own words (`echo-server` names its flags).
 //!
-//! Modules, one idea each: [`addr`] (the `ADDR` forms), [`transport`] (what
-//! each kind of socket provides: TCP, TLS, UDP and its reflection guard,
-//! Unix), [`echo`] (the per-connection loop, the hot path), [`server`]
-//! (bind, accept, limits, shutdown), [`connections`] (the open connections,
-//! closable at the shutdown timeout), [`activation`] (sockets passed by
-//! systemd), [`notify`] (readiness for systemd), [`metrics`] (counters and
-//! the Prometheus page), [`proxy`] (the PROXY protocol, v1 and v2), [`shutdown`] (the handle and the signals),
-//! [`client`], [`bench`](mod@bench) (the load generator that checks every
-//! byte), [`logging`] (the seed's log format), [`pyrepr`] (Python's `repr`
-//! of bytes), [`units`] (durations and sizes on the command line) and
-//! [`cli`] (what the binaries' command lines share), with [`manpage`]
-//! (their man pages).
+//! It began as a port of the Python asyncio streams echo server and client
+//! (PyMOTW's `asyncio_echo_server_coroutine.py`), called *the seed* in
+//! these docs and shown in the README's ["The seed, as you see
+//! it"](https://github.com/echoes-rs/echoes#the-seed-as-you-see-it). It
+//! keeps their behaviour and log lines: whatever a peer sends comes back,
+//! in order, byte for byte; a peer that half-closes gets everything owed,
+//! then end of stream; the logs say `NAME: MESSAGE`, data shown as Python's
+//! `repr()` of bytes. The library holds everything; the `echo-server`,
+//! `echo-client` and `echo-bench` binaries only parse flags and call it.
+//!
+//! # Features
+//!
+//! - `cli` (default): what the binaries' command lines share, [`cli`] and
+//!   [`logging`], with clap, its man pages and completions, and
+//!   tracing-subscriber.
+//! - `bench` (default): the load generator, [`bench`](mod@bench), with
+//!   hdrhistogram and indicatif.
+//!
+//! `cargo install echoes` installs the three binaries. A program that
+//! embeds the server or the client needs neither feature:
+//! `echoes = { version = "0.1", default-features = false }`.
+//!
+//! # Modules
+//!
+//! One idea each: [`addr`] (the `ADDR` forms, and resolving them),
+//! [`server`] (bind, shards, accept, limits, shutdown), [`client`],
+//! [`transport`] (what each kind of socket provides: TCP, TLS, UDP and its
+//! reflection guard, Unix, WebSocket), [`http`] (the `http://` listeners),
+//! [`proxy`] (the PROXY protocol, v1 and v2), [`metrics`] (counters and
+//! the Prometheus page), [`shutdown`] (the handle and the signals),
+//! [`activation`] (sockets passed by systemd) and [`notify`] (readiness
+//! for systemd); with their features, [`bench`](mod@bench) (the load
+//! generator that checks every byte), [`cli`] (what the binaries' command
+//! lines share, their man pages included) and [`logging`] (the log lines).
+//! Inside the crate: `echo` (the per-connection loop, the hot path) with
+//! `splice`, `runtime` (the one runtime builder), `pyrepr` (Python's
+//! `repr` of bytes) and `units` (durations and sizes as flags write them).
+//!
+//! How they fit together (the path of a byte from `accept` to `send`, the
+//! invariants every change keeps, where to add a transport) is in
+//! [ARCHITECTURE.md](https://github.com/echoes-rs/echoes/blob/main/ARCHITECTURE.md).
 
 #![deny(missing_docs)]
 
 pub mod activation;
 pub mod addr;
+#[cfg(feature = "bench")]
 pub mod bench;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
-pub mod connections;
-pub mod echo;
+#[cfg(test)]
+mod counting;
+pub(crate) mod echo;
 pub mod http;
+#[cfg(feature = "cli")]
 pub mod logging;
-pub mod manpage;
+#[cfg(feature = "cli")]
+mod manpage;
 pub mod metrics;
 pub mod notify;
 pub mod proxy;
-pub mod pyrepr;
+pub(crate) mod pyrepr;
+pub(crate) mod runtime;
 pub mod server;
 pub mod shutdown;
-pub mod splice;
+pub(crate) mod splice;
 pub mod transport;
-pub mod units;
+pub(crate) mod units;
 
-pub use addr::{Addr, Transport};
+pub use addr::{Addr, ResolveError, Transport};
 pub use client::{ClientError, ClientOptions};
-pub use pyrepr::PyBytes;
-pub use server::{Server, ServerConfig, ServerError, ServerStats};
+pub use server::{Server, ServerConfig, ServerConfigError, ServerError, ServerStats};
 pub use shutdown::ShutdownHandle;
+
+/// Not part of the API: what the fuzz targets (`fuzz/`) and the property
+/// tests (`tests/props`) exercise from outside the crate, the parsers of
+/// durations and sizes and the bytes repr of the log lines.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::pyrepr::{PyBytes, cpython_reprs};
+    pub use crate::units::{format_duration, parse_duration, parse_size};
+}

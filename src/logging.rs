@@ -1,9 +1,10 @@
-//! Log lines in the seed's format, `NAME: MESSAGE`, on standard error.
+//! Log lines as the Python example the crate began from writes them (see
+//! the crate documentation), `NAME: MESSAGE`, on standard error.
 //!
 //! Every event names its logger in a `name` field, as Python's
 //! `logging.getLogger(name)` does: `main`, `echo_client`, or a connection's
 //! `echo_{host}_{port}`. The formatter writes `name: message` and nothing
-//! else, so piped logs match the seed's line for line; on a terminal the
+//! else, so piped logs match the Python example's line for line; on a terminal the
 //! name is coloured by level. `--log-format json` writes one JSON object a
 //! line instead, with the time, level, name and message.
 //!
@@ -40,10 +41,11 @@ pub enum Verbosity {
 /// The shape of each log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
-    /// `name: message`, the seed's format.
+    /// `name: message`, as Python's `logging` prints with its default format.
     #[default]
     Text,
-    /// One JSON object per line: `{"ts":…,"level":…,"name":…,"message":…}`.
+    /// One JSON object per line: `{"ts":…,"level":…,"name":…,"message":…}`,
+    /// and `"shard":N` for lines a server shard logged.
     Json,
 }
 
@@ -99,7 +101,7 @@ pub fn init(verbosity: Verbosity, format: LogFormat) {
         // `eprintln!`, which panics on the same closed pipe, in whichever
         // task logged: a connection would die for its log line.
         .log_internal_errors(false)
-        .event_format(SeedFormat { format, ansi })
+        .event_format(LineFormat { format, ansi })
         .try_init();
     if let Some(message) = bad_rust_log {
         warning(&program_name(), &message);
@@ -160,12 +162,12 @@ pub fn warning(program: &str, message: &str) {
 
 /// The event formatter: see the module documentation.
 #[derive(Debug, Clone, Copy)]
-pub struct SeedFormat {
+pub struct LineFormat {
     format: LogFormat,
     ansi: bool,
 }
 
-impl<S, N> FormatEvent<S, N> for SeedFormat
+impl<S, N> FormatEvent<S, N> for LineFormat
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
@@ -202,7 +204,9 @@ where
                 writeln!(writer, "{}", fields.extra)
             }
             LogFormat::Json => {
-                if fields.json_extra.is_empty() {
+                // Which shard logged it, so a user can see the spread.
+                let shard = crate::server::current_shard();
+                if fields.json_extra.is_empty() && shard.is_none() {
                     return writeln!(writer, "{}", json_line(level, name, &fields.message));
                 }
                 let mut obj = serde_json::Map::new();
@@ -212,6 +216,9 @@ where
                 obj.insert("message".into(), fields.message.into());
                 for (k, v) in fields.json_extra {
                     obj.insert(k, v.into());
+                }
+                if let Some(shard) = shard {
+                    obj.insert("shard".into(), shard.into());
                 }
                 writeln!(writer, "{}", serde_json::Value::Object(obj))
             }

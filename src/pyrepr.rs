@@ -1,4 +1,5 @@
-//! Python's `repr()` of a `bytes` object, the form the seed logs data in.
+//! Python's `repr()` of a `bytes` object, the form the log lines show data
+//! in, as the Python asyncio example the crate began from logs it.
 //!
 //! `b'in parts.'`, `b"it's"`, `b'\x00\n'`: the rules are CPython's
 //! (`Objects/bytesobject.c`, `PyBytes_Repr`): single quotes unless the data
@@ -14,11 +15,8 @@ use std::fmt;
 /// written (inside a `tracing` macro, whose arguments are not evaluated when
 /// the level is off).
 ///
-/// ```
-/// use echoes::PyBytes;
-/// assert_eq!(PyBytes(b"it's").to_string(), r#"b"it's""#);
-/// assert_eq!(PyBytes(b"\x00\n\xff").to_string(), r"b'\x00\n\xff'");
-/// ```
+/// `PyBytes(b"it's")` shows as `b"it's"`, and `PyBytes(b"\x00\n\xff")`
+/// as `b'\x00\n\xff'` (the tests below hold it to CPython's table).
 #[derive(Clone, Copy)]
 pub struct PyBytes<'a>(pub &'a [u8]);
 

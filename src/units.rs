@@ -139,9 +139,39 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Formats a size the way [`parse_size`] reads it back: in the largest
+/// binary unit that divides it, e.g. `64KiB`, `1MiB`, `100`.
+#[cfg(any(feature = "cli", test))]
+pub fn format_size(n: u64) -> String {
+    let units = [(30, "GiB"), (20, "MiB"), (10, "KiB")];
+    match units
+        .iter()
+        .find(|(shift, _)| n != 0 && n.trailing_zeros() >= *shift)
+    {
+        Some((shift, unit)) => format!("{}{unit}", n >> shift),
+        None => n.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_formatted_in_the_largest_unit_that_divides_them() {
+        for (n, shown) in [
+            (0, "0"),
+            (100, "100"),
+            (1536, "1536"),
+            (64 << 10, "64KiB"),
+            (1 << 20, "1MiB"),
+            (16 << 20, "16MiB"),
+            (3 << 30, "3GiB"),
+        ] {
+            assert_eq!(format_size(n), shown);
+            assert_eq!(parse_size(shown), Ok(n));
+        }
+    }
 
     #[test]
     fn durations() {

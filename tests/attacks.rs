@@ -7,7 +7,7 @@
 //! server (memory, CPU, latency), and two at once on a 2-core machine
 //! would measure each other.
 
-mod common;
+mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::*;
+use support::*;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

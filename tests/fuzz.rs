@@ -1,18 +1,21 @@
-//! Bounded fuzzing on stable Rust: the properties of `tests/props` (the
-//! ones the libFuzzer targets in `fuzz/` check without bound) over a fixed
-//! number of generated cases, some shaped like real input, some raw bytes;
+//! Bounded fuzzing on stable Rust: the properties of
+//! `tests/support/props.rs` (the ones the libFuzzer targets in `fuzz/`
+//! check without bound) over a fixed number of generated cases, some
+//! shaped like real input, some raw bytes;
 //! the repr compared with CPython's on a random sample; and every crash
 //! input ever saved under `fuzz/regressions/` replayed.
 
-mod props;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use echoes::{Addr, PyBytes, Transport, proxy};
+use echoes::fuzzing::PyBytes;
+use echoes::{Addr, Transport, proxy};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
+use support::props;
 
 /// Text shaped like addresses: every scheme (and one that is not), hosts
 /// of the characters hosts may have and some they may not, odd ports.
@@ -89,7 +92,7 @@ proptest! {
     #[test]
     fn any_size_round_trips(n: u64, k in 0u64..(1 << 44)) {
         props::units(n.to_string().as_bytes());
-        prop_assert_eq!(echoes::units::parse_size(&format!("{k}KiB")), Ok(k << 10));
+        prop_assert_eq!(echoes::fuzzing::parse_size(&format!("{k}KiB")), Ok(k << 10));
     }
 
     #[test]
@@ -261,7 +264,7 @@ fn repr_matches_cpython_on_a_random_sample() {
     let sample: Vec<Vec<u8>> = (0..500)
         .map(|_| strategy.new_tree(&mut runner).unwrap().current())
         .collect();
-    let want = echoes::pyrepr::cpython_reprs(&sample);
+    let want = echoes::fuzzing::cpython_reprs(&sample);
     for (data, want) in sample.iter().zip(want.lines()) {
         assert_eq!(PyBytes(data).to_string(), want, "input {data:?}");
     }

@@ -1,8 +1,8 @@
 //! Fuzzes the address parser: never panics; what parses shows as text that parses back to it.
-//! The properties are in tests/props, shared with the bounded proptest run.
+//! The properties are in tests/support/props.rs, shared with the bounded proptest run.
 #![no_main]
 
-#[path = "../../tests/props/mod.rs"]
+#[path = "../../tests/support/props.rs"]
 mod props;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| props::addr(data));

@@ -25,7 +25,8 @@ use hdrhistogram::serialization::interval_log::{
 };
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
-use super::report::{Report, new_histogram};
+use super::record::new_histogram;
+use super::report::Report;
 
 /// The start of the comment line that carries the run's JSON report.
 pub const SUMMARY_PREFIX: &str = "echo-bench-run: ";
@@ -186,8 +187,8 @@ pub fn decode(bytes: &[u8]) -> Result<Report, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::Totals;
-    use crate::bench::{BenchConfig, Mode};
+    use crate::bench::config::{BenchConfig, Mode};
+    use crate::bench::record::Totals;
 
     fn report(mode: Mode, samples: &[u64]) -> Report {
         let mut totals = Totals::default();

@@ -13,8 +13,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
 use super::histlog::Saved;
-use super::report::{ErrorCounts, Report, new_histogram};
+use super::record::{ErrorCounts, new_histogram};
+use super::report::{Report, round2};
 
 /// Why runs could not be merged.
 #[derive(Debug, thiserror::Error)]
@@ -55,78 +58,87 @@ pub struct Merged {
     pub warnings: Vec<String>,
 }
 
-fn rounded(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 /// Merges the runs read from `--save-hist` files into one report.
 pub fn merge(runs: &[Saved]) -> Result<Merged, MergeError> {
     let first = runs.first().ok_or(MergeError::Empty)?;
-    let base = &first.report;
     for run in &runs[1..] {
-        let r = &run.report;
-        let unlike = |what, a: String, b: String| MergeError::Unlike {
-            first: first.path.clone(),
-            a,
-            second: run.path.clone(),
-            b,
-            what,
-        };
-        if r.mode != base.mode {
-            return Err(unlike(
-                "modes",
-                base.mode.as_str().into(),
-                r.mode.as_str().into(),
-            ));
-        }
-        if r.size != base.size {
-            return Err(unlike(
-                "message sizes",
-                format!("{} B", base.size),
-                format!("{} B", r.size),
-            ));
-        }
-        if r.pipeline != base.pipeline {
-            return Err(unlike(
-                "pipelines",
-                format!("pipeline {}", base.pipeline),
-                format!("pipeline {}", r.pipeline),
-            ));
-        }
-        if r.rate.is_some() != base.rate.is_some() {
-            let kind = |r: &Report| {
-                if r.rate.is_some() {
-                    "open loop, --rate".to_string()
-                } else {
-                    "closed loop".to_string()
-                }
-            };
-            return Err(unlike("latency definitions", kind(base), kind(r)));
-        }
+        check_alike(first, run)?;
     }
+    let (merged, hist) = add_up(runs)?;
+    let mut warnings = Vec::new();
+    if let Some(gap) = gap(runs) {
+        warnings.push(format!(
+            "the runs' measured windows do not all overlap (by their machines' clocks, one \
+             ended {:.3} s before another began): throughput was added as if they ran together",
+            gap.as_secs_f64()
+        ));
+    }
+    Ok(Merged {
+        report: merged.with_histogram(hist),
+        warnings,
+    })
+}
 
+/// Checks that `run`'s samples mean what `first`'s do: the same mode,
+/// size and pipeline, and both open loop or both closed loop.
+fn check_alike(first: &Saved, run: &Saved) -> Result<(), MergeError> {
+    let (base, r) = (&first.report, &run.report);
+    let unlike = |what, a: String, b: String| MergeError::Unlike {
+        first: first.path.clone(),
+        a,
+        second: run.path.clone(),
+        b,
+        what,
+    };
+    if r.mode != base.mode {
+        return Err(unlike(
+            "modes",
+            base.mode.as_str().into(),
+            r.mode.as_str().into(),
+        ));
+    }
+    if r.size != base.size {
+        return Err(unlike(
+            "message sizes",
+            format!("{} B", base.size),
+            format!("{} B", r.size),
+        ));
+    }
+    if r.pipeline != base.pipeline {
+        return Err(unlike(
+            "pipelines",
+            format!("pipeline {}", base.pipeline),
+            format!("pipeline {}", r.pipeline),
+        ));
+    }
+    if r.rate.is_some() != base.rate.is_some() {
+        let kind = |r: &Report| {
+            if r.rate.is_some() {
+                "open loop, --rate".to_string()
+            } else {
+                "closed loop".to_string()
+            }
+        };
+        return Err(unlike("latency definitions", kind(base), kind(r)));
+    }
+    Ok(())
+}
+
+/// The figures of all the runs added up, as a report (its latency fields
+/// still to be taken from the histogram), and the histograms added.
+fn add_up(runs: &[Saved]) -> Result<(Report, Histogram<u64>), MergeError> {
+    let base = &runs[0].report;
     let mut hist = new_histogram();
     let mut errors = ErrorCounts::default();
     let mut first_error = None;
     let mut addrs = BTreeSet::new();
-    let mut merged = base.clone();
-    merged.connections = 0;
-    merged.threads = 0;
-    merged.rate = base.rate.map(|_| 0.0);
-    merged.seconds = 0.0;
-    merged.warmup_seconds = 0.0;
-    merged.messages = 0;
-    merged.bytes = 0;
-    merged.runs = 0;
-    merged.window_start = None;
-    merged.sources = 0;
+    let mut merged = zeroed(base);
     // The bench's CPU adds up, if every run measured it.
     merged.bench_cpu_seconds = runs
         .iter()
         .map(|r| r.report.bench_cpu_seconds)
         .sum::<Option<f64>>()
-        .map(rounded);
-    merged.notes.clear();
+        .map(round2);
     let (mut msgs_per_sec, mut bytes_per_sec) = (0.0, 0.0);
     for run in runs {
         let r = &run.report;
@@ -141,49 +153,60 @@ pub fn merge(runs: &[Saved]) -> Result<Merged, MergeError> {
             first_error = Some(format!("in {}: {e}", run.path.display()));
         }
         addrs.insert(r.addr.clone());
-        merged.connections += r.connections;
-        merged.threads += r.threads;
-        merged.rate = merged.rate.zip(r.rate).map(|(a, b)| a + b);
-        merged.seconds = merged.seconds.max(r.seconds);
-        merged.warmup_seconds = merged.warmup_seconds.max(r.warmup_seconds);
-        merged.messages += r.messages;
-        merged.bytes += r.bytes;
-        merged.runs += r.runs;
-        merged.sources += r.sources;
-        for note in &r.notes {
-            if !merged.notes.contains(note) {
-                merged.notes.push(note.clone());
-            }
-        }
+        add_run(&mut merged, r);
         if r.seconds > 0.0 {
             msgs_per_sec += r.messages as f64 / r.seconds;
             bytes_per_sec += r.bytes as f64 / r.seconds;
         }
-        merged.window_start = match (merged.window_start, r.window_start) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
     }
     merged.addr = addrs.into_iter().collect::<Vec<_>>().join(", ");
-    merged.msgs_per_sec = rounded(msgs_per_sec);
-    merged.mb_per_sec = rounded(bytes_per_sec / 1e6);
+    merged.msgs_per_sec = round2(msgs_per_sec);
+    merged.mb_per_sec = round2(bytes_per_sec / 1e6);
     merged.errors = errors.total();
     merged.error_kinds = errors;
     merged.first_error = first_error;
     merged.latency_measured = runs.iter().all(|r| r.report.latency_measured);
+    Ok((merged, hist))
+}
 
-    let mut warnings = Vec::new();
-    if let Some(gap) = gap(runs) {
-        warnings.push(format!(
-            "the runs' measured windows do not all overlap (by their machines' clocks, one \
-             ended {:.3} s before another began): throughput was added as if they ran together",
-            gap.as_secs_f64()
-        ));
+/// `base` with every figure that adds up set to nothing yet.
+fn zeroed(base: &Report) -> Report {
+    let mut merged = base.clone();
+    merged.connections = 0;
+    merged.threads = 0;
+    merged.rate = base.rate.map(|_| 0.0);
+    merged.seconds = 0.0;
+    merged.warmup_seconds = 0.0;
+    merged.messages = 0;
+    merged.bytes = 0;
+    merged.runs = 0;
+    merged.window_start = None;
+    merged.sources = 0;
+    merged.notes.clear();
+    merged
+}
+
+/// Adds run `r`'s parameters and counts to `merged`: sums, the longest
+/// times, the earliest window start, and its notes not seen yet.
+fn add_run(merged: &mut Report, r: &Report) {
+    merged.connections += r.connections;
+    merged.threads += r.threads;
+    merged.rate = merged.rate.zip(r.rate).map(|(a, b)| a + b);
+    merged.seconds = merged.seconds.max(r.seconds);
+    merged.warmup_seconds = merged.warmup_seconds.max(r.warmup_seconds);
+    merged.messages += r.messages;
+    merged.bytes += r.bytes;
+    merged.runs += r.runs;
+    merged.sources += r.sources;
+    for note in &r.notes {
+        if !merged.notes.contains(note) {
+            merged.notes.push(note.clone());
+        }
     }
-    Ok(Merged {
-        report: merged.with_histogram(hist),
-        warnings,
-    })
+    merged.window_start = match (merged.window_start, r.window_start) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
 }
 
 /// How long before the latest-starting run's window the earliest-ending
@@ -211,8 +234,8 @@ fn gap(runs: &[Saved]) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::Totals;
-    use crate::bench::{BenchConfig, Mode};
+    use crate::bench::config::{BenchConfig, Mode};
+    use crate::bench::record::Totals;
     use std::time::UNIX_EPOCH;
 
     fn run(name: &str, at_ms: u64, samples: &[u64], tweak: fn(&mut BenchConfig)) -> Saved {

@@ -20,7 +20,8 @@ const MIX: u64 = 0xe703_7ed1_a0b4_28db;
 /// The stream of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pattern {
-    seed: u64,
+    /// The generator's starting state: the key, spread.
+    start: u64,
 }
 
 /// The first byte that differs from the pattern.
@@ -40,7 +41,7 @@ impl Pattern {
         // Spread keys apart so that neighbouring ids start far from each
         // other in the sequence.
         Pattern {
-            seed: mix(key ^ 0x5851_f42d_4c95_7f2d, MIX),
+            start: mix(key ^ 0x5851_f42d_4c95_7f2d, MIX),
         }
     }
 
@@ -48,7 +49,7 @@ impl Pattern {
     #[inline]
     fn word(&self, index: u64) -> u64 {
         let s = self
-            .seed
+            .start
             .wrapping_add(index.wrapping_add(1).wrapping_mul(STEP));
         mix(s, s ^ MIX)
     }

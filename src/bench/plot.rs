@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
+use hdrhistogram::Histogram;
+
 use super::report::{Report, fmt_us};
 
 const WIDTH: f64 = 860.0;
@@ -68,6 +70,32 @@ fn escape(s: &str) -> String {
 pub fn svg(report: &Report) -> String {
     let hist = &report.histogram;
     let mut out = String::new();
+    title(&mut out, report);
+    if !report.latency_measured || hist.is_empty() {
+        let why = if report.latency_measured {
+            "no latency samples were recorded"
+        } else {
+            "latency is not measured in stream mode"
+        };
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}" text-anchor="middle" font-size="14">{why}</text>"#,
+            WIDTH / 2.0,
+            HEIGHT / 2.0
+        );
+        out.push_str("</svg>\n");
+        return out;
+    }
+    let axes = Axes::for_histogram(hist);
+    axes.draw(&mut out);
+    curve(&mut out, &axes, hist);
+    legend(&mut out, report);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The document's opening, its background and the title: what was run.
+fn title(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
@@ -99,99 +127,123 @@ pub fn svg(report: &Report) -> String {
         WIDTH / 2.0,
         escape(&title)
     );
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
+}
 
-    if !report.latency_measured || hist.is_empty() {
-        let why = if report.latency_measured {
-            "no latency samples were recorded"
+/// The plot area's scales: percentile decades along x, latency up y.
+struct Axes {
+    /// Decades shown: 2 (99%) to 7 (99.99999%).
+    x_max: f64,
+    /// The top of the y axis, and its tick step, in `unit`.
+    y_max: f64,
+    y_step: f64,
+    /// `µs` or `ms`, and microseconds to it.
+    unit: &'static str,
+    scale: f64,
+}
+
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
+
+impl Axes {
+    /// Scales that fit `hist`: as many decades as its samples can
+    /// resolve (with n samples, the percentile 1 - 1/n is the last one
+    /// that means anything), and a round latency above its maximum.
+    fn for_histogram(hist: &Histogram<u64>) -> Axes {
+        let samples = hist.len().max(10) as f64;
+        let x_max = samples.log10().ceil().clamp(2.0, 7.0);
+        let max_us = hist.max() as f64 / 1e3;
+        let (unit, scale) = if max_us >= 2_000.0 {
+            ("ms", 1e-3)
         } else {
-            "latency is not measured in stream mode"
+            ("µs", 1.0)
         };
-        let _ = writeln!(
-            out,
-            r#"<text x="{}" y="{}" text-anchor="middle" font-size="14">{why}</text>"#,
-            WIDTH / 2.0,
-            HEIGHT / 2.0
-        );
-        out.push_str("</svg>\n");
-        return out;
+        let (y_max, y_step) = nice_axis(max_us * scale);
+        Axes {
+            x_max,
+            y_max,
+            y_step,
+            unit,
+            scale,
+        }
     }
 
-    // As many decades as the samples can resolve: with n samples, the
-    // percentile 1 - 1/n is the last one that means anything.
-    let samples = hist.len().max(10) as f64;
-    let x_max = samples.log10().ceil().clamp(2.0, 7.0);
-    let max_us = hist.max() as f64 / 1e3;
-    let (unit, scale) = if max_us >= 2_000.0 {
-        ("ms", 1e-3)
-    } else {
-        ("µs", 1.0)
-    };
-    let (y_max, y_step) = nice_axis(max_us * scale);
-    let x_at = |d: f64| LEFT + plot_w * (d.min(x_max) / x_max);
-    let y_at = |v: f64| TOP + plot_h * (1.0 - (v / y_max).min(1.0));
+    /// The x position of `d` decades.
+    fn x(&self, d: f64) -> f64 {
+        LEFT + PLOT_W * (d.min(self.x_max) / self.x_max)
+    }
 
-    // Grid and axes.
-    let mut v = 0.0;
-    while v <= y_max + y_step / 2.0 {
-        let y = y_at(v);
+    /// The y position of latency `v`, in `unit`.
+    fn y(&self, v: f64) -> f64 {
+        TOP + PLOT_H * (1.0 - (v / self.y_max).min(1.0))
+    }
+
+    /// The grid, the ticks, the frame and the axes' labels.
+    fn draw(&self, out: &mut String) {
+        let mut v = 0.0;
+        while v <= self.y_max + self.y_step / 2.0 {
+            let y = self.y(v);
+            let _ = writeln!(
+                out,
+                r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+                LEFT + PLOT_W,
+                LEFT - 8.0,
+                y + 4.0,
+                trim_number(v)
+            );
+            v += self.y_step;
+        }
+        for d in 0..=(self.x_max as u32) {
+            let x = self.x(f64::from(d));
+            let _ = writeln!(
+                out,
+                r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                TOP + PLOT_H,
+                TOP + PLOT_H + 18.0,
+                tick_label(d)
+            );
+        }
         let _ = writeln!(
             out,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            LEFT + plot_w,
-            LEFT - 8.0,
-            y + 4.0,
-            trim_number(v)
+            r##"<rect x="{LEFT}" y="{TOP}" width="{PLOT_W}" height="{PLOT_H}" fill="none" stroke="#444"/>"##
         );
-        v += y_step;
-    }
-    for d in 0..=(x_max as u32) {
-        let x = x_at(f64::from(d));
         let _ = writeln!(
             out,
-            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            TOP + plot_h,
-            TOP + plot_h + 18.0,
-            tick_label(d)
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">percentile (log scale: each step is ten times rarer)</text>"#,
+            LEFT + PLOT_W / 2.0,
+            HEIGHT - 25.0
+        );
+        let _ = writeln!(
+            out,
+            r#"<text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle">latency ({})</text>"#,
+            TOP + PLOT_H / 2.0,
+            self.unit
         );
     }
-    let _ = writeln!(
-        out,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#444"/>"##
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">percentile (log scale: each step is ten times rarer)</text>"#,
-        LEFT + plot_w / 2.0,
-        HEIGHT - 25.0
-    );
-    let _ = writeln!(
-        out,
-        r#"<text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle">latency ({unit})</text>"#,
-        TOP + plot_h / 2.0
-    );
+}
 
-    // The curve.
+/// The percentile curve of `hist`, [`POINTS`] segments long.
+fn curve(out: &mut String, axes: &Axes, hist: &Histogram<u64>) {
     let mut points = String::new();
     for i in 0..=POINTS {
-        let d = x_max * i as f64 / POINTS as f64;
+        let d = axes.x_max * i as f64 / POINTS as f64;
         let q = 1.0 - 10f64.powf(-d);
         let value = if i == POINTS {
             hist.max()
         } else {
             hist.value_at_quantile(q)
         };
-        let y = y_at(value as f64 / 1e3 * scale);
-        let _ = write!(points, "{:.1},{:.1} ", x_at(d), y);
+        let y = axes.y(value as f64 / 1e3 * axes.scale);
+        let _ = write!(points, "{:.1},{:.1} ", axes.x(d), y);
     }
     let _ = writeln!(
         out,
         r##"<polyline points="{}" fill="none" stroke="#1f6fb4" stroke-width="2"/>"##,
         points.trim_end()
     );
+}
 
-    // The figures the text report gives, for reading off exactly.
+/// The figures the text report gives, for reading off exactly.
+fn legend(out: &mut String, report: &Report) {
     let legend = [
         ("p50", report.p50_us),
         ("p90", report.p90_us),
@@ -213,15 +265,13 @@ pub fn svg(report: &Report) -> String {
         r##"<text x="{:.1}" y="{:.1}" fill="#666">{} samples, latency from {}</text>"##,
         LEFT + 12.0,
         TOP + 20.0 + 16.0 * legend.len() as f64,
-        hist.len(),
+        report.histogram.len(),
         if report.latency_from == "due" {
             "when each message was due"
         } else {
             "send"
         }
     );
-    out.push_str("</svg>\n");
-    out
 }
 
 /// `2`, `0.5`, `12.5`: no trailing zeros on axis labels.
@@ -234,8 +284,8 @@ fn trim_number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::Totals;
-    use crate::bench::{BenchConfig, Mode};
+    use crate::bench::config::{BenchConfig, Mode};
+    use crate::bench::record::Totals;
 
     #[test]
     fn ticks_read_like_hdrhistogram() {

@@ -98,6 +98,12 @@ impl Source {
     }
 }
 
+/// Connection `seq`'s source among `sources`, in turn; `None` (the
+/// system's choice) when there are none.
+pub(crate) fn pick(sources: &[IpAddr], seq: u64) -> Option<IpAddr> {
+    (!sources.is_empty()).then(|| sources[(seq % sources.len() as u64) as usize])
+}
+
 fn can_bind(ip: Ipv4Addr) -> bool {
     std::net::TcpListener::bind((ip, 0)).is_ok()
 }

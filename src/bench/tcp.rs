@@ -23,7 +23,9 @@ use std::task::{Context, Poll, ready};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::transport;
+use crate::addr::Addr;
+use crate::proxy::send::ProxySend;
+use crate::transport::{self, ConnectError};
 
 /// A connected TCP stream registered with the current runtime.
 pub(crate) struct Tcp {
@@ -77,6 +79,31 @@ impl Tcp {
         let io = transport::register(mio::net::TcpStream::from_std(stream))?;
         Ok(Tcp { io })
     }
+}
+
+/// The probe's TCP connection: to `addr` within `timeout` (tokio's
+/// stream, which resolves the name and tries each address), with
+/// `proxy`'s header sent first when given. Returns the stream and the
+/// address that answered; errors name `target`, the address as given.
+pub(crate) async fn probe(
+    addr: &Addr,
+    target: &Addr,
+    timeout: std::time::Duration,
+    proxy: Option<&ProxySend>,
+) -> Result<(tokio::net::TcpStream, SocketAddr), ConnectError> {
+    let mut stream = transport::tcp::connect(addr, timeout).await?;
+    let err = |error| ConnectError::Connect {
+        target: target.to_string(),
+        error,
+    };
+    let peer = stream.peer_addr().map_err(err)?;
+    if let Some(p) = proxy {
+        let local = stream.local_addr().ok();
+        p.write_to(&mut stream, local, Some(peer))
+            .await
+            .map_err(err)?;
+    }
+    Ok((stream, peer))
 }
 
 /// A non-blocking TCP socket bound to `source`, its connect to `addr`

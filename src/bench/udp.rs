@@ -22,13 +22,12 @@ use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 
-use super::conn::{Buffers, ConnError, Finish, Schedule, Spec};
+use super::exchange::{ExchangeEnd, ExchangePlan, Failure, SlotBuffers};
 use super::pattern::Pattern;
-use super::report::{ErrorKind, Recorder};
+use super::record::{FailureKind, Recorder};
+use super::schedule::Schedule;
 use crate::addr::Addr;
 use crate::transport::{self, ConnectError};
-
-pub use crate::transport::udp::MAX_DATAGRAM;
 
 /// How many earlier messages a reply is compared with before it counts as
 /// wrong rather than late: replies later than this many timeouts are
@@ -96,37 +95,37 @@ enum Reply {
 }
 
 /// Sends messages over `socket` one at a time, each awaited for
-/// `spec.timeout`, until the run ends or the limit is reached. Lost and
+/// `plan.timeout`, until the run ends or the limit is reached. Lost and
 /// wrong replies are counted in `rec` and the exchange goes on; only an
 /// error of the socket itself is returned.
 pub(crate) async fn drive(
     socket: &UdpSocket,
     pattern: Pattern,
-    spec: &Spec,
-    bufs: &mut Buffers,
+    plan: &ExchangePlan,
+    bufs: &mut SlotBuffers,
     mut schedule: Option<&mut Schedule>,
     rec: &Recorder,
-) -> Result<Finish, ConnError> {
-    let size = spec.size;
-    let sleep = tokio::time::sleep_until(spec.end.into());
+) -> Result<ExchangeEnd, Failure> {
+    let size = plan.size;
+    let sleep = tokio::time::sleep_until(plan.end.into());
     tokio::pin!(sleep);
     let mut seq: u64 = 0;
     loop {
-        if spec.limit.is_some_and(|limit| seq >= limit) {
-            return Ok(Finish::Limit);
+        if plan.limit.is_some_and(|limit| seq >= limit) {
+            return Ok(ExchangeEnd::LimitReached);
         }
         let due = match schedule.as_deref_mut() {
             Some(s) => {
-                if s.due() >= spec.end {
-                    return Ok(Finish::Deadline);
+                if s.due() >= plan.end {
+                    return Ok(ExchangeEnd::Deadline);
                 }
                 s.wait().await;
                 Some(s.take())
             }
             None => None,
         };
-        if Instant::now() >= spec.end {
-            return Ok(Finish::Deadline);
+        if Instant::now() >= plan.end {
+            return Ok(ExchangeEnd::Deadline);
         }
         pattern.fill(seq * size as u64, &mut bufs.write);
         let sent_at = Instant::now();
@@ -134,20 +133,20 @@ pub(crate) async fn drive(
         match socket.send(&bufs.write).await {
             Ok(n) if n == size => {}
             Ok(n) => {
-                return Err(ConnError {
-                    kind: ErrorKind::Reset,
-                    detail: format!("sending: the socket took {n} of a {size}-byte datagram"),
-                });
+                return Err(Failure::new(
+                    FailureKind::Reset,
+                    format!("sending: the socket took {n} of a {size}-byte datagram"),
+                ));
             }
-            Err(e) => return Err(ConnError::io("sending", &e)),
+            Err(e) => return Err(Failure::io("sending", &e)),
         }
-        let deadline = (sent_at + spec.timeout).min(spec.end);
+        let deadline = (sent_at + plan.timeout).min(plan.end);
         sleep.as_mut().reset(deadline.into());
         loop {
             tokio::select! {
                 biased;
                 got = socket.recv(&mut bufs.read) => {
-                    let n = got.map_err(|e| ConnError::io("receiving", &e))?;
+                    let n = got.map_err(|e| Failure::io("receiving", &e))?;
                     let now = Instant::now();
                     match classify(&pattern, seq, size, &bufs.read[..n], rec) {
                         Reply::Current => {
@@ -160,13 +159,13 @@ pub(crate) async fn drive(
                     }
                 }
                 () = &mut sleep => {
-                    if Instant::now() >= spec.end {
-                        return Ok(Finish::Deadline);
+                    if Instant::now() >= plan.end {
+                        return Ok(ExchangeEnd::Deadline);
                     }
-                    rec.error(ErrorKind::Loss, || {
+                    rec.error(FailureKind::Loss, || {
                         format!(
                             "loss: no reply to datagram {seq} ({size} bytes) within {:?}",
-                            spec.timeout
+                            plan.timeout
                         )
                     });
                     break;
@@ -182,13 +181,13 @@ pub(crate) async fn drive(
 /// reply in `rec`.
 fn classify(pattern: &Pattern, seq: u64, size: usize, got: &[u8], rec: &Recorder) -> Reply {
     let offset = seq * size as u64;
-    let wrong = |kind: ErrorKind, detail: String| {
+    let wrong = |kind: FailureKind, detail: String| {
         rec.error(kind, || detail);
         Reply::Wrong
     };
     if got.len() > size {
         return wrong(
-            ErrorKind::Mismatch,
+            FailureKind::Mismatch,
             format!(
                 "echo mismatch: {} bytes came back for datagram {seq} of {size} bytes",
                 got.len()
@@ -209,7 +208,7 @@ fn classify(pattern: &Pattern, seq: u64, size: usize, got: &[u8], rec: &Recorder
     }
     match first {
         Some(m) => wrong(
-            ErrorKind::Mismatch,
+            FailureKind::Mismatch,
             format!(
                 "echo mismatch at byte {} of datagram {seq}: sent {:#04x}, got {:#04x}",
                 m.offset - offset,
@@ -218,7 +217,7 @@ fn classify(pattern: &Pattern, seq: u64, size: usize, got: &[u8], rec: &Recorder
             ),
         ),
         None => wrong(
-            ErrorKind::ShortEcho,
+            FailureKind::ShortEcho,
             format!(
                 "short echo: {} of datagram {seq}'s {size} bytes came back",
                 got.len()
@@ -276,21 +275,17 @@ mod tests {
         }
     }
 
-    fn spec(size: usize, limit: u64, timeout: Duration) -> Spec {
-        Spec {
-            size,
-            depth: 1,
-            record_messages: true,
-            limit: Some(limit),
+    fn plan(size: usize, limit: u64, timeout: Duration) -> ExchangePlan {
+        ExchangePlan {
             timeout,
-            end: Instant::now() + Duration::from_secs(30),
+            ..ExchangePlan::for_test(size, 1, limit)
         }
     }
 
-    async fn run(echo: &Echo, spec: &Spec, rec: &Recorder) -> Finish {
+    async fn run(echo: &Echo, plan: &ExchangePlan, rec: &Recorder) -> ExchangeEnd {
         let socket = socket(echo.addr, None).unwrap();
-        let mut bufs = Buffers::new(spec);
-        drive(&socket, Pattern::new(5), spec, &mut bufs, None, rec)
+        let mut bufs = SlotBuffers::new(plan);
+        drive(&socket, Pattern::new(5), plan, &mut bufs, None, rec)
             .await
             .unwrap()
     }
@@ -298,10 +293,10 @@ mod tests {
     #[tokio::test]
     async fn every_datagram_comes_back_checked() {
         let echo = Echo::start(|_| false, |_| false);
-        for size in [1, 64, 1472, MAX_DATAGRAM] {
+        for size in [1, 64, 1472, crate::transport::udp::MAX_DATAGRAM] {
             let rec = Recorder::counting_from_now();
-            let spec = spec(size, 20, Duration::from_secs(5));
-            assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
+            let plan = plan(size, 20, Duration::from_secs(5));
+            assert_eq!(run(&echo, &plan, &rec).await, ExchangeEnd::LimitReached);
             let t = rec.totals();
             assert_eq!((t.messages, t.hist.len()), (20, 20), "size {size}");
             assert_eq!(t.bytes, 20 * size as u64);
@@ -313,8 +308,8 @@ mod tests {
     async fn a_dropped_datagram_is_a_loss_and_the_run_goes_on() {
         let echo = Echo::start(|n| n % 10 == 9, |_| false);
         let rec = Recorder::counting_from_now();
-        let spec = spec(32, 30, Duration::from_millis(100));
-        assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
+        let plan = plan(32, 30, Duration::from_millis(100));
+        assert_eq!(run(&echo, &plan, &rec).await, ExchangeEnd::LimitReached);
         let t = rec.totals();
         // Datagrams 9, 19 and 29 are lost (and any reply a busy machine
         // delays past the timeout; its late arrival is then ignored).
@@ -329,8 +324,8 @@ mod tests {
     async fn a_corrupt_reply_is_a_mismatch() {
         let echo = Echo::start(|_| false, |n| n == 4);
         let rec = Recorder::counting_from_now();
-        let spec = spec(32, 10, Duration::from_secs(5));
-        assert_eq!(run(&echo, &spec, &rec).await, Finish::Limit);
+        let plan = plan(32, 10, Duration::from_secs(5));
+        assert_eq!(run(&echo, &plan, &rec).await, ExchangeEnd::LimitReached);
         let t = rec.totals();
         assert_eq!(t.errors.mismatch, 1);
         assert_eq!(t.messages, 9);
@@ -382,13 +377,13 @@ mod tests {
         let count = |messages: u64| {
             rt.block_on(async {
                 let rec = Recorder::counting_from_now();
-                let spec = spec(64, messages, Duration::from_secs(5));
+                let plan = plan(64, messages, Duration::from_secs(5));
                 let socket = socket(echo.addr, None).unwrap();
-                let mut bufs = Buffers::new(&spec);
-                let before = crate::bench::counting::allocations();
-                let r = drive(&socket, Pattern::new(2), &spec, &mut bufs, None, &rec).await;
-                let after = crate::bench::counting::allocations();
-                assert_eq!(r.unwrap(), Finish::Limit);
+                let mut bufs = SlotBuffers::new(&plan);
+                let before = crate::counting::allocations();
+                let r = drive(&socket, Pattern::new(2), &plan, &mut bufs, None, &rec).await;
+                let after = crate::counting::allocations();
+                assert_eq!(r.unwrap(), ExchangeEnd::LimitReached);
                 after - before
             })
         };

@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
-use super::report::{Live, Report, Totals};
-use super::{BenchConfig, Mode};
+use super::config::{BenchConfig, Mode};
+use super::record::{LiveCounters, Totals};
+use super::report::Report;
 use crate::addr::Transport;
 
 /// Until the workers finish: the bench's own CPU time over the measured
@@ -18,7 +19,7 @@ use crate::addr::Transport;
 pub(crate) fn watch(
     config: &BenchConfig,
     t0: Instant,
-    live: &Live,
+    live: &LiveCounters,
     handles: &[ScopedJoinHandle<'_, Result<Totals, std::io::Error>>],
     show: bool,
 ) -> Option<Duration> {
@@ -68,7 +69,7 @@ fn progress(
     now: Instant,
     t0: Instant,
     from: Instant,
-    live: &Live,
+    live: &LiveCounters,
 ) {
     bar.set_position(now.saturating_duration_since(t0).as_millis() as u64);
     let errors = live.errors.load(Ordering::Relaxed);

@@ -191,10 +191,7 @@ fn main() -> ExitCode {
         tls,
         proxy,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match cli::runtime() {
         Ok(rt) => rt,
         Err(e) => return cli::fail("echo-client", &e.into()),
     };

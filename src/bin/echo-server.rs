@@ -1,22 +1,21 @@
 //! `echo-server`: the seed's echo server, production grade. Flags only; the
 //! work is in the `echoes` library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use echoes::activation::{self, InheritedSocket};
 use echoes::addr::ListenAddr;
 use echoes::cli::{self, LogArgs};
-use echoes::http::HttpConfig;
-use echoes::proxy::{ProxyMode, ProxySettings};
+use echoes::http::{self, HttpConfig};
+use echoes::proxy::{self, ProxyMode, ProxySettings};
+use echoes::server::{self, ServerConfigError};
 use echoes::transport::tls::{CertSource, TlsServerSettings};
 use echoes::transport::udp_guard;
-use echoes::{Addr, Server, ServerConfig, Transport, notify, server, shutdown};
+use echoes::{Addr, Server, ServerConfig, activation, notify, shutdown};
 
 /// An asynchronous echo server: whatever a peer sends comes back, in order.
 #[derive(Debug, Parser)]
@@ -35,7 +34,7 @@ struct Args {
     /// Largest single read, e.g. 128 (the seed's) or 64KiB; reads go past
     /// 64 KiB only while a connection streams
     #[arg(long, value_name = "BYTES", value_parser = cli::parse_read_size,
-          default_value = "256KiB")]
+          default_value = cli::format_size(server::DEFAULT_READ_SIZE as u64))]
     read_size: usize,
     /// Serve at most N connections at once; the rest wait in the backlog
     /// (0: no limit)
@@ -53,9 +52,10 @@ struct Args {
     #[arg(long)]
     zero_copy: bool,
     /// On SIGINT, SIGTERM or SIGHUP, let open connections finish for this long
-    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration,
+          default_value = cli::format_duration(server::DEFAULT_SHUTDOWN_TIMEOUT))]
     shutdown_timeout: Duration,
-    /// Worker threads [default: one per core]
+    /// Shards: threads, each with its own socket per address [default: one per core]
     #[arg(long, value_name = "N", value_parser = cli::parse_threads)]
     threads: Option<usize>,
     /// Serve Prometheus metrics at http://ADDR/metrics (ADDR is HOST:PORT)
@@ -72,7 +72,7 @@ struct Args {
     proxy_protocol: bool,
     /// How long a peer has to send its whole PROXY header
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration,
-          default_value = "5s")]
+          default_value = cli::format_duration(proxy::DEFAULT_HEADER_TIMEOUT))]
     proxy_header_timeout: Duration,
     /// The TLS certificate chain (PEM), for tls:// and https:// addresses
     #[arg(long, value_name = "PEM", requires = "tls_key", group = "tls_source")]
@@ -93,23 +93,29 @@ struct Args {
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     name: Option<String>,
     /// The longest delay=… an HTTP request may ask for; 0 for no limit
-    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration,
+          default_value = cli::format_duration(http::DEFAULT_MAX_DELAY))]
     http_max_delay: Duration,
     /// The largest size=… an HTTP request may ask for; 0 for no limit
-    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "64MiB")]
+    #[arg(long, value_name = "BYTES", value_parser = cli::parse_size,
+          default_value = cli::format_size(http::DEFAULT_MAX_SIZE))]
     http_max_size: u64,
     /// The largest HTTP request body (413 past it), at most 1GiB
-    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit, default_value = "1MiB")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit,
+          default_value = cli::format_size(http::DEFAULT_MAX_BODY))]
     http_max_body: usize,
     /// How long an HTTP request head may take to arrive (408 past it), and
     /// an idle keep-alive connection may wait for its next request; 0 for no limit
-    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration,
+          default_value = cli::format_duration(http::DEFAULT_HEADER_TIMEOUT))]
     http_header_timeout: Duration,
     /// The largest WebSocket message (closed with 1009 past it), at most 1GiB
-    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit, default_value = "64MiB")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit,
+          default_value = cli::format_size(http::DEFAULT_WS_MAX_MESSAGE as u64))]
     ws_max_message: usize,
     /// The largest WebSocket frame, at most --ws-max-message
-    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit, default_value = "16MiB")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit,
+          default_value = cli::format_size(http::DEFAULT_WS_MAX_FRAME as u64))]
     ws_max_frame: usize,
     #[command(flatten)]
     log: LogArgs,
@@ -191,63 +197,123 @@ fn main() -> ExitCode {
         Ok(sockets) => sockets,
         Err(e) => return cli::fail("echo-server", &e.into()),
     };
-    check_usage(&args, &inherited);
-    if !inherited.is_empty() && listen_given {
+    let inherited_count = inherited.len();
+    let config = server_config(&args, inherited);
+    // The library checks the settings; a refusal is bad usage (exit 2).
+    if let Err(e) = config.validate() {
+        cli::usage_error(Args::command(), usage_message(&e, &args.listen));
+    }
+    if inherited_count > 0 && listen_given {
         tracing::warn!(
             name = "main",
-            "using the {} socket(s) passed by systemd; --listen is ignored",
-            inherited.len()
+            "using the {inherited_count} socket(s) passed by systemd; --listen is ignored"
         );
     }
-    let threads = args.threads.unwrap_or_else(server::default_threads);
-    let result = server::runtime(threads)
+    let result = cli::runtime()
         .context("cannot start the runtime")
-        .and_then(|rt| rt.block_on(serve(args, inherited)));
+        .and_then(|rt| rt.block_on(serve(config)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::fail("echo-server", &e),
     }
 }
 
-/// Flag combinations clap cannot express; each a usage error (exit 2).
-fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
-    let usage = |msg: &str| -> ! { cli::usage_error(Args::command(), msg) };
-    let has_cert = args.tls_cert.is_some() || args.tls_self_signed;
-    if inherited.is_empty() {
-        let tls_listen = args
+/// What a refused setting means in this program's flags: the library's
+/// [`ServerConfigError`] said with the flags that give the setting.
+fn usage_message(e: &ServerConfigError, listen: &[ListenAddr]) -> String {
+    match e {
+        ServerConfigError::TlsWithoutCertificate { scheme } => format!(
+            "{scheme}:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed"
+        ),
+        ServerConfigError::CertificateWithoutTls => {
+            "--tls-cert and --tls-self-signed need a tls:// address (or https://) to listen on"
+                .to_string()
+        }
+        // As the user wrote it, `?proxy=` included.
+        ServerConfigError::PathOnListener { addr } => {
+            let shown = listen.iter().find(|l| l.addr == *addr);
+            let shown = shown.map_or_else(|| addr.to_string(), ToString::to_string);
+            format!("{shown}: a listening address takes no path (the server answers every path)")
+        }
+        ServerConfigError::FrameOverMessage { .. } => {
+            "--ws-max-frame cannot be larger than --ws-max-message".to_string()
+        }
+        ServerConfigError::MetricsNotTcp { .. } => {
+            "--metrics takes HOST:PORT (plain HTTP)".to_string()
+        }
+        ServerConfigError::ZeroReadSize | ServerConfigError::ReadSizeTooLarge { .. } => {
+            format!("--read-size: {e}")
+        }
+        ServerConfigError::LimitTooLarge { .. } => {
+            format!("--max-connections, --max-connections-per-ip: {e}")
+        }
+        ServerConfigError::Threads { .. } => format!("--threads: {e}"),
+        ServerConfigError::NoAddress => format!("--listen: {e}"),
+        // A check added to the library, not yet said in flags.
+        _ => e.to_string(),
+    }
+}
+
+/// The server's configuration, as the flags give it; a zero limit or
+/// timeout is none (SPEC.md), and a flag left out keeps the library's
+/// default.
+fn server_config(args: &Args, inherited: Vec<activation::InheritedSocket>) -> ServerConfig {
+    let off_if_zero = |d: Duration| (!d.is_zero()).then_some(d);
+    let off_if_zero_n = |n: Option<usize>| n.filter(|&n| n > 0);
+    let mut config = ServerConfig::default();
+    config
+        .listen(args.listen.iter().map(|l| l.addr.clone()))
+        .inherited(inherited)
+        .read_size(args.read_size)
+        .max_connections(off_if_zero_n(args.max_connections))
+        .max_connections_per_ip(off_if_zero_n(args.max_connections_per_ip))
+        .idle_timeout(args.idle_timeout.and_then(off_if_zero))
+        .zero_copy(args.zero_copy)
+        .shutdown_timeout(args.shutdown_timeout)
+        .tls(tls_settings(args))
+        .udp_rate(args.udp_rate)
+        .metrics(args.metrics.clone())
+        .http(http_config(args))
+        .proxy(proxy_settings(args))
+        .threads(args.threads.unwrap_or_else(one_per_core));
+    config
+}
+
+/// The default `--threads`: one shard per core.
+fn one_per_core() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The certificate the TLS flags name, if any.
+fn tls_settings(args: &Args) -> Option<TlsServerSettings> {
+    let cert = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ if args.tls_self_signed => CertSource::SelfSigned,
+        _ => return None,
+    };
+    Some(TlsServerSettings {
+        cert,
+        client_ca: args.tls_client_ca.clone(),
+    })
+}
+
+/// `--proxy-protocol` for every stream listener, `?proxy=MODE` for one.
+fn proxy_settings(args: &Args) -> ProxySettings {
+    ProxySettings {
+        mode: if args.proxy_protocol {
+            ProxyMode::Required
+        } else {
+            ProxyMode::Off
+        },
+        listeners: args
             .listen
             .iter()
-            .map(|a| a.addr.transport().listener())
-            .find(|t| matches!(t, Transport::Tls | Transport::Https));
-        if let Some(scheme) = tls_listen
-            && !has_cert
-        {
-            usage(&format!(
-                "{scheme}:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed"
-            ));
-        }
-        if has_cert && tls_listen.is_none() {
-            usage(
-                "--tls-cert and --tls-self-signed need a tls:// address (or https://) to listen on",
-            );
-        }
-    }
-    if let Some(a) = args
-        .listen
-        .iter()
-        .find(|a| a.addr.web_path().is_some_and(|p| p != "/"))
-    {
-        usage(&format!(
-            "{a}: a listening address takes no path (the server answers every path)"
-        ));
-    }
-    if args.ws_max_frame > args.ws_max_message {
-        usage("--ws-max-frame cannot be larger than --ws-max-message");
-    }
-    if let Some(m) = &args.metrics
-        && m.transport() != Transport::Tcp
-    {
-        usage("--metrics takes HOST:PORT (plain HTTP)");
+            .filter_map(|l| Some((l.addr.clone(), l.proxy?)))
+            .collect(),
+        header_timeout: args.proxy_header_timeout,
     }
 }
 
@@ -256,7 +322,7 @@ fn check_usage(args: &Args, inherited: &[InheritedSocket]) {
 fn http_config(args: &Args) -> HttpConfig {
     let off_if_zero = |d: Duration| (!d.is_zero()).then_some(d);
     HttpConfig {
-        name: args.name.clone().unwrap_or_else(echoes::http::host_name),
+        name: args.name.clone().unwrap_or_else(http::host_name),
         max_delay: off_if_zero(args.http_max_delay).unwrap_or(Duration::MAX),
         max_size: match args.http_max_size {
             0 => u64::MAX,
@@ -281,11 +347,6 @@ fn parse_name(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-/// Parses a size in bytes, 0 included.
-fn parse_size(s: &str) -> Result<u64, String> {
-    echoes::units::parse_size(s).map_err(|e| e.to_string())
-}
-
 /// Parses a size that the server may hold in memory for one peer: 1 byte
 /// to 1 GiB.
 fn parse_memory_limit(s: &str) -> Result<usize, String> {
@@ -298,50 +359,12 @@ fn parse_memory_limit(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()> {
-    let http = http_config(&args);
-    let tls = match (args.tls_cert, args.tls_key) {
-        (Some(cert), Some(key)) => Some(CertSource::Files { cert, key }),
-        _ if args.tls_self_signed => Some(CertSource::SelfSigned),
-        _ => None,
-    }
-    .map(|cert| TlsServerSettings {
-        cert,
-        client_ca: args.tls_client_ca,
-    });
-    let proxy = ProxySettings {
-        mode: if args.proxy_protocol {
-            ProxyMode::Required
-        } else {
-            ProxyMode::Off
-        },
-        listeners: args
-            .listen
-            .iter()
-            .filter_map(|l| Some((l.addr.clone(), l.proxy?)))
-            .collect(),
-        header_timeout: args.proxy_header_timeout,
-    };
-    let config = ServerConfig {
-        listen: args.listen.into_iter().map(|l| l.addr).collect(),
-        read_size: args.read_size,
-        // Zero means off for every limit and timeout (SPEC.md).
-        max_connections: args.max_connections.filter(|&n| n > 0),
-        max_connections_per_ip: args.max_connections_per_ip.filter(|&n| n > 0),
-        idle_timeout: args.idle_timeout.filter(|d| !d.is_zero()),
-        zero_copy: args.zero_copy,
-        shutdown_timeout: args.shutdown_timeout,
-        tls,
-        tls_handshake_timeout: echoes::transport::tls::HANDSHAKE_TIMEOUT,
-        udp_rate: args.udp_rate,
-        metrics: args.metrics,
-        http,
-        proxy,
-    };
+async fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
     // Signals first: a SIGTERM right after start-up must still be graceful.
     let handle = echoes::ShutdownHandle::new();
     shutdown::on_signals(handle.clone()).context("cannot install signal handlers")?;
-    let server = Server::bind_inherited(config, inherited, handle.clone()).await?;
+    config.shutdown_handle(handle.clone());
+    let server = Server::bind(config).await?;
     // systemd's Type=notify: ready once every socket is bound.
     notify::ready().context("cannot notify the service manager")?;
     let stopping = tokio::spawn(async move {
@@ -357,6 +380,55 @@ async fn serve(args: Args, inherited: Vec<InheritedSocket>) -> anyhow::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each refusal the flags can cause is said with the flags, as it was
+    /// before the library checked them (tests/tls.rs and tests/http.rs
+    /// hold the whole lines to it).
+    #[test]
+    fn refusals_are_said_with_flags() {
+        use echoes::Transport;
+        let listen: Vec<ListenAddr> = vec!["http://127.0.0.1:0/x?proxy=optional".parse().unwrap()];
+        let addr = listen[0].addr.clone();
+        let cases = [
+            (
+                ServerConfigError::TlsWithoutCertificate {
+                    scheme: Transport::Https,
+                },
+                "https:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed",
+            ),
+            (
+                ServerConfigError::CertificateWithoutTls,
+                "--tls-cert and --tls-self-signed need a tls:// address (or https://) to listen on",
+            ),
+            (
+                ServerConfigError::PathOnListener { addr: addr.clone() },
+                "http://127.0.0.1:0/x?proxy=optional: a listening address takes no path \
+                 (the server answers every path)",
+            ),
+            (
+                ServerConfigError::FrameOverMessage {
+                    frame: 2,
+                    message: 1,
+                },
+                "--ws-max-frame cannot be larger than --ws-max-message",
+            ),
+            (
+                ServerConfigError::MetricsNotTcp { addr },
+                "--metrics takes HOST:PORT (plain HTTP)",
+            ),
+        ];
+        for (e, said) in cases {
+            assert_eq!(usage_message(&e, &listen), said);
+        }
+        for e in [
+            ServerConfigError::ZeroReadSize,
+            ServerConfigError::LimitTooLarge { max: 1 },
+            ServerConfigError::Threads { max: 1 },
+            ServerConfigError::NoAddress,
+        ] {
+            assert!(usage_message(&e, &listen).starts_with("--"), "{e}");
+        }
+    }
 
     #[test]
     fn every_example_parses() {

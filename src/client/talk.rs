@@ -1,4 +1,4 @@
-//! The seed's conversation over a byte stream: the state machine behind
+//! The client's conversation over a byte stream: the state machine behind
 //! [`send_messages`](super::send_messages), writing the messages and
 //! reading and checking their echo at once, from one future.
 

@@ -1,5 +1,5 @@
 //! The client's conversation over `ws://` and `wss://`: each message one
-//! WebSocket message, its echo checked, the seed's transcript.
+//! WebSocket message, its echo checked, the same transcript as over TCP.
 //!
 //! A message that is valid UTF-8 (every message given on a command line)
 //! goes as a text message, any other as binary; with `--stdin`, each chunk
@@ -179,7 +179,7 @@ async fn read_messages(mut source: Source, tx: mpsc::Sender<Incoming>, limit: us
     }
 }
 
-/// The seed's conversation over WebSocket: send each message, then read
+/// The client's conversation over WebSocket: send each message, then read
 /// and log every echo, check it, close.
 pub async fn send_messages(
     opts: &ClientOptions,

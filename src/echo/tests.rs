@@ -524,9 +524,9 @@ fn messages_do_not_allocate() {
             }
             client.shutdown(Shutdown::Write).unwrap();
         });
-        let before = crate::bench::counting::allocations();
+        let before = crate::counting::allocations();
         let ended = rt.block_on(&mut echo).unwrap();
-        let after = crate::bench::counting::allocations();
+        let after = crate::counting::allocations();
         assert_eq!(ended, Ending::Eof);
         talking.join().unwrap();
         after - before

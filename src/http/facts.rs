@@ -1,23 +1,109 @@
 //! What a connection knows of its peer before any request: the addresses
 //! on the socket and, over TLS, what the handshake settled. The server
-//! fills a [`ConnFacts`] when it accepts (another layer, such as the PROXY
-//! protocol, may add to it), and every reflection shows it.
+//! fills a [`ConnFacts`] when it accepts (with the PROXY protocol header the
+//! connection came with, if any), and every reflection shows it.
 
 use std::net::SocketAddr;
 
 use serde::Serialize;
+use serde_json::{Map, Value, json};
 
+use crate::proxy::{Command, ProxyHeader};
 use crate::transport::tls::Fingerprint;
 
 /// The facts of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnFacts {
-    /// The peer's address as seen on the socket.
+    /// The client: the peer's address as seen on the socket, or the one a
+    /// PROXY protocol header named.
     pub peer: SocketAddr,
     /// The server's address the connection came in on.
     pub local: SocketAddr,
     /// The TLS session, on `https://`.
     pub tls: Option<TlsFacts>,
+    /// The PROXY protocol header the connection began with, if any.
+    pub proxy: Option<ProxyFacts>,
+}
+
+/// A PROXY protocol header, as the reflection shows it: the proxy it came
+/// through (the socket's own peer), and what the header said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProxyFacts {
+    /// The proxy's IP address, as seen on the socket.
+    pub address: String,
+    /// The proxy's port.
+    pub port: u16,
+    /// `v1` or `v2`.
+    pub version: &'static str,
+    /// `PROXY`, or `LOCAL` (the proxy's own connection: a health check).
+    pub command: &'static str,
+    /// Where the client connected to, when the header names it.
+    pub destination: Option<String>,
+    /// The v2 TLVs, by name: `alpn`, `authority`, `crc32c`, `unique_id`
+    /// (hex), `ssl` (with its sub-TLVs), `netns`, `aws_vpce_id`, and
+    /// `other` as `[type, hex]` pairs; empty for v1.
+    pub tlvs: Map<String, Value>,
+}
+
+impl ProxyFacts {
+    /// The facts of `header`, which came from the proxy at `proxy`.
+    pub fn of(header: &ProxyHeader, proxy: SocketAddr) -> ProxyFacts {
+        let t = &header.tlvs;
+        let mut tlvs = Map::new();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        if let Some(alpn) = &t.alpn {
+            tlvs.insert("alpn".into(), text(alpn).into());
+        }
+        if let Some(authority) = &t.authority {
+            tlvs.insert("authority".into(), authority.clone().into());
+        }
+        if let Some(crc) = t.crc32c {
+            tlvs.insert("crc32c".into(), format!("{crc:08x}").into());
+        }
+        if let Some(id) = &t.unique_id {
+            tlvs.insert("unique_id".into(), hex(id).into());
+        }
+        if let Some(ssl) = &t.ssl {
+            let value = json!({
+                "client_ssl": ssl.client_ssl,
+                "client_cert_conn": ssl.client_cert_conn,
+                "client_cert_sess": ssl.client_cert_sess,
+                "verify": ssl.verify,
+                "version": ssl.version,
+                "cn": ssl.cn,
+                "cipher": ssl.cipher,
+                "sig_alg": ssl.sig_alg,
+                "key_alg": ssl.key_alg,
+            });
+            tlvs.insert("ssl".into(), value);
+        }
+        if let Some(netns) = &t.netns {
+            tlvs.insert("netns".into(), netns.clone().into());
+        }
+        if let Some(vpce) = &t.aws_vpce_id {
+            tlvs.insert("aws_vpce_id".into(), vpce.clone().into());
+        }
+        if !t.other.is_empty() {
+            let other = t.other.iter().map(|(k, v)| json!([k, hex(v)])).collect();
+            tlvs.insert("other".into(), Value::Array(other));
+        }
+        ProxyFacts {
+            address: proxy.ip().to_canonical().to_string(),
+            port: proxy.port(),
+            version: header.version.as_str(),
+            command: match header.command {
+                Command::Proxy => "PROXY",
+                Command::Local => "LOCAL",
+            },
+            destination: header.destination().map(|d| d.to_string()),
+            tlvs,
+        }
+    }
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a TLS handshake settled.

@@ -26,13 +26,17 @@
 //! An HTTP echo server inside a test, asked for a status with a knob:
 //!
 //! ```
+//! use echoes::http::HttpConfig;
 //! use echoes::{Server, ServerConfig, Transport};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = ServerConfig::new("http://127.0.0.1:0".parse()?);
-//! config.http.name = "doc-example".into();
+//! config.http(HttpConfig {
+//!     name: "doc-example".into(),
+//!     ..HttpConfig::default()
+//! });
 //! let server = Server::bind(config).await?;
 //! let addr = server.socket_addrs(Transport::Http)[0];
 //! let shutdown = server.shutdown_handle();
@@ -70,7 +74,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
-pub use facts::{CertFacts, ConnFacts, TlsFacts};
+pub use facts::{CertFacts, ConnFacts, ProxyFacts, TlsFacts};
 
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownHandle;

@@ -12,7 +12,8 @@
 //!   "body": {"length": 5, "sha256": "2cf2…", "encoding": "utf-8", "data": "hello"},
 //!   "client": {"address": "127.0.0.1", "port": 53094},
 //!   "server": {"name": "web-1", "shard": 0, "address": "127.0.0.1", "port": 8080},
-//!   "tls": null
+//!   "tls": null,
+//!   "proxy": null
 //! }
 //! ```
 //!
@@ -29,7 +30,7 @@ use hyper::{HeaderMap, Method, Uri, Version};
 use serde::Serialize;
 
 use super::body::Seen;
-use super::facts::{ConnFacts, TlsFacts};
+use super::facts::{ConnFacts, ProxyFacts, TlsFacts};
 
 /// What the server saw of one request.
 #[derive(Debug, Serialize)]
@@ -54,6 +55,8 @@ pub struct Reflection<'a> {
     pub server: ServerView<'a>,
     /// The TLS session, on `https://`.
     pub tls: Option<&'a TlsFacts>,
+    /// The PROXY protocol header the connection came with, if any.
+    pub proxy: Option<&'a ProxyFacts>,
 }
 
 /// A body as the reflection shows it.
@@ -172,6 +175,7 @@ impl<'a> Reflection<'a> {
                 port: facts.local.port(),
             },
             tls: facts.tls.as_ref(),
+            proxy: facts.proxy.as_ref(),
         }
     }
 
@@ -217,6 +221,17 @@ impl<'a> Reflection<'a> {
                     cert.subject, cert.sha256
                 );
             }
+        }
+        if let Some(p) = self.proxy {
+            let _ = write!(
+                out,
+                "proxy: {} port {} ({} {})",
+                p.address, p.port, p.command, p.version
+            );
+            for (name, value) in &p.tlvs {
+                let _ = write!(out, ", {name} {value}");
+            }
+            out.push('\n');
         }
         let b = &self.body;
         let _ = writeln!(
@@ -271,6 +286,7 @@ mod tests {
             peer: "[::ffff:127.0.0.1]:5000".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
             tls: None,
+            proxy: None,
         }
     }
 

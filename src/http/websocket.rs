@@ -226,8 +226,14 @@ where
             }
             // tungstenite queued the pong; send it now, not with the next echo.
             Message::Ping(_) => ws.flush().await?,
-            // The reply is queued; the next read sends it and ends the stream.
-            Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
+            // The reply is queued: send it before reading on. The next read
+            // would try to send it too, but if the socket cannot take it at
+            // that instant, tungstenite reads on, and a client that
+            // half-closed after its close frame (Python's websockets does)
+            // ends the session there, its close frame never answered: the
+            // client sees 1006, not the code it sent.
+            Message::Close(_) => ws.flush().await?,
+            Message::Pong(_) | Message::Frame(_) => {}
         }
     }
     Ok(())

@@ -181,10 +181,11 @@ impl Drop for Slot {
     }
 }
 
-/// A connection and its slot. Fields drop in order: the slot (and with it
-/// the listed descriptor) goes before the socket closes, so the slots
-/// never name a descriptor number that may be reused.
-struct Conn {
+/// A scrape: a connection to the metrics page, and its slot. Fields drop
+/// in order: the slot (and with it the listed descriptor) goes before the
+/// socket closes, so the slots never name a descriptor number that may be
+/// reused.
+struct Scrape {
     slot: Slot,
     stream: TcpStream,
 }
@@ -209,7 +210,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            if let Err(e) = respond(Conn { slot, stream }, &metrics).await {
+            if let Err(e) = respond(Scrape { slot, stream }, &metrics).await {
                 debug!(name = "metrics", "{peer}: {e}");
             }
         });
@@ -228,7 +229,7 @@ enum Head {
 
 /// Reads one request head, within the deadline and unless evicted, and
 /// answers it.
-async fn respond(mut conn: Conn, metrics: &Metrics) -> io::Result<()> {
+async fn respond(mut conn: Scrape, metrics: &Metrics) -> io::Result<()> {
     let head = tokio::select! {
         biased;
         () = conn.slot.evict.cancelled() => return Ok(()),

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use crate::addr::Transport;
+use crate::transport::udp_guard::UdpResult;
 
 /// The `transport` label values, in the order the exposition lists them.
 /// `https://` counts as `http` and `wss://` as `ws`: TLS is a detail of
@@ -144,48 +145,6 @@ impl ErrorKind {
             ErrorKind::Protocol | ErrorKind::MessageTooLarge => ws,
             ErrorKind::Proxy => !matches!(t, Udp | Ws | Wss),
         }
-    }
-}
-
-/// What became of a UDP datagram, as the `result` label of
-/// `echoes_udp_datagrams_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UdpResult {
-    /// Echoed to its sender.
-    Answered,
-    /// Not answered: the source port is privileged (below 1024) or NFS's.
-    RefusedPort,
-    /// Not answered: the source is a broadcast or multicast address.
-    RefusedBroadcast,
-    /// Not answered: the source is over `--udp-rate`.
-    RefusedRate,
-    /// Not answered: the source is one of the server's own UDP addresses,
-    /// so the answer would loop back to it (a forged source).
-    RefusedSelf,
-}
-
-impl UdpResult {
-    const ALL: [UdpResult; 5] = [
-        UdpResult::Answered,
-        UdpResult::RefusedPort,
-        UdpResult::RefusedBroadcast,
-        UdpResult::RefusedRate,
-        UdpResult::RefusedSelf,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UdpResult::Answered => "answered",
-            UdpResult::RefusedPort => "refused_port",
-            UdpResult::RefusedBroadcast => "refused_broadcast",
-            UdpResult::RefusedRate => "refused_rate",
-            UdpResult::RefusedSelf => "refused_self",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
     }
 }
 

@@ -359,7 +359,7 @@ fn recv(fd: i32, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
 
 /// A connection the header step let through.
 #[derive(Debug)]
-pub struct Accepted {
+pub struct Admitted {
     /// Who the connection is with: the header's client, or the socket's
     /// peer when it names none.
     pub peer: PeerName,
@@ -371,7 +371,7 @@ pub struct Accepted {
     pub proxy: PeerName,
 }
 
-impl Accepted {
+impl Admitted {
     /// What the `connection accepted` line adds: the proxy the connection
     /// came through, and how.
     pub fn via(&self) -> Via<'_> {
@@ -380,8 +380,8 @@ impl Accepted {
 }
 
 /// ` via proxy 127.0.0.1 port 40000 (PROXY v2)`, or nothing without a
-/// header; see [`Accepted::via`].
-pub struct Via<'a>(&'a Accepted);
+/// header; see [`Admitted::via`].
+pub struct Via<'a>(&'a Admitted);
 
 impl fmt::Display for Via<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -401,7 +401,8 @@ impl fmt::Display for Via<'_> {
     }
 }
 
-/// A proxy as the log names it: `127.0.0.1 port 40000`, the seed's style.
+/// A proxy as the log names it: `127.0.0.1 port 40000`, as the
+/// `starting up` line names an address.
 struct ProxyName(PeerName);
 
 impl fmt::Display for ProxyName {
@@ -449,7 +450,7 @@ impl Gate {
         idle: Option<Duration>,
         transport: Transport,
         metrics: &Metrics,
-    ) -> Option<Accepted> {
+    ) -> Option<Admitted> {
         let deadlines = Deadlines {
             header: self.header_timeout,
             idle,
@@ -461,14 +462,14 @@ impl Gate {
                     debug!(name = %peer, "{} TLVs: {}", header.kind(), header.tlvs);
                 }
                 let real = header.client().map_or(peer, PeerName::Inet);
-                Some(Accepted {
+                Some(Admitted {
                     peer: real,
                     header: Some(header),
                     first: rest,
                     proxy: peer,
                 })
             }
-            Ok(Outcome::Plain { data }) => Some(Accepted {
+            Ok(Outcome::Plain { data }) => Some(Admitted {
                 peer,
                 header: None,
                 first: data,

@@ -4,8 +4,8 @@
 //!
 //! As in quinn, the protocol is kept apart from the runtime: [`parse()`]
 //! and [`encode()`] are pure functions over bytes, [`header`] is what a
-//! header says, owned; [`accept`] is the thin async step that reads a
-//! header off an accepted socket, and [`send`] the client's, which writes
+//! header says, owned; the server's `accept` step (inside the crate) is
+//! the thin async step that reads a header off an accepted socket, and [`send`] the client's, which writes
 //! one after connecting.
 //!
 //! On the server, a listener's [`ProxyMode`] says whether a header is
@@ -13,7 +13,7 @@
 //! the address), or not expected (the default). The header comes before
 //! anything else, TLS included. Over UDP the protocol is not used.
 
-pub mod accept;
+pub(crate) mod accept;
 pub mod crc32c;
 pub mod encode;
 pub mod header;

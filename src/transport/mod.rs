@@ -1,8 +1,8 @@
 //! The transport seam: what the server and client need from a kind of socket.
 //!
 //! Stream sockets that the kernel can read and write directly (TCP, Unix)
-//! implement [`StreamSocket`] and are driven by the readiness-based echo
-//! loop in [`crate::echo`], which reads into a per-thread buffer. Streams
+//! implement `StreamSocket` (inside the crate) and are driven by the
+//! readiness-based echo loop, which reads into a per-thread buffer. Streams
 //! that need user-space processing (TLS) are plain `AsyncRead + AsyncWrite`
 //! and go through the generic loop. The client side connects any stream
 //! address into a [`BoxStream`]; UDP is datagrams, not a stream, and has its
@@ -24,10 +24,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::addr::{Addr, Transport};
+use crate::addr::{Addr, ResolveError, Transport};
 
 /// A connected, non-blocking stream socket the echo loop can drive with
 /// readiness alone.
@@ -37,7 +38,7 @@ use crate::addr::{Addr, Transport};
 /// room to take. It owns its descriptor ([`OwnedSocket`]), so the echo loop
 /// may register it anew with the reactor (for writing only, while an echo
 /// is stuck).
-pub trait StreamSocket: OwnedSocket + Send + Sync + Unpin + 'static {
+pub(crate) trait StreamSocket: OwnedSocket + Send + Sync + Unpin + 'static {
     /// Reads what is there, up to `buf.len()` bytes; `Ok(0)` is end of stream.
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes as much of `buf` as the kernel takes.
@@ -79,7 +80,7 @@ impl_stream_socket!(mio::net::TcpStream, mio::net::UnixStream);
 /// The bytes the kernel holds for the socket `fd`: written but not yet
 /// taken by the peer, and received but not yet read (see
 /// [`StreamSocket::kernel_queues`]). `None` when unknown.
-pub fn socket_queues(fd: RawFd) -> Option<(usize, usize)> {
+pub(crate) fn socket_queues(fd: RawFd) -> Option<(usize, usize)> {
     let (mut out, mut inq): (libc::c_int, libc::c_int) = (0, 0);
     // SAFETY: both ioctls only write one int through the pointer given;
     // a stale or foreign descriptor makes them fail, nothing worse.
@@ -92,7 +93,7 @@ pub fn socket_queues(fd: RawFd) -> Option<(usize, usize)> {
 
 /// Sockets that own their descriptor for their whole life: mio's types.
 /// Only these are handed to [`register`], which relies on it.
-pub trait OwnedSocket: AsRawFd {}
+pub(crate) trait OwnedSocket: AsRawFd {}
 impl OwnedSocket for mio::net::TcpStream {}
 impl OwnedSocket for mio::net::TcpListener {}
 impl OwnedSocket for mio::net::UnixStream {}
@@ -101,7 +102,7 @@ impl OwnedSocket for mio::net::UnixListener {}
 /// Registers a socket with the tokio reactor, for reading and writing.
 ///
 /// Must be called inside a tokio runtime.
-pub fn register<T: OwnedSocket>(socket: T) -> io::Result<AsyncFd<T>> {
+pub(crate) fn register<T: OwnedSocket>(socket: T) -> io::Result<AsyncFd<T>> {
     // SAFETY: an `OwnedSocket` owns its descriptor: it stays open, and
     // `as_raw_fd` returns the same one, until the socket is dropped, which
     // happens only when the `AsyncFd` holding it is dropped.
@@ -109,20 +110,45 @@ pub fn register<T: OwnedSocket>(socket: T) -> io::Result<AsyncFd<T>> {
 }
 
 /// Registers an accepted connection's socket with the tokio reactor, for
-/// reading and writing, as [`register`] does. On failure the socket comes
-/// back with the error, so the caller decides when it is closed.
+/// reading, writing and TCP urgent data (`EPOLLPRI`: see
+/// [`urgent_pending`]). On failure the socket comes back with the error,
+/// so the caller decides when it is closed.
 ///
 /// Must be called inside a tokio runtime.
-pub fn register_stream<T: OwnedSocket>(socket: T) -> Result<AsyncFd<T>, (T, io::Error)> {
+pub(crate) fn register_stream<T: OwnedSocket>(socket: T) -> Result<AsyncFd<T>, (T, io::Error)> {
+    let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
     // SAFETY: as for `register`.
-    unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts())
+    unsafe { AsyncFd::register_with_interest(socket, interest) }.map_err(|e| e.into_parts())
+}
+
+/// Whether a read that came back short may have stopped at TCP's urgent
+/// mark rather than drained the socket, for a socket registered with
+/// [`register_stream`]; forgets the mark it reports.
+///
+/// With `SO_OOBINLINE` (set on every listener), a byte sent with
+/// `MSG_OOB` stays in the stream, but a read stops just before it, with
+/// the rest still queued. A read loop that takes a short read as "drained"
+/// and waits for the next edge would then wait for data that is already
+/// there. The kernel reports urgent data as `EPOLLPRI`, which tokio keeps
+/// as readiness of its own: one atomic load, no system call. It also
+/// reports yes once the peer has half-closed, which costs that loop one
+/// more read before end of stream.
+pub(crate) fn urgent_pending<T: AsRawFd>(io: &AsyncFd<T>) -> bool {
+    let mut pending = false;
+    // The closure runs only while tokio holds the readiness; its
+    // `WouldBlock` makes tokio clear it (unless a new event came since).
+    let _ = io.try_io(Interest::PRIORITY, |_| {
+        pending = true;
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+    pending
 }
 
 /// Registers a connection's socket for writing only: data that arrives
 /// meanwhile wakes nobody. On failure the socket comes back with the error.
 ///
 /// Must be called inside a tokio runtime.
-pub fn register_writer<T: OwnedSocket>(socket: T) -> Result<AsyncFd<T>, (T, io::Error)> {
+pub(crate) fn register_writer<T: OwnedSocket>(socket: T) -> Result<AsyncFd<T>, (T, io::Error)> {
     // SAFETY: as for `register`.
     unsafe { AsyncFd::register_with_interest(socket, tokio::io::Interest::WRITABLE) }
         .map_err(|e| e.into_parts())
@@ -130,7 +156,7 @@ pub fn register_writer<T: OwnedSocket>(socket: T) -> Result<AsyncFd<T>, (T, io::
 
 /// Who is at the other end of a connection, as the logs name it.
 ///
-/// It formats as the seed's logger name, `echo_{host}_{port}` (IPv6 without
+/// It formats as the Python example's logger name, `echo_{host}_{port}` (IPv6 without
 /// brackets: `echo_::1_64624`) or `echo_unix_{n}`, on demand: a connection
 /// costs no string unless a line is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,13 +187,8 @@ pub type BoxStream = Box<dyn AsyncStream>;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The host name did not resolve.
-    #[error("cannot resolve {host}: {error}")]
-    Resolve {
-        /// The host as given.
-        host: String,
-        /// The resolver's error.
-        error: io::Error,
-    },
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     /// Every address was tried and none accepted the connection.
     #[error("cannot connect to {target}: {error}")]
     Connect {
@@ -212,13 +233,7 @@ pub(crate) async fn resolve_inet(
     let Addr::Inet { host, port, .. } = addr else {
         return Err(ConnectError::Unsupported(addr.transport()));
     };
-    let targets = addr
-        .resolve()
-        .await
-        .map_err(|error| ConnectError::Resolve {
-            host: host.clone(),
-            error,
-        })?;
+    let targets = addr.resolve().await?;
     Ok((host, *port, targets))
 }
 

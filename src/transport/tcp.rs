@@ -52,6 +52,18 @@ pub const BACKLOG: i32 = 4096;
 /// `localhost` can hold `::1` and `127.0.0.1` on one port as two sockets,
 /// each logging its peers in their own family.
 pub fn bind(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    listener(addr, false)
+}
+
+/// As [`bind`], one of a group that shares the port (`SO_REUSEPORT`): the
+/// kernel spreads incoming connections over the group's sockets, one per
+/// server shard. Every socket of the group must set it, and belong to the
+/// same user.
+pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    listener(addr, true)
+}
+
+fn listener(addr: SocketAddr, reuse_port: bool) -> io::Result<mio::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
@@ -59,13 +71,26 @@ pub fn bind(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     // Lets a restarted server bind while old connections sit in TIME_WAIT;
     // on Linux it does not let two listeners share a port.
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     // Echo replies are latency-bound: never hold them back for Nagle.
     // Accepted sockets inherit it, which saves a system call per connection.
     socket.set_tcp_nodelay(true)?;
+    set_accepted_options(&socket)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// What every accepted connection needs, set on the listener, which its
+/// accepted sockets inherit (no system call per connection): urgent data
+/// (`MSG_OOB`, telnet's Synch) stays in line (`SO_OOBINLINE`), so it is
+/// echoed in order like any other byte instead of vanishing from the
+/// stream. Also for listeners the server did not make (systemd's).
+pub fn set_accepted_options(listener: &Socket) -> io::Result<()> {
+    listener.set_out_of_band_inline(true)
 }
 
 /// Connects to the first address of `addr` that answers.
@@ -93,7 +118,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn accepted_sockets_inherit_nodelay() {
+    fn accepted_sockets_inherit_nodelay_and_oobinline() {
         let listener = super::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let _client = std::net::TcpStream::connect(addr).unwrap();
@@ -109,5 +134,7 @@ mod tests {
             }
         };
         assert!(accepted.nodelay().unwrap());
+        let inline = socket2::SockRef::from(&accepted).out_of_band_inline();
+        assert!(inline.unwrap(), "SO_OOBINLINE is inherited");
     }
 }

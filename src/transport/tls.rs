@@ -22,7 +22,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = ServerConfig::new("tls://127.0.0.1:0".parse()?);
-//! config.tls = Some(TlsServerSettings {
+//! config.tls(TlsServerSettings {
 //!     cert: CertSource::SelfSigned,
 //!     client_ca: None,
 //! });

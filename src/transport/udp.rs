@@ -56,10 +56,10 @@ use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use super::udp_batch::{BATCH, Batch, SLOT};
-use super::udp_guard::{self, Checker, Guard};
+use super::udp_guard::{self, Checker, Guard, UdpResult};
 use super::{ConnectError, PeerName};
 use crate::addr::{Addr, Transport};
-use crate::metrics::{ByteCounter, ErrorKind, Metrics, UdpResult};
+use crate::metrics::{ByteCounter, ErrorKind, Metrics};
 use crate::pyrepr::PyBytes;
 
 /// The largest UDP payload over IPv4, and so the largest message the

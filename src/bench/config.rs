@@ -1,0 +1,422 @@
+//! What a run is asked to do: the [`BenchConfig`], its [`Mode`], and
+//! the [`BenchConfigError`] that says which value, or which combination,
+//! cannot run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::source::Source;
+use crate::addr::{Addr, Transport};
+
+/// What each connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Send a message, wait for all of it to come back, check it, repeat.
+    #[default]
+    Pingpong,
+    /// Write and read at once, as fast as the server goes; no latency.
+    Stream,
+    /// Each operation connects, sends one message, reads it back, closes.
+    Churn,
+}
+
+impl Mode {
+    /// `pingpong`, `stream` or `churn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Pingpong => "pingpong",
+            Mode::Stream => "stream",
+            Mode::Churn => "churn",
+        }
+    }
+}
+
+/// The most messages in flight per connection `--pipeline` accepts: the
+/// ring of send times is allocated up front, so it must stay small.
+pub const MAX_PIPELINE: usize = 65_536;
+
+/// The most connections (`echo-bench -c`) one bench process opens: each
+/// needs a descriptor and its buffers, so more is a typo, not a load.
+pub const MAX_CONNECTIONS: usize = 1 << 20;
+
+/// The largest message over `udp://`: one IPv4 datagram's payload.
+pub const MAX_UDP_SIZE: usize = crate::transport::udp::MAX_DATAGRAM;
+
+/// The default wait for each reply over `udp://`, after which the datagram
+/// counts as lost. Much shorter than the stream default: a lost datagram
+/// holds its slot up for this long.
+pub const UDP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default wait for a connection, and for an owed echo to move, over
+/// stream transports.
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a run needs. [`BenchConfig::new`] gives the defaults of the
+/// `echo-bench` command line.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The server.
+    pub addr: Addr,
+    /// What each connection does.
+    pub mode: Mode,
+    /// Concurrent connections (churn: concurrent operations).
+    pub connections: usize,
+    /// Bytes per message (stream: per write).
+    pub size: usize,
+    /// How long to measure, after the warm-up.
+    pub duration: Duration,
+    /// How long to run before measuring.
+    pub warmup: Duration,
+    /// Open loop at this total rate, messages (or operations) per second.
+    pub rate: Option<f64>,
+    /// Messages in flight per connection (pingpong).
+    pub pipeline: usize,
+    /// How long to wait for a connection, and for an owed echo to move;
+    /// over UDP, for each datagram's reply before it counts as lost.
+    pub timeout: Duration,
+    /// The TLS client configuration for `tls://` (from
+    /// [`tls::client_config`](crate::transport::tls::client_config));
+    /// `None` trusts the system's CAs.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Worker threads, each with its own single-threaded runtime.
+    pub threads: usize,
+    /// The local addresses to connect from (see [`source`](super::source)).
+    pub source: Source,
+    /// Show a progress bar on standard error (only if it is a terminal).
+    pub progress: bool,
+    /// A PROXY protocol header to send on every connection, before the
+    /// data (not over UDP).
+    pub proxy: Option<crate::proxy::send::ProxySend>,
+}
+
+impl BenchConfig {
+    /// A configuration for `addr` with the command line's defaults:
+    /// pingpong, 1 connection of 64-byte messages, 1 s warm-up, 10 s; a
+    /// timeout of [`STREAM_TIMEOUT`], or [`UDP_TIMEOUT`] over UDP.
+    pub fn new(addr: Addr) -> BenchConfig {
+        let timeout = match addr.transport() {
+            Transport::Udp => UDP_TIMEOUT,
+            _ => STREAM_TIMEOUT,
+        };
+        BenchConfig {
+            addr,
+            mode: Mode::Pingpong,
+            connections: 1,
+            size: 64,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            rate: None,
+            pipeline: 1,
+            timeout,
+            tls: None,
+            threads: 1,
+            source: Source::Auto,
+            progress: false,
+            proxy: None,
+        }
+    }
+
+    /// Checks the values and their combinations: the error says what to
+    /// change.
+    pub fn validate(&self) -> Result<(), BenchConfigError> {
+        use BenchConfigError as E;
+        let transport = self.addr.transport();
+        let udp = transport == Transport::Udp;
+        let checks = [
+            (self.connections == 0, E::NoConnections),
+            (self.size == 0, E::EmptyMessage),
+            (self.threads == 0, E::NoThreads),
+            (
+                self.threads > crate::runtime::MAX_THREADS,
+                E::TooManyThreads {
+                    max: crate::runtime::MAX_THREADS,
+                },
+            ),
+            (
+                self.connections > MAX_CONNECTIONS,
+                E::TooManyConnections {
+                    max: MAX_CONNECTIONS,
+                },
+            ),
+            (
+                self.pipeline == 0 || self.pipeline > MAX_PIPELINE,
+                E::PipelineOutOfRange { max: MAX_PIPELINE },
+            ),
+            (self.duration.is_zero(), E::ZeroDuration),
+            (self.timeout.is_zero(), E::ZeroTimeout),
+            (
+                self.rate
+                    .is_some_and(|rate| !(rate.is_finite() && rate > 0.0)),
+                E::RateNotPositive,
+            ),
+            (
+                self.mode == Mode::Stream && self.rate.is_some(),
+                E::RateInStreamMode,
+            ),
+            (
+                self.mode != Mode::Pingpong && self.pipeline > 1,
+                E::PipelineNeedsPingpong { mode: self.mode },
+            ),
+            (
+                matches!(transport, Transport::Http | Transport::Https),
+                E::NotEcho { transport },
+            ),
+        ];
+        if let Some((_, e)) = checks.into_iter().find(|(bad, _)| *bad) {
+            return Err(e);
+        }
+        let udp_checks = [
+            (self.proxy.is_some(), E::ProxyOverUdp),
+            (
+                self.mode != Mode::Pingpong,
+                E::UdpNeedsPingpong { mode: self.mode },
+            ),
+            (self.pipeline > 1, E::PipelineOverUdp),
+            (
+                self.size > MAX_UDP_SIZE,
+                E::UdpSizeTooLarge {
+                    size: self.size,
+                    max: MAX_UDP_SIZE,
+                },
+            ),
+        ];
+        match udp_checks.into_iter().find(|(bad, _)| udp && *bad) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a configuration cannot run: one variant per cause. The messages
+/// speak of the values, not of any command line's flags: `echo-bench`
+/// maps each variant to its own flags.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchConfigError {
+    /// No connections ([`BenchConfig::connections`] is 0).
+    #[error("the number of connections must be at least 1")]
+    NoConnections,
+    /// Empty messages ([`BenchConfig::size`] is 0).
+    #[error("the message size must be at least 1 byte")]
+    EmptyMessage,
+    /// No worker threads.
+    #[error("the number of threads must be at least 1")]
+    NoThreads,
+    /// More worker threads than can help.
+    #[error("the number of threads must be at most {max}")]
+    TooManyThreads {
+        /// The most threads a run may have.
+        max: usize,
+    },
+    /// More connections than any system can hold open.
+    #[error("the number of connections must be at most {max}")]
+    TooManyConnections {
+        /// The most connections a run may have.
+        max: usize,
+    },
+    /// More connections than this process may open files.
+    #[error(
+        "{connections} connections need as many open files, and this process may open \
+         {limit} (ulimit -n): raise the limit or use fewer connections"
+    )]
+    TooFewFiles {
+        /// The connections asked for.
+        connections: usize,
+        /// The process's limit on open files.
+        limit: u64,
+    },
+    /// A pipeline of 0, or beyond [`MAX_PIPELINE`].
+    #[error("the pipeline must be between 1 and {max} messages in flight")]
+    PipelineOutOfRange {
+        /// [`MAX_PIPELINE`].
+        max: usize,
+    },
+    /// A zero duration.
+    #[error("the duration must be more than 0")]
+    ZeroDuration,
+    /// A zero timeout.
+    #[error("the timeout must be more than 0")]
+    ZeroTimeout,
+    /// A rate that is not a positive number.
+    #[error("the rate must be a positive number of messages per second")]
+    RateNotPositive,
+    /// A rate in stream mode, which has no messages to pace.
+    #[error("a rate does not apply to stream mode, which sends as fast as it can")]
+    RateInStreamMode,
+    /// A pipeline in a mode other than pingpong.
+    #[error("a pipeline applies to pingpong mode only, not {}", mode.as_str())]
+    PipelineNeedsPingpong {
+        /// The mode asked for.
+        mode: Mode,
+    },
+    /// An HTTP address, which answers requests rather than echoing.
+    #[error(
+        "echo-bench measures echo, and {transport}:// answers requests: use ws:// or wss:// \
+         for a WebSocket echo, and an HTTP load tool (wrk, oha) for {transport}://"
+    )]
+    NotEcho {
+        /// `http` or `https`.
+        transport: Transport,
+    },
+    /// A PROXY protocol header over UDP.
+    #[error("the PROXY protocol needs a stream: it is not used over udp://")]
+    ProxyOverUdp,
+    /// Stream or churn mode over UDP, which has no connection.
+    #[error(
+        "{} mode needs a connection; udp:// has none: use pingpong mode \
+         (each message one datagram) or a stream transport", mode.as_str()
+    )]
+    UdpNeedsPingpong {
+        /// The mode asked for.
+        mode: Mode,
+    },
+    /// A pipeline over UDP, where each reply is awaited before the next
+    /// datagram.
+    #[error(
+        "a pipeline does not apply to udp://: each datagram's reply is awaited before the \
+         next is sent (use more connections)"
+    )]
+    PipelineOverUdp,
+    /// A message larger than one UDP datagram.
+    #[error(
+        "a message of {size} bytes does not fit in one UDP datagram: at most {max} bytes \
+         over udp://"
+    )]
+    UdpSizeTooLarge {
+        /// The message size asked for.
+        size: usize,
+        /// [`MAX_UDP_SIZE`].
+        max: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_configurations_say_what_is_wrong() {
+        use BenchConfigError as E;
+        let base = BenchConfig::new("127.0.0.1:1".parse().unwrap());
+        let udp: Addr = "udp://127.0.0.1:1".parse().unwrap();
+        type Change = Box<dyn Fn(&mut BenchConfig)>;
+        let cases: Vec<(Change, E)> = vec![
+            (Box::new(|c| c.connections = 0), E::NoConnections),
+            (Box::new(|c| c.size = 0), E::EmptyMessage),
+            (Box::new(|c| c.threads = 0), E::NoThreads),
+            (
+                Box::new(|c| c.threads = crate::runtime::MAX_THREADS + 1),
+                E::TooManyThreads {
+                    max: crate::runtime::MAX_THREADS,
+                },
+            ),
+            (
+                Box::new(|c| c.connections = MAX_CONNECTIONS + 1),
+                E::TooManyConnections {
+                    max: MAX_CONNECTIONS,
+                },
+            ),
+            (
+                Box::new(|c| c.pipeline = 0),
+                E::PipelineOutOfRange { max: MAX_PIPELINE },
+            ),
+            (
+                Box::new(|c| c.pipeline = MAX_PIPELINE + 1),
+                E::PipelineOutOfRange { max: MAX_PIPELINE },
+            ),
+            (Box::new(|c| c.duration = Duration::ZERO), E::ZeroDuration),
+            (Box::new(|c| c.timeout = Duration::ZERO), E::ZeroTimeout),
+            (Box::new(|c| c.rate = Some(0.0)), E::RateNotPositive),
+            (Box::new(|c| c.rate = Some(f64::NAN)), E::RateNotPositive),
+            (
+                Box::new(|c| {
+                    c.mode = Mode::Stream;
+                    c.rate = Some(10.0)
+                }),
+                E::RateInStreamMode,
+            ),
+            (
+                Box::new(|c| {
+                    c.mode = Mode::Churn;
+                    c.pipeline = 2
+                }),
+                E::PipelineNeedsPingpong { mode: Mode::Churn },
+            ),
+            (
+                Box::new(|c| c.addr = "http://127.0.0.1:1/".parse().unwrap()),
+                E::NotEcho {
+                    transport: Transport::Http,
+                },
+            ),
+            (
+                Box::new(move |c| {
+                    c.addr = "udp://127.0.0.1:1".parse().unwrap();
+                    c.proxy = Some(crate::proxy::send::ProxySend::new(
+                        crate::proxy::Version::V1,
+                    ));
+                }),
+                E::ProxyOverUdp,
+            ),
+            (
+                Box::new(|c| {
+                    c.addr = "udp://127.0.0.1:1".parse().unwrap();
+                    c.mode = Mode::Churn
+                }),
+                E::UdpNeedsPingpong { mode: Mode::Churn },
+            ),
+            (
+                Box::new(|c| {
+                    c.addr = "udp://127.0.0.1:1".parse().unwrap();
+                    c.pipeline = 2
+                }),
+                E::PipelineOverUdp,
+            ),
+            (
+                Box::new(|c| {
+                    c.addr = "udp://127.0.0.1:1".parse().unwrap();
+                    c.size = 65_508
+                }),
+                E::UdpSizeTooLarge {
+                    size: 65_508,
+                    max: 65_507,
+                },
+            ),
+        ];
+        for (change, want) in cases {
+            let mut c = base.clone();
+            change(&mut c);
+            assert_eq!(c.validate(), Err(want));
+        }
+        assert_eq!(base.validate(), Ok(()));
+        let mut udp = BenchConfig::new(udp);
+        assert_eq!(udp.timeout, UDP_TIMEOUT);
+        udp.size = MAX_UDP_SIZE;
+        assert_eq!(udp.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_library_speaks_of_values_not_flags() {
+        let errors = [
+            BenchConfigError::PipelineOutOfRange { max: MAX_PIPELINE },
+            BenchConfigError::RateInStreamMode,
+            BenchConfigError::UdpNeedsPingpong { mode: Mode::Stream },
+            BenchConfigError::PipelineOverUdp,
+            BenchConfigError::UdpSizeTooLarge {
+                size: 70_000,
+                max: MAX_UDP_SIZE,
+            },
+            BenchConfigError::TooFewFiles {
+                connections: 1000,
+                limit: 256,
+            },
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert!(!text.contains("--") && !text.contains("-c "), "{text}");
+        }
+    }
+}

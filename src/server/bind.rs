@@ -1,0 +1,219 @@
+//! Binding: every `--listen` address becomes an [`Endpoint`], with one
+//! socket per shard (`SO_REUSEPORT`) for TCP, TLS and UDP, and one for a
+//! Unix path; sockets passed by systemd are adopted in [`super::adopt`].
+//! Nothing is registered with a runtime here: each shard registers the
+//! sockets it is given on its own.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tracing::{debug, info};
+
+use super::group;
+use super::{ServerConfig, ServerError};
+use crate::activation::InheritedSocket;
+use crate::addr::{Addr, Transport};
+use crate::proxy::ProxyMode;
+use crate::transport::unix::SocketFile;
+use crate::transport::{tcp, unix};
+
+/// One address the server serves, and its sockets: one per shard when the
+/// server bound them, or as many as systemd passed.
+pub(super) struct Endpoint {
+    pub(super) transport: Transport,
+    pub(super) bound: BoundAddr,
+    pub(super) sockets: Vec<RawSocket>,
+    /// The Unix socket file this server made, removed once its socket is
+    /// closed at shutdown (`None` for systemd's: it removes its own).
+    pub(super) file: Option<SocketFile>,
+    /// Whether its connections start with a PROXY header.
+    pub(super) proxy: ProxyMode,
+}
+
+/// A bound socket, not yet registered with any runtime.
+pub(super) enum RawSocket {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener),
+    Udp(std::net::UdpSocket),
+}
+
+/// Where an endpoint is bound.
+#[derive(Debug, Clone)]
+pub(super) enum BoundAddr {
+    Inet(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// The address, with the real port, as a user would write it.
+    pub(super) fn addr(&self) -> Addr {
+        match &self.bound {
+            BoundAddr::Inet(a) if self.transport.is_web() => Addr::Web {
+                transport: self.transport,
+                host: a.ip().to_string(),
+                port: a.port(),
+                path: String::new(),
+            },
+            BoundAddr::Inet(a) => Addr::Inet {
+                transport: self.transport,
+                host: a.ip().to_string(),
+                port: a.port(),
+            },
+            BoundAddr::Unix(p) => Addr::Unix(p.clone()),
+        }
+    }
+}
+
+/// Every endpoint of `config` (or the sockets systemd passed, when there
+/// are any), and the metrics page's listeners.
+pub(super) async fn bind_all(
+    config: &ServerConfig,
+    inherited: Vec<InheritedSocket>,
+) -> Result<(Vec<Endpoint>, MetricsListeners), ServerError> {
+    let endpoints = if inherited.is_empty() {
+        let mut endpoints = Vec::new();
+        for addr in &config.listen {
+            let proxy = config.proxy.mode_for(addr);
+            let bound = bind_addr(addr, config.threads).await?;
+            endpoints.extend(bound.into_iter().map(|e| Endpoint { proxy, ..e }));
+        }
+        endpoints
+    } else {
+        super::adopt::adopt_all(inherited, config.threads, config.proxy.mode)?
+    };
+    let metrics = match &config.metrics {
+        Some(addr) => bind_metrics(addr).await?,
+        None => Vec::new(),
+    };
+    Ok((endpoints, metrics))
+}
+
+/// The metrics page's listeners, and where each is.
+pub(super) type MetricsListeners = Vec<(tokio::net::TcpListener, SocketAddr)>;
+
+/// Binds one `--listen` address for `shards` shards: every address a
+/// host resolves to, or a Unix socket path.
+async fn bind_addr(addr: &Addr, shards: usize) -> Result<Vec<Endpoint>, ServerError> {
+    let (transport, host) = match addr {
+        Addr::Unix(path) => return Ok(vec![bind_unix(addr, path)?]),
+        Addr::Inet {
+            transport, host, ..
+        }
+        | Addr::Web {
+            transport, host, ..
+        } => (transport.listener(), host),
+    };
+    let bound = bind_inet(addr, |target| group::bind_group(transport, target, shards)).await?;
+    let prefix = scheme_prefix(transport);
+    let first_port = bound.first().map(|(_, l)| l.port());
+    if bound.iter().all(|(_, l)| Some(l.port()) == first_port) {
+        if let Some(p) = first_port {
+            info!(name = "main", "starting up on {prefix}{host} port {p}");
+        }
+    } else {
+        for (_, l) in &bound {
+            info!(
+                name = "main",
+                "starting up on {prefix}{} port {}",
+                l.ip(),
+                l.port()
+            );
+        }
+    }
+    for (sockets, l) in bound.iter().filter(|(s, _)| s.len() > 1) {
+        debug!(
+            name = "main",
+            "{prefix}{} port {}: a socket for each of {} shards",
+            l.ip(),
+            l.port(),
+            sockets.len()
+        );
+    }
+    Ok(bound
+        .into_iter()
+        .map(|(sockets, local)| Endpoint {
+            transport,
+            bound: BoundAddr::Inet(local),
+            sockets,
+            file: None,
+            proxy: ProxyMode::Off,
+        })
+        .collect())
+}
+
+/// Binds a Unix socket path, replacing a crashed run's file. One socket,
+/// whatever the shards: Unix sockets have no `SO_REUSEPORT`.
+fn bind_unix(addr: &Addr, path: &Path) -> Result<Endpoint, ServerError> {
+    let (socket, file) = unix::bind(path).map_err(|error| ServerError::Bind {
+        addr: addr.to_string(),
+        error,
+    })?;
+    info!(name = "main", "starting up on {addr}");
+    Ok(Endpoint {
+        transport: Transport::Unix,
+        bound: BoundAddr::Unix(path.to_path_buf()),
+        sockets: vec![RawSocket::Unix(socket)],
+        file: Some(file),
+        proxy: ProxyMode::Off,
+    })
+}
+
+/// How the `starting up` line names a transport: plain TCP keeps the
+/// bare `HOST port PORT` of the Python example's line.
+pub(super) fn scheme_prefix(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp => "",
+        Transport::Tls => "tls://",
+        Transport::Udp => "udp://",
+        Transport::Unix => "unix:",
+        // `ws://` is served by an `http://` listener, `wss://` by `https://`.
+        Transport::Http | Transport::Ws => "http://",
+        Transport::Https | Transport::Wss => "https://",
+    }
+}
+
+/// Resolves `addr` and binds each address with `bind`. With port 0, the
+/// first address picks the port and the others try to share it, so
+/// `localhost:0` is one port on ::1 and 127.0.0.1.
+async fn bind_inet<T>(
+    addr: &Addr,
+    bind: impl Fn(SocketAddr) -> io::Result<(T, SocketAddr)>,
+) -> Result<Vec<(T, SocketAddr)>, ServerError> {
+    let ips = addr.resolve().await?;
+    let port = addr.host_port().map_or(0, |(_, port)| port);
+    let mut bound: Vec<(T, SocketAddr)> = Vec::new();
+    for target in ips {
+        let shared_port = bound.first().map_or(port, |(_, l)| l.port());
+        let socket = match bind(SocketAddr::new(target.ip(), shared_port)) {
+            Err(e) if port == 0 && e.kind() == io::ErrorKind::AddrInUse => bind(target),
+            other => other,
+        }
+        .map_err(|error| ServerError::Bind {
+            addr: fmt_host_port(&target.ip().to_string(), target.port()),
+            error,
+        })?;
+        bound.push(socket);
+    }
+    Ok(bound)
+}
+
+/// Binds the metrics page's listeners (`addr` is a plain `HOST:PORT`:
+/// [`ServerConfig::validate`] saw to it) and logs where it is.
+async fn bind_metrics(addr: &Addr) -> Result<MetricsListeners, ServerError> {
+    let bound = bind_inet(addr, |target| {
+        let std = std::net::TcpListener::from(std::os::fd::OwnedFd::from(tcp::bind(target)?));
+        let local = std.local_addr()?;
+        Ok((tokio::net::TcpListener::from_std(std)?, local))
+    })
+    .await?;
+    for (_, local) in &bound {
+        info!(name = "main", "serving metrics on http://{local}/metrics");
+    }
+    Ok(bound)
+}
+
+/// `HOST port PORT`, as the logs and errors name an address.
+pub(super) fn fmt_host_port(host: &str, port: u16) -> String {
+    format!("{host} port {port}")
+}

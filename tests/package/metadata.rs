@@ -1,0 +1,209 @@
+//! What a user meets first: every binary answers `--version`, `--help`
+//! ends with examples of the common tasks, and the package carries what
+//! crates.io and `cargo install` need.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_echo-bench");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn stdout_of(bin: &str, args: &[&str]) -> String {
+    let out = run(Command::new(bin).args(args), b"", Duration::from_secs(20));
+    assert!(out.status.success(), "{bin} {args:?}: {}", out.stderr);
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn every_binary_answers_version() {
+    for bin in [SERVER, CLIENT, BENCH] {
+        let out = stdout_of(bin, &["--version"]);
+        assert!(out.trim_end().ends_with(VERSION), "{bin}: {out:?}");
+    }
+    assert_eq!(
+        stdout_of(SERVER, &["-V"]).trim(),
+        format!("echo-server {VERSION}")
+    );
+    assert_eq!(
+        stdout_of(CLIENT, &["-V"]).trim(),
+        format!("echo-client {VERSION}")
+    );
+}
+
+#[test]
+fn help_ends_with_examples_of_the_common_tasks() {
+    for (bin, name) in [(SERVER, "echo-server"), (CLIENT, "echo-client")] {
+        for flag in ["-h", "--help"] {
+            let help = stdout_of(bin, &[flag]);
+            let (flags, examples) = help
+                .split_once("\nExamples:\n")
+                .unwrap_or_else(|| panic!("{name} {flag}: no examples:\n{help}"));
+            assert!(flags.contains("--version"), "{name} {flag}");
+            // The seed's use (the bare command), nc-style piping, UDP, TLS.
+            let bare = format!("  {name} ");
+            assert!(
+                examples
+                    .lines()
+                    .any(|l| l.starts_with(&bare) && l[bare.len()..].starts_with(' ')),
+                "{name} {flag}: no bare example"
+            );
+            for needle in ["| echo-client --stdin |", "udp://", "tls://", "--tls-"] {
+                assert!(examples.contains(needle), "{name} {flag}: no {needle:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_package_has_its_metadata_licences_and_changelog() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    for key in [
+        "description = ",
+        "license = \"MIT OR Apache-2.0\"",
+        "repository = ",
+        "keywords = ",
+        "categories = ",
+        "rust-version = ",
+        "readme = ",
+    ] {
+        assert!(
+            manifest.lines().any(|l| l.starts_with(key)),
+            "Cargo.toml lacks {key}"
+        );
+    }
+    for file in ["LICENSE-MIT", "LICENSE-APACHE", "README.md", "CHANGELOG.md"] {
+        assert!(root.join(file).is_file(), "{file} is missing");
+    }
+    let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).unwrap();
+    for heading in ["## [Unreleased]", &format!("## [{VERSION}]")] {
+        assert!(changelog.contains(heading), "CHANGELOG.md lacks {heading}");
+    }
+}
+
+/// The README states the Rust version Cargo.toml declares (the one CI
+/// tests with: .ci/check-rust-version).
+#[test]
+fn readme_states_the_declared_rust_version() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("rust-version in Cargo.toml");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("(Rust {declared} or newer")),
+        "README.md does not say Rust {declared} or newer"
+    );
+}
+
+/// The README backs each promise with a link to a test file and the names
+/// of the tests in it; a renamed or deleted test must not leave a promise
+/// pointing at nothing.
+#[test]
+fn readme_links_name_tests_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut checked = 0;
+    for (i, _) in readme.match_indices("](tests/") {
+        let rest = &readme[i + 2..];
+        let file = &rest[..rest.find(')').expect("a closed link")];
+        // A folder (of test data, say) only has to be there.
+        if root.join(file).is_dir() {
+            continue;
+        }
+        let source = std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("README links {file}: {e}"));
+        // What follows the link, up to the next link or the paragraph's end.
+        let after = &rest[file.len() + 1..];
+        let end = [after.find("]("), after.find("\n\n")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(after.len());
+        let names = after[..end].split('`').skip(1).step_by(2).filter(|w| {
+            w.contains('_')
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+        });
+        for name in names {
+            assert!(
+                source.contains(&format!("fn {name}(")),
+                "README names `{name}` in {file}, which has no such test"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 15,
+        "only {checked} test names found in README.md"
+    );
+}
+
+/// The dependencies `cargo tree` lists for the library with `features`
+/// (normal ones only: what an embedding program builds).
+fn library_dependencies(features: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "--locked",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(features)
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .filter_map(|l| l.split(' ').next().map(String::from))
+        .collect()
+}
+
+/// An embedding program (`echoes = { …, default-features = false }`)
+/// compiles none of the command lines' and the bench's dependencies,
+/// which the default features (what `cargo install` builds) do bring.
+/// .ci/run builds the library alone and runs its doctests, the embedding
+/// examples among them.
+#[test]
+fn the_library_alone_needs_no_command_line_dependency() {
+    let cli_only = [
+        "clap",
+        "clap_complete",
+        "clap_mangen",
+        "indicatif",
+        "hdrhistogram",
+        "tracing-subscriber",
+    ];
+    let alone = library_dependencies(&["--no-default-features"]);
+    assert!(alone.iter().any(|d| d == "tokio"), "{alone:?}");
+    for dep in cli_only {
+        assert!(
+            !alone.iter().any(|d| d == dep),
+            "the library alone needs {dep}"
+        );
+    }
+    let full = library_dependencies(&[]);
+    for dep in cli_only {
+        assert!(
+            full.iter().any(|d| d == dep),
+            "the default features lack {dep}"
+        );
+    }
+}
