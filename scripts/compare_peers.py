@@ -80,6 +80,8 @@ class Server:
     name: str
     command: list[str]  # with "{port}" where the port goes
     cores: str = SERVER_CORE
+    # Extra echo-bench flags for this server's runs (--bench-args).
+    bench_args: tuple[str, ...] = ()
 
     def argv(self, port: int) -> list[str]:
         return PRIORITY + ["taskset", "-c", self.cores] + [a.replace("{port}", str(port)) for a in self.command]
@@ -449,6 +451,14 @@ def main() -> int:
         "'old=/tmp/echo-server --threads 1 -q -l 127.0.0.1:{port}' (repeatable)",
     )
     p.add_argument(
+        "--bench-args",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="extra echo-bench flags for one server's runs, e.g. a PROXY header for a server "
+        "that requires one: 'proxied=--proxy-protocol v2' (repeatable)",
+    )
+    p.add_argument(
         "--rate",
         type=float,
         help="total msgs/s for rate-64 (default: half of c-epoll's pingpong-64 rate in the same round)",
@@ -517,6 +527,13 @@ def main() -> int:
         if not name or "{port}" not in command:
             p.error(f"--server wants NAME=COMMAND with {{port}} in the command, not {spec!r}")
         servers.append(Server(name.strip(), shlex.split(command)))
+    for spec in args.bench_args:
+        name, _, flags = spec.partition("=")
+        matching = [s for s in servers if s.name == name.strip()]
+        if not matching:
+            p.error(f"--bench-args names no server: {spec!r}")
+        for s in matching:
+            s.bench_args = tuple(shlex.split(flags))
     names = [s.name for s in servers]
     log(f"servers: {', '.join(names)}; workloads: {', '.join(workloads)}")
 
@@ -533,7 +550,7 @@ def main() -> int:
                     running.append(start(s, logs))
                 for w in load:
                     for r in running:
-                        rec = bench_once(bench, r, w, args.duration, args.warmup)
+                        rec = bench_once(bench, r, w, args.duration, args.warmup, r.server.bench_args)
                         rec["round"] = rnd
                         results.add(w.name, r.server.name, rec)
                         log(
@@ -555,9 +572,8 @@ def main() -> int:
                             # busy for most of a second is throttled by the
                             # kernel (sched_rt_runtime_us) for the rest, which
                             # would put a 50 ms stall into every tail.
-                            rec = bench_once(
-                                bench, r, RATE, args.duration, args.warmup, ("--rate", f"{target:.0f}"), priority=False
-                            )
+                            extra = ("--rate", f"{target:.0f}", *r.server.bench_args)
+                            rec = bench_once(bench, r, RATE, args.duration, args.warmup, extra, priority=False)
                             rec["round"], rec["rate_target"] = rnd, target
                             results.add(RATE.name, r.server.name, rec)
                             log(
