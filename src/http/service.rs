@@ -104,12 +104,12 @@ async fn route(ctx: &Ctx, mut req: Request<Incoming>) -> Response<ResBody> {
     };
     let h2 = req.version() == Version::HTTP_2;
     let mut response = if knobs.echo_body {
-        tokio::time::sleep(knobs.delay).await;
+        wait(knobs.delay).await;
         echo_body(ctx, req)
     } else {
         let r = answer(ctx, req, &knobs).await;
         if r.status() != StatusCode::PAYLOAD_TOO_LARGE {
-            tokio::time::sleep(knobs.delay).await;
+            wait(knobs.delay).await;
         }
         r
     };
@@ -124,6 +124,15 @@ async fn route(ctx: &Ctx, mut req: Request<Incoming>) -> Response<ResBody> {
         close_after(ctx, &mut response, h2);
     }
     response
+}
+
+/// The `delay` knob's wait. No delay is no wait: tokio's timer counts in
+/// whole milliseconds, so even a zero sleep waits for the next tick, which
+/// held every request about a millisecond (0.4x hyper's keep-alive rate).
+async fn wait(delay: std::time::Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 }
 
 /// Reads the body within the limit and answers with a pattern body or a
@@ -253,4 +262,28 @@ fn plain(status: StatusCode, why: &str) -> Response<ResBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use super::wait;
+
+    /// A request without the `delay` knob is answered at once: tokio's
+    /// timer would have held it until its next millisecond tick, which
+    /// capped a keep-alive connection at about a request a millisecond.
+    #[tokio::test]
+    async fn no_delay_is_no_wait() {
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            std::pin::pin!(wait(Duration::ZERO))
+                .poll(&mut cx)
+                .is_ready()
+        );
+        let mut delayed = std::pin::pin!(wait(Duration::from_millis(50)));
+        assert!(delayed.as_mut().poll(&mut cx).is_pending());
+    }
 }
