@@ -15,7 +15,9 @@
 //! sending wakes nobody ([`registered`]). A short read
 //! means the socket is drained, so readiness is cleared without the extra
 //! `recv` that would only say `EAGAIN` (unless it stopped at TCP's urgent
-//! mark: [`transport::urgent_pending`]).
+//! mark: [`transport::urgent_pending`]). A new connection's first read
+//! does not wait for readiness at all: its peer has usually sent by the
+//! time it is accepted (docs/design.md, "The first read does not wait").
 //!
 //! Reads are at most [`BASE_READ`] (64 KiB) bytes, or `read_size` if that
 //! is smaller, until a connection streams: once its peer has taken back an
@@ -116,6 +118,7 @@ pub fn echo_socket<S: StreamSocket>(
         streaming: false,
         reads_back: false,
         writing_only: false,
+        read_first: true,
         pending: None,
         idle: IdleTimer::new(opts.idle_timeout),
     }
@@ -142,6 +145,9 @@ pub struct EchoSocket<S: StreamSocket> {
     /// Whether the socket is registered for writing only, while an echo is
     /// stuck ([`registered`]).
     writing_only: bool,
+    /// Whether the next read is the connection's first: tried at once,
+    /// without waiting for readiness (see `poll_echo`).
+    read_first: bool,
     /// What the kernel would not take yet; `None`, a null pointer, except
     /// under backpressure.
     pending: Option<Box<Pending>>,
@@ -228,11 +234,15 @@ impl<S: StreamSocket> EchoSocket<S> {
     fn poll_echo(&mut self, cx: &mut Context<'_>) -> Step {
         let want = self.next_read();
         let writing_only = self.writing_only;
-        let io = self.io.fd()?;
         // Registered for writing only, a stuck echo has just gone out, and
-        // the socket most likely holds more: read on at once, spending
-        // tokio's budget as a wait for readiness would.
-        let (mut guard, budget) = if writing_only {
+        // the socket most likely holds more; a new connection's peer has
+        // most likely sent already (by the time it is accepted, its first
+        // bytes have usually arrived), and waiting for readiness would
+        // cost it a turn of the reactor: read at once, spending tokio's
+        // budget as a wait for readiness would.
+        let at_once = writing_only || std::mem::take(&mut self.read_first);
+        let io = self.io.fd()?;
+        let (mut guard, budget) = if at_once {
             (None, Some(ready!(tokio::task::coop::poll_proceed(cx))))
         } else {
             (Some(ready!(io.poll_read_ready(cx))?), None)
@@ -281,7 +291,7 @@ impl<S: StreamSocket> EchoSocket<S> {
         if drained {
             if let Some(guard) = guard.as_mut() {
                 guard.clear_ready();
-            } else if self.pending.is_none() {
+            } else if writing_only && self.pending.is_none() {
                 // Nothing more to read, and nothing stuck: wait for data
                 // again. The new registration reports any already there.
                 self.io.register(false)?;

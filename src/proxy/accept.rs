@@ -152,30 +152,38 @@ pub async fn read_header<S: StreamSocket>(
     let mut first_byte = start;
     let mut seen = Seen::Nothing;
     let mut held: Vec<u8> = Vec::new();
+    // The header usually arrives with the connection: read before arming
+    // a timer, which costs tokio a wake-up of its own driver (an eventfd
+    // write) per connection. Only if nothing is there yet is it waited
+    // for, within the deadline.
+    let mut try_now = true;
     loop {
-        // A zero timeout is none, as everywhere on the command line.
-        let header = Some(deadlines.header).filter(|d| !d.is_zero());
-        let deadline = match (mode, seen) {
-            (ProxyMode::Required, _) => header.map(|d| start + d),
-            (_, Seen::Nothing) => deadlines.idle.map(|d| start + d),
-            (_, Seen::Undecided) => {
-                Some(first_byte + SIGNATURE_WAIT.min(header.unwrap_or(SIGNATURE_WAIT)))
-            }
-            (_, Seen::Incomplete) => header.map(|d| first_byte + d),
-        };
-        let ready = match deadline {
-            Some(at) => tokio::time::timeout_at(at.into(), io.readable()).await,
-            None => Ok(io.readable().await),
-        };
-        let Ok(ready) = ready else {
-            return match (mode, seen) {
-                (ProxyMode::Optional, Seen::Nothing) => Ok(Outcome::Idle),
-                (ProxyMode::Optional, Seen::Undecided) => Ok(Outcome::Plain { data: held }),
-                _ => Err(ProxyError::Timeout(format_duration(deadlines.header))),
+        let mut guard = None;
+        if !std::mem::take(&mut try_now) {
+            // A zero timeout is none, as everywhere on the command line.
+            let header = Some(deadlines.header).filter(|d| !d.is_zero());
+            let deadline = match (mode, seen) {
+                (ProxyMode::Required, _) => header.map(|d| start + d),
+                (_, Seen::Nothing) => deadlines.idle.map(|d| start + d),
+                (_, Seen::Undecided) => {
+                    Some(first_byte + SIGNATURE_WAIT.min(header.unwrap_or(SIGNATURE_WAIT)))
+                }
+                (_, Seen::Incomplete) => header.map(|d| first_byte + d),
             };
-        };
-        let mut guard = ready?;
-        let sock = guard.get_inner();
+            let ready = match deadline {
+                Some(at) => tokio::time::timeout_at(at.into(), io.readable()).await,
+                None => Ok(io.readable().await),
+            };
+            let Ok(ready) = ready else {
+                return match (mode, seen) {
+                    (ProxyMode::Optional, Seen::Nothing) => Ok(Outcome::Idle),
+                    (ProxyMode::Optional, Seen::Undecided) => Ok(Outcome::Plain { data: held }),
+                    _ => Err(ProxyError::Timeout(format_duration(deadlines.header))),
+                };
+            };
+            guard = Some(ready?);
+        }
+        let sock = io.get_ref();
         let step = match take {
             Take::Read => read_step(sock, &mut held, mode, seen)?,
             Take::Peek => peek_step(sock.as_raw_fd(), mode, seen)?,
@@ -187,7 +195,7 @@ pub async fn read_header<S: StreamSocket>(
                     first_byte = Instant::now();
                 }
                 seen = now;
-                if drained {
+                if drained && let Some(guard) = guard.as_mut() {
                     guard.clear_ready();
                 }
             }
