@@ -20,7 +20,9 @@
 //! most [`SIGNATURE_WAIT`] for the rest of it, after which the bytes are
 //! taken as data (so a client that sent `PRO` and waits for its echo gets
 //! it, late); a full signature (`PROXY `, or v2's 12 bytes) commits the
-//! connection to a header within the timeout. Memory stays bounded: the
+//! connection to a header within the timeout. The first read is tried at
+//! once, as the echo loop's is: the deadline's timer is armed only when
+//! the header has not arrived yet. Memory stays bounded: the
 //! bytes held while a header is incomplete are at most one header's worth
 //! (107 bytes for v1, 64 KiB for v2) plus one read.
 
