@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::support;
-use crate::support::bench::{bench, json, stderr};
+use crate::support::bench::{REPORT_KEYS, bench, json, stderr};
 use crate::support::ws::{BadServer, Misbehave};
 use crate::support::{ServerProc, sample, scrape};
 
@@ -60,22 +60,7 @@ fn pingpong_stream_and_churn_check_every_byte() {
     let mut args = common.to_vec();
     args.extend(["-c", "4", "-s", "1000", "--pipeline", "3"]);
     let report = run_ok(&args);
-    for key in [
-        "mode",
-        "connections",
-        "size",
-        "seconds",
-        "messages",
-        "msgs_per_sec",
-        "mb_per_sec",
-        "p50_us",
-        "p90_us",
-        "p99_us",
-        "p999_us",
-        "max_us",
-        "errors",
-        "error_kinds",
-    ] {
+    for key in REPORT_KEYS {
         assert!(report.get(key).is_some(), "no {key} in {report}");
     }
     assert_eq!(report["mode"], "pingpong");

@@ -3,7 +3,7 @@
 //! server's own pid, `LISTEN_FDNAMES`) are served instead of `--listen`.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
@@ -108,14 +108,7 @@ fn tcp_udp_and_unix_sockets_from_the_manager_are_served() {
         echo_over(unix_conn, || shut.shutdown(Shutdown::Write).unwrap()),
         b"activated"
     );
-    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    probe.send_to(b"datagram", udp_addr).unwrap();
-    let mut buf = [0u8; 16];
-    let (n, _) = probe.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"datagram");
+    assert_udp_echo(udp_addr);
 
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(10)).success());
@@ -250,14 +243,7 @@ fn one_passed_socket_is_shared_by_every_shard() {
         accepting_shards(&server, 9),
         std::collections::BTreeSet::from([0, 1, 2])
     );
-    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    probe.send_to(b"datagram", udp_addr).unwrap();
-    let mut buf = [0u8; 16];
-    let (n, _) = probe.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"datagram");
+    assert_udp_echo(udp_addr);
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(10)).success());
 }
@@ -297,4 +283,16 @@ fn sockets_passed_once_per_shard_give_each_shard_its_own() {
     );
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit(Duration::from_secs(10)).success());
+}
+
+/// One datagram to `udp_addr` comes back as it was sent.
+fn assert_udp_echo(udp_addr: SocketAddr) {
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    probe.send_to(b"datagram", udp_addr).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = probe.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"datagram");
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -214,33 +214,8 @@ fn shutdown_drains_every_shard() {
         "json",
     ]);
     let addr = server.addr();
-    let started = Arc::new(Barrier::new(CLIENTS as usize + 1));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let started = started.clone();
-            std::thread::spawn(move || {
-                let data = pattern(i, 512 * 1024);
-                let mut conn = TcpStream::connect(addr).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(30)))
-                    .unwrap();
-                let mut reader = conn.try_clone().unwrap();
-                let reading = std::thread::spawn(move || {
-                    let mut got = Vec::new();
-                    reader.read_to_end(&mut got).map(|_| got)
-                });
-                for (k, piece) in data.chunks(64 * 1024).enumerate() {
-                    conn.write_all(piece).unwrap();
-                    if k == 1 {
-                        started.wait();
-                    }
-                    std::thread::sleep(Duration::from_millis(30));
-                }
-                conn.shutdown(Shutdown::Write).unwrap();
-                reading.join().unwrap().expect("read echo") == data
-            })
-        })
-        .collect();
-    started.wait();
+    // 512 KiB each, the signal after two pieces.
+    let clients = paced_transfers(addr, CLIENTS, 512 * 1024, 2);
     wait_lines(&server, "connection accepted", CLIENTS as usize);
     // Every shard has transfers in flight (36 over 3: all on one or two
     // shards is a 1 in 10^6 event).

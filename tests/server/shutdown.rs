@@ -3,7 +3,7 @@
 //! exit 0; a second signal ends it at once.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -16,35 +16,8 @@ fn transfers_in_flight_finish_after_sigterm() {
     const CLIENTS: u64 = 50;
     let mut server = ServerProc::start(&["-l", "127.0.0.1:0", "--shutdown-timeout", "30s"]);
     let addr = server.addr();
-    let started = std::sync::Arc::new(std::sync::Barrier::new(CLIENTS as usize + 1));
     // Each client sends 1 MiB in pieces, paced so the signal lands mid-transfer.
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let started = started.clone();
-            std::thread::spawn(move || {
-                let data = pattern(i, 1 << 20);
-                let mut conn = TcpStream::connect(addr).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(30)))
-                    .unwrap();
-                let mut reader = conn.try_clone().unwrap();
-                let reading = std::thread::spawn(move || {
-                    let mut got = Vec::new();
-                    reader.read_to_end(&mut got).map(|_| got)
-                });
-                for (k, piece) in data.chunks(64 * 1024).enumerate() {
-                    conn.write_all(piece).unwrap();
-                    if k == 2 {
-                        started.wait();
-                    }
-                    std::thread::sleep(Duration::from_millis(30));
-                }
-                conn.shutdown(Shutdown::Write).unwrap();
-                let got = reading.join().unwrap().expect("read echo");
-                got == data
-            })
-        })
-        .collect();
-    started.wait();
+    let clients = paced_transfers(addr, CLIENTS, 1 << 20, 3);
     server.signal(libc::SIGTERM);
     let signalled = Instant::now();
     server.wait_for_line("main: closing server", Duration::from_secs(5));

@@ -11,6 +11,25 @@ use echoes::Addr;
 use serde_json::Value;
 
 /// Runs `echo-bench` with `args`; kills it if it runs past 20 s.
+/// The keys every `--json` report has, whatever the transport (README,
+/// "echo-bench"; the library's own unit test checks the same list).
+pub const REPORT_KEYS: [&str; 14] = [
+    "mode",
+    "connections",
+    "size",
+    "seconds",
+    "messages",
+    "msgs_per_sec",
+    "mb_per_sec",
+    "p50_us",
+    "p90_us",
+    "p99_us",
+    "p999_us",
+    "max_us",
+    "errors",
+    "error_kinds",
+];
+
 pub fn bench(args: &[&str]) -> Output {
     finish(spawn_bench(args), args)
 }

@@ -430,6 +430,48 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Transfers in flight for a shutdown test: `clients` peers each send
+/// `len` bytes of [`pattern`] (seeded with their index) in 64 KiB pieces,
+/// 30 ms apart, then half-close, while reading the echo to its end.
+/// Returns once every peer has sent `pieces_first` pieces and is still
+/// sending, so that a signal sent next lands mid-transfer; each peer's
+/// thread then returns whether its echo came back whole and unchanged.
+pub fn paced_transfers(
+    addr: SocketAddr,
+    clients: u64,
+    len: usize,
+    pieces_first: usize,
+) -> Vec<std::thread::JoinHandle<bool>> {
+    let started = Arc::new(std::sync::Barrier::new(clients as usize + 1));
+    let peers = (0..clients)
+        .map(|i| {
+            let started = started.clone();
+            std::thread::spawn(move || {
+                let data = pattern(i, len);
+                let mut conn = TcpStream::connect(addr).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(30)))
+                    .unwrap();
+                let mut reader = conn.try_clone().unwrap();
+                let reading = std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    reader.read_to_end(&mut got).map(|_| got)
+                });
+                for (k, piece) in data.chunks(64 * 1024).enumerate() {
+                    std::io::Write::write_all(&mut conn, piece).unwrap();
+                    if k + 1 == pieces_first {
+                        started.wait();
+                    }
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+                conn.shutdown(std::net::Shutdown::Write).unwrap();
+                reading.join().unwrap().expect("read echo") == data
+            })
+        })
+        .collect();
+    started.wait();
+    peers
+}
+
 /// The seed's Python programs, beside this repository in `../shared/peers/python`
 /// (or wherever `ECHOES_PEERS` points). Missing, they fail the test: the
 /// tests that need them are `#[ignore]`d, and .ci/run runs them only where
