@@ -5,6 +5,10 @@ use crate::support;
 use crate::support::bench::{bench, stderr};
 
 #[test]
+#[cfg_attr(
+    not(has_man),
+    ignore = "needs man: run .ci/install (Debian package man-db)"
+)]
 fn generated_man_page_and_completions_are_real() {
     for kind in ["man", "complete-bash", "complete-zsh", "complete-fish"] {
         let out = bench(&["--generate", kind]);
@@ -73,6 +77,10 @@ fn version_and_help_say_what_it_is_and_how_to_use_it() {
 /// its value names in the SYNOPSIS, and points at no page that nothing
 /// generates (`echo-bench-merge(1)`).
 #[test]
+#[cfg_attr(
+    not(has_man),
+    ignore = "needs man: run .ci/install (Debian package man-db)"
+)]
 fn man_pages_say_exit_status_environment_signals_and_value_names() {
     let bins = [
         (support::SERVER, "[--read-size BYTES]"),

@@ -64,6 +64,10 @@ fn flag<'a>(args: &'a [String], name: &str) -> Vec<&'a str> {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_py_yaml),
+    ignore = "needs Python's PyYAML: run .ci/install (pip install -r .ci/requirements.txt)"
+)]
 fn the_deployment_and_services_have_probes_limits_and_ports() {
     let (deployment, services) = (yaml("deployment.yaml"), yaml("service.yaml"));
     let d = &deployment[0];
@@ -153,6 +157,10 @@ fn the_deployment_and_services_have_probes_limits_and_ports() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_py_yaml),
+    ignore = "needs Python's PyYAML: run .ci/install (pip install -r .ci/requirements.txt)"
+)]
 fn the_bench_job_is_indexed_and_its_logs_merge() {
     let job = yaml("bench-job.yaml");
     let job = &job[0];

@@ -266,6 +266,10 @@ fn http_addresses_are_a_usage_error() {
 /// once and drops what it has not echoed yet. Every mode, and the client,
 /// get every byte back from it.
 #[test]
+#[cfg_attr(
+    not(has_py_websockets),
+    ignore = "needs Python's websockets: run .ci/install (pip install -r .ci/requirements.txt)"
+)]
 fn python_websockets_gets_the_same_checks() {
     let port = support::free_port();
     let script = concat!(

@@ -256,6 +256,10 @@ fn an_invalid_rust_log_is_said() {
 /// named as such (not "certificate and key do not go together", nor a
 /// Rust Debug value), and an untrusted server names the ways to trust it.
 #[test]
+#[cfg_attr(
+    not(has_openssl),
+    ignore = "needs openssl: run .ci/install (Debian package openssl)"
+)]
 fn tls_messages_say_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();

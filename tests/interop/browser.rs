@@ -49,6 +49,10 @@ fn check_page(url: &str, screenshot: &Path) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_browser),
+    ignore = "needs Chromium and Playwright: run .ci/install (Debian chromium, npm ci in tests/browser)"
+)]
 fn chromium_checks_100_echoes_over_http_and_https() {
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&shots).unwrap();

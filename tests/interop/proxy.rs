@@ -118,6 +118,10 @@ fn through(port: u16, msg: &[u8]) -> (Vec<u8>, u16) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_haproxy),
+    ignore = "needs HAProxy: run .ci/install (Debian package haproxy)"
+)]
 fn haproxy_send_proxy_v1_and_v2_name_the_real_client() {
     let server = ServerProc::start(&["-l", "127.0.0.1:0", "--proxy-protocol"]);
     let (v1, v2) = (free_port(), free_port());
@@ -155,6 +159,10 @@ backend v2
 }
 
 #[test]
+#[cfg_attr(
+    not(has_haproxy),
+    ignore = "needs HAProxy: run .ci/install (Debian package haproxy)"
+)]
 fn haproxy_send_proxy_v2_ssl_passes_its_tlvs() {
     let dir = tempfile::tempdir().unwrap();
     let rcgen::CertifiedKey { cert, signing_key } =
@@ -204,6 +212,10 @@ backend echo
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nginx),
+    ignore = "needs nginx: run .ci/install (Debian packages nginx, libnginx-mod-stream)"
+)]
 fn nginx_stream_proxy_protocol_on() {
     let server = ServerProc::start(&["-l", "127.0.0.1:0", "--proxy-protocol"]);
     let port = free_port();
@@ -270,6 +282,10 @@ stream {{
 /// which relays what it parsed, as v2, to `echo-server`: the client the
 /// server names is the one echo-client claimed.
 #[test]
+#[cfg_attr(
+    not(has_haproxy),
+    ignore = "needs HAProxy: run .ci/install (Debian package haproxy)"
+)]
 fn haproxy_accept_proxy_understands_what_echoes_sends() {
     let server = ServerProc::start(&["-l", "127.0.0.1:0", "--proxy-protocol"]);
     let port = free_port();

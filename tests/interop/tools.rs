@@ -58,6 +58,10 @@ fn echoes_exactly(tool: &str, args: &[&str], data: &[u8]) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_socat),
+    ignore = "needs socat: run .ci/install (Debian package socat)"
+)]
 fn socat_gets_every_byte_back_over_tcp_unix_and_udp() {
     need("socat", "socat");
     let dir = tempfile::tempdir().unwrap();
@@ -76,6 +80,10 @@ fn socat_gets_every_byte_back_over_tcp_unix_and_udp() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_ncat),
+    ignore = "needs ncat: run .ci/install (Debian package ncat)"
+)]
 fn ncat_gets_every_byte_back_over_tcp_and_unix() {
     need("ncat", "ncat");
     let dir = tempfile::tempdir().unwrap();
@@ -88,6 +96,10 @@ fn ncat_gets_every_byte_back_over_tcp_and_unix() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD's nc: run .ci/install (Debian package netcat-openbsd)"
+)]
 fn openbsd_nc_gets_every_byte_back_over_tcp_and_unix() {
     need("nc", "netcat-openbsd");
     let dir = tempfile::tempdir().unwrap();
@@ -126,6 +138,10 @@ fn openssl_certificate(dir: &Path) -> (PathBuf, PathBuf) {
 /// implies `-ign_eof`), so the test reads until every byte is back, then
 /// ends it.
 #[test]
+#[cfg_attr(
+    not(has_openssl),
+    ignore = "needs openssl: run .ci/install (Debian package openssl)"
+)]
 fn openssl_s_client_gets_every_byte_back_over_tls() {
     need("openssl", "openssl");
     let dir = tempfile::tempdir().unwrap();
@@ -195,6 +211,10 @@ fn openssl_s_client_gets_every_byte_back_over_tls() {
 /// curl scrapes `--metrics`: a 200 in Prometheus's text format whose every
 /// line is a comment or a sample, a 404 elsewhere, and a HEAD with no body.
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn curl_scrapes_the_metrics_page() {
     need("curl", "curl");
     let server = ServerProc::start(&["-l", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);

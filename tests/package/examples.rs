@@ -108,6 +108,10 @@ enum Target {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn every_example_passes_as_written() {
     let (sessions, problems) = sessions();
     if let Ok(index) = std::env::var(INSIDE) {
@@ -206,20 +210,64 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n") + "\n"
 }
 
-/// In the fresh namespaces: loopback up, and a /tmp of our own.
+/// In the fresh namespaces: loopback up, and a /tmp of our own, so that
+/// examples writing there (`unix:/tmp/echo.sock`) collide with nothing.
+///
+/// A checkout or target folder under /tmp (a clone in `/tmp`, CI's
+/// scratch folder) would vanish under the new /tmp, and every example
+/// with it: those folders are bind-mounted back, from a handle on the old
+/// /tmp taken before it was covered.
 fn inside_namespaces() {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
     support::loopback_up();
-    // SAFETY: mount with static strings.
-    unsafe {
-        let rc = libc::mount(
-            c"tmpfs".as_ptr(),
-            c"/tmp".as_ptr(),
-            c"tmpfs".as_ptr(),
+    let target = Path::new(SERVER).ancestors().nth(2).unwrap().to_path_buf();
+    let mut keep: Vec<PathBuf> = [Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(), target]
+        .into_iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .filter(|p| p.starts_with("/tmp"))
+        .collect();
+    keep.sort();
+    keep.dedup_by(|inner, outer| inner.starts_with(outer));
+    let old_tmp = std::fs::File::open("/tmp").expect("open /tmp");
+    let mount = |source: &Path, target: &Path, fstype: Option<&str>, flags| {
+        let source = CString::new(source.as_os_str().as_bytes()).unwrap();
+        let target = CString::new(target.as_os_str().as_bytes()).unwrap();
+        let fstype = fstype.map(|t| CString::new(t).unwrap());
+        let fstype = fstype.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+        // SAFETY: every pointer is a NUL-terminated string that outlives
+        // the call, or null where mount(2) allows it.
+        let rc = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                fstype,
+                flags,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(
+            rc,
             0,
-            std::ptr::null(),
+            "mount {source:?} on {target:?}: {}",
+            std::io::Error::last_os_error()
         );
-        assert_eq!(rc, 0, "mount /tmp: {}", std::io::Error::last_os_error());
+    };
+    mount(Path::new("tmpfs"), Path::new("/tmp"), Some("tmpfs"), 0);
+    let old = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&old_tmp)
+    ));
+    for path in keep {
+        std::fs::create_dir_all(&path).expect("a mount point in the new /tmp");
+        let source = old.join(path.strip_prefix("/tmp").unwrap());
+        mount(&source, &path, None, libc::MS_BIND | libc::MS_REC);
     }
+    assert!(
+        Path::new(SERVER).exists(),
+        "{SERVER} is not there inside the example's namespaces: /tmp was \
+         replaced by a tmpfs, and the binaries could not be mounted back"
+    );
 }
 
 /// Runs one session here: the server, then the client against it.

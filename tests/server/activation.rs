@@ -159,6 +159,10 @@ fn a_descriptor_that_is_not_a_socket_is_one_clear_line() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_systemd_socket_activate),
+    ignore = "needs systemd-socket-activate: run .ci/install (Debian package systemd)"
+)]
 fn systemd_socket_activate_starts_it_on_the_first_connection() {
     let tool = "/usr/bin/systemd-socket-activate";
     assert!(

@@ -25,6 +25,10 @@ fn url(server: &ServerProc, scheme: &str, path: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn http1_reflects_the_request_as_json() {
     let server = server("http", &["--name", "backend-7"]);
     let a = curl(&[
@@ -79,6 +83,10 @@ fn http1_reflects_the_request_as_json() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn binary_bodies_are_base64_and_text_is_asked_for_with_accept() {
     let server = server("http", &[]);
     let dir = tempfile::tempdir().unwrap();
@@ -106,6 +114,10 @@ fn binary_bodies_are_base64_and_text_is_asked_for_with_accept() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn h2c_with_prior_knowledge() {
     let server = server("http", &[]);
     let a = curl(&["--http2-prior-knowledge", &url(&server, "http", "/h2?a=b")]);
@@ -117,6 +129,10 @@ fn h2c_with_prior_knowledge() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn https_speaks_http2_and_http1_by_alpn() {
     let server = server("https", &["--tls-self-signed"]);
     let a = curl(&["-k", "--http2", &url(&server, "https", "/secure")]);
@@ -147,6 +163,10 @@ fn https_speaks_http2_and_http1_by_alpn() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn mutual_tls_shows_the_client_certificate() {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let dir = tempfile::tempdir().unwrap();
@@ -214,6 +234,10 @@ fn mutual_tls_shows_the_client_certificate() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn knobs_set_status_delay_size_close_and_echo_the_body() {
     let server = server("http", &[]);
     let a = curl(&[&url(&server, "http", "/?status=503")]);
@@ -268,6 +292,10 @@ fn knobs_set_status_delay_size_close_and_echo_the_body() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn knobs_past_the_limits_are_a_clear_400_and_counted() {
     let server = server(
         "http",
@@ -391,6 +419,10 @@ fn hostile_requests_get_400_431_413_408_and_are_counted() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn the_test_page_is_one_self_contained_file() {
     let server = server("http", &[]);
     let a = curl(&[&url(&server, "http", "/.well-known/echoes")]);
@@ -410,6 +442,10 @@ fn the_test_page_is_one_self_contained_file() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn shutdown_lets_a_request_in_flight_finish() {
     let mut server = server("http", &[]);
     let target = url(&server, "http", "/?delay=1500ms");
@@ -424,6 +460,10 @@ fn shutdown_lets_a_request_in_flight_finish() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn limits_and_listener_addresses_apply_to_http() {
     // A ws:// listener is the http:// one.
     let server = server("ws", &["--max-connections-per-ip", "1"]);

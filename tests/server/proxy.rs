@@ -516,6 +516,10 @@ fn an_http_reflection_shows_the_proxy_and_its_tlvs() {
 /// an `http://` listener that requires a header: a real sender's header,
 /// read before the request.
 #[test]
+#[cfg_attr(
+    not(has_curl),
+    ignore = "needs curl: run .ci/install (Debian package curl)"
+)]
 fn curl_haproxy_protocol_reaches_an_http_listener() {
     let server = ServerProc::start(&["-l", "http://127.0.0.1:0", "--proxy-protocol"]);
     let url = format!("http://127.0.0.1:{}/curl", server.port);

@@ -56,6 +56,10 @@ fn abstract_notify_socket_names_work_too() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_man),
+    ignore = "needs man: run .ci/install (Debian package man-db)"
+)]
 fn generated_man_pages_and_completions_are_real() {
     for bin in [SERVER, CLIENT] {
         let name = std::path::Path::new(bin)
@@ -128,6 +132,10 @@ fn need_analyze() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_systemd_analyze),
+    ignore = "needs systemd-analyze: run .ci/install (Debian package systemd)"
+)]
 fn unit_files_pass_systemd_analyze_verify() {
     need_analyze();
     let dir = tempfile::tempdir().unwrap();
@@ -146,6 +154,10 @@ fn unit_files_pass_systemd_analyze_verify() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_systemd_analyze),
+    ignore = "needs systemd-analyze: run .ci/install (Debian package systemd)"
+)]
 fn services_keep_their_sandbox() {
     need_analyze();
     let dir = tempfile::tempdir().unwrap();

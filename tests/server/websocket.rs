@@ -59,6 +59,10 @@ fn metrics_port(server: &ServerProc) -> u16 {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_py_websockets),
+    ignore = "needs Python's websockets: run .ci/install (pip install -r .ci/requirements.txt)"
+)]
 fn python_websockets_client_over_ws_and_wss() {
     let server = server("http", &["--metrics", "127.0.0.1:0"]);
     python_client(&format!("ws://127.0.0.1:{}/any/path?x=1", server.port));
@@ -389,6 +393,10 @@ impl Drop for Nginx {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_nginx, has_curl, has_py_websockets)),
+    ignore = "needs nginx and curl and Python's websockets: run .ci/install"
+)]
 fn through_nginx_the_reflection_shows_x_forwarded_for_and_websocket_passes() {
     let server = server("http", &["--name", "behind-nginx"]);
     let nginx = Nginx::proxy_to(server.port);
