@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- compare_peers.py: begin generated section -->"
 END = "<!-- compare_peers.py: end generated section -->"
 REFERENCE = "c-epoll"
+BENCHMARKS = REPO / "BENCHMARKS.md"
 SERVER_CORE = "0"
 BENCH_CORE = "1"
 # `nice -n N` or `chrt -f PRIO` before every server and bench command
@@ -428,6 +429,16 @@ def scaling_table(results: Results) -> list[str]:
     return lines
 
 
+def output_path(quick: bool, output: Path | None) -> Path:
+    """Where the tables go: a smoke run's one-second noise never lands in
+    the tracked BENCHMARKS.md."""
+    if output is None:
+        return REPO / "target" / "compare" / "quick.md" if quick else BENCHMARKS
+    if quick and output.resolve() == BENCHMARKS:
+        raise ValueError("--quick is a smoke run and does not write BENCHMARKS.md: drop --output, or name another file")
+    return output
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, help="rounds over every server (default 3)")
@@ -488,9 +499,17 @@ def main() -> int:
         action="store_true",
         help="also run 64 B ping-pong with one and two worker threads, sharing both cores with the bench",
     )
-    p.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    p.add_argument(
+        "--output",
+        type=Path,
+        help="where the tables go (default BENCHMARKS.md; with --quick, target/compare/quick.md)",
+    )
     p.add_argument("--raw", type=Path, default=REPO / "target" / "compare" / "results.json")
     args = p.parse_args()
+    try:
+        args.output = output_path(args.quick, args.output)
+    except ValueError as e:
+        p.error(str(e))
     defaults = (1, 1.0, 0.5, 1000) if args.quick else (3, 4.0, 1.0, 10_000)
     for name, value in zip(("rounds", "duration", "warmup", "idle_connections"), defaults):
         if getattr(args, name) is None:
@@ -601,6 +620,7 @@ def main() -> int:
     info["load_before"] = "/".join(f"{x:.1f}" for x in load_before)
     info["load_after"] = "/".join(f"{x:.1f}" for x in os.getloadavg())
     section = table(results, names, args, command, info)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     write_section(args.output, section, BEGIN, END, NEW_FILE)
     log(f"wrote {args.output} (raw figures in {args.raw})")
     print(section)

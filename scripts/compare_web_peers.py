@@ -266,6 +266,8 @@ def main() -> int:
     p.add_argument("--bin-dir", type=Path, help="echo-server and echo-bench from here, not built in release")
     args = p.parse_args()
     args.argv = sys.argv[1:]
+    if args.quick and args.update:
+        p.error("--quick is a smoke run and does not write BENCHMARKS.md: drop --update")
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 1.0, 0.5
     if args.realtime:

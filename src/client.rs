@@ -119,8 +119,11 @@ pub enum ClientError {
         received: &'static str,
     },
     /// More came back than was sent: every byte up to `sent` was right,
-    /// and then the server went on.
-    #[error("extra echo: sent {sent} bytes, received {received}")]
+    /// and then the server went on. The first extra byte is the first
+    /// wrong one, so it reads as SPEC.md's mismatch at its offset.
+    #[error(
+        "echo mismatch at byte {sent}: an extra byte past the {sent} sent (received {received})"
+    )]
     Extra {
         /// Bytes sent when the extra ones arrived.
         sent: u64,
@@ -429,6 +432,9 @@ mod tests {
             ),
             "{e:?}"
         );
-        assert_eq!(e.to_string(), "extra echo: sent 12 bytes, received 13");
+        assert_eq!(
+            e.to_string(),
+            "echo mismatch at byte 12: an extra byte past the 12 sent (received 13)"
+        );
     }
 }

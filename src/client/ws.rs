@@ -7,7 +7,7 @@
 //! message. Each echo must be one message of the same type with the same
 //! bytes, in order. N counted over the conversation, as over TCP, a wrong
 //! byte or a wrong type is `echo mismatch at byte N`, a longer message
-//! `extra echo` (one over the size limit below by the length its header
+//! a mismatch at the offset of its first extra byte (one over the size limit below by the length its header
 //! announces), a shorter one or a server that closes before every message
 //! came back `short echo`, as over UDP.
 //!

@@ -3,25 +3,30 @@
 //! without a web framework on the server's dependency list.
 //!
 //! A scrape endpoint should not become a way in, nor be starved by peers
-//! that connect and say nothing. Every connection is accepted at once and
-//! held in one of [`MAX_CONCURRENT`] slots; one that has not sent its
-//! whole request head within [`HEAD_DEADLINE`] is closed. When a
-//! connection arrives and every slot is held, the oldest connection still
-//! waiting for its request is closed to make room, so a new scrape is
-//! served at once however many idle peers there are, and however fast they
-//! reconnect. Only when every slot is busy answering is the newcomer
-//! closed unanswered. Each connection closed without an answer is counted
-//! in `echoes_metrics_connections_dropped_total`, by reason.
+//! that connect and say nothing, nor refuse a burst of honest scrapes.
+//! Every connection is held in one of [`MAX_CONCURRENT`] slots (the bound
+//! on the descriptors and memory the endpoint holds: a few KiB each), and
+//! one that has not sent its whole request head within [`HEAD_DEADLINE`]
+//! is closed: slow and silent peers are cut by that deadline, not by the
+//! number of slots. When a connection arrives and every slot is held, the
+//! oldest connection still waiting for its request is closed to make
+//! room, so a new scrape is served at once however many idle peers there
+//! are, and however fast they reconnect. When every slot is busy
+//! answering, accepting pauses until one is free: the newcomers wait in
+//! the listen backlog and are each answered in turn, none is closed
+//! unanswered. Each connection closed without an answer is counted in
+//! `echoes_metrics_connections_dropped_total`, by reason.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -34,12 +39,18 @@ const MAX_HEAD: usize = 8 * 1024;
 /// Prometheus, `curl` and browsers send it at once.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(2);
 
+/// How long a connection must have been silent before a newcomer may take
+/// its slot. An honest client's request follows its connection within
+/// microseconds, so a burst of scrapes evicts none of its own.
+const EVICT_AFTER: Duration = Duration::from_millis(200);
+
 /// How long a client has to take the response (a few KiB, which fits in
 /// any socket buffer: this only bounds a peer with a zero window).
 const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Connections held at once, waiting for their request or being answered.
-pub const MAX_CONCURRENT: usize = 16;
+/// Connections held at once, waiting for their request or being answered:
+/// a burst of this many scrapes is answered at once, a larger one in turn.
+pub const MAX_CONCURRENT: usize = 512;
 
 /// Why a connection to the metrics endpoint was closed unanswered: the
 /// `reason` label of `echoes_metrics_connections_dropped_total`.
@@ -49,20 +60,17 @@ pub enum Dropped {
     Evicted,
     /// It sent no whole request within [`HEAD_DEADLINE`].
     Timeout,
-    /// Every slot was busy answering when it arrived.
-    Busy,
 }
 
 impl Dropped {
     /// Every reason, in the order the exposition lists them.
-    pub const ALL: [Dropped; 3] = [Dropped::Evicted, Dropped::Timeout, Dropped::Busy];
+    pub const ALL: [Dropped; 2] = [Dropped::Evicted, Dropped::Timeout];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Dropped::Evicted => "evicted",
             Dropped::Timeout => "timeout",
-            Dropped::Busy => "busy",
         }
     }
 }
@@ -74,6 +82,13 @@ struct Slots {
     held: VecDeque<Held>,
 }
 
+/// The slots, and the accept loop's wake-up when one is given back.
+#[derive(Default)]
+struct Endpoint {
+    slots: Mutex<Slots>,
+    released: Notify,
+}
+
 struct Held {
     id: u64,
     /// Who it is from: a peer that holds many slots gives one up first.
@@ -82,17 +97,21 @@ struct Held {
     fd: RawFd,
     /// Still waiting for its request head: may be evicted.
     idle: bool,
+    /// When it was accepted.
+    since: Instant,
     evict: CancellationToken,
 }
 
 impl Slots {
-    /// Which held connection to close for a newcomer: an idle one whose
-    /// request has not already arrived unread (`has_unread`: it is about to
-    /// be answered), from the address that holds the most slots, the
-    /// oldest of those. `None` when every one is busy.
-    fn victim(&self, has_unread: impl Fn(RawFd) -> bool) -> Option<usize> {
+    /// Which held connection to close for a newcomer at `now`: one silent
+    /// for [`EVICT_AFTER`] at least, whose request has not already arrived
+    /// unread (`has_unread`: it is about to be answered), from the address
+    /// that holds the most slots, the oldest of those. `None` when there
+    /// is none such.
+    fn victim(&self, now: Instant, has_unread: impl Fn(RawFd) -> bool) -> Option<usize> {
+        let silent = |h: &Held| h.idle && now.duration_since(h.since) >= EVICT_AFTER;
         let evictable: Vec<usize> = (0..self.held.len())
-            .filter(|&i| self.held[i].idle && !has_unread(self.held[i].fd))
+            .filter(|&i| silent(&self.held[i]) && !has_unread(self.held[i].fd))
             .collect();
         let holds = |ip: IpAddr| self.held.iter().filter(|h| h.ip == ip).count();
         let most = evictable.iter().map(|&i| holds(self.held[i].ip)).max()?;
@@ -122,24 +141,27 @@ fn has_unread(fd: RawFd) -> bool {
 
 /// One connection's hold on a slot, given back when dropped.
 struct Slot {
-    slots: Arc<Mutex<Slots>>,
+    endpoint: Arc<Endpoint>,
     id: u64,
     evict: CancellationToken,
 }
 
 impl Slot {
     /// Takes a slot for a connection from `peer` on socket `fd`, first
-    /// closing an idle one if every slot is held (see [`Slots::victim`]);
-    /// `None` when every one is busy answering.
+    /// closing a silent one if every slot is held (see [`Slots::victim`]);
+    /// `None` when none can be closed.
     fn take(
-        slots: &Arc<Mutex<Slots>>,
+        endpoint: &Arc<Endpoint>,
         peer: SocketAddr,
         fd: RawFd,
         metrics: &Metrics,
     ) -> Option<Slot> {
-        let mut s = slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut s = endpoint
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if s.held.len() >= MAX_CONCURRENT {
-            let victim = s.victim(has_unread)?;
+            let victim = s.victim(Instant::now(), has_unread)?;
             if let Some(victim) = s.held.remove(victim) {
                 victim.evict.cancel();
                 metrics.metrics_dropped(Dropped::Evicted);
@@ -153,10 +175,11 @@ impl Slot {
             ip: peer.ip().to_canonical(),
             fd,
             idle: true,
+            since: Instant::now(),
             evict: evict.clone(),
         });
         Some(Slot {
-            slots: slots.clone(),
+            endpoint: endpoint.clone(),
             id,
             evict,
         })
@@ -164,7 +187,11 @@ impl Slot {
 
     /// The request head is in: this connection is answered, not evicted.
     fn busy(&self) {
-        let mut s = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut s = self
+            .endpoint
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(h) = s.held.iter_mut().find(|h| h.id == self.id) {
             h.idle = false;
         }
@@ -173,11 +200,17 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut s = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut s = self
+            .endpoint
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // Gone already when evicted.
         if let Some(i) = s.held.iter().position(|h| h.id == self.id) {
             s.held.remove(i);
         }
+        drop(s);
+        self.endpoint.released.notify_one();
     }
 }
 
@@ -192,7 +225,7 @@ struct Scrape {
 
 /// Serves `metrics` on `listener` until the future is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    let slots = Arc::new(Mutex::new(Slots::default()));
+    let endpoint = Arc::new(Endpoint::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -203,10 +236,15 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 continue;
             }
         };
-        let Some(slot) = Slot::take(&slots, peer, stream.as_raw_fd(), &metrics) else {
-            metrics.metrics_dropped(Dropped::Busy);
-            debug!(name = "metrics", "{peer}: every slot busy, closed");
-            continue;
+        // No slot to take: wait for one to be given back, or for a silent
+        // one to become evictable, accepting nothing meanwhile.
+        let slot = loop {
+            match Slot::take(&endpoint, peer, stream.as_raw_fd(), &metrics) {
+                Some(slot) => break slot,
+                None => {
+                    let _ = tokio::time::timeout(EVICT_AFTER, endpoint.released.notified()).await;
+                }
+            }
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -344,7 +382,7 @@ async fn write(
 mod tests {
     use super::*;
 
-    /// Slots held by `(ip, fd, idle)`, oldest first.
+    /// Slots held by `(ip, fd, idle)`, oldest first, accepted at `T0`.
     fn slots(held: &[(u8, RawFd, bool)]) -> Slots {
         let mut s = Slots::default();
         for &(ip, fd, idle) in held {
@@ -353,6 +391,7 @@ mod tests {
                 ip: IpAddr::from([10, 0, 0, ip]),
                 fd,
                 idle,
+                since: t0(),
                 evict: CancellationToken::new(),
             });
             s.next_id += 1;
@@ -363,6 +402,7 @@ mod tests {
     #[test]
     fn the_victim_is_the_oldest_idle_one_of_the_host_holding_most() {
         let none_unread = |_| false;
+        let later = t0() + EVICT_AFTER;
         // Host 2 holds three slots, host 1 two: host 2's oldest idle goes,
         // though host 1's is older.
         let s = slots(&[
@@ -372,17 +412,31 @@ mod tests {
             (1, 13, true),
             (2, 14, true),
         ]);
-        assert_eq!(s.victim(none_unread), Some(2));
+        assert_eq!(s.victim(later, none_unread), Some(2));
         // A connection whose request waits unread is about to be answered.
-        assert_eq!(s.victim(|fd| fd == 12), Some(4));
-        assert_eq!(s.victim(|fd| fd == 12 || fd == 14), Some(0));
+        assert_eq!(s.victim(later, |fd| fd == 12), Some(4));
+        assert_eq!(s.victim(later, |fd| fd == 12 || fd == 14), Some(0));
         // One host only: plain oldest idle first.
         let s = slots(&[(1, 10, false), (1, 11, true), (1, 12, true)]);
-        assert_eq!(s.victim(none_unread), Some(1));
+        assert_eq!(s.victim(later, none_unread), Some(1));
         // Every one busy answering, or about to be: none.
         let s = slots(&[(1, 10, false), (2, 11, true)]);
-        assert_eq!(s.victim(|fd| fd == 11), None);
-        assert_eq!(slots(&[]).victim(none_unread), None);
+        assert_eq!(s.victim(later, |fd| fd == 11), None);
+        assert_eq!(slots(&[]).victim(later, none_unread), None);
+    }
+
+    #[test]
+    fn a_connection_just_accepted_is_not_evicted() {
+        let s = slots(&[(1, 10, true), (1, 11, true)]);
+        assert_eq!(s.victim(t0(), |_| false), None);
+        assert_eq!(s.victim(t0() + EVICT_AFTER / 2, |_| false), None);
+        assert_eq!(s.victim(t0() + EVICT_AFTER, |_| false), Some(0));
+    }
+
+    /// One instant for every slot of a test.
+    fn t0() -> Instant {
+        static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *T0.get_or_init(Instant::now)
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub struct Metrics {
     /// racing a chunk that crosses threads never shows a counter going back.
     sent_reported: Mutex<[u64; N]>,
     /// Connections to the metrics endpoint closed unanswered, by reason.
-    metrics_dropped: [AtomicU64; 3],
+    metrics_dropped: [AtomicU64; http::Dropped::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -464,7 +464,7 @@ impl Metrics {
     fn render_own(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "# HELP echoes_metrics_connections_dropped_total Connections to this endpoint closed unanswered: evicted (idle while others waited), timeout (no request in time), busy (every slot answering)."
+            "# HELP echoes_metrics_connections_dropped_total Connections to this endpoint closed unanswered: evicted (idle while others waited), timeout (no request in time)."
         );
         let _ = writeln!(
             out,
@@ -576,10 +576,10 @@ mod tests {
             "echoes_build_info{{version=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION")
         )));
-        m.metrics_dropped(http::Dropped::Busy);
+        m.metrics_dropped(http::Dropped::Timeout);
         assert!(
             m.render()
-                .contains("echoes_metrics_connections_dropped_total{reason=\"busy\"} 1\n")
+                .contains("echoes_metrics_connections_dropped_total{reason=\"timeout\"} 1\n")
         );
         assert!(text.ends_with('\n'));
     }

@@ -177,7 +177,7 @@ fn a_text_echo_of_binary_is_a_mismatch_and_a_longer_message_extra() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr
-            .ends_with("echo-client: error: extra echo: sent 5 bytes, received 8388608\n"),
+            .ends_with("echo-client: error: echo mismatch at byte 5: an extra byte past the 5 sent (received 8388608)\n"),
         "{}",
         out.stderr
     );

@@ -207,3 +207,58 @@ fn the_library_alone_needs_no_command_line_dependency() {
         );
     }
 }
+
+/// A smoke run of the comparison scripts (`--quick`: one round of
+/// one-second runs) never rewrites the tracked BENCHMARKS.md: it writes
+/// under target/, and asking it to write BENCHMARKS.md is refused before
+/// anything is built or run.
+#[test]
+fn smoke_runs_of_the_comparisons_leave_benchmarks_md_alone() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = |args: &[&str]| {
+        std::process::Command::new("python3")
+            .args(args)
+            .current_dir(repo)
+            .output()
+            .expect("python3 (the scripts need Python 3.11's standard library only)")
+    };
+    let quick_default = python(&[
+        "-c",
+        "import sys; sys.path.insert(0, 'scripts'); import compare_peers as c; \
+         print(c.output_path(True, None)); print(c.output_path(False, None))",
+    ]);
+    assert!(quick_default.status.success(), "{quick_default:?}");
+    let paths = String::from_utf8_lossy(&quick_default.stdout).into_owned();
+    let paths: Vec<&str> = paths.lines().collect();
+    let benchmarks = repo.join("BENCHMARKS.md");
+    assert_ne!(
+        Path::new(paths[0]),
+        benchmarks,
+        "--quick writes {}",
+        paths[0]
+    );
+    assert!(paths[0].contains("/target/"), "--quick writes {}", paths[0]);
+    assert_eq!(
+        Path::new(paths[1]),
+        benchmarks,
+        "a full run writes {}",
+        paths[1]
+    );
+    for args in [
+        &[
+            "scripts/compare_peers.py",
+            "--quick",
+            "--output",
+            "BENCHMARKS.md",
+        ][..],
+        &["scripts/compare_web_peers.py", "--quick", "--update"][..],
+    ] {
+        let out = python(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("does not write BENCHMARKS.md"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -169,14 +169,18 @@ fn timed_scrape(port: u16) -> (String, Duration) {
     (body, t0.elapsed())
 }
 
-/// 64 connections that never send a request, four times as many as the
-/// endpoint answers at once, do not hold a scrape up: idle ones are closed
-/// to make room for it, and counted.
+/// The connections the endpoint holds at once (`MAX_CONCURRENT` in
+/// src/metrics/http.rs).
+const SLOTS: usize = 512;
+
+/// 64 more connections that never send a request than the endpoint holds
+/// at once do not hold a scrape up: idle ones are closed to make room for
+/// it, and counted.
 #[test]
 fn idle_connections_do_not_delay_a_scrape() {
     let server = ServerProc::start(&["-l", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);
     let port = metrics_port(&server);
-    let idle: Vec<TcpStream> = (0..64)
+    let idle: Vec<TcpStream> = (0..SLOTS + 64)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
     for _ in 0..3 {
@@ -191,6 +195,102 @@ fn idle_connections_do_not_delay_a_scrape() {
     );
     assert!(evicted >= 48, "{evicted} idle connections evicted");
     drop(idle);
+}
+
+/// A burst of 2,000 scrapes at once, four times as many as the endpoint
+/// holds: every one is answered in full (the excess waits in the backlog,
+/// none is closed unanswered), and the server's descriptors and memory
+/// stay bounded meanwhile.
+#[test]
+fn a_burst_of_2000_concurrent_scrapes_is_answered_in_full() {
+    let server = ServerProc::start(&["-l", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);
+    let port = metrics_port(&server);
+    scrape(port);
+    let (fds_before, rss_before) = (server.fd_count(), server.rss_kib());
+    // The most the server holds while the burst lasts.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pid = server.pid();
+    let peak = std::thread::spawn({
+        let done = done.clone();
+        move || {
+            let (mut fds, mut rss) = (0, 0);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                fds = fds.max(fd_count(pid));
+                rss = rss.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (fds, rss)
+        }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answers: Vec<Result<Vec<u8>, String>> = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let scrapes = (0..2000).map(|_| async move {
+            let scrape = async {
+                let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+                c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .await?;
+                let mut answer = Vec::new();
+                c.read_to_end(&mut answer).await?;
+                Ok::<_, std::io::Error>(answer)
+            };
+            match tokio::time::timeout(Duration::from_secs(60), scrape).await {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err("no answer within 60 s".to_string()),
+            }
+        });
+        futures_util::future::join_all(scrapes).await
+    });
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (fds_peak, rss_peak) = peak.join().unwrap();
+    let failed: Vec<String> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Ok(a) if a.starts_with(b"HTTP/1.1 200 OK") && complete(a) => None,
+            Ok(a) => Some(format!(
+                "{:?}",
+                String::from_utf8_lossy(&a[..a.len().min(80)])
+            )),
+            Err(e) => Some(e.clone()),
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 2000 scrapes unanswered, e.g. {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let page = scrape(port);
+    for reason in ["evicted", "timeout"] {
+        let series = format!("echoes_metrics_connections_dropped_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&page, &series), 0, "{reason}");
+    }
+    // Bounded by the slots: a descriptor each, and a few KiB.
+    assert!(
+        fds_peak <= fds_before + SLOTS + 8,
+        "{fds_before} descriptors before, {fds_peak} at the peak"
+    );
+    assert!(
+        rss_peak < rss_before + 32 * 1024,
+        "{rss_before} KiB before, {rss_peak} KiB at the peak"
+    );
+}
+
+/// Whether an HTTP/1.1 answer holds its whole `Content-Length` of body.
+fn complete(answer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    length == Some(body.len()) && body.contains("# TYPE echoes_connections_open gauge")
 }
 
 /// A connection that sends no request is closed after a short deadline
