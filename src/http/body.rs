@@ -28,6 +28,40 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// A response body of any of the kinds this server sends.
 pub type ResBody = BoxBody<Bytes, BoxError>;
 
+/// A response body, and the request it answers marked as under way until
+/// it is sent or dropped (see [`IoState::request`](super::io::IoState::request)).
+pub struct Tracked {
+    body: ResBody,
+    _busy: super::io::Busy,
+}
+
+impl Tracked {
+    /// `body`, with `busy` held until it ends.
+    pub fn new(body: ResBody, busy: super::io::Busy) -> Tracked {
+        Tracked { body, _busy: busy }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// A response body holding `data`.
 pub fn full(data: impl Into<Bytes>) -> ResBody {
     Full::new(data.into()).map_err(|e| match e {}).boxed()

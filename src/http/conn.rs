@@ -52,6 +52,7 @@ enum Event {
     CloseAsked,
     Idle,
     Silent,
+    Stalled,
 }
 
 impl HttpServer {
@@ -84,6 +85,8 @@ impl HttpServer {
             shard,
             sessions: sessions_tx,
             close: close.clone(),
+            io: state.clone(),
+            websockets: Arc::default(),
         });
         let mut conn = Some(Box::pin(
             self.builder
@@ -113,6 +116,7 @@ impl HttpServer {
                 () = close.notified(), if serving => Event::CloseAsked,
                 () = idle_expired(&state, idle) => Event::Idle,
                 () = &mut silent, if silent_armed => Event::Silent,
+                () = h2_stalled(&state, header_timeout), if serving && sessions.is_empty() => Event::Stalled,
             };
             match event {
                 Event::Served(r) => {
@@ -145,6 +149,16 @@ impl HttpServer {
                     debug!(
                         name = %peer,
                         "nothing sent within {}",
+                        format_duration(header_timeout.unwrap_or_default())
+                    );
+                    return Ok(Ending::Eof);
+                }
+                Event::Stalled => {
+                    self.metrics
+                        .error(Transport::Http, ErrorKind::RequestTimeout);
+                    debug!(
+                        name = %peer,
+                        "HTTP/2: no request within {}: closing",
                         format_duration(header_timeout.unwrap_or_default())
                     );
                     return Ok(Ending::Eof);
@@ -286,6 +300,28 @@ fn io_source(e: &hyper::Error) -> Option<&io::Error> {
         source = s.source();
     }
     None
+}
+
+/// Resolves once an HTTP/2 connection has had no request under way for
+/// `timeout` (`--http-header-timeout`): a peer that sent only its preface
+/// and SETTINGS, or a HEADERS frame it never finished, or that keeps the
+/// connection open with pings alone. HTTP/1.1 needs none of this: hyper's
+/// header timeout covers it (and answers 408). Looked at once a `timeout`,
+/// so such a connection ends within one to two of them.
+async fn h2_stalled(state: &IoState, timeout: Option<Duration>) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    loop {
+        let deadline = match state.quiet_since() {
+            Some(since) if state.is_h2() => since + timeout,
+            _ => Instant::now() + timeout,
+        };
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline.into()).await;
+    }
 }
 
 /// Resolves once nothing has moved for `timeout` (never without one).

@@ -16,7 +16,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,16 @@ pub struct IoState {
     timed: bool,
     read_any: AtomicBool,
     read_since_write: AtomicBool,
+    /// Whether the peer opened with HTTP/2's connection preface.
+    h2: AtomicBool,
+    /// Requests under way: being answered, or their answer still sending.
+    requests: AtomicUsize,
+    /// Microseconds from `start` to when the last request under way ended.
+    quiet_since: AtomicU64,
 }
+
+/// The HTTP/2 client connection preface begins so (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 impl IoState {
     /// A fresh state; `timed` keeps the time of the last traffic.
@@ -47,7 +56,29 @@ impl IoState {
             timed,
             read_any: AtomicBool::new(false),
             read_since_write: AtomicBool::new(false),
+            h2: AtomicBool::new(false),
+            requests: AtomicUsize::new(0),
+            quiet_since: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the connection speaks HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        self.h2.load(Relaxed)
+    }
+
+    /// Since when no request has been under way, if none is: the
+    /// connection's start, or the end of its last request's answer.
+    pub fn quiet_since(&self) -> Option<Instant> {
+        (self.requests.load(Relaxed) == 0)
+            .then(|| self.start + Duration::from_micros(self.quiet_since.load(Relaxed)))
+    }
+
+    /// A request under way until the returned guard is dropped (with its
+    /// answer's body, so a long answer keeps the connection busy).
+    pub fn request(self: &Arc<Self>) -> Busy {
+        self.requests.fetch_add(1, Relaxed);
+        Busy(self.clone())
     }
 
     /// When bytes last moved either way (the connection's start at first);
@@ -72,6 +103,20 @@ impl IoState {
             let micros = self.start.elapsed().as_micros();
             self.last
                 .store(u64::try_from(micros).unwrap_or(u64::MAX), Relaxed);
+        }
+    }
+}
+
+/// One request under way on a connection: see [`IoState::request`].
+#[derive(Debug)]
+pub struct Busy(Arc<IoState>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let state = &self.0;
+        if state.requests.fetch_sub(1, Relaxed) == 1 {
+            let micros = u64::try_from(state.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            state.quiet_since.store(micros, Relaxed);
         }
     }
 }
@@ -141,6 +186,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for ConnIo<T> {
         if n > 0 {
             let this = &*self;
             this.state.touch();
+            if !this.state.read_any.load(Relaxed) {
+                let first = &buf.filled()[before..];
+                let h2 = first.starts_with(&H2_PREFACE[..first.len().min(H2_PREFACE.len())]);
+                this.state.h2.store(h2 && first.len() >= 3, Relaxed);
+            }
             this.state.read_any.store(true, Relaxed);
             this.state.read_since_write.store(true, Relaxed);
             if this.counted {

@@ -11,6 +11,7 @@
 //! | [`conn`] | one connection from accept to close: hyper, graceful shutdown, 408, idle timeout, its WebSocket sessions |
 //! | [`io`] | the connection's byte stream as hyper sees it: counted, timed, handed back for a last word |
 //! | [`service`] | what answers a request: the test page, an upgrade, or the knobs and a reflection |
+//! | `host` | the Host rules of RFC 9112 §3.2 |
 //! | [`knobs`] | `status`, `delay`, `size`, `close`, `echo_body` from the query or `x-echo-*` headers |
 //! | [`body`] | the request body read within a limit and hashed, and the response bodies |
 //! | [`pattern`] | the checkable pattern of a `size=` body |
@@ -60,6 +61,7 @@
 pub mod body;
 pub mod conn;
 pub mod facts;
+pub(crate) mod host;
 pub mod io;
 pub mod knobs;
 pub mod page;
@@ -95,6 +97,20 @@ pub const DEFAULT_MAX_HEAD: usize = 64 << 10;
 /// this long of its first byte; a keep-alive connection idle this long is
 /// closed.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most streams one HTTP/2 connection may have open at once (RFC
+/// 9113 recommends no fewer than 100).
+pub const H2_MAX_STREAMS: u32 = 100;
+/// What one HTTP/2 stream may have queued to send, unsent because the
+/// peer does not read: with [`H2_MAX_STREAMS`], an HTTP/2 connection holds
+/// at most 6.25 MiB of answers however large a window its peer grants
+/// (hyper's default is about 400 KiB a stream, 78 MiB a connection).
+pub const H2_SEND_BUFFER: usize = 64 << 10;
+/// The most WebSockets one HTTP/2 connection may carry (RFC 8441): each
+/// holds up to `--ws-max-message` of an unfinished message, so this
+/// bounds what one connection, and one peer within
+/// `--max-connections-per-ip`, can hold.
+pub const H2_MAX_WEBSOCKETS: usize = 4;
+
 /// The default `--ws-max-message`: 64 MiB.
 pub const DEFAULT_WS_MAX_MESSAGE: usize = 64 << 20;
 /// The default `--ws-max-frame`: 16 MiB.
@@ -182,11 +198,16 @@ impl HttpServer {
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_timeout)
             .max_buf_size(config.max_head.max(8 * 1024))
+            // A request followed at once by end of stream (`nc -N`,
+            // socat) is still answered in full.
+            .half_close(true)
             .keep_alive(true);
         builder
             .http2()
             .timer(TokioTimer::new())
             .enable_connect_protocol()
+            .max_concurrent_streams(H2_MAX_STREAMS)
+            .max_send_buf_size(H2_SEND_BUFFER)
             .max_header_list_size(u32::try_from(config.max_head).unwrap_or(u32::MAX));
         HttpServer {
             config,

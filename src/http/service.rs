@@ -9,6 +9,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -21,16 +22,35 @@ use crate::addr::Transport;
 use crate::metrics::ErrorKind;
 use crate::transport::PeerName;
 
-use super::body::{self, EchoBody, PatternBody, ReadError, ResBody};
+use super::body::{self, EchoBody, PatternBody, ReadError, ResBody, Tracked};
 use super::facts::ConnFacts;
+use super::io::IoState;
 use super::knobs::{Knobs, Limits};
 use super::reflect::{self, Reflection};
-use super::{HttpServer, TEST_PAGE_PATH, page, websocket};
+use super::{H2_MAX_WEBSOCKETS, HttpServer, TEST_PAGE_PATH, host, page, websocket};
 
 /// A WebSocket to run once its handshake response is out.
 pub struct Session {
     /// Resolves to the stream.
     pub upgrade: OnUpgrade,
+    /// Its place among the connection's WebSockets, given back with it.
+    pub carried: Carried,
+}
+
+/// One WebSocket in its connection's count ([`Ctx::websockets`]).
+pub struct Carried(Arc<AtomicUsize>);
+
+impl Carried {
+    fn new(count: &Arc<AtomicUsize>) -> Carried {
+        count.fetch_add(1, Ordering::Relaxed);
+        Carried(count.clone())
+    }
+}
+
+impl Drop for Carried {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What the requests of one connection share.
@@ -48,6 +68,11 @@ pub struct Ctx {
     /// Asks the connection to close after the current answers (`close`
     /// over HTTP/2, where `Connection: close` does not exist).
     pub close: Arc<Notify>,
+    /// What the connection's stream has seen, and its requests under way.
+    pub io: Arc<IoState>,
+    /// WebSockets this connection carries now (more than one only over
+    /// HTTP/2, at most [`H2_MAX_WEBSOCKETS`]).
+    pub websockets: Arc<AtomicUsize>,
 }
 
 /// hyper's service for one connection.
@@ -55,13 +80,14 @@ pub struct Ctx {
 pub struct Handler(pub Arc<Ctx>);
 
 impl hyper::service::Service<Request<Incoming>> for Handler {
-    type Response = Response<ResBody>;
+    type Response = Response<Tracked>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let ctx = self.0.clone();
-        Box::pin(async move { Ok(handle(&ctx, req).await) })
+        let busy = ctx.io.request();
+        Box::pin(async move { Ok(handle(&ctx, req).await.map(|b| Tracked::new(b, busy))) })
     }
 }
 
@@ -84,8 +110,30 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<ResBody> {
 
 async fn route(ctx: &Ctx, mut req: Request<Incoming>) -> Response<ResBody> {
     let metrics = &ctx.server.metrics;
+    if let Err(bad) = host::check(req.version(), req.headers()) {
+        metrics.error(Transport::Http, ErrorKind::BadRequest);
+        let mut r = plain(StatusCode::BAD_REQUEST, bad.reason());
+        close_after(ctx, &mut r, req.version() == Version::HTTP_2);
+        return r;
+    }
     if websocket::is_upgrade(&req) {
         return upgrade(ctx, &mut req);
+    }
+    if req.method() == Method::CONNECT {
+        // A 2xx would tell the client its tunnel is up (RFC 9110 §9.3.6):
+        // nothing is connected here, so say so.
+        metrics.error(Transport::Http, ErrorKind::BadRequest);
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT opens a tunnel, and this echo server connects to nothing \
+             (a WebSocket over HTTP/2 is CONNECT with :protocol websocket)",
+        );
+        r.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        close_after(ctx, &mut r, req.version() == Version::HTTP_2);
+        return r;
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == TEST_PAGE_PATH {
         return page::response();
@@ -192,7 +240,9 @@ fn echo_body(ctx: &Ctx, req: Request<Incoming>) -> Response<ResBody> {
     r
 }
 
-/// 413, counted; the unread rest of the body means the connection closes.
+/// 413, counted. Over HTTP/1 the unread rest of the body means the
+/// connection closes; over HTTP/2 only the request's own stream ends
+/// (hyper resets it, unread), and the connection's others go on.
 fn too_large(ctx: &Ctx, version: Version) -> Response<ResBody> {
     ctx.server
         .metrics
@@ -204,7 +254,9 @@ fn too_large(ctx: &Ctx, version: Version) -> Response<ResBody> {
             ctx.server.config.max_body
         ),
     );
-    close_after(ctx, &mut r, version == Version::HTTP_2);
+    if version != Version::HTTP_2 {
+        close_after(ctx, &mut r, false);
+    }
     r
 }
 
@@ -223,12 +275,21 @@ fn close_after(ctx: &Ctx, response: &mut Response<ResBody>, h2: bool) {
 /// Answers a WebSocket upgrade, and hands the stream to come to the
 /// connection.
 fn upgrade(ctx: &Ctx, req: &mut Request<Incoming>) -> Response<ResBody> {
+    let carried = ctx.websockets.load(Ordering::Relaxed);
+    if req.version() == Version::HTTP_2 && carried >= H2_MAX_WEBSOCKETS {
+        ctx.server.metrics.error(Transport::Http, ErrorKind::Limit);
+        return plain(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("this connection already carries {carried} WebSockets, the most one may"),
+        );
+    }
     match websocket::accept(req) {
         Ok(accepted) => {
             if ctx
                 .sessions
                 .send(Session {
                     upgrade: accepted.upgrade,
+                    carried: Carried::new(&ctx.websockets),
                 })
                 .is_err()
             {

@@ -552,3 +552,112 @@ fn silent_and_idle_connections_are_closed() {
     );
     server.wait_for_line("idle for 2s", Duration::from_secs(5));
 }
+
+/// Sends `request` on a new connection, then half-closes it at once (what
+/// `nc -N` and socat do at the end of their input), and reads the answer.
+fn half_closed_exchange(port: u16, request: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(request).unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    answer
+}
+
+/// A request followed at once by end of stream gets its whole answer:
+/// keep-alive GETs, delays and POST reflections, five times each.
+#[test]
+fn a_request_then_a_half_close_is_answered_in_full() {
+    let server = server("http", &[]);
+    let requests: [&[u8]; 3] = [
+        b"GET /?size=1000 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /?delay=100ms HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+    ];
+    for request in requests {
+        for round in 0..5 {
+            let answer = half_closed_exchange(server.port, request);
+            let text = String::from_utf8_lossy(&answer);
+            assert!(
+                text.starts_with("HTTP/1.1 200"),
+                "round {round} of {:?}: {text:?}",
+                String::from_utf8_lossy(request)
+            );
+            let (_, body) = text.split_once("\r\n\r\n").unwrap();
+            if request.starts_with(b"GET /?size") {
+                assert_eq!(body.len(), 1000, "{text:?}");
+            } else if request.starts_with(b"POST") {
+                let v: serde_json::Value = serde_json::from_str(body).unwrap();
+                assert_eq!(v["body"]["data"], "hello", "{v}");
+            }
+        }
+    }
+}
+
+/// `CONNECT host:port` is not answered 2xx: that would tell the client its
+/// tunnel is up, and nothing is connected (RFC 9110 §9.3.6).
+#[test]
+fn connect_is_refused_not_answered_as_a_tunnel() {
+    let server = server("http", &[]);
+    let answer = raw_exchange(
+        server.port,
+        b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 405"), "{text:?}");
+    assert!(text.contains("connects to nothing"), "{text:?}");
+}
+
+/// RFC 9112 §3.2: HTTP/1.1 without Host, with two, or with a Host that is
+/// not `host[:port]` gets 400; HTTP/1.0 without Host and an absolute-form
+/// target are fine.
+#[test]
+fn requests_break_the_host_rules_get_400() {
+    let server = server("http", &[]);
+    let status = |request: &[u8]| {
+        let answer = raw_exchange(server.port, request, Duration::from_secs(10));
+        (
+            status_of(&answer),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    };
+    for (what, request) in [
+        ("no Host", &b"GET / HTTP/1.1\r\n\r\n"[..]),
+        (
+            "two Host lines",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ),
+        ("a space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+        (
+            "user info",
+            b"GET / HTTP/1.1\r\nHost: user@evil.example\r\n\r\n",
+        ),
+        ("a path", b"GET / HTTP/1.1\r\nHost: a.example/x\r\n\r\n"),
+        (
+            "a bad port",
+            b"GET / HTTP/1.1\r\nHost: a.example:99999x\r\n\r\n",
+        ),
+    ] {
+        let (code, text) = status(request);
+        assert_eq!(code, 400, "{what}: {text:?}");
+        assert!(text.contains("RFC 9112"), "{what}: {text:?}");
+    }
+    for (what, request) in [
+        ("HTTP/1.0 without Host", &b"GET / HTTP/1.0\r\n\r\n"[..]),
+        (
+            "absolute-form",
+            b"GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "a port",
+            b"GET / HTTP/1.1\r\nHost: a.example:8080\r\nConnection: close\r\n\r\n",
+        ),
+    ] {
+        let (code, text) = status(request);
+        assert_eq!(code, 200, "{what}: {text:?}");
+    }
+}

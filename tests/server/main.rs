@@ -10,6 +10,7 @@
 mod support;
 
 mod activation;
+mod h2;
 mod http;
 mod limits;
 mod metrics;
