@@ -40,7 +40,9 @@ pub struct ProxyFacts {
     /// Where the client connected to, when the header names it.
     pub destination: Option<String>,
     /// The v2 TLVs, by name: `alpn`, `authority`, `crc32c`, `unique_id`
-    /// (hex), `ssl` (with its sub-TLVs), `netns`, `aws_vpce_id`, and
+    /// (its text when it is printable ASCII, else hex), `ssl` (with its
+    /// sub-TLVs; text that is not UTF-8 shows U+FFFD, as every text TLV
+    /// does), `netns`, `aws_vpce_id`, and
     /// `other` as `[type, hex]` pairs; empty for v1.
     pub tlvs: Map<String, Value>,
 }
@@ -61,7 +63,13 @@ impl ProxyFacts {
             tlvs.insert("crc32c".into(), format!("{crc:08x}").into());
         }
         if let Some(id) = &t.unique_id {
-            tlvs.insert("unique_id".into(), hex(id).into());
+            // HAProxy's are text; anything else is shown in hex.
+            let shown = if crate::proxy::header::printable(id) {
+                text(id)
+            } else {
+                hex(id)
+            };
+            tlvs.insert("unique_id".into(), shown.into());
         }
         if let Some(ssl) = &t.ssl {
             let value = json!({

@@ -180,35 +180,58 @@ impl ProxyHeader {
     }
 }
 
+/// Whether `bytes` are printable ASCII (space included) and nothing else.
+pub fn printable(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| (0x20..0x7f).contains(&b))
+}
+
+/// A TLV's value as a log line may show it: as it is when it is printable
+/// ASCII without a backslash, else as Python's `repr` of its bytes
+/// (`b'evil\nmain: closing server'`), as the log lines show data, so a
+/// value holding a newline or an escape sequence cannot forge a line.
+fn shown(bytes: &[u8]) -> String {
+    if printable(bytes) && !bytes.contains(&b'\\') {
+        String::from_utf8_lossy(bytes).into_owned()
+    } else {
+        crate::pyrepr::PyBytes(bytes).to_string()
+    }
+}
+
 impl fmt::Display for Tlvs {
-    /// `authority example.com, ALPN h2, TLSv1.3, …`, for a debug line.
+    /// `authority example.com, ALPN h2, TLSv1.3, …`, for a debug line;
+    /// every value escaped as [`shown`] says.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();
         if let Some(a) = &self.authority {
-            parts.push(format!("authority {a}"));
+            parts.push(format!("authority {}", shown(a.as_bytes())));
         }
         if let Some(a) = &self.alpn {
-            parts.push(format!("ALPN {}", String::from_utf8_lossy(a)));
+            parts.push(format!("ALPN {}", shown(a)));
         }
         if let Some(ssl) = &self.ssl {
             let mut s = String::from("SSL");
             for v in [&ssl.version, &ssl.cipher, &ssl.cn].into_iter().flatten() {
                 s.push(' ');
-                s.push_str(v);
+                s.push_str(&shown(v.as_bytes()));
             }
             parts.push(s);
         }
         if let Some(id) = &self.aws_vpce_id {
-            parts.push(format!("VPC endpoint {id}"));
+            parts.push(format!("VPC endpoint {}", shown(id.as_bytes())));
         }
         if let Some(c) = self.crc32c {
             parts.push(format!("CRC32c {c:#010x} checked"));
         }
         if let Some(id) = &self.unique_id {
-            parts.push(format!("unique ID of {} bytes", id.len()));
+            if printable(id) {
+                parts.push(format!("unique ID {}", shown(id)));
+            } else {
+                let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                parts.push(format!("unique ID {hex} (hex)"));
+            }
         }
         if let Some(ns) = &self.netns {
-            parts.push(format!("netns {ns}"));
+            parts.push(format!("netns {}", shown(ns.as_bytes())));
         }
         for (kind, value) in &self.other {
             parts.push(format!("type {kind:#04x} of {} bytes", value.len()));

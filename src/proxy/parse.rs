@@ -44,6 +44,12 @@ mod tlv {
     pub const NOOP: u8 = 0x04;
     pub const UNIQUE_ID: u8 = 0x05;
     pub const SSL: u8 = 0x20;
+    /// The SSL TLV's text sub-TLVs.
+    pub const SSL_VERSION: u8 = 0x21;
+    pub const SSL_CN: u8 = 0x22;
+    pub const SSL_CIPHER: u8 = 0x23;
+    pub const SSL_SIG_ALG: u8 = 0x24;
+    pub const SSL_KEY_ALG: u8 = 0x25;
     pub const NETNS: u8 = 0x30;
     /// AWS's custom type, and its subtype for the VPC endpoint ID.
     pub const AWS: u8 = 0xEA;
@@ -351,15 +357,34 @@ fn ssl(value: &[u8]) -> Option<Ssl> {
     let Ok(proxy_header::Tlv::Ssl(info)) = proxy_header::Tlv::decode(tlv::SSL, value) else {
         return None;
     };
+    // The crate gives text sub-TLVs only when they are UTF-8; read them
+    // here so that every text TLV follows one rule (`text`: U+FFFD for
+    // what is not UTF-8), the CN of a certificate in Latin-1 included.
+    let sub = |wanted: u8| sub_tlv(&value[5..], wanted).map(text);
     Some(Ssl {
         client_ssl: info.client_ssl(),
         client_cert_conn: info.client_cert_conn(),
         client_cert_sess: info.client_cert_sess(),
         verify: info.verify(),
-        version: info.version().map(str::to_owned),
-        cn: info.cn().map(str::to_owned),
-        cipher: info.cipher().map(str::to_owned),
-        sig_alg: info.sig_alg().map(str::to_owned),
-        key_alg: info.key_alg().map(str::to_owned),
+        version: sub(tlv::SSL_VERSION),
+        cn: sub(tlv::SSL_CN),
+        cipher: sub(tlv::SSL_CIPHER),
+        sig_alg: sub(tlv::SSL_SIG_ALG),
+        key_alg: sub(tlv::SSL_KEY_ALG),
     })
+}
+
+/// The value of the first sub-TLV of type `wanted` in `subs` (type, a
+/// 2-byte big-endian length, the value; as the SSL TLV nests them).
+fn sub_tlv(subs: &[u8], wanted: u8) -> Option<&[u8]> {
+    let mut at = 0;
+    while let Some(&[kind, hi, lo]) = subs.get(at..at + 3) {
+        let end = at + 3 + usize::from(u16::from_be_bytes([hi, lo]));
+        let value = subs.get(at + 3..end)?;
+        if kind == wanted {
+            return Some(value);
+        }
+        at = end;
+    }
+    None
 }

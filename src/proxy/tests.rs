@@ -331,3 +331,58 @@ fn modes_parse_and_listeners_override_the_default() {
     assert_eq!(settings.mode_for(&other), ProxyMode::Required);
     assert_eq!(settings.mode_for(&udp), ProxyMode::Off);
 }
+
+/// A v2 PROXY header from 127.0.0.1:1 to 127.0.0.2:2 with `tlvs`.
+fn v2_with_tlvs(tlvs: &[u8]) -> Vec<u8> {
+    let mut h = v2(b"\x21\x11\x00\x00\x7f\x00\x00\x01\x7f\x00\x00\x02\x00\x01\x00\x02");
+    h.extend_from_slice(tlvs);
+    let len = (h.len() - 16) as u16;
+    h[14..16].copy_from_slice(&len.to_be_bytes());
+    h
+}
+
+/// Every text TLV follows one rule: what is not UTF-8 shows U+FFFD, the
+/// SSL TLV's CN included (the crate it is decoded with drops it).
+#[test]
+fn text_that_is_not_utf8_is_shown_the_same_way_in_every_tlv() {
+    let h = v2_with_tlvs(
+        b"\x02\x00\x04caf\xe9\x20\x00\x16\x05\x00\x00\x00\x00\x22\x00\x04caf\xe9\x21\x00\x07TLSv1.3",
+    );
+    let t = header(&h).tlvs;
+    assert_eq!(t.authority.as_deref(), Some("caf\u{fffd}"));
+    let ssl = t.ssl.as_ref().unwrap();
+    assert_eq!(ssl.cn.as_deref(), Some("caf\u{fffd}"));
+    assert_eq!(ssl.version.as_deref(), Some("TLSv1.3"));
+}
+
+/// The TLVs a log line shows cannot forge another line: a newline, a
+/// carriage return or an escape sequence in any text TLV is escaped as
+/// Python's repr escapes data; printable values stay as they are, and a
+/// printable unique ID (HAProxy's) is shown as its text.
+#[test]
+fn tlvs_in_a_log_line_are_escaped() {
+    let h = v2_with_tlvs(
+        b"\x02\x00\x1bx\nmain: closing server\r\x1b[2J\x01\x00\x02h2\
+          \x30\x00\x05n\ns\x1b1\x05\x00\x0aRG1dGa7-rl\xea\x00\x05\x01v\nx\r",
+    );
+    let shown = header(&h).tlvs.to_string();
+    assert!(
+        !shown.contains('\n') && !shown.contains('\r') && !shown.contains('\x1b'),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains(r"authority b'x\nmain: closing server\r\x1b[2J'"),
+        "{shown}"
+    );
+    assert!(shown.contains("ALPN h2"), "{shown}");
+    assert!(shown.contains(r"netns b'n\ns\x1b1'"), "{shown}");
+    assert!(shown.contains(r"VPC endpoint b'v\nx\r'"), "{shown}");
+    assert!(shown.contains("unique ID RG1dGa7-rl"), "{shown}");
+    let binary = v2_with_tlvs(b"\x05\x00\x03\x00\xff\x10");
+    assert!(
+        header(&binary)
+            .tlvs
+            .to_string()
+            .contains("unique ID 00ff10 (hex)")
+    );
+}
