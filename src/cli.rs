@@ -141,7 +141,7 @@ impl TlsClientArgs {
 /// themselves, so the docs cannot drift from the flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Generate {
-    /// A man page (roff), e.g. `echo-server --generate man > echo-server.1`
+    /// A man page (roff), to redirect into a file (`--generate man > PROGRAM.1`)
     Man,
     /// Bash completions
     CompleteBash,
@@ -207,16 +207,45 @@ pub fn parse_or_exit<P: clap::Parser>() -> P {
     P::from_arg_matches(&matches).unwrap_or_else(|e| exit_usage(e))
 }
 
+/// As [`parse_or_exit`], but an unknown flag for which `hint` has words
+/// (a flag of another program) gets them instead of clap's tip:
+/// `unexpected argument '-d' found: HINT`.
+pub fn parse_or_exit_hinting<P: clap::Parser>(hint: impl Fn(&str) -> Option<String>) -> P {
+    let matches = P::command().try_get_matches().unwrap_or_else(|e| {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        if e.kind() == ErrorKind::UnknownArgument
+            && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+            && let Some(words) = hint(arg)
+        {
+            let msg = format!("unexpected argument '{arg}' found: {words}");
+            exit_usage(P::command().error(ErrorKind::UnknownArgument, msg))
+        }
+        exit_usage(e)
+    });
+    P::from_arg_matches(&matches).unwrap_or_else(|e| exit_usage(e))
+}
+
 /// As [`parse_or_exit`], but the raw matches of `cmd` (to ask where a
 /// value came from).
 pub fn matches_or_exit(cmd: clap::Command) -> clap::ArgMatches {
     cmd.try_get_matches().unwrap_or_else(|e| exit_usage(e))
 }
 
-/// Exits with a clap error: as clap prints it, or, for an error under
-/// `--log-format json`, as one JSON line, with clap's exit status.
+/// Exits with a clap error, with clap's exit status: under `--log-format
+/// json` as one JSON line; else as clap prints it, its first line written
+/// `PROGRAM: error: …` as a runtime error is, so every fatal line of a
+/// program starts the same way.
 pub fn exit_usage(err: clap::Error) -> ! {
-    if err.use_stderr() && (crate::logging::json() || json_requested()) {
+    if err.use_stderr() && !(crate::logging::json() || json_requested()) {
+        let rendered = err.render().to_string();
+        let program = crate::logging::program_name();
+        match rendered.strip_prefix("error: ") {
+            Some(rest) => eprint!("{program}: error: {rest}"),
+            None => eprint!("{rendered}"),
+        }
+        std::process::exit(err.exit_code());
+    }
+    if err.use_stderr() {
         let rendered = err.render().to_string();
         let first = rendered
             .lines()

@@ -179,8 +179,12 @@ pub enum ClientError {
     },
 }
 
+/// An I/O error while `context`, a TLS one in words a user can act on.
 fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> ClientError {
-    move |error| ClientError::Io { context, error }
+    move |error| ClientError::Io {
+        context,
+        error: crate::transport::tls::with_trust_hint(error),
+    }
 }
 
 /// Writing our output failed: a closed pipe is [`ClientError::OutputClosed`].

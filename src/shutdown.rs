@@ -83,6 +83,45 @@ fn ignored_at_start(signo: libc::c_int) -> bool {
     }
 }
 
+/// Logs the signals that were ignored at start-up and stay so. SIGINT and
+/// SIGQUIT are one warning naming the signals that do stop the server: a
+/// script that starts it in the background leaves them ignored, and
+/// `kill -INT` then does nothing. SIGHUP under `nohup`, and SIGUSR1 and
+/// SIGUSR2, are asked for and only debug.
+fn say_ignored(ignored: &[libc::c_int]) {
+    let name = |signo: &libc::c_int| HANDLED.iter().find(|h| h.0 == *signo).map_or("?", |h| h.1);
+    let (warn, quiet): (Vec<_>, Vec<_>) = ignored
+        .iter()
+        .partition(|s| matches!(**s, libc::SIGINT | libc::SIGQUIT));
+    for signo in quiet {
+        debug!(
+            name = "main",
+            "{} was ignored at start-up: it stays ignored",
+            name(signo)
+        );
+    }
+    if warn.is_empty() {
+        return;
+    }
+    let working: Vec<&str> = HANDLED
+        .iter()
+        .filter(|(s, _, asks, _)| !ignored.contains(s) && !matches!(asks, Asks::Nothing))
+        .map(|(_, n, _, _)| *n)
+        .collect();
+    let names: Vec<&str> = warn.iter().map(|s| name(s)).collect();
+    let (were, stay) = match names.len() {
+        1 => ("was ignored", "it stays"),
+        _ => ("were ignored", "they stay"),
+    };
+    let names = names.join(" and ");
+    tracing::warn!(
+        name = "main",
+        "{names} {were} when the server started (a background job of a script, or nohup): \
+         {stay} ignored; {} stop the server",
+        working.join(" or ")
+    );
+}
+
 /// Turns signals into shutdown requests on `handle`:
 ///
 /// - SIGINT, SIGTERM or SIGHUP: a graceful shutdown; a second one of
@@ -108,12 +147,14 @@ pub fn on_signals(handle: ShutdownHandle) -> std::io::Result<()> {
     // Bounded: a sender waits for room, and meanwhile the kernel and tokio
     // coalesce repeats of its signal, so a flood of signals costs nothing.
     let (tx, mut rx) = tokio::sync::mpsc::channel(HANDLED.len());
-    for (signo, name, asks, keep_ignored) in HANDLED {
-        if keep_ignored && ignored_at_start(signo) {
-            debug!(
-                name = "main",
-                "{name} was ignored at start-up: it stays ignored"
-            );
+    let ignored: Vec<libc::c_int> = HANDLED
+        .iter()
+        .filter(|(signo, _, _, keep)| *keep && ignored_at_start(*signo))
+        .map(|(signo, ..)| *signo)
+        .collect();
+    say_ignored(&ignored);
+    for (signo, name, asks, _) in HANDLED {
+        if ignored.contains(&signo) {
             continue;
         }
         let mut stream = signal(SignalKind::from_raw(signo))?;

@@ -145,8 +145,40 @@ actions). SIGPIPE is ignored: a closed standard output ends --stdin \
 quietly instead.",
 };
 
+/// The flags of echo-bench that a user may give echo-client, as
+/// `(short, long)`: the client sends once, the bench loads.
+const BENCH_FLAGS: [(&str, &str); 10] = [
+    ("-d", "--duration"),
+    ("-m", "--mode"),
+    ("-s", "--size"),
+    ("", "--connections"),
+    ("", "--rate"),
+    ("", "--warmup"),
+    ("", "--json"),
+    ("", "--plot"),
+    ("", "--save-hist"),
+    ("", "--pipeline"),
+];
+
+/// The words for a flag of echo-bench given to echo-client.
+fn bench_flag_hint(arg: &str) -> Option<String> {
+    let flag = arg.split('=').next().unwrap_or(arg);
+    let (short, long) = BENCH_FLAGS
+        .iter()
+        .find(|(s, l)| (!s.is_empty() && flag == *s) || flag == *l)?;
+    let both = if short.is_empty() {
+        long.to_string()
+    } else {
+        format!("{short}/{long}")
+    };
+    Some(format!(
+        "{both} is echo-bench's flag (echo-client sends each message once; \
+         echo-bench --connect ADDR {arg} … loads a server)"
+    ))
+}
+
 fn main() -> ExitCode {
-    let args: Args = cli::parse_or_exit();
+    let args: Args = cli::parse_or_exit_hinting(bench_flag_hint);
     if let Some(code) = cli::handle_generate::<Args>(args.generate, &MAN) {
         return code;
     }

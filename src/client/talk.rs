@@ -77,7 +77,7 @@ impl Talk<'_> {
         loop {
             let wrote = match self.write_side(cx, stream) {
                 Ok(wrote) => wrote,
-                Err(e) => return Poll::Ready(Err(e)),
+                Err(e) => return Poll::Ready(Err(self.why_refused(cx, stream).unwrap_or(e))),
             };
             if wrote {
                 // The server took bytes: its wait starts again.
@@ -155,6 +155,18 @@ impl Talk<'_> {
     }
 
     /// Reads and checks one chunk of what came back.
+    /// A write failed (the peer closed): what the peer said before it
+    /// did, when it said anything readable. A TLS server refusing a client
+    /// certificate sends its alert, then closes; the write's `Broken pipe`
+    /// would hide why.
+    fn why_refused(&mut self, cx: &mut Context<'_>, stream: &mut BoxStream) -> Option<ClientError> {
+        let mut buf = ReadBuf::new(&mut self.buf);
+        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Err(e)) => Some(io_err("reading the echo")(e)),
+            _ => None,
+        }
+    }
+
     fn read_side(
         &mut self,
         cx: &mut Context<'_>,

@@ -534,28 +534,26 @@ pub async fn handshake(
     }
 }
 
-/// A handshake error in words a user can act on: a certificate from an
-/// issuer this client does not trust says how to trust it.
-fn with_trust_hint(error: io::Error) -> io::Error {
-    use rustls::CertificateError;
-    let untrusted = error
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-        .is_some_and(|e| {
-            matches!(
-                e,
-                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
-            )
-        });
-    if !untrusted {
-        return error;
-    }
-    io::Error::new(
-        error.kind(),
-        "the server's certificate is not issued by a CA this client trusts: trust its CA \
-         with --tls-ca PEM, or this certificate with --tls-pin SHA256 (echo-server logs its \
-         fingerprint), or skip the check with -k (testing only)",
-    )
+/// A TLS error in words a user can act on, with the client flags that
+/// help: a certificate from an issuer this client does not trust says how
+/// to trust it, and a server that wants a client certificate (mutual TLS;
+/// over TLS 1.3 its alert comes with the first read) says how to give one.
+/// Any other error is returned as it is.
+pub fn with_trust_hint(error: io::Error) -> io::Error {
+    use rustls::{AlertDescription, CertificateError, Error};
+    let hint = match error.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+            "the server's certificate is not issued by a CA this client trusts: trust its CA \
+             with --tls-ca PEM, or this certificate with --tls-pin SHA256 (echo-server logs its \
+             fingerprint), or skip the check with -k (testing only)"
+        }
+        Some(Error::AlertReceived(AlertDescription::CertificateRequired)) => {
+            "the server requires a client certificate (mutual TLS) and this client sent none: \
+             give one with --tls-cert PEM --tls-key PEM"
+        }
+        _ => return error,
+    };
+    io::Error::new(error.kind(), hint)
 }
 
 #[cfg(test)]

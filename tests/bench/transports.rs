@@ -176,7 +176,7 @@ fn what_makes_no_sense_over_udp_is_a_usage_error() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         let first = err.lines().next().unwrap_or_default();
-        assert!(first.starts_with("error:"), "{args:?}: {err}");
+        assert!(first.starts_with("echo-bench: error:"), "{args:?}: {err}");
         assert!(first.contains(word), "{args:?}: {first}");
     }
 }

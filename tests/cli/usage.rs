@@ -151,6 +151,24 @@ fn bad_input_table() {
         ),
         (
             CLIENT,
+            vec!["-d".into(), "5s".into()],
+            2,
+            "echo-client: error: unexpected argument '-d' found: -d/--duration is echo-bench's flag",
+        ),
+        (
+            CLIENT,
+            vec!["--rate=5".into()],
+            2,
+            "--rate is echo-bench's flag",
+        ),
+        (
+            SERVER,
+            vec!["--bogus".into()],
+            2,
+            "echo-server: error: unexpected argument",
+        ),
+        (
+            CLIENT,
             vec!["--stdin".into(), "hello".into()],
             2,
             "cannot be combined",

@@ -207,6 +207,31 @@ fn a_sighup_ignored_at_start_stays_ignored() {
     assert_eq!(server.count_lines("main: closing server"), 1);
 }
 
+/// A script that starts the server in the background leaves SIGINT (and
+/// SIGQUIT) ignored: `kill -INT` does nothing, so the server says so at
+/// start-up, as a warning naming the signals that work.
+#[test]
+fn a_sigint_ignored_at_start_is_a_warning_naming_what_works() {
+    let mut cmd = server_command(&["-l", "127.0.0.1:0"]);
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut server = ServerProc::start_cmd(&mut cmd);
+    let line = server.wait_for_line("SIGINT was ignored", Duration::from_secs(5));
+    assert!(
+        line.ends_with("it stays ignored; SIGTERM or SIGHUP or SIGQUIT stop the server"),
+        "{line}"
+    );
+    assert!(ignores(server.pid(), libc::SIGINT), "SIGINT handled");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
 /// Whoever reads the log goes away (`echo-server -v | head -1`): writing a
 /// log line then fails with EPIPE instead of raising a fatal SIGPIPE, and
 /// the server goes on echoing, logging every chunk into the closed pipe.
