@@ -116,8 +116,8 @@ pub enum Addr {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid address '{input}': {reason}")]
 pub struct AddrError {
-    input: String,
-    reason: &'static str,
+    pub(crate) input: String,
+    pub(crate) reason: &'static str,
 }
 
 impl Addr {
@@ -226,6 +226,7 @@ impl FromStr for Addr {
             return Ok(Addr::Unix(PathBuf::from(path)));
         }
         let (transport, rest) = match input.split_once("://") {
+            None if scheme_without_slashes(input) => return Err(err(NO_SLASHES)),
             None => (Transport::Tcp, input),
             Some(("tcp", rest)) => (Transport::Tcp, rest),
             Some(("tls", rest)) => (Transport::Tls, rest),
@@ -262,7 +263,7 @@ impl FromStr for Addr {
                 .rsplit_once(':')
                 .ok_or_else(|| err("expected HOST:PORT, e.g. localhost:10000"))?;
             if host.contains(':') {
-                return Err(err(colon_in_host(input, host)));
+                return Err(err(colon_in_host(host)));
             }
             (host, port)
         };
@@ -307,22 +308,27 @@ impl FromStr for Addr {
 }
 
 /// What is wrong with a host that holds a colon: an IPv6 address without
-/// brackets, or a scheme written without its `//` (`tcp:127.0.0.1:7000`).
-fn colon_in_host(input: &str, host: &str) -> &'static str {
+/// brackets, or something else (a scheme written without its `//` is
+/// caught before, by [`scheme_without_slashes`]).
+fn colon_in_host(host: &str) -> &'static str {
     if host.parse::<std::net::Ipv6Addr>().is_ok() {
         return "an IPv6 address needs brackets, e.g. [::1]:10000";
     }
-    // Schemes of SPEC.md's ADDR forms; a look at the text only, so that a
-    // hostile input cannot make it recurse.
-    const SCHEMES: [&str; 7] = ["tcp", "tls", "udp", "http", "https", "ws", "wss"];
-    if let Some((scheme, rest)) = input.split_once(':')
-        && SCHEMES.contains(&scheme)
-        && !rest.starts_with('/')
-    {
-        return "a scheme is followed by '//': write tcp://HOST:PORT, udp://HOST:PORT, \
-                tls://HOST:PORT (only unix: takes a bare path)";
-    }
     "expected HOST:PORT or [V6]:PORT; the host has a ':' in it"
+}
+
+/// The hint for a scheme written without its `//`.
+const NO_SLASHES: &str = "a scheme is followed by '//': write tcp://HOST:PORT, udp://HOST:PORT, \
+                          tls://HOST:PORT (only unix: takes a bare path)";
+
+/// Whether `input` starts with one of SPEC.md's schemes and a colon, but
+/// not `://` (`tcp:127.0.0.1:7000`, `tcp:/x`): a look at the text only, so
+/// that a hostile input cannot make it recurse.
+fn scheme_without_slashes(input: &str) -> bool {
+    const SCHEMES: [&str; 7] = ["tcp", "tls", "udp", "http", "https", "ws", "wss"];
+    input
+        .split_once(':')
+        .is_some_and(|(scheme, rest)| SCHEMES.contains(&scheme) && !rest.starts_with("//"))
 }
 
 /// Checks the `/PATH` of a web address: empty, or `/` followed by what a
@@ -377,55 +383,6 @@ fn write_host_port(f: &mut fmt::Formatter<'_>, host: &str, port: u16) -> fmt::Re
         write!(f, "[{host}]:{port}")
     } else {
         write!(f, "{host}:{port}")
-    }
-}
-
-/// A `--listen` address and the options its query sets: for now one,
-/// `?proxy=off|optional|required`, the listener's PROXY protocol mode
-/// (`tcp://0.0.0.0:7?proxy=optional`). Only `?proxy=` at the very end is
-/// an option, so a Unix path may hold any other `?`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenAddr {
-    /// The address.
-    pub addr: Addr,
-    /// Its own PROXY protocol mode, when it has one.
-    pub proxy: Option<crate::proxy::ProxyMode>,
-}
-
-impl FromStr for ListenAddr {
-    type Err = AddrError;
-
-    fn from_str(input: &str) -> Result<ListenAddr, AddrError> {
-        let Some((base, mode)) = input.rsplit_once("?proxy=") else {
-            return Ok(ListenAddr {
-                addr: input.parse()?,
-                proxy: None,
-            });
-        };
-        let err = |reason| AddrError {
-            input: input.to_string(),
-            reason,
-        };
-        let addr: Addr = base.parse()?;
-        let mode = mode
-            .parse()
-            .map_err(|_| err("?proxy= takes off, optional or required"))?;
-        if addr.transport() == Transport::Udp {
-            return Err(err("the PROXY protocol is not used over udp://"));
-        }
-        Ok(ListenAddr {
-            addr,
-            proxy: Some(mode),
-        })
-    }
-}
-
-impl fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.proxy {
-            Some(mode) => write!(f, "{}?proxy={mode}", self.addr),
-            None => write!(f, "{}", self.addr),
-        }
     }
 }
 
@@ -546,7 +503,13 @@ mod tests {
         let e = "localhost".parse::<Addr>().unwrap_err().to_string();
         assert!(e.contains("HOST:PORT"), "{e}");
         // A scheme without its `//` is not an IPv6 address.
-        for typo in ["tcp:127.0.0.1:7000", "udp:[::1]:7", "tls:localhost:443"] {
+        for typo in [
+            "tcp:127.0.0.1:7000",
+            "udp:[::1]:7",
+            "tls:localhost:443",
+            "tcp:/x",
+            "http:/h:80",
+        ] {
             let e = typo.parse::<Addr>().unwrap_err().to_string();
             assert!(e.contains("followed by '//'"), "{typo}: {e}");
             assert!(!e.contains("brackets"), "{typo}: {e}");
@@ -569,34 +532,6 @@ mod tests {
         assert_eq!("h:1".parse::<Addr>().unwrap().web_path(), None);
         let e = "ws://h:1/a b".parse::<Addr>().unwrap_err().to_string();
         assert!(e.contains("%-encoding"), "{e}");
-    }
-
-    #[test]
-    fn listen_addresses_take_a_proxy_mode() {
-        use crate::proxy::ProxyMode;
-        let l: ListenAddr = "tcp://0.0.0.0:7?proxy=optional".parse().unwrap();
-        assert_eq!(l.addr, inet(Transport::Tcp, "0.0.0.0", 7));
-        assert_eq!(l.proxy, Some(ProxyMode::Optional));
-        assert_eq!(l.to_string(), "0.0.0.0:7?proxy=optional");
-        let l: ListenAddr = "unix:/run/a?b?proxy=required".parse().unwrap();
-        assert_eq!(l.addr, Addr::Unix("/run/a?b".into()));
-        assert_eq!(l.proxy, Some(ProxyMode::Required));
-        let l: ListenAddr = "[::1]:1".parse().unwrap();
-        assert_eq!(l.proxy, None);
-        for bad in [
-            "udp://[::1]:7?proxy=required",
-            "tcp://a:1?proxy=sometimes",
-            "tcp://a:1?proxy=",
-            "tcp://a:1?proxi=optional",
-        ] {
-            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
-        }
-        let e = "udp://h:7?proxy=optional"
-            .parse::<ListenAddr>()
-            .unwrap_err();
-        assert!(e.to_string().contains("not used over udp://"), "{e}");
-        // A plain address keeps refusing a query.
-        assert!("tcp://a:1?proxy=optional".parse::<Addr>().is_err());
     }
 
     #[tokio::test]

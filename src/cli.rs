@@ -260,7 +260,7 @@ pub fn parse_addr(s: &str) -> Result<Addr, String> {
 }
 
 /// Parses a `--listen` argument: an `ADDR`, maybe with `?proxy=MODE`.
-pub fn parse_listen_addr(s: &str) -> Result<crate::addr::ListenAddr, String> {
+pub fn parse_listen_addr(s: &str) -> Result<crate::server::ListenAddr, String> {
     s.parse().map_err(|e: crate::addr::AddrError| e.to_string())
 }
 

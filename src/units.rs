@@ -141,7 +141,6 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Formats a size the way [`parse_size`] reads it back: in the largest
 /// binary unit that divides it, e.g. `64KiB`, `1MiB`, `100`.
-#[cfg(any(feature = "cli", test))]
 pub fn format_size(n: u64) -> String {
     let units = [(30, "GiB"), (20, "MiB"), (10, "KiB")];
     match units
@@ -150,6 +149,18 @@ pub fn format_size(n: u64) -> String {
     {
         Some((shift, unit)) => format!("{}{unit}", n >> shift),
         None => n.to_string(),
+    }
+}
+
+/// A size for a message: as [`format_size`] writes it, with `bytes` after
+/// a bare number (`64MiB`, `1536 bytes`), as limit messages say a
+/// duration as `30s`.
+pub fn describe_size(n: u64) -> String {
+    let shown = format_size(n);
+    if shown.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{shown} bytes")
+    } else {
+        shown
     }
 }
 
@@ -171,6 +182,8 @@ mod tests {
             assert_eq!(format_size(n), shown);
             assert_eq!(parse_size(shown), Ok(n));
         }
+        assert_eq!(describe_size(64 << 20), "64MiB");
+        assert_eq!(describe_size(1536), "1536 bytes");
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use echoes::addr::ListenAddr;
 use echoes::cli::{self, LogArgs};
 use echoes::http::{self, HttpConfig};
 use echoes::proxy::{self, ProxyMode, ProxySettings};
+use echoes::server::ListenAddr;
 use echoes::server::{self, ServerConfigError};
 use echoes::transport::tls::{CertSource, TlsServerSettings};
 use echoes::transport::udp_guard;
@@ -249,6 +249,10 @@ fn usage_message(e: &ServerConfigError, listen: &[ListenAddr]) -> String {
         }
         ServerConfigError::Threads { .. } => format!("--threads: {e}"),
         ServerConfigError::NoAddress => format!("--listen: {e}"),
+        ServerConfigError::DuplicateListener { first, second } if first == second => {
+            format!("--listen {second} is given twice: each address can be listened on once")
+        }
+        ServerConfigError::DuplicateListener { .. } => format!("--listen: {e}"),
         // A check added to the library, not yet said in flags.
         _ => e.to_string(),
     }
@@ -262,7 +266,7 @@ fn server_config(args: &Args, inherited: Vec<activation::InheritedSocket>) -> Se
     let off_if_zero_n = |n: Option<usize>| n.filter(|&n| n > 0);
     let mut config = ServerConfig::default();
     config
-        .listen(args.listen.iter().map(|l| l.addr.clone()))
+        .listen(args.listen.iter().cloned())
         .inherited(inherited)
         .read_size(args.read_size)
         .max_connections(off_if_zero_n(args.max_connections))
@@ -308,11 +312,6 @@ fn proxy_settings(args: &Args) -> ProxySettings {
         } else {
             ProxyMode::Off
         },
-        listeners: args
-            .listen
-            .iter()
-            .filter_map(|l| Some((l.addr.clone(), l.proxy?)))
-            .collect(),
         header_timeout: args.proxy_header_timeout,
     }
 }

@@ -200,8 +200,8 @@ impl Body for EchoBody {
             if self.seen > self.limit {
                 self.metrics.error(Transport::Http, ErrorKind::BodyTooLarge);
                 return Poll::Ready(Some(Err(format!(
-                    "the body passed this server's --http-max-body of {} bytes",
-                    self.limit
+                    "the body passed this server's --http-max-body of {}",
+                    crate::units::describe_size(self.limit)
                 )
                 .into())));
             }

@@ -132,8 +132,8 @@ impl Knobs {
                 let n = parse_size(v).map_err(|e| format!("{shown}: {e}"))?;
                 if n > limits.max_size {
                     return Err(format!(
-                        "{shown}={v} is over this server's --http-max-size of {} bytes",
-                        limits.max_size
+                        "{shown}={v} is over this server's --http-max-size of {}",
+                        crate::units::describe_size(limits.max_size)
                     ));
                 }
                 self.size = Some(n);
@@ -229,7 +229,7 @@ mod tests {
             ("status", &[], "needs a value"),
             ("delay=11s", &[], "--http-max-delay of 10s"),
             ("delay=soon", &[], "invalid duration"),
-            ("size=2MiB", &[], "--http-max-size of 1048576 bytes"),
+            ("size=2MiB", &[], "--http-max-size of 1MiB"),
             ("close=maybe", &[], "use 1 or 0"),
             ("size=1&echo_body", &[], "cannot go together"),
             (

@@ -61,6 +61,7 @@
 pub mod body;
 pub mod conn;
 pub mod facts;
+mod json;
 pub(crate) mod host;
 pub mod io;
 pub mod knobs;

@@ -8,7 +8,11 @@
 //!   "path": "/api",
 //!   "query": "x=1",
 //!   "version": "HTTP/1.1",
-//!   "headers": [["host", "localhost:8080"], ["content-length", "5"]],
+//!   "headers": [
+//!     ["host", "localhost:8080"],
+//!     ["x-high", "caf\u{fffd}", "Y2Fm6Q=="],
+//!     ["content-length", "5"]
+//!   ],
 //!   "body": {"length": 5, "sha256": "2cf2…", "encoding": "utf-8", "data": "hello"},
 //!   "client": {"address": "127.0.0.1", "port": 53094},
 //!   "server": {"name": "web-1", "shard": 0, "address": "127.0.0.1", "port": 8080},
@@ -19,8 +23,11 @@
 //!
 //! Headers come in the order they arrived, except that the values of a
 //! repeated name stay together at its first place (hyper keeps them so);
-//! names are lower case (HTTP/2's, and hyper's for HTTP/1). A body that is
-//! not UTF-8 is shown in base64 (`"encoding": "base64"`).
+//! names are lower case (HTTP/2's, and hyper's for HTTP/1). A header value
+//! that is not UTF-8 is shown with U+FFFD for what is not, and its bytes
+//! follow in base64 as a third element, so they can be recovered; a body
+//! that is not UTF-8 is shown in base64 (`"encoding": "base64"`). Each
+//! header pair takes one line of the JSON ([`json`](super::json)).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -37,7 +44,8 @@ use super::facts::{ConnFacts, ProxyFacts, TlsFacts};
 pub struct Reflection<'a> {
     /// `GET`, `POST`, …
     pub method: &'a str,
-    /// The request target as it came (HTTP/2: scheme and authority too).
+    /// The request target as hyper parsed it (HTTP/2: scheme and
+    /// authority too; a `#fragment` is dropped).
     pub uri: String,
     /// The path.
     pub path: &'a str,
@@ -46,7 +54,7 @@ pub struct Reflection<'a> {
     /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2.0`.
     pub version: &'static str,
     /// Every header as `[name, value]`, repeats kept.
-    pub headers: Vec<[String; 2]>,
+    pub headers: Vec<HeaderView>,
     /// The body.
     pub body: BodyView,
     /// The peer, as seen on the socket.
@@ -140,12 +148,7 @@ impl<'a> Reflection<'a> {
         let headers = req
             .headers
             .iter()
-            .map(|(k, v)| {
-                [
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                ]
-            })
+            .map(|(k, v)| HeaderView::new(k.as_str(), v.as_bytes()))
             .collect();
         let (encoding, data) = match std::str::from_utf8(&body.data) {
             Ok(text) => ("utf-8", text.to_string()),
@@ -181,7 +184,7 @@ impl<'a> Reflection<'a> {
 
     /// As JSON, pretty-printed, with a final newline.
     pub fn to_json(&self) -> String {
-        let mut out = serde_json::to_string_pretty(self).unwrap_or_else(|e| {
+        let mut out = super::json::to_string(self).unwrap_or_else(|e| {
             // Only strings and numbers go in: this cannot fail.
             format!("{{\"error\": \"{e}\"}}")
         });
@@ -193,8 +196,12 @@ impl<'a> Reflection<'a> {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{} {} {}", self.method, self.uri, self.version);
-        for [name, value] in &self.headers {
-            let _ = writeln!(out, "{name}: {value}");
+        for h in &self.headers {
+            let _ = write!(out, "{}: {}", h.name, h.value);
+            if let Some(raw) = &h.base64 {
+                let _ = write!(out, " (not UTF-8; base64 {raw})");
+            }
+            out.push('\n');
         }
         out.push('\n');
         let c = &self.client;
@@ -246,6 +253,48 @@ impl<'a> Reflection<'a> {
             }
         }
         out
+    }
+}
+
+/// One header: `[name, value]` in JSON, or `[name, value, base64]` when
+/// the value is not UTF-8 (the value then has U+FFFD where it is not).
+#[derive(Debug)]
+pub struct HeaderView {
+    /// The name, in lower case.
+    pub name: String,
+    /// The value as text.
+    pub value: String,
+    /// The value's bytes in base64, when they are not UTF-8.
+    pub base64: Option<String>,
+}
+
+impl HeaderView {
+    fn new(name: &str, value: &[u8]) -> HeaderView {
+        let (value, base64) = match std::str::from_utf8(value) {
+            Ok(text) => (text.to_string(), None),
+            Err(_) => (
+                String::from_utf8_lossy(value).into_owned(),
+                Some(base64::engine::general_purpose::STANDARD.encode(value)),
+            ),
+        };
+        HeaderView {
+            name: name.to_string(),
+            value,
+            base64,
+        }
+    }
+}
+
+impl Serialize for HeaderView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = s.serialize_seq(Some(2 + usize::from(self.base64.is_some())))?;
+        seq.serialize_element(&self.name)?;
+        seq.serialize_element(&self.value)?;
+        if let Some(raw) = &self.base64 {
+            seq.serialize_element(raw)?;
+        }
+        seq.end()
     }
 }
 

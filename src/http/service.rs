@@ -250,8 +250,8 @@ fn too_large(ctx: &Ctx, version: Version) -> Response<ResBody> {
     let mut r = plain(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!(
-            "the body is over this server's --http-max-body of {} bytes",
-            ctx.server.config.max_body
+            "the body is over this server's --http-max-body of {}",
+            crate::units::describe_size(ctx.server.config.max_body)
         ),
     );
     if version != Version::HTTP_2 {

@@ -24,8 +24,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::addr::{Addr, Transport};
-
 pub use encode::{EncodeError, encode, encode_stream, encode_unknown};
 pub use header::{Addresses, Command, Protocol, ProxyHeader, Ssl, Tlvs, Version};
 pub use parse::{HeaderError, Parse, parse};
@@ -83,12 +81,10 @@ impl FromStr for ProxyMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxySettings {
     /// The mode of every stream listener without one of its own
-    /// (`--proxy-protocol`: [`ProxyMode::Required`]), and of sockets
+    /// (`--proxy-protocol`: [`ProxyMode::Required`]; a listener's own is
+    /// [`ListenAddr::proxy`](crate::server::ListenAddr)), and of sockets
     /// passed by systemd.
     pub mode: ProxyMode,
-    /// Listeners with a mode of their own (`ADDR?proxy=MODE`), by the
-    /// address as configured.
-    pub listeners: Vec<(Addr, ProxyMode)>,
     /// How long a peer has to send its whole header
     /// (`--proxy-header-timeout`).
     pub header_timeout: Duration,
@@ -98,22 +94,8 @@ impl Default for ProxySettings {
     fn default() -> Self {
         ProxySettings {
             mode: ProxyMode::Off,
-            listeners: Vec::new(),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
         }
-    }
-}
-
-impl ProxySettings {
-    /// The mode of the listeners bound for `addr`: always off over UDP.
-    pub fn mode_for(&self, addr: &Addr) -> ProxyMode {
-        if addr.transport() == Transport::Udp {
-            return ProxyMode::Off;
-        }
-        self.listeners
-            .iter()
-            .find(|(a, _)| a == addr)
-            .map_or(self.mode, |(_, mode)| *mode)
     }
 }
 

@@ -316,20 +316,9 @@ fn stream_headers_mix_families_as_ipv6() {
 }
 
 #[test]
-fn modes_parse_and_listeners_override_the_default() {
+fn modes_parse() {
     assert_eq!("optional".parse(), Ok(ProxyMode::Optional));
     assert!("on".parse::<ProxyMode>().is_err());
-    let udp: crate::Addr = "udp://127.0.0.1:7".parse().unwrap();
-    let tcp: crate::Addr = "127.0.0.1:7".parse().unwrap();
-    let other: crate::Addr = "127.0.0.1:8".parse().unwrap();
-    let settings = ProxySettings {
-        mode: ProxyMode::Required,
-        listeners: vec![(tcp.clone(), ProxyMode::Optional)],
-        ..ProxySettings::default()
-    };
-    assert_eq!(settings.mode_for(&tcp), ProxyMode::Optional);
-    assert_eq!(settings.mode_for(&other), ProxyMode::Required);
-    assert_eq!(settings.mode_for(&udp), ProxyMode::Off);
 }
 
 /// A v2 PROXY header from 127.0.0.1:1 to 127.0.0.2:2 with `tlvs`.

@@ -73,9 +73,9 @@ pub(super) async fn bind_all(
 ) -> Result<(Vec<Endpoint>, MetricsListeners), ServerError> {
     let endpoints = if inherited.is_empty() {
         let mut endpoints = Vec::new();
-        for addr in &config.listen {
-            let proxy = config.proxy.mode_for(addr);
-            let bound = bind_addr(addr, config.threads).await?;
+        for listen in &config.listen {
+            let proxy = listen.proxy_mode(config.proxy.mode);
+            let bound = bind_addr(&listen.addr, config.threads).await?;
             endpoints.extend(bound.into_iter().map(|e| Endpoint { proxy, ..e }));
         }
         endpoints

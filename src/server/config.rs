@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
-use super::{ServerConfigError, ServerError};
+use super::{ListenAddr, ServerConfigError, ServerError};
 use crate::activation::{InheritedSocket, SocketKind};
 use crate::addr::{Addr, Transport};
 use crate::http::HttpConfig;
@@ -61,7 +61,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    pub(super) listen: Vec<Addr>,
+    pub(super) listen: Vec<ListenAddr>,
     pub(super) inherited: Vec<InheritedSocket>,
     pub(super) read_size: usize,
     pub(super) max_connections: Option<usize>,
@@ -110,19 +110,20 @@ impl ServerConfig {
     /// default.
     pub fn new(addr: Addr) -> ServerConfig {
         ServerConfig {
-            listen: vec![addr],
+            listen: vec![addr.into()],
             ..ServerConfig::default()
         }
     }
 
-    /// The addresses to listen on, replacing those given so far; a host
-    /// name binds every address it resolves to, and a web address takes no
-    /// path.
+    /// The addresses to listen on, replacing those given so far: each an
+    /// [`Addr`], or a [`ListenAddr`] with a PROXY protocol mode of its own.
+    /// A host name binds every address it resolves to, a web address takes
+    /// no path, and no port (other than 0) or Unix path may be given twice.
     ///
     /// Default is the one address given to [`new`](Self::new), or none
     /// for [`default`](Self::default).
-    pub fn listen(&mut self, addrs: impl IntoIterator<Item = Addr>) -> &mut Self {
-        self.listen = addrs.into_iter().collect();
+    pub fn listen<A: Into<ListenAddr>>(&mut self, addrs: impl IntoIterator<Item = A>) -> &mut Self {
+        self.listen = addrs.into_iter().map(Into::into).collect();
         self
     }
 
@@ -293,6 +294,9 @@ impl ServerConfig {
         if self.listen.is_empty() && self.inherited.is_empty() {
             return Err(E::NoAddress);
         }
+        if let Some((first, second)) = same_place(&self.listen) {
+            return Err(E::DuplicateListener { first, second });
+        }
         match (&self.tls, self.wants_tls()) {
             (None, Some(scheme)) => return Err(E::TlsWithoutCertificate { scheme }),
             // Sockets passed by systemd decide for themselves.
@@ -302,6 +306,7 @@ impl ServerConfig {
         if let Some(a) = self
             .listen
             .iter()
+            .map(|l| &l.addr)
             .find(|a| a.web_path().is_some_and(|p| p != "/"))
         {
             return Err(E::PathOnListener { addr: a.clone() });
@@ -326,7 +331,7 @@ impl ServerConfig {
         if self.inherited.is_empty() {
             self.listen
                 .iter()
-                .map(|a| a.transport().listener())
+                .map(|l| l.addr.transport().listener())
                 .find(|t| matches!(t, Transport::Tls | Transport::Https))
         } else {
             self.inherited
@@ -363,17 +368,38 @@ pub(super) fn tls_acceptors(
     }
 }
 
+/// The first two listeners that would bind the same place: one stream
+/// port (TCP, TLS, HTTP and HTTPS share them) or one UDP port on the same
+/// host as written, or one Unix path. Port 0 is a new port each time.
+fn same_place(listen: &[ListenAddr]) -> Option<(Addr, Addr)> {
+    let place = |a: &Addr| match a {
+        Addr::Unix(path) => Some((false, path.display().to_string(), 0)),
+        _ => {
+            let (host, port) = a.host_port()?;
+            let udp = a.transport() == Transport::Udp;
+            (port != 0).then(|| (udp, host.to_string(), port))
+        }
+    };
+    listen.iter().enumerate().find_map(|(i, b)| {
+        let at = place(&b.addr)?;
+        let a = listen[..i]
+            .iter()
+            .find(|a| place(&a.addr) == Some(at.clone()))?;
+        Some((a.addr.clone(), b.addr.clone()))
+    })
+}
+
 /// The names a self-signed certificate is made for: every `tls://` host
 /// that is not a wildcard, and the loopback names, so a local client can
 /// check it whichever it connects to.
-fn certificate_names(listen: &[Addr], inherited: &[InheritedSocket]) -> Vec<String> {
+fn certificate_names(listen: &[ListenAddr], inherited: &[InheritedSocket]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     let mut add = |n: String| {
         if !names.contains(&n) {
             names.push(n);
         }
     };
-    for addr in listen {
+    for addr in listen.iter().map(|l| &l.addr) {
         if let Some((host, _)) = addr.host_port()
             && matches!(
                 addr.transport().listener(),
@@ -405,7 +431,7 @@ mod tests {
 
     fn config(addrs: &[&str]) -> ServerConfig {
         let mut config = ServerConfig::default();
-        config.listen(addrs.iter().map(|a| a.parse().unwrap()));
+        config.listen(addrs.iter().map(|a| a.parse::<Addr>().unwrap()));
         config
     }
 

@@ -41,6 +41,15 @@ pub enum ServerConfigError {
     /// No address to listen on, and no inherited socket.
     #[error("no address to listen on")]
     NoAddress,
+    /// Two listeners on one place: the same port (other than 0) of the
+    /// same host, or the same Unix path. Caught before anything is bound.
+    #[error("{second} is the same place as {first}: each address can be listened on once")]
+    DuplicateListener {
+        /// The listener given first.
+        first: Addr,
+        /// The one that repeats it.
+        second: Addr,
+    },
     /// A `tls://` or `https://` listener (or an inherited socket named
     /// `tls`), and no certificate.
     #[error("{scheme}:// needs a certificate")]

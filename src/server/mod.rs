@@ -55,6 +55,7 @@ mod driven;
 mod error;
 mod group;
 mod limits;
+mod listen;
 pub(crate) mod registry;
 mod shard;
 mod spawn;
@@ -74,6 +75,7 @@ pub use config::{
     ServerConfig,
 };
 pub use error::{ServerConfigError, ServerError};
+pub use listen::ListenAddr;
 pub use shard::current_shard;
 
 use crate::addr::{Addr, Transport};

@@ -95,6 +95,35 @@ fn bad_input_table() {
             1,
             "Address already in use",
         ),
+        // Refused before anything is bound, naming the address.
+        (
+            SERVER,
+            vec![
+                "-l".into(),
+                format!("127.0.0.1:{refused_port}"),
+                "-l".into(),
+                format!("127.0.0.1:{refused_port}"),
+            ],
+            2,
+            "is given twice",
+        ),
+        (
+            SERVER,
+            vec![
+                "-l".into(),
+                format!("127.0.0.1:{refused_port}"),
+                "-l".into(),
+                format!("http://127.0.0.1:{refused_port}"),
+            ],
+            2,
+            "is the same place as",
+        ),
+        (
+            SERVER,
+            vec!["-l".into(), "tcp:/x".into()],
+            2,
+            "tcp://HOST:PORT",
+        ),
         (
             SERVER,
             vec!["-l".into(), "no-such-host.invalid:1".into()],

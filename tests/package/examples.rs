@@ -446,7 +446,7 @@ fn serves(line: &str) -> Vec<Target> {
     addrs.extend(flag_values(stage, &["--metrics"], false));
     addrs
         .iter()
-        .filter_map(|a| to_target(&a.parse::<echoes::addr::ListenAddr>().ok()?.addr))
+        .filter_map(|a| to_target(&a.parse::<echoes::server::ListenAddr>().ok()?.addr))
         .collect()
 }
 

@@ -310,7 +310,7 @@ fn knobs_past_the_limits_are_a_clear_400_and_counted() {
     );
     for (path, header, why) in [
         ("/?delay=2s", "", "--http-max-delay of 1s"),
-        ("/?size=2KiB", "", "--http-max-size of 1024 bytes"),
+        ("/?size=2KiB", "", "--http-max-size of 1KiB"),
         ("/?status=42", "", "200 to 599"),
         (
             "/",
@@ -660,4 +660,41 @@ fn requests_break_the_host_rules_get_400() {
         let (code, text) = status(request);
         assert_eq!(code, 200, "{what}: {text:?}");
     }
+}
+
+/// A header value that is not UTF-8 comes back reversibly: U+FFFD for what
+/// is not text, then its bytes in base64 as a third element; a value that
+/// really holds U+FFFD stays a pair. Each pair takes one line of the JSON.
+/// A `#fragment` (never sent by a browser) is not part of the target.
+#[test]
+fn header_values_that_are_not_utf8_come_back_reversibly() {
+    use base64::Engine as _;
+    let server = server("http", &[]);
+    let request = b"GET /a#frag HTTP/1.1\r\nHost: h\r\nX-High: \x80\xfe\xff\r\nX-Cafe: caf\xe9\r\n\
+                    X-Real: caf\xef\xbf\xbd\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(server.port, request, Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&answer);
+    let body = &text[text.find("\r\n\r\n").expect("a response") + 4..];
+    let v: serde_json::Value = serde_json::from_str(body).expect(body);
+    let header = |name: &str| {
+        v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {body}"))
+    };
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    assert_eq!(
+        header("x-high"),
+        serde_json::json!(["x-high", "\u{fffd}\u{fffd}\u{fffd}", b64(b"\x80\xfe\xff")])
+    );
+    assert_eq!(
+        header("x-cafe"),
+        serde_json::json!(["x-cafe", "caf\u{fffd}", b64(b"caf\xe9")])
+    );
+    assert_eq!(header("x-real"), serde_json::json!(["x-real", "caf\u{fffd}"]));
+    assert!(body.contains("\n    [\"host\", \"h\"],\n"), "{body}");
+    assert_eq!(v["uri"], "/a");
 }

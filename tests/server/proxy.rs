@@ -544,3 +544,62 @@ fn curl_haproxy_protocol_reaches_an_http_listener() {
         String::from_utf8_lossy(&plain.stdout)
     );
 }
+
+/// The ports of every `starting up on` line, in the order logged (the
+/// order of the `-l` flags).
+fn listening_ports(server: &ServerProc, n: usize) -> Vec<u16> {
+    support::wait_for(Duration::from_secs(5), "every listener", || {
+        server.count_lines("starting up on") >= n
+    });
+    server
+        .lines()
+        .iter()
+        .filter(|l| l.contains("starting up on"))
+        .filter_map(|l| l.rsplit_once("port ")?.1.trim().parse().ok())
+        .collect()
+}
+
+/// Issue 22: each `--listen` keeps its own PROXY mode, even when two are
+/// spelled the same way (`127.0.0.1:0` twice): the mode is the
+/// listener's, not looked up by its address.
+#[test]
+fn listeners_spelled_alike_keep_their_own_proxy_mode() {
+    let header = b"PROXY TCP4 192.0.2.8 10.0.0.1 808 7\r\n";
+    for (first, second) in [
+        ("", "?proxy=required"),
+        ("?proxy=optional", "?proxy=required"),
+    ] {
+        let (a, b) = (
+            format!("127.0.0.1:0{first}"),
+            format!("127.0.0.1:0{second}"),
+        );
+        let server = ServerProc::start(&["-l", &a, "-l", &b]);
+        let ports = listening_ports(&server, 2);
+        let at = |i: usize| SocketAddr::from(([127, 0, 0, 1], ports[i]));
+        // The first takes plain data (off, or optional), the second
+        // refuses it and takes a header.
+        assert_eq!(talk(at(0), b"plain"), b"plain", "{a} {b}");
+        assert_eq!(talk(at(1), b"plain"), b"", "{a} {b}");
+        let mut proxied = header.to_vec();
+        proxied.extend_from_slice(b"proxied");
+        assert_eq!(talk(at(1), &proxied), b"proxied", "{a} {b}");
+        server.wait_for_line("refused: no PROXY header", Duration::from_secs(5));
+    }
+    // The same over http://.
+    let server = ServerProc::start(&[
+        "-l",
+        "http://127.0.0.1:0",
+        "-l",
+        "http://127.0.0.1:0?proxy=required",
+    ]);
+    let ports = listening_ports(&server, 2);
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let plain = support::http::raw_exchange(ports[0], get, Duration::from_secs(10));
+    assert!(
+        plain.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&plain)
+    );
+    let refused = support::http::raw_exchange(ports[1], get, Duration::from_secs(10));
+    assert!(refused.is_empty(), "{}", String::from_utf8_lossy(&refused));
+}
