@@ -61,9 +61,9 @@
 pub mod body;
 pub mod conn;
 pub mod facts;
-mod json;
 pub(crate) mod host;
 pub mod io;
+mod json;
 pub mod knobs;
 pub mod page;
 pub mod pattern;

@@ -694,7 +694,10 @@ fn header_values_that_are_not_utf8_come_back_reversibly() {
         header("x-cafe"),
         serde_json::json!(["x-cafe", "caf\u{fffd}", b64(b"caf\xe9")])
     );
-    assert_eq!(header("x-real"), serde_json::json!(["x-real", "caf\u{fffd}"]));
+    assert_eq!(
+        header("x-real"),
+        serde_json::json!(["x-real", "caf\u{fffd}"])
+    );
     assert!(body.contains("\n    [\"host\", \"h\"],\n"), "{body}");
     assert_eq!(v["uri"], "/a");
 }
