@@ -136,7 +136,7 @@ async fn route(ctx: &Ctx, mut req: Request<Incoming>) -> Response<ResBody> {
         return r;
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == TEST_PAGE_PATH {
-        return page::response();
+        return page::response(&ctx.server.config);
     }
     let config = &ctx.server.config;
     let limits = Limits {
