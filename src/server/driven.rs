@@ -166,7 +166,10 @@ async fn handshake(
     let (why, refused) = match tokio::time::timeout(timeout, accept).await {
         Ok(Ok(tls)) => return Some(tls),
         Ok(Err((e, socket))) => (e.to_string(), Some(socket)),
-        Err(_) => (format!("no handshake within {}", format_duration(timeout)), None),
+        Err(_) => (
+            format!("no handshake within {}", format_duration(timeout)),
+            None,
+        ),
     };
     metrics.error(transport, ErrorKind::TlsHandshake);
     info!(name = %peer, "TLS handshake failed: {why}");

@@ -111,29 +111,37 @@ fn openbsd_nc_gets_every_byte_back_over_tcp_and_unix() {
     echoes_exactly("nc", &["-N", "-U", path], &data);
 }
 
-/// A certificate and key for localhost and 127.0.0.1, made by `openssl req`
-/// (X.509 v3, P-256), in `dir`.
-fn openssl_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+/// Makes the README's TLS files in `dir` by running its `openssl` block
+/// as written (the fenced block that starts `openssl req -x509`), and
+/// returns `dir`: `ca.pem`, `server.pem`, `server.key`, `client.pem` and
+/// `client.key` are there.
+fn readme_certificates(dir: &Path) -> PathBuf {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```\nopenssl req -x509")
+        .expect("README.md's block of openssl commands that make the TLS files");
+    let block = &readme[start + 4..];
+    let block = &block[..block.find("```").unwrap()];
     let out = run(
-        Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec"])
-            .args(["-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-            .args(["-days", "2", "-subj", "/CN=localhost"])
-            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", block])
+            .current_dir(dir),
         b"",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
     );
-    assert!(out.status.success(), "openssl req: {}", out.stderr);
-    (cert, key)
+    assert!(
+        out.status.success(),
+        "README's openssl commands: {}",
+        out.stderr
+    );
+    dir.to_path_buf()
 }
 
-/// `openssl s_client`, verifying the server's certificate (made by
-/// `openssl req`, loaded by `--tls-cert`) and its name, gets every byte
+/// `openssl s_client`, verifying the server's certificate (made by the
+/// README's `openssl` commands, loaded by `--tls-cert`) and its name, and
+/// showing the README's client certificate to a server that asks for one
+/// (as `echo-client` does too), gets every byte
 /// back. s_client does not half-close at the end of its input (`-quiet`
 /// implies `-ign_eof`), so the test reads until every byte is back, then
 /// ends it.
@@ -145,22 +153,41 @@ fn openssl_certificate(dir: &Path) -> (PathBuf, PathBuf) {
 fn openssl_s_client_gets_every_byte_back_over_tls() {
     need("openssl", "openssl");
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = openssl_certificate(dir.path());
+    let files = readme_certificates(dir.path());
+    let file = |name: &str| files.join(name).to_str().unwrap().to_string();
     let server = ServerProc::start(&[
         "-l",
         "tls://127.0.0.1:0",
         "--tls-cert",
-        cert.to_str().unwrap(),
+        &file("server.pem"),
         "--tls-key",
-        key.to_str().unwrap(),
+        &file("server.key"),
+        "--tls-client-ca",
+        &file("ca.pem"),
     ]);
+    // The README's client, with the README's client certificate.
+    let connect = format!("tls://localhost:{}", server.port);
+    let mutual = run(
+        Command::new(CLIENT)
+            .args(["-c", &connect, "--tls-ca", &file("ca.pem")])
+            .args([
+                "--tls-cert",
+                &file("client.pem"),
+                "--tls-key",
+                &file("client.key"),
+                "hello",
+            ]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(mutual.status.success(), "{}", mutual.stderr);
     let data = pattern(5, 256 * 1024);
     let mut client = Command::new("openssl")
         .args(["s_client", "-quiet", "-verify_return_error"])
         .args(["-connect", &format!("127.0.0.1:{}", server.port)])
         .args(["-servername", "localhost", "-verify_hostname", "localhost"])
-        .arg("-CAfile")
-        .arg(&cert)
+        .args(["-CAfile", &file("ca.pem")])
+        .args(["-cert", &file("client.pem"), "-key", &file("client.key")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

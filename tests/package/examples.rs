@@ -30,7 +30,7 @@
 //!   in [`NOT_RUN`] with the reason.
 //!
 //! Placeholders: a `--tls-pin` value with `…` in it, or `FINGERPRINT`,
-//! is the fingerprint the server logged; `ca.pem`, `cert.pem`, `key.pem`,
+//! is the fingerprint the server logged; `ca.pem`, `server.pem`, `server.key`,
 //! `client.pem` and `client.key` are made in the working folder (one per
 //! README or help text, shared by its examples in order, so `echo-bench
 //! merge *.hlog` finds the histogram saved before it).
@@ -689,7 +689,11 @@ fn make_certificates(dir: &Path) {
     std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
     let issuer = Issuer::new(ca, ca_key);
     for (cert, key, names) in [
-        ("cert.pem", "key.pem", vec!["localhost", "127.0.0.1", "::1"]),
+        (
+            "server.pem",
+            "server.key",
+            vec!["localhost", "127.0.0.1", "::1"],
+        ),
         ("client.pem", "client.key", vec!["client.example"]),
     ] {
         let params =

@@ -148,6 +148,15 @@ fn readme_links_name_tests_that_exist() {
 /// The dependencies `cargo tree` lists for the library with `features`
 /// (normal ones only: what an embedding program builds).
 fn library_dependencies(features: &[&str]) -> Vec<String> {
+    crate_tree("normal", features)
+        .iter()
+        .filter_map(|l| l.split(' ').next().map(String::from))
+        .collect()
+}
+
+/// `cargo tree`'s lines over `edges`, one per crate reached (with
+/// repeats), for `features`.
+fn crate_tree(edges: &str, features: &[&str]) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(env!("CARGO"))
         .args([
@@ -155,7 +164,7 @@ fn library_dependencies(features: &[&str]) -> Vec<String> {
             "--offline",
             "--locked",
             "-e",
-            "normal",
+            edges,
             "--prefix",
             "none",
         ])
@@ -172,8 +181,33 @@ fn library_dependencies(features: &[&str]) -> Vec<String> {
     String::from_utf8(out.stdout)
         .expect("UTF-8")
         .lines()
-        .filter_map(|l| l.split(' ').next().map(String::from))
+        .map(String::from)
         .collect()
+}
+
+/// The README's "the first build compiles about N crates" is within a
+/// tenth of what `cargo run --release --bin echo-server` compiles: the
+/// package and every crate it reaches by normal and build dependencies.
+#[test]
+fn readme_says_how_many_crates_the_first_build_compiles() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let said: usize = readme
+        .split("The first build compiles about ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .expect("README.md: 'The first build compiles about N crates'");
+    let mut crates: Vec<String> = crate_tree("normal,build", &[])
+        .iter()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    crates.sort();
+    crates.dedup();
+    let n = crates.len();
+    assert!(
+        said.abs_diff(n) * 10 <= n,
+        "README.md says about {said} crates; the first build compiles {n}"
+    );
 }
 
 /// An embedding program (`echoes = { …, default-features = false }`)
