@@ -27,7 +27,7 @@
 //! that is not UTF-8 is shown with U+FFFD for what is not, and its bytes
 //! follow in base64 as a third element, so they can be recovered; a body
 //! that is not UTF-8 is shown in base64 (`"encoding": "base64"`). Each
-//! header pair takes one line of the JSON ([`json`](super::json)).
+//! header pair takes one line of the JSON.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

@@ -199,7 +199,7 @@ fn shown(bytes: &[u8]) -> String {
 
 impl fmt::Display for Tlvs {
     /// `authority example.com, ALPN h2, TLSv1.3, …`, for a debug line;
-    /// every value escaped as [`shown`] says.
+    /// every value escaped as `shown` says.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();
         if let Some(a) = &self.authority {
