@@ -18,11 +18,12 @@
 //! `wss://`, each message is one WebSocket message ([`ws`]); `http://` and
 //! `https://` send one request instead ([`http`]).
 
+#[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
 pub mod ws;
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -57,10 +58,9 @@ pub struct ClientOptions {
     /// How long to wait for a connection, and for the echo once it is owed
     /// (over UDP: for each reply, before resending once).
     pub timeout: Duration,
-    /// The TLS configuration for `tls://` (from
-    /// [`tls::client_config`](crate::transport::tls::client_config));
-    /// `None` trusts the system's CAs.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The TLS configuration for `tls://` (with the `tls` feature, from
+    /// `transport::tls::client_config`); `None` trusts the system's CAs.
+    pub tls: Option<crate::transport::ClientTls>,
     /// A PROXY protocol header to send before the data (not over UDP).
     pub proxy: Option<crate::proxy::send::ProxySend>,
 }
@@ -181,9 +181,13 @@ pub enum ClientError {
 
 /// An I/O error while `context`, a TLS one in words a user can act on.
 fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> ClientError {
+    #[cfg(feature = "tls")]
+    let hinted = crate::transport::tls::with_trust_hint;
+    #[cfg(not(feature = "tls"))]
+    let hinted = std::convert::identity;
     move |error| ClientError::Io {
         context,
-        error: crate::transport::tls::with_trust_hint(error),
+        error: hinted(error),
     }
 }
 
@@ -279,6 +283,11 @@ pub async fn send_messages(
     opts: &ClientOptions,
     messages: &[Vec<u8>],
 ) -> Result<Summary, ClientError> {
+    if let Some(feature) = crate::transport::not_built(opts.addr.transport()) {
+        let transport = opts.addr.transport();
+        return Err(ConnectError::NotBuilt { transport, feature }.into());
+    }
+    #[cfg(feature = "http")]
     if matches!(opts.addr.transport(), Transport::Ws | Transport::Wss) {
         return ws::send_messages(opts, messages).await;
     }
@@ -306,6 +315,11 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    if let Some(feature) = crate::transport::not_built(opts.addr.transport()) {
+        let transport = opts.addr.transport();
+        return Err(ConnectError::NotBuilt { transport, feature }.into());
+    }
+    #[cfg(feature = "http")]
     if matches!(opts.addr.transport(), Transport::Ws | Transport::Wss) {
         return ws::pipe(opts, input, output).await;
     }

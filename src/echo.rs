@@ -46,6 +46,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
+#[cfg(feature = "tls")]
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
 use tracing::debug;
@@ -467,6 +468,7 @@ fn echo_spliced<S: StreamSocket>(
 /// for the connection,
 /// counting bytes in `bytes`. `queues` reads the kernel's queues of the
 /// socket underneath, for the idle timeout.
+#[cfg(feature = "tls")]
 pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     peer: PeerName,
@@ -568,6 +570,7 @@ impl IdleTimer {
     }
 
     /// Resolves once nothing has moved for the timeout; never without one.
+    #[cfg(feature = "tls")]
     async fn expired(&mut self, mut queues: impl FnMut() -> Queues) {
         std::future::poll_fn(|cx| self.poll_expired(cx, &mut queues)).await;
     }

@@ -29,8 +29,9 @@
 //! ```
 //!
 //! Each transport's page has the same for its own kind of socket, with
-//! this crate's client side: [`transport::tcp`], [`transport::tls`] (a
-//! self-signed certificate), [`transport::udp`] and [`transport::unix`].
+//! this crate's client side: [`transport::tcp`], `transport::tls` (a
+//! self-signed certificate; with the `tls` feature), [`transport::udp`]
+//! and [`transport::unix`].
 //!
 //! Configure a server with [`ServerConfig`]'s setters (each says its
 //! default); [`Server::bind`] checks the configuration first, and a
@@ -49,15 +50,25 @@
 //!
 //! # Features
 //!
-//! - `cli` (default): what the binaries' command lines share, [`cli`] and
-//!   [`logging`], with clap, its man pages and completions, and
-//!   tracing-subscriber.
-//! - `bench` (default): the load generator, [`bench`](mod@bench), with
-//!   hdrhistogram and indicatif.
+//! All on by default. Without any, the crate is TCP, UDP and Unix (with
+//! the PROXY protocol, the limits, metrics and systemd), in about 30
+//! crates.
 //!
-//! `cargo install echoes` installs the three binaries. A program that
-//! embeds the server or the client needs neither feature:
-//! `echoes = { version = "0.1", default-features = false }`.
+//! - `tls`: `tls://`, server and client (rustls, rcgen), the
+//!   `transport::tls` module.
+//! - `http`: `http://`, `https://`, `ws://` and `wss://` (hyper,
+//!   tungstenite, serde_json), the `http` module; it takes `tls`.
+//! - `cli`: what the binaries' command lines share, `cli` and `logging`,
+//!   with clap, its man pages and completions, and tracing-subscriber.
+//! - `bench`: the load generator, `bench`, with hdrhistogram and
+//!   indicatif.
+//!
+//! `cargo install echoes` installs the three binaries, which need every
+//! feature. A program that embeds the server or the client takes the
+//! protocols it needs:
+//! `echoes = { version = "0.1", default-features = false, features = ["tls"] }`.
+//! An address of a protocol left out is refused, naming its feature
+//! ([`ServerConfigError::NotBuilt`]).
 //!
 //! # Modules
 //!
@@ -91,6 +102,7 @@ pub mod client;
 #[cfg(test)]
 mod counting;
 pub(crate) mod echo;
+#[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "cli")]
 pub mod logging;

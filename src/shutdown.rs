@@ -117,7 +117,7 @@ fn say_ignored(ignored: &[libc::c_int]) {
     tracing::warn!(
         name = "main",
         "{names} {were} when the server started (a background job of a script, or nohup): \
-         {stay} ignored; {} stop the server",
+         {stay} ignored; {} stops the server",
         working.join(" or ")
     );
 }

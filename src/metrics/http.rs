@@ -1,6 +1,8 @@
 //! A tiny HTTP/1.1 responder for `GET /metrics`: one request per
 //! connection, then close. Enough for Prometheus, `curl` and a browser,
-//! without a web framework on the server's dependency list.
+//! and written here rather than on hyper so that the metrics page needs
+//! no feature: a server built without `http` (an embedder's TCP echo)
+//! still serves it, and hyper stays off its dependency list.
 //!
 //! A scrape endpoint should not become a way in, nor be starved by peers
 //! that connect and say nothing, nor refuse a burst of honest scrapes.

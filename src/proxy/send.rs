@@ -14,7 +14,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use super::encode::{MAX_STREAM_HEADER, encode_stream, encode_unknown};
 use super::header::Version;
 use crate::addr::{Addr, Transport};
-use crate::transport::{self, BoxStream, ConnectError, tcp, tls, unix};
+use crate::transport::{self, BoxStream, ClientTls, ConnectError, tcp, unix};
 
 /// What to send before the data.
 #[derive(Debug, Clone)]
@@ -124,7 +124,7 @@ pub fn parse_source(s: &str) -> Result<SocketAddr, String> {
 pub async fn connect(
     addr: &Addr,
     timeout: Duration,
-    tls_config: Option<&Arc<rustls::ClientConfig>>,
+    tls_config: Option<&ClientTls>,
     proxy: Option<&ProxySend>,
 ) -> Result<BoxStream, ConnectError> {
     let Some(proxy) = proxy else {
@@ -157,13 +157,7 @@ pub async fn connect(
             if *transport == Transport::Tcp {
                 return Ok(Box::new(stream));
             }
-            let config = match tls_config {
-                Some(c) => c.clone(),
-                None => tls::default_client_config()?,
-            };
-            Ok(Box::new(
-                tls::handshake(stream, addr, timeout, config).await?,
-            ))
+            transport::tls_over(stream, addr, timeout, tls_config).await
         }
     }
 }

@@ -1,20 +1,23 @@
-//! What a server is told ([`ServerConfig`]), the checks made before
-//! anything is bound ([`ServerConfig::validate`]), and the TLS set-up.
+//! What a server is told ([`ServerConfig`]) and the checks made before
+//! anything is bound ([`ServerConfig::validate`]). The TLS set-up is in
+//! `tls_setup`.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use tokio_rustls::TlsAcceptor;
-use tracing::info;
-
-use super::{ListenAddr, ServerConfigError, ServerError};
-use crate::activation::{InheritedSocket, SocketKind};
+use super::{ListenAddr, ServerConfigError};
+use crate::activation::InheritedSocket;
 use crate::addr::{Addr, Transport};
+#[cfg(feature = "http")]
 use crate::http::HttpConfig;
 use crate::proxy::ProxySettings;
 use crate::shutdown::ShutdownHandle;
-use crate::transport::tls::{self, CertSource, TlsServerSettings};
+#[cfg(feature = "tls")]
+use crate::transport::tls::{self, TlsServerSettings};
 use crate::transport::udp_guard;
+
+/// How long a TLS peer has to complete its handshake, by default.
+#[cfg(feature = "tls")]
+const HANDSHAKE_TIMEOUT: Duration = tls::HANDSHAKE_TIMEOUT;
 
 /// The default largest single read: one 256 KiB buffer per shard thread.
 /// Reads are at most 64 KiB (the C epoll peer's) until a connection
@@ -70,10 +73,13 @@ pub struct ServerConfig {
     pub(super) zero_copy: bool,
     pub(super) shutdown_timeout: Duration,
     pub(super) shutdown: ShutdownHandle,
+    #[cfg(feature = "tls")]
     pub(super) tls: Option<TlsServerSettings>,
+    #[cfg(feature = "tls")]
     pub(super) tls_handshake_timeout: Duration,
     pub(super) udp_rate: u32,
     pub(super) metrics: Option<Addr>,
+    #[cfg(feature = "http")]
     pub(super) http: HttpConfig,
     pub(super) proxy: ProxySettings,
     pub(super) threads: usize,
@@ -94,10 +100,13 @@ impl Default for ServerConfig {
             zero_copy: false,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             shutdown: ShutdownHandle::new(),
+            #[cfg(feature = "tls")]
             tls: None,
-            tls_handshake_timeout: tls::HANDSHAKE_TIMEOUT,
+            #[cfg(feature = "tls")]
+            tls_handshake_timeout: HANDSHAKE_TIMEOUT,
             udp_rate: udp_guard::DEFAULT_RATE,
             metrics: None,
+            #[cfg(feature = "http")]
             http: HttpConfig::default(),
             proxy: ProxySettings::default(),
             threads: 1,
@@ -208,6 +217,7 @@ impl ServerConfig {
     /// when there is one, and refused when there is none.
     ///
     /// Default is `None`.
+    #[cfg(feature = "tls")]
     pub fn tls(&mut self, settings: impl Into<Option<TlsServerSettings>>) -> &mut Self {
         self.tls = settings.into();
         self
@@ -216,6 +226,7 @@ impl ServerConfig {
     /// How long a TLS peer has to complete its handshake.
     ///
     /// Default is [`tls::HANDSHAKE_TIMEOUT`] (10 s).
+    #[cfg(feature = "tls")]
     pub fn tls_handshake_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.tls_handshake_timeout = timeout;
         self
@@ -242,6 +253,7 @@ impl ServerConfig {
     /// The settings of `http://` and `https://` listeners.
     ///
     /// Default is [`HttpConfig::default`].
+    #[cfg(feature = "http")]
     pub fn http(&mut self, http: HttpConfig) -> &mut Self {
         self.http = http;
         self
@@ -297,6 +309,10 @@ impl ServerConfig {
         if let Some((first, second)) = same_place(&self.listen) {
             return Err(E::DuplicateListener { first, second });
         }
+        if let Some((scheme, feature)) = self.not_built() {
+            return Err(E::NotBuilt { scheme, feature });
+        }
+        #[cfg(feature = "tls")]
         match (&self.tls, self.wants_tls()) {
             (None, Some(scheme)) => return Err(E::TlsWithoutCertificate { scheme }),
             // Sockets passed by systemd decide for themselves.
@@ -311,6 +327,7 @@ impl ServerConfig {
         {
             return Err(E::PathOnListener { addr: a.clone() });
         }
+        #[cfg(feature = "http")]
         if self.http.ws_max_frame > self.http.ws_max_message {
             return Err(E::FrameOverMessage {
                 frame: self.http.ws_max_frame,
@@ -325,9 +342,19 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// The first listener (or inherited socket) whose protocol this build
+    /// leaves out, and the feature that brings it.
+    fn not_built(&self) -> Option<(Transport, &'static str)> {
+        let schemes = self.listen.iter().map(|l| l.addr.transport().listener());
+        let inherited = self.wants_tls().filter(|_| !self.inherited.is_empty());
+        schemes
+            .chain(inherited)
+            .find_map(|t| Some((t, crate::transport::not_built(t)?)))
+    }
+
     /// The scheme of the first listener that needs a certificate, if any:
     /// of the inherited sockets when there are some, else of the addresses.
-    fn wants_tls(&self) -> Option<Transport> {
+    pub(super) fn wants_tls(&self) -> Option<Transport> {
         if self.inherited.is_empty() {
             self.listen
                 .iter()
@@ -339,32 +366,6 @@ impl ServerConfig {
                 .any(InheritedSocket::wants_tls)
                 .then_some(Transport::Tls)
         }
-    }
-}
-
-/// The TLS acceptors, when some listener needs one: the plain one, and
-/// the same certificate offering `h2` and `http/1.1` by ALPN for
-/// `https://`. Logs the certificate's fingerprint.
-pub(super) fn tls_acceptors(
-    config: &ServerConfig,
-) -> Result<Option<(TlsAcceptor, TlsAcceptor)>, ServerError> {
-    match (&config.tls, config.wants_tls()) {
-        (None, Some(scheme)) => Err(ServerConfigError::TlsWithoutCertificate { scheme }.into()),
-        (Some(settings), Some(_)) => {
-            let names = certificate_names(&config.listen, &config.inherited);
-            let server_tls = tls::server_config(settings, &names)?;
-            let how = match settings.cert {
-                CertSource::SelfSigned => " (self-signed)",
-                CertSource::Files { .. } => "",
-            };
-            info!(
-                name = "main",
-                "TLS certificate{how} SHA-256 fingerprint {}", server_tls.fingerprint
-            );
-            let https = tls::with_alpn(&server_tls.acceptor, &[b"h2", b"http/1.1"]);
-            Ok(Some((server_tls.acceptor, https)))
-        }
-        (_, None) => Ok(None),
     }
 }
 
@@ -389,44 +390,35 @@ fn same_place(listen: &[ListenAddr]) -> Option<(Addr, Addr)> {
     })
 }
 
-/// The names a self-signed certificate is made for: every `tls://` host
-/// that is not a wildcard, and the loopback names, so a local client can
-/// check it whichever it connects to.
-fn certificate_names(listen: &[ListenAddr], inherited: &[InheritedSocket]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    let mut add = |n: String| {
-        if !names.contains(&n) {
-            names.push(n);
-        }
-    };
-    for addr in listen.iter().map(|l| &l.addr) {
-        if let Some((host, _)) = addr.host_port()
-            && matches!(
-                addr.transport().listener(),
-                Transport::Tls | Transport::Https
-            )
-            && !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
-        {
-            add(host.to_string());
-        }
+/// Without the protocols' features, their addresses are refused before
+/// anything is bound, naming the feature.
+#[cfg(all(test, not(feature = "tls")))]
+#[test]
+fn a_protocol_left_out_is_refused_naming_its_feature() {
+    for (addr, scheme, feature) in [
+        ("tls://127.0.0.1:0", Transport::Tls, "tls"),
+        ("http://127.0.0.1:0", Transport::Http, "http"),
+        ("wss://127.0.0.1:0", Transport::Https, "http"),
+    ] {
+        let config = ServerConfig::new(addr.parse().unwrap());
+        let e = config.validate().unwrap_err();
+        assert_eq!(e, ServerConfigError::NotBuilt { scheme, feature });
+        assert!(
+            e.to_string().contains(&format!("`{feature}` feature")),
+            "{e}"
+        );
     }
-    for s in inherited.iter().filter(|s| s.wants_tls()) {
-        if let SocketKind::Tcp(a) = s.kind
-            && !a.ip().is_unspecified()
-        {
-            add(a.ip().to_string());
-        }
-    }
-    for n in ["localhost", "127.0.0.1", "::1"] {
-        add(n.to_string());
-    }
-    names
+    assert_eq!(
+        ServerConfig::new("127.0.0.1:0".parse().unwrap()).validate(),
+        Ok(())
+    );
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "http"))]
 mod tests {
     use super::*;
-    use crate::activation::InheritedSocket;
+    use crate::activation::{InheritedSocket, SocketKind};
+    use crate::server::ServerError;
     use crate::transport::tls::CertSource;
 
     fn config(addrs: &[&str]) -> ServerConfig {

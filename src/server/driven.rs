@@ -5,6 +5,7 @@
 //! or the request finds its bytes in the kernel), the handshake within
 //! its timeout, then the echo or the HTTP service.
 
+#[cfg(feature = "http")]
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -15,10 +16,13 @@ use tokio_rustls::server::TlsStream;
 use tracing::info;
 
 use super::ServerState;
-use super::spawn::{self, Lease, admit, register};
+#[cfg(feature = "http")]
+use super::spawn;
+use super::spawn::{Lease, admit, register};
 use super::tcp_conn::TcpConn;
 use crate::addr::Transport;
 use crate::echo::echo_stream;
+#[cfg(feature = "http")]
 use crate::http::{ConnFacts, ProxyFacts, TlsFacts};
 use crate::metrics::{ErrorKind, Metrics};
 use crate::proxy::ProxyMode;
@@ -75,6 +79,7 @@ pub(super) fn spawn_tls(
     });
 }
 
+#[cfg(feature = "http")]
 /// Spawns an `http://` or `https://` connection's task: its PROXY header,
 /// its handshake (with ALPN) on `https://`, the connection's facts, then
 /// [`HttpServer::serve_connection`](crate::http::HttpServer::serve_connection),

@@ -5,6 +5,7 @@
 use std::io;
 
 use crate::addr::{Addr, ResolveError, Transport};
+#[cfg(feature = "tls")]
 use crate::transport::tls;
 
 /// A setting out of range, or settings that do not fit together: why
@@ -41,6 +42,15 @@ pub enum ServerConfigError {
     /// No address to listen on, and no inherited socket.
     #[error("no address to listen on")]
     NoAddress,
+    /// A listener whose protocol this build of the library leaves out
+    /// (`default-features = false`, say).
+    #[error("{scheme}:// needs echoes built with its `{feature}` feature")]
+    NotBuilt {
+        /// The listener's scheme.
+        scheme: Transport,
+        /// The Cargo feature that brings it.
+        feature: &'static str,
+    },
     /// Two listeners on one place: the same port (other than 0) of the
     /// same host, or the same Unix path. Caught before anything is bound.
     #[error("{second} is the same place as {first}: each address can be listened on once")]
@@ -106,6 +116,7 @@ pub enum ServerError {
     Config(#[from] ServerConfigError),
     /// The certificate, key or CA could not be used.
     #[error(transparent)]
+    #[cfg(feature = "tls")]
     Tls(#[from] tls::TlsError),
     /// A shard's thread or runtime could not be started.
     #[error("cannot start shard {shard}: {error}")]

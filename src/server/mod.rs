@@ -51,6 +51,7 @@ mod adopt;
 mod bind;
 mod config;
 mod deal;
+#[cfg(feature = "tls")]
 mod driven;
 mod error;
 mod group;
@@ -59,7 +60,10 @@ mod listen;
 pub(crate) mod registry;
 mod shard;
 mod spawn;
+#[cfg(feature = "tls")]
 mod tcp_conn;
+#[cfg(feature = "tls")]
+mod tls_setup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +71,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
+#[cfg(feature = "tls")]
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
@@ -80,6 +85,7 @@ pub use shard::current_shard;
 
 use crate::addr::{Addr, Transport};
 use crate::echo::EchoOptions;
+#[cfg(feature = "http")]
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
 use crate::proxy::accept::Gate;
@@ -106,11 +112,16 @@ struct ServerState {
     conns: Arc<Connections>,
     metrics: Arc<Metrics>,
     limits: Limits,
+    #[cfg(feature = "tls")]
     tls: Option<TlsAcceptor>,
     /// The same certificate, offering `h2` and `http/1.1` by ALPN.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     https_tls: Option<TlsAcceptor>,
     /// What `http://` and `https://` connections share.
+    #[cfg(feature = "http")]
     http: Option<Arc<HttpServer>>,
+    #[cfg(feature = "tls")]
     tls_handshake_timeout: Duration,
     udp_rate: u32,
     /// Numbers Unix peers, which have no address, for `echo_unix_{n}`.
@@ -129,11 +140,13 @@ impl Server {
     /// the same port.
     pub async fn bind(mut config: ServerConfig) -> Result<Server, ServerError> {
         config.validate()?;
-        let (tls, https_tls) = config::tls_acceptors(&config)?.unzip();
+        #[cfg(feature = "tls")]
+        let (tls, https_tls) = tls_setup::tls_acceptors(&config)?.unzip();
         let inherited = std::mem::take(&mut config.inherited);
         let (endpoints, metrics_listeners) = bind::bind_all(&config, inherited).await?;
         let handle = config.shutdown.clone();
         let metrics = Arc::new(Metrics::new());
+        #[cfg(feature = "http")]
         let http = endpoints
             .iter()
             .any(|e| e.transport.is_web())
@@ -148,9 +161,13 @@ impl Server {
             conns: Arc::default(),
             metrics,
             limits: Limits::new(config.max_connections, config.max_connections_per_ip),
+            #[cfg(feature = "tls")]
             tls,
+            #[cfg(feature = "tls")]
             https_tls,
+            #[cfg(feature = "http")]
             http: http.map(Arc::new),
+            #[cfg(feature = "tls")]
             tls_handshake_timeout: config.tls_handshake_timeout,
             udp_rate: config.udp_rate,
             unix_peers: AtomicU64::new(0),

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::ServerState;
 use super::accept::{Accepted, AcceptedSocket};
+#[cfg(feature = "tls")]
 use super::driven;
 use super::limits::Slots;
 use super::registry::Entry;
@@ -75,9 +76,13 @@ pub(super) fn serve(state: &Arc<ServerState>, accepted: Accepted) {
     };
     state.metrics.opened(transport);
     match socket {
+        // Without their features, these transports never get here:
+        // `ServerConfig::validate` refuses them.
+        #[cfg(feature = "http")]
         AcceptedSocket::Tcp(stream, addr) if transport.is_web() => {
             driven::spawn_http(state, stream, addr, peer, proxy, lease);
         }
+        #[cfg(feature = "tls")]
         AcceptedSocket::Tcp(stream, _) if transport == Transport::Tls => {
             driven::spawn_tls(state, stream, peer, proxy, lease);
         }
@@ -186,6 +191,7 @@ pub(super) struct Lease {
 
 impl Lease {
     /// The transport the connection is counted under.
+    #[cfg(feature = "http")]
     pub(super) fn transport(&self) -> Transport {
         self.transport
     }

@@ -44,6 +44,7 @@ impl TcpConn {
     }
 
     /// The server's address the connection came in on.
+    #[cfg(feature = "http")]
     pub(super) fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.io.get_ref().local_addr()
     }

@@ -9,19 +9,20 @@
 //! own [`udp::UdpClient`].
 
 pub mod tcp;
+#[cfg(feature = "tls")]
 pub mod tls;
 pub mod udp;
 mod udp_batch;
 pub mod udp_guard;
 pub mod udp_rate;
 pub mod unix;
+#[cfg(feature = "http")]
 pub mod web;
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -208,8 +209,18 @@ pub enum ConnectError {
     },
     /// TLS could not be set up on this side (an unreadable CA file, no
     /// system CAs, …).
+    #[cfg(feature = "tls")]
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The address needs a protocol this build of the library leaves out
+    /// (`default-features = false`, say).
+    #[error("{transport}:// needs echoes built with its `{feature}` feature")]
+    NotBuilt {
+        /// The address's transport.
+        transport: Transport,
+        /// The Cargo feature that brings it.
+        feature: &'static str,
+    },
     /// The WebSocket opening handshake failed (the server answered with
     /// another status than 101, closed, or did not answer in time).
     #[error("WebSocket handshake with {target} failed: {reason}")]
@@ -268,23 +279,81 @@ pub async fn connect(addr: &Addr, timeout: Duration) -> Result<BoxStream, Connec
     connect_with(addr, timeout, None).await
 }
 
+/// A client's TLS configuration: rustls's, shared. Without the `tls`
+/// feature it is a type with no value, so an `Option` of it is always
+/// `None` and the signatures that take one stay the same.
+#[cfg(feature = "tls")]
+pub type ClientTls = std::sync::Arc<rustls::ClientConfig>;
+
+/// A client's TLS configuration: without the `tls` feature, none can be
+/// made.
+#[cfg(not(feature = "tls"))]
+#[derive(Debug, Clone)]
+pub enum ClientTls {}
+
+/// The Cargo feature `transport` needs, when this build leaves it out:
+/// `tls` for `tls://`, `http` for the web schemes.
+pub(crate) fn not_built(transport: Transport) -> Option<&'static str> {
+    match transport {
+        Transport::Tls if !cfg!(feature = "tls") => Some("tls"),
+        t if t.is_web() && !cfg!(feature = "http") => Some("http"),
+        _ => None,
+    }
+}
+
+/// Shakes hands as a TLS client over `tcp`, already connected to `addr`
+/// (and past a PROXY header, say), with `tls_config` (`None`: the
+/// system's CAs).
+pub(crate) async fn tls_over(
+    tcp: tokio::net::TcpStream,
+    addr: &Addr,
+    timeout: Duration,
+    tls_config: Option<&ClientTls>,
+) -> Result<BoxStream, ConnectError> {
+    #[cfg(feature = "tls")]
+    {
+        let config = match tls_config {
+            Some(c) => c.clone(),
+            None => tls::default_client_config()?,
+        };
+        Ok(Box::new(tls::handshake(tcp, addr, timeout, config).await?))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (tcp, addr, timeout, tls_config);
+        Err(ConnectError::NotBuilt {
+            transport: Transport::Tls,
+            feature: "tls",
+        })
+    }
+}
+
 /// As [`connect`], with the TLS client configuration to use for `tls://`
 /// (`None`: the system's CAs). Other transports ignore it.
 pub async fn connect_with(
     addr: &Addr,
     timeout: Duration,
-    tls_config: Option<&Arc<rustls::ClientConfig>>,
+    tls_config: Option<&ClientTls>,
 ) -> Result<BoxStream, ConnectError> {
     match addr {
         Addr::Unix(path) => Ok(Box::new(unix::connect(path, timeout).await?)),
         Addr::Inet { transport, .. } => match transport {
             Transport::Tcp => Ok(Box::new(tcp::connect(addr, timeout).await?)),
+            #[cfg(feature = "tls")]
             Transport::Tls => {
                 let config = match tls_config {
                     Some(c) => c.clone(),
                     None => tls::default_client_config()?,
                 };
                 Ok(Box::new(tls::connect(addr, timeout, config).await?))
+            }
+            #[cfg(not(feature = "tls"))]
+            Transport::Tls => {
+                let _ = tls_config;
+                Err(ConnectError::NotBuilt {
+                    transport: Transport::Tls,
+                    feature: "tls",
+                })
             }
             other => Err(ConnectError::Unsupported(*other)),
         },

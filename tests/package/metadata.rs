@@ -242,6 +242,55 @@ fn the_library_alone_needs_no_command_line_dependency() {
     }
 }
 
+/// The protocols are features: an embedder's TCP/UDP/Unix echo compiles
+/// what the README says (at most 35 crates), none of TLS's or HTTP's;
+/// `tls` brings rustls and not hyper; `http` brings hyper.
+#[test]
+fn an_embedders_tcp_echo_compiles_only_what_the_readme_says() {
+    let distinct = |features: &[&str]| {
+        let mut crates: Vec<String> = crate_tree("normal", features)
+            .iter()
+            .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+            .collect();
+        crates.sort();
+        crates.dedup();
+        crates
+    };
+    let alone = distinct(&["--no-default-features"]);
+    let besides = alone.len() - 1;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("compiles {besides} crates besides")),
+        "README.md should say {besides} crates besides echoes: {alone:?}"
+    );
+    assert!(besides < 35, "{alone:?}");
+    let names = |crates: &[String]| -> Vec<String> {
+        crates
+            .iter()
+            .map(|c| c.split(' ').next().unwrap_or("").to_string())
+            .collect()
+    };
+    let alone = names(&alone);
+    for heavy in [
+        "hyper",
+        "rustls",
+        "rcgen",
+        "tokio-tungstenite",
+        "serde_json",
+        "x509-parser",
+    ] {
+        assert!(
+            !alone.contains(&heavy.to_string()),
+            "{heavy} without features"
+        );
+    }
+    let tls = names(&distinct(&["--no-default-features", "--features", "tls"]));
+    assert!(tls.contains(&"rustls".to_string()) && !tls.contains(&"hyper".to_string()));
+    let http = names(&distinct(&["--no-default-features", "--features", "http"]));
+    assert!(http.contains(&"hyper".to_string()) && http.contains(&"rustls".to_string()));
+}
+
 /// A smoke run of the comparison scripts (`--quick`: one round of
 /// one-second runs) never rewrites the tracked BENCHMARKS.md: it writes
 /// under target/, and asking it to write BENCHMARKS.md is refused before

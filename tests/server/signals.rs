@@ -224,7 +224,7 @@ fn a_sigint_ignored_at_start_is_a_warning_naming_what_works() {
     let mut server = ServerProc::start_cmd(&mut cmd);
     let line = server.wait_for_line("SIGINT was ignored", Duration::from_secs(5));
     assert!(
-        line.ends_with("it stays ignored; SIGTERM or SIGHUP or SIGQUIT stop the server"),
+        line.ends_with("it stays ignored; SIGTERM or SIGHUP or SIGQUIT stops the server"),
         "{line}"
     );
     assert!(ignores(server.pid(), libc::SIGINT), "SIGINT handled");

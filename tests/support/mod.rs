@@ -205,6 +205,24 @@ fn port_in(line: &str) -> Option<u16> {
     })
 }
 
+/// Starts `cmd` with SIGHUP, SIGINT and SIGQUIT at their default action,
+/// whatever the test runner inherited (`nohup cargo test`, a background
+/// job): a server started with them ignored says so on its first line,
+/// and tests send them. A test that wants one ignored sets it after this.
+pub fn default_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for signo in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT] {
+                libc::signal(signo, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The `echo-server` command with `args`, then the extra arguments in
 /// `ECHOES_TEST_SERVER_ARGS` (split on whitespace), so that every test can
 /// be run against another engine or configuration, e.g.
@@ -216,19 +234,9 @@ fn port_in(line: &str) -> Option<u16> {
 /// test runner inherited (`nohup cargo test`, a background job): the
 /// server leaves those ignored at start-up alone, and tests send them.
 pub fn server_command(args: &[&str]) -> Command {
-    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(SERVER);
     cmd.args(args);
-    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
-    // fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            for signo in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT] {
-                libc::signal(signo, libc::SIG_DFL);
-            }
-            Ok(())
-        });
-    }
+    default_signals(&mut cmd);
     if let Ok(extra) = std::env::var("ECHOES_TEST_SERVER_ARGS") {
         cmd.args(extra_args(args, &extra));
     }
@@ -326,6 +334,7 @@ pub struct Finished {
 }
 
 pub fn run(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> Finished {
+    default_signals(cmd);
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
