@@ -11,7 +11,7 @@ use crate::addr::{Addr, Transport};
 #[cfg(feature = "bench")]
 use crate::bench::MAX_CONNECTIONS;
 use crate::logging::{LogFormat, Verbosity};
-use crate::server::{MAX_CONNECTION_LIMIT, MAX_READ_SIZE, MAX_THREADS};
+use crate::server::{MAX_CONNECTION_LIMIT, MAX_THREADS};
 use crate::transport::tls::{self, Fingerprint, TlsClientSettings, TlsError};
 use crate::units;
 
@@ -172,6 +172,9 @@ pub fn generate(
 }
 
 pub use crate::manpage::ManSections;
+pub use config_errors::server_config_message;
+
+mod config_errors;
 
 /// Handles `--generate` for a binary: writes to standard output and
 /// returns the exit status, or `None` when the flag was not given.
@@ -335,22 +338,13 @@ pub fn parse_nonzero_size(s: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("size '{s}' is too large"))
 }
 
-/// Parses `--read-size`: 1 byte to [`MAX_READ_SIZE`] (the largest a
+/// Parses `--read-size`: 1 byte to [`MAX_READ_SIZE`](crate::server::MAX_READ_SIZE) (the largest a
 /// server takes).
 pub fn parse_read_size(s: &str) -> Result<usize, String> {
-    let n = parse_nonzero_size(s).map_err(|e| {
-        if e.contains("too large") {
-            format!("at most {} (4MiB)", MAX_READ_SIZE)
-        } else {
-            e
-        }
-    })?;
-    if n > MAX_READ_SIZE {
-        return Err(format!(
-            "at most 4MiB ({MAX_READ_SIZE} bytes): one read never returns more than \
-             the kernel's socket buffer holds"
-        ));
-    }
+    let n = units::parse_size(s).map_err(|e| e.to_string())?;
+    // Past usize, it is past the limit: the library's one message says so.
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    crate::server::check_read_size(n).map_err(|e| e.to_string())?;
     Ok(n)
 }
 

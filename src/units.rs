@@ -141,7 +141,6 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Formats a size the way [`parse_size`] reads it back: in the largest
 /// binary unit that divides it, e.g. `64KiB`, `1MiB`, `100`.
-#[cfg(any(feature = "cli", feature = "http", test))]
 pub fn format_size(n: u64) -> String {
     let units = [(30, "GiB"), (20, "MiB"), (10, "KiB")];
     match units
@@ -156,7 +155,6 @@ pub fn format_size(n: u64) -> String {
 /// A size for a message: as [`format_size`] writes it, with `bytes` after
 /// a bare number (`64MiB`, `1536 bytes`), as limit messages say a
 /// duration as `30s`.
-#[cfg(any(feature = "http", test))]
 pub fn describe_size(n: u64) -> String {
     let shown = format_size(n);
     if shown.bytes().all(|b| b.is_ascii_digit()) {

@@ -11,8 +11,8 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use echoes::cli::{self, LogArgs};
 use echoes::http::{self, HttpConfig};
 use echoes::proxy::{self, ProxyMode, ProxySettings};
+use echoes::server;
 use echoes::server::ListenAddr;
-use echoes::server::{self, ServerConfigError};
 use echoes::transport::tls::{CertSource, TlsServerSettings};
 use echoes::transport::udp_guard;
 use echoes::{Addr, Server, ServerConfig, activation, notify, shutdown};
@@ -201,7 +201,10 @@ fn main() -> ExitCode {
     let config = server_config(&args, inherited);
     // The library checks the settings; a refusal is bad usage (exit 2).
     if let Err(e) = config.validate() {
-        cli::usage_error(Args::command(), usage_message(&e, &args.listen));
+        cli::usage_error(
+            Args::command(),
+            cli::server_config_message(&e, &args.listen),
+        );
     }
     if inherited_count > 0 && listen_given {
         tracing::warn!(
@@ -215,46 +218,6 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::fail("echo-server", &e),
-    }
-}
-
-/// What a refused setting means in this program's flags: the library's
-/// [`ServerConfigError`] said with the flags that give the setting.
-fn usage_message(e: &ServerConfigError, listen: &[ListenAddr]) -> String {
-    match e {
-        ServerConfigError::TlsWithoutCertificate { scheme } => format!(
-            "{scheme}:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed"
-        ),
-        ServerConfigError::CertificateWithoutTls => {
-            "--tls-cert and --tls-self-signed need a tls:// address (or https://) to listen on"
-                .to_string()
-        }
-        // As the user wrote it, `?proxy=` included.
-        ServerConfigError::PathOnListener { addr } => {
-            let shown = listen.iter().find(|l| l.addr == *addr);
-            let shown = shown.map_or_else(|| addr.to_string(), ToString::to_string);
-            format!("{shown}: a listening address takes no path (the server answers every path)")
-        }
-        ServerConfigError::FrameOverMessage { .. } => {
-            "--ws-max-frame cannot be larger than --ws-max-message".to_string()
-        }
-        ServerConfigError::MetricsNotTcp { .. } => {
-            "--metrics takes HOST:PORT (plain HTTP)".to_string()
-        }
-        ServerConfigError::ZeroReadSize | ServerConfigError::ReadSizeTooLarge { .. } => {
-            format!("--read-size: {e}")
-        }
-        ServerConfigError::LimitTooLarge { .. } => {
-            format!("--max-connections, --max-connections-per-ip: {e}")
-        }
-        ServerConfigError::Threads { .. } => format!("--threads: {e}"),
-        ServerConfigError::NoAddress => format!("--listen: {e}"),
-        ServerConfigError::DuplicateListener { first, second } if first == second => {
-            format!("--listen {second} is given twice: each address can be listened on once")
-        }
-        ServerConfigError::DuplicateListener { .. } => format!("--listen: {e}"),
-        // A check added to the library, not yet said in flags.
-        _ => e.to_string(),
     }
 }
 
@@ -379,55 +342,6 @@ async fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Each refusal the flags can cause is said with the flags, as it was
-    /// before the library checked them (tests/tls.rs and tests/http.rs
-    /// hold the whole lines to it).
-    #[test]
-    fn refusals_are_said_with_flags() {
-        use echoes::Transport;
-        let listen: Vec<ListenAddr> = vec!["http://127.0.0.1:0/x?proxy=optional".parse().unwrap()];
-        let addr = listen[0].addr.clone();
-        let cases = [
-            (
-                ServerConfigError::TlsWithoutCertificate {
-                    scheme: Transport::Https,
-                },
-                "https:// needs a certificate: --tls-cert PEM --tls-key PEM, or --tls-self-signed",
-            ),
-            (
-                ServerConfigError::CertificateWithoutTls,
-                "--tls-cert and --tls-self-signed need a tls:// address (or https://) to listen on",
-            ),
-            (
-                ServerConfigError::PathOnListener { addr: addr.clone() },
-                "http://127.0.0.1:0/x?proxy=optional: a listening address takes no path \
-                 (the server answers every path)",
-            ),
-            (
-                ServerConfigError::FrameOverMessage {
-                    frame: 2,
-                    message: 1,
-                },
-                "--ws-max-frame cannot be larger than --ws-max-message",
-            ),
-            (
-                ServerConfigError::MetricsNotTcp { addr },
-                "--metrics takes HOST:PORT (plain HTTP)",
-            ),
-        ];
-        for (e, said) in cases {
-            assert_eq!(usage_message(&e, &listen), said);
-        }
-        for e in [
-            ServerConfigError::ZeroReadSize,
-            ServerConfigError::LimitTooLarge { max: 1 },
-            ServerConfigError::Threads { max: 1 },
-            ServerConfigError::NoAddress,
-        ] {
-            assert!(usage_message(&e, &listen).starts_with("--"), "{e}");
-        }
-    }
 
     #[test]
     fn every_example_parses() {

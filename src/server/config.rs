@@ -286,14 +286,7 @@ impl ServerConfig {
     /// before it starts anything.
     pub fn validate(&self) -> Result<(), ServerConfigError> {
         use ServerConfigError as E;
-        if self.read_size == 0 {
-            return Err(E::ZeroReadSize);
-        }
-        // Absurd values are refused, not panicked on (a semaphore has at
-        // most 2^61 permits) nor allocated per shard.
-        if self.read_size > MAX_READ_SIZE {
-            return Err(E::ReadSizeTooLarge { max: MAX_READ_SIZE });
-        }
+        check_read_size(self.read_size)?;
         let limits = [self.max_connections, self.max_connections_per_ip];
         if limits.iter().flatten().any(|&n| n > MAX_CONNECTION_LIMIT) {
             return Err(E::LimitTooLarge {
@@ -366,6 +359,17 @@ impl ServerConfig {
                 .any(InheritedSocket::wants_tls)
                 .then_some(Transport::Tls)
         }
+    }
+}
+
+/// The one check of a read size, for [`ServerConfig::validate`] and for
+/// `--read-size` as it is parsed: 1 byte to [`MAX_READ_SIZE`]. Absurd
+/// values are refused, not allocated per shard.
+pub(crate) fn check_read_size(n: usize) -> Result<(), ServerConfigError> {
+    match n {
+        0 => Err(ServerConfigError::ZeroReadSize),
+        n if n > MAX_READ_SIZE => Err(ServerConfigError::ReadSizeTooLarge { max: MAX_READ_SIZE }),
+        _ => Ok(()),
     }
 }
 

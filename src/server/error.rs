@@ -20,7 +20,11 @@ pub enum ServerConfigError {
     ZeroReadSize,
     /// The read size is over `max`
     /// ([`MAX_READ_SIZE`](super::MAX_READ_SIZE)).
-    #[error("the read size must be at most {max} bytes")]
+    #[error(
+        "the read size must be at most {}: one read never returns more than the kernel's \
+         socket buffer holds",
+        crate::units::describe_size(*max as u64)
+    )]
     ReadSizeTooLarge {
         /// The largest read size.
         max: usize,
