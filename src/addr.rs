@@ -204,26 +204,7 @@ impl FromStr for Addr {
             reason,
         };
         if let Some(path) = input.strip_prefix("unix:") {
-            // `unix:///run/echo.sock` is accepted as well as `unix:/run/echo.sock`;
-            // `unix://tmp/x.sock` is not a relative path (SPEC.md): in a URL,
-            // `tmp` would be a host.
-            let path = match path.strip_prefix("//") {
-                Some(abs) if !abs.is_empty() && !abs.starts_with('/') => {
-                    return Err(err(
-                        "unix:// needs an absolute path after it (unix:///tmp/echo.sock); \
-                         a relative path is written unix:tmp/echo.sock",
-                    ));
-                }
-                Some(abs) => abs,
-                None => path,
-            };
-            if path.is_empty() {
-                return Err(err("a unix address needs a path, e.g. unix:/tmp/echo.sock"));
-            }
-            if path.contains('\0') {
-                return Err(err("a path cannot contain a NUL byte"));
-            }
-            return Ok(Addr::Unix(PathBuf::from(path)));
+            return unix_path(path).map(Addr::Unix).map_err(err);
         }
         let (transport, rest) = match input.split_once("://") {
             None if scheme_without_slashes(input) => return Err(err(NO_SLASHES)),
@@ -247,48 +228,7 @@ impl FromStr for Addr {
             _ => (rest, ""),
         };
         check_path(path).map_err(err)?;
-        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
-            let (v6, after) = bracketed
-                .split_once(']')
-                .ok_or_else(|| err("missing ']' after an IPv6 address"))?;
-            if v6.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(err("not an IPv6 address inside [ ]"));
-            }
-            let port = after
-                .strip_prefix(':')
-                .ok_or_else(|| err("expected [V6]:PORT"))?;
-            (v6, port)
-        } else {
-            let (host, port) = rest
-                .rsplit_once(':')
-                .ok_or_else(|| err("expected HOST:PORT, e.g. localhost:10000"))?;
-            if host.contains(':') {
-                return Err(err(colon_in_host(host)));
-            }
-            (host, port)
-        };
-        if host.is_empty() {
-            return Err(err(
-                "missing host (use 0.0.0.0 or [::] for every interface)",
-            ));
-        }
-        if !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:%".contains(&b))
-        {
-            return Err(err(
-                "the host has characters no host name or IP address can have",
-            ));
-        }
-        if port.is_empty() {
-            return Err(err("missing port"));
-        }
-        if !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err("the port is not a number"));
-        }
-        let port: u16 = port
-            .parse()
-            .map_err(|_| err("the port must be between 0 and 65535"))?;
+        let (host, port) = host_port(rest).map_err(err)?;
         let host = host.to_string();
         if transport.is_web() {
             let path = path.to_string();
@@ -305,6 +245,72 @@ impl FromStr for Addr {
             port,
         })
     }
+}
+
+/// The path of a `unix:` address (what follows `unix:`), or what is
+/// wrong with it. `unix:///run/echo.sock` is accepted as well as
+/// `unix:/run/echo.sock`; `unix://tmp/x.sock` is not a relative path
+/// (SPEC.md): in a URL, `tmp` would be a host.
+fn unix_path(path: &str) -> Result<PathBuf, &'static str> {
+    let path = match path.strip_prefix("//") {
+        Some(abs) if !abs.is_empty() && !abs.starts_with('/') => {
+            return Err(
+                "unix:// needs an absolute path after it (unix:///tmp/echo.sock); \
+                        a relative path is written unix:tmp/echo.sock",
+            );
+        }
+        Some(abs) => abs,
+        None => path,
+    };
+    if path.is_empty() {
+        return Err("a unix address needs a path, e.g. unix:/tmp/echo.sock");
+    }
+    if path.contains('\0') {
+        return Err("a path cannot contain a NUL byte");
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The host and port of `rest` (`HOST:PORT` or `[V6]:PORT`), or what is
+/// wrong with it.
+fn host_port(rest: &str) -> Result<(&str, u16), &'static str> {
+    let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+        let (v6, after) = bracketed
+            .split_once(']')
+            .ok_or("missing ']' after an IPv6 address")?;
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("not an IPv6 address inside [ ]");
+        }
+        let port = after.strip_prefix(':').ok_or("expected [V6]:PORT")?;
+        (v6, port)
+    } else {
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or("expected HOST:PORT, e.g. localhost:10000")?;
+        if host.contains(':') {
+            return Err(colon_in_host(host));
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err("missing host (use 0.0.0.0 or [::] for every interface)");
+    }
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._:%".contains(&b))
+    {
+        return Err("the host has characters no host name or IP address can have");
+    }
+    if port.is_empty() {
+        return Err("missing port");
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the port is not a number");
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| "the port must be between 0 and 65535")?;
+    Ok((host, port))
 }
 
 /// What is wrong with a host that holds a colon: an IPv6 address without

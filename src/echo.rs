@@ -46,8 +46,6 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
-#[cfg(feature = "tls")]
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
 use tracing::debug;
 
@@ -57,8 +55,12 @@ use crate::splice;
 use crate::transport::{self, PeerName, StreamSocket};
 
 mod registered;
+#[cfg(feature = "tls")]
+mod stream;
 
 use registered::Registered;
+#[cfg(feature = "tls")]
+pub use stream::echo_stream;
 
 /// The largest read of a connection that is not streaming, and the size of
 /// the TLS loop's buffer: one read of a bulk transfer, and more than any
@@ -461,48 +463,6 @@ fn echo_spliced<S: StreamSocket>(
         }));
     }
     Ok(Chunk::Echoed(n))
-}
-
-/// Echoes any async byte stream (TLS) until end of stream, an error, or the
-/// idle timeout, with a buffer of `read_size` bytes (at most [`BASE_READ`])
-/// for the connection,
-/// counting bytes in `bytes`. `queues` reads the kernel's queues of the
-/// socket underneath, for the idle timeout.
-#[cfg(feature = "tls")]
-pub async fn echo_stream<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut S,
-    peer: PeerName,
-    opts: EchoOptions,
-    bytes: ByteCounter,
-    mut queues: impl FnMut() -> Option<(usize, usize)>,
-) -> io::Result<Ending> {
-    let mut idle = IdleTimer::new(opts.idle_timeout);
-    let mut buf = vec![0u8; opts.read_size.min(BASE_READ)];
-    loop {
-        let n = tokio::select! {
-            biased;
-            n = stream.read(&mut buf) => n?,
-            () = idle.expired(&mut queues) => return Ok(Ending::Idle),
-        };
-        if n == 0 {
-            stream.shutdown().await.or_else(ignore_not_connected)?;
-            return Ok(Ending::Eof);
-        }
-        idle.touch();
-        let data = &buf[..n];
-        debug!(name = %peer, "received {}", PyBytes(data));
-        // Counted as unsent until written: a write that fails or times out
-        // leaves it so.
-        bytes.received_unsent(n, n);
-        tokio::select! {
-            biased;
-            r = async { stream.write_all(data).await?; stream.flush().await } => r?,
-            () = idle.expired(&mut queues) => return Ok(Ending::Idle),
-        }
-        bytes.sent_later(n);
-        idle.touch();
-        debug!(name = %peer, "sent {}", PyBytes(data));
-    }
 }
 
 /// A peer that reset before our half-close is not an error worth reporting.

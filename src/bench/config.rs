@@ -298,6 +298,7 @@ pub enum BenchConfigError {
 mod tests {
     use super::*;
 
+    /// One table of every refusal and its words: long, and flat.
     #[test]
     fn bad_configurations_say_what_is_wrong() {
         use BenchConfigError as E;

@@ -400,7 +400,8 @@ fn step<S: StreamSocket>(
 
 /// The read sizes, step by step: 64 KiB until the peer has read back a
 /// refused echo, then as large as `read_size` while reads fill up, and 64
-/// KiB again after a short one.
+/// KiB again after a short one. One scenario, step by step, so longer
+/// than 80 lines: split, its steps would lose the state they share.
 #[test]
 fn reads_grow_only_while_a_reading_peer_streams() {
     let rt = runtime();

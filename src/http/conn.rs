@@ -62,6 +62,11 @@ impl HttpServer {
     /// it, `idle` the server's `--idle-timeout`. What ended it is returned
     /// as the TCP echo's is: `Ending::Idle` for the idle timeout, an error
     /// for an I/O failure; HTTP's own errors are answered and counted here.
+    ///
+    /// Longer than 80 lines on purpose: it is one `select!` over the eight
+    /// things a connection waits for, and each arm's few lines read best
+    /// beside the loop state they change (split up, that state would be
+    /// passed around as a bag of `&mut`).
     pub async fn serve_connection<T>(
         self: &Arc<Self>,
         io: T,

@@ -75,6 +75,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
+#[cfg(feature = "cli")]
 pub(crate) use config::check_read_size;
 pub use config::{
     DEFAULT_READ_SIZE, DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONNECTION_LIMIT, MAX_READ_SIZE, MAX_THREADS,
