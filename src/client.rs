@@ -78,7 +78,7 @@ impl ClientOptions {
 
     async fn connect(&self) -> Result<BoxStream, ConnectError> {
         let (tls, proxy) = (self.tls.as_ref(), self.proxy.as_ref());
-        crate::proxy::send::connect(&self.addr, self.timeout, tls, proxy).await
+        crate::transport::connect_with(&self.addr, self.timeout, tls, proxy).await
     }
 }
 

@@ -104,6 +104,8 @@ mod counting;
 pub(crate) mod echo;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(test)]
+mod layers;
 #[cfg(feature = "cli")]
 pub mod logging;
 #[cfg(feature = "cli")]

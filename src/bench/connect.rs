@@ -35,7 +35,7 @@ pub(crate) enum Connector {
         proxy: Option<ProxySend>,
     },
     /// TLS or Unix, through [`connect_with`](crate::transport::connect_with) (and
-    /// [`proxy::send::connect`](crate::proxy::send::connect) for a PROXY
+    /// [`transport::connect_with`](crate::transport::connect_with) for a PROXY
     /// header).
     Stream {
         addr: Addr,
@@ -125,7 +125,7 @@ impl Connector {
                 Ok((Connector::Udp { peer, sources }, None))
             }
             Transport::Tls | Transport::Unix => {
-                crate::proxy::send::connect(addr, timeout, tls, proxy).await?;
+                crate::transport::connect_with(addr, timeout, tls, proxy).await?;
                 let (tls, proxy) = (tls.cloned(), proxy.cloned());
                 Ok((
                     Connector::Stream {
@@ -182,7 +182,7 @@ impl Connector {
                 Ok(Connection::Stream(Box::new(stream)))
             }
             Connector::Stream { addr, tls, proxy } => {
-                crate::proxy::send::connect(addr, timeout, tls.as_ref(), proxy.as_ref())
+                crate::transport::connect_with(addr, timeout, tls.as_ref(), proxy.as_ref())
                     .await
                     .map(Connection::Stream)
                     .map_err(|e| err(e.to_string()))

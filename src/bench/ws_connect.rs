@@ -61,7 +61,8 @@ pub(crate) async fn probe(
         }
         _ => {
             let config = web::tls_config(tls, &[b"http/1.1"])?;
-            let stream = crate::proxy::send::connect(&under, timeout, Some(&config), proxy).await?;
+            let stream =
+                crate::transport::connect_with(&under, timeout, Some(&config), proxy).await?;
             (None, Some(config), stream)
         }
     };
@@ -112,7 +113,7 @@ impl WsConnector {
             }
             (None, tls) => {
                 let under = web::stream_addr(&self.addr).map_err(|e| err(e.to_string()))?;
-                crate::proxy::send::connect(&under, timeout, tls.as_ref(), self.proxy.as_ref())
+                crate::transport::connect_with(&under, timeout, tls.as_ref(), self.proxy.as_ref())
                     .await
                     .map_err(|e| err(e.to_string()))?
             }

@@ -15,13 +15,15 @@
 
 pub mod http;
 mod process;
+mod udp_result;
+
+pub use udp_result::UdpResult;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use crate::addr::Transport;
-use crate::transport::udp_guard::UdpResult;
 
 /// The `transport` label values, in the order the exposition lists them.
 /// `https://` counts as `http` and `wss://` as `ws`: TLS is a detail of

@@ -13,7 +13,6 @@
 //! the address), or not expected (the default). The header comes before
 //! anything else, TLS included. Over UDP the protocol is not used.
 
-pub(crate) mod accept;
 pub mod crc32c;
 pub mod encode;
 pub mod header;

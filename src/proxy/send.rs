@@ -1,20 +1,18 @@
-//! The client's side: connect, then write a PROXY header before anything
+//! The client's side: the PROXY header a client writes before anything
 //! else (before the TLS handshake on `tls://`), as HAProxy's `send-proxy`
 //! does. This is what `echo-client --proxy-protocol` and `echo-bench
-//! --proxy-protocol` use to test a balancer or backend that expects one.
+//! --proxy-protocol` use to test a balancer or backend that expects one;
+//! [`transport::connect_with`](crate::transport::connect_with) writes it.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::encode::{MAX_STREAM_HEADER, encode_stream, encode_unknown};
 use super::header::Version;
-use crate::addr::{Addr, Transport};
-use crate::transport::{self, BoxStream, ClientTls, ConnectError, tcp, unix};
 
 /// What to send before the data.
 #[derive(Debug, Clone)]
@@ -116,64 +114,6 @@ pub fn parse_source(s: &str) -> Result<SocketAddr, String> {
     bare.parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, 0))
         .map_err(|_| format!("invalid PROXY source '{s}': expected IP, IP:PORT or [V6]:PORT"))
-}
-
-/// Connects to `addr` as [`transport::connect_with`] does, and, with
-/// `proxy`, writes its header first: after the TCP (or Unix) connection is
-/// made, before any TLS handshake. `udp://` has no stream to put it on.
-pub async fn connect(
-    addr: &Addr,
-    timeout: Duration,
-    tls_config: Option<&ClientTls>,
-    proxy: Option<&ProxySend>,
-) -> Result<BoxStream, ConnectError> {
-    let Some(proxy) = proxy else {
-        return transport::connect_with(addr, timeout, tls_config).await;
-    };
-    let failed = |error: io::Error| ConnectError::Connect {
-        target: addr.to_string(),
-        error: io::Error::new(error.kind(), format!("sending the PROXY header: {error}")),
-    };
-    match addr {
-        Addr::Unix(path) => {
-            let mut stream = unix::connect(path, timeout).await?;
-            send(proxy, &mut stream, None, None, timeout)
-                .await
-                .map_err(failed)?;
-            Ok(Box::new(stream))
-        }
-        // Web clients connect their stream address (tcp:// or tls://)
-        // here: `transport::web::connect_stream`.
-        Addr::Web { transport, .. } => Err(ConnectError::Unsupported(*transport)),
-        Addr::Inet { transport, .. } => {
-            if !matches!(transport, Transport::Tcp | Transport::Tls) {
-                return Err(ConnectError::Unsupported(*transport));
-            }
-            let mut stream = tcp::connect(addr, timeout).await?;
-            let (local, peer) = (stream.local_addr().ok(), stream.peer_addr().ok());
-            send(proxy, &mut stream, local, peer, timeout)
-                .await
-                .map_err(failed)?;
-            if *transport == Transport::Tcp {
-                return Ok(Box::new(stream));
-            }
-            transport::tls_over(stream, addr, timeout, tls_config).await
-        }
-    }
-}
-
-/// Writes `proxy`'s header within `timeout`.
-async fn send<W: AsyncWrite + Unpin>(
-    proxy: &ProxySend,
-    stream: &mut W,
-    local: Option<SocketAddr>,
-    peer: Option<SocketAddr>,
-    timeout: Duration,
-) -> io::Result<()> {
-    match tokio::time::timeout(timeout, proxy.write_to(stream, local, peer)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
-    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use tokio_rustls::server::TlsStream;
 use tracing::info;
 
 use super::ServerState;
+use super::proxy_step::Take;
 #[cfg(feature = "http")]
 use super::spawn;
 use super::spawn::{Lease, admit, register};
@@ -26,7 +27,6 @@ use crate::echo::echo_stream;
 use crate::http::{ConnFacts, ProxyFacts, TlsFacts};
 use crate::metrics::{ErrorKind, Metrics};
 use crate::proxy::ProxyMode;
-use crate::proxy::accept::Take;
 use crate::transport::{self, PeerName};
 use crate::units::format_duration;
 

@@ -57,6 +57,7 @@ mod error;
 mod group;
 mod limits;
 mod listen;
+mod proxy_step;
 pub(crate) mod registry;
 mod shard;
 mod spawn;
@@ -90,10 +91,10 @@ use crate::echo::EchoOptions;
 #[cfg(feature = "http")]
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
-use crate::proxy::accept::Gate;
 use crate::shutdown::ShutdownHandle;
 use bind::{BoundAddr, Endpoint};
 use limits::Limits;
+use proxy_step::Gate;
 use registry::Connections;
 pub use registry::ServerStats;
 

@@ -25,12 +25,12 @@ use super::accept::{Accepted, AcceptedSocket};
 #[cfg(feature = "tls")]
 use super::driven;
 use super::limits::Slots;
+use super::proxy_step::{Admitted, Take};
 use super::registry::Entry;
 use crate::addr::Transport;
 use crate::echo::{EchoSocket, Ending, echo_socket};
 use crate::metrics::{ErrorKind, Metrics};
 use crate::proxy::ProxyMode;
-use crate::proxy::accept::{Admitted, Take};
 use crate::transport::{self, OwnedSocket, PeerName, StreamSocket};
 use crate::units::format_duration;
 

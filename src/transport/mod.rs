@@ -8,6 +8,7 @@
 //! address into a [`BoxStream`]; UDP is datagrams, not a stream, and has its
 //! own [`udp::UdpClient`].
 
+mod connect;
 pub mod tcp;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -19,11 +20,13 @@ pub mod unix;
 #[cfg(feature = "http")]
 pub mod web;
 
+pub(crate) use connect::not_built;
+pub use connect::{ClientTls, connect, connect_with};
+
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -271,94 +274,6 @@ where
         target: target.to_string(),
         error: last,
     })
-}
-
-/// Connects to `addr`, trying each resolved address in turn, each attempt
-/// bounded by `timeout`. TLS trusts the system's CAs; see [`connect_with`].
-pub async fn connect(addr: &Addr, timeout: Duration) -> Result<BoxStream, ConnectError> {
-    connect_with(addr, timeout, None).await
-}
-
-/// A client's TLS configuration: rustls's, shared. Without the `tls`
-/// feature it is a type with no value, so an `Option` of it is always
-/// `None` and the signatures that take one stay the same.
-#[cfg(feature = "tls")]
-pub type ClientTls = std::sync::Arc<rustls::ClientConfig>;
-
-/// A client's TLS configuration: without the `tls` feature, none can be
-/// made.
-#[cfg(not(feature = "tls"))]
-#[derive(Debug, Clone)]
-pub enum ClientTls {}
-
-/// The Cargo feature `transport` needs, when this build leaves it out:
-/// `tls` for `tls://`, `http` for the web schemes.
-pub(crate) fn not_built(transport: Transport) -> Option<&'static str> {
-    match transport {
-        Transport::Tls if !cfg!(feature = "tls") => Some("tls"),
-        t if t.is_web() && !cfg!(feature = "http") => Some("http"),
-        _ => None,
-    }
-}
-
-/// Shakes hands as a TLS client over `tcp`, already connected to `addr`
-/// (and past a PROXY header, say), with `tls_config` (`None`: the
-/// system's CAs).
-pub(crate) async fn tls_over(
-    tcp: tokio::net::TcpStream,
-    addr: &Addr,
-    timeout: Duration,
-    tls_config: Option<&ClientTls>,
-) -> Result<BoxStream, ConnectError> {
-    #[cfg(feature = "tls")]
-    {
-        let config = match tls_config {
-            Some(c) => c.clone(),
-            None => tls::default_client_config()?,
-        };
-        Ok(Box::new(tls::handshake(tcp, addr, timeout, config).await?))
-    }
-    #[cfg(not(feature = "tls"))]
-    {
-        let _ = (tcp, addr, timeout, tls_config);
-        Err(ConnectError::NotBuilt {
-            transport: Transport::Tls,
-            feature: "tls",
-        })
-    }
-}
-
-/// As [`connect`], with the TLS client configuration to use for `tls://`
-/// (`None`: the system's CAs). Other transports ignore it.
-pub async fn connect_with(
-    addr: &Addr,
-    timeout: Duration,
-    tls_config: Option<&ClientTls>,
-) -> Result<BoxStream, ConnectError> {
-    match addr {
-        Addr::Unix(path) => Ok(Box::new(unix::connect(path, timeout).await?)),
-        Addr::Inet { transport, .. } => match transport {
-            Transport::Tcp => Ok(Box::new(tcp::connect(addr, timeout).await?)),
-            #[cfg(feature = "tls")]
-            Transport::Tls => {
-                let config = match tls_config {
-                    Some(c) => c.clone(),
-                    None => tls::default_client_config()?,
-                };
-                Ok(Box::new(tls::connect(addr, timeout, config).await?))
-            }
-            #[cfg(not(feature = "tls"))]
-            Transport::Tls => {
-                let _ = tls_config;
-                Err(ConnectError::NotBuilt {
-                    transport: Transport::Tls,
-                    feature: "tls",
-                })
-            }
-            other => Err(ConnectError::Unsupported(*other)),
-        },
-        Addr::Web { transport, .. } => Err(ConnectError::Unsupported(*transport)),
-    }
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ pub async fn connect_stream(
 ) -> Result<BoxStream, ConnectError> {
     let under = stream_addr(addr)?;
     if proxy.is_some() {
-        return crate::proxy::send::connect(&under, timeout, tls, proxy).await;
+        return crate::transport::connect_with(&under, timeout, tls, proxy).await;
     }
     if under.transport() == Transport::Tcp {
         return Ok(Box::new(tcp::connect(&under, timeout).await?));

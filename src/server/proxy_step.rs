@@ -35,11 +35,11 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tracing::{debug, info};
 
-use super::ProxyMode;
-use super::header::ProxyHeader;
-use super::parse::{HeaderError, Parse, V2_MAX_LEN, parse};
 use crate::addr::Transport;
 use crate::metrics::{ErrorKind, Metrics};
+use crate::proxy::ProxyMode;
+use crate::proxy::header::ProxyHeader;
+use crate::proxy::parse::{HeaderError, Parse, V2_MAX_LEN, parse};
 use crate::pyrepr::PyBytes;
 use crate::transport::{PeerName, StreamSocket};
 use crate::units::format_duration;
@@ -248,7 +248,9 @@ fn read_step<S: StreamSocket>(
     // Read on only as far as a v2 header's declared end, so that the data
     // after it stays in the kernel.
     let want = match held.get(14..16) {
-        Some(len) if seen == Seen::Incomplete && held.starts_with(super::parse::V2_SIGNATURE) => {
+        Some(len)
+            if seen == Seen::Incomplete && held.starts_with(crate::proxy::parse::V2_SIGNATURE) =>
+        {
             let total = 16 + usize::from(u16::from_be_bytes([len[0], len[1]]));
             total.saturating_sub(held.len()).clamp(1, V2_MAX_LEN)
         }
