@@ -177,8 +177,19 @@ where
         Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {
             // The closing handshake is done: end the stream itself cleanly
             // too (over TLS, close_notify, without which a strict client
-            // such as rustls reads the end as a truncation), briefly.
-            let _ = tokio::time::timeout(CLOSE_GRACE, ws.get_mut().shutdown()).await;
+            // such as rustls reads the end as a truncation), then read
+            // until the client closes its side, briefly: closed with bytes
+            // unread (its own close_notify), the socket would send a reset,
+            // which can cost the client the close frame still in its
+            // buffers (it then sees 1006).
+            let stream = ws.get_mut();
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                use tokio::io::AsyncReadExt as _;
+                let _ = stream.shutdown().await;
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
             Ok(())
         }
         Err(WsError::Io(e)) => Err(e),
