@@ -23,6 +23,8 @@
 use std::cell::Cell;
 use std::io;
 
+use tokio::time::Instant;
+
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -151,6 +153,11 @@ fn read_failure(e: WsError, at: u64, sent: u64) -> Result<Option<Message>, Clien
 fn send_err(e: WsError) -> ClientError {
     let error = match e {
         WsError::Io(error) => error,
+        // The bound of `web::ws_config`: the server sends, and does not read.
+        WsError::WriteBufferFull(_) => io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the server does not read what it is sent (the client's buffer for it is full)",
+        ),
         other => io::Error::new(io::ErrorKind::BrokenPipe, other),
     };
     ClientError::Io {
@@ -159,14 +166,15 @@ fn send_err(e: WsError) -> ClientError {
     }
 }
 
-/// Reads data messages into `tx` until the stream ends, at most `limit`
-/// of them (then it stops reading: the server owes nothing more). Pings
-/// are answered by tungstenite as they come.
+/// Reads data messages into `tx` until the stream ends or the server's
+/// Close arrives (the end of the conversation, whether or not it then
+/// closes TCP), at most `limit` of them (then it stops reading: the server
+/// owes nothing more). Pings are answered by tungstenite as they come.
 async fn read_messages(mut source: Source, tx: mpsc::Sender<Incoming>, limit: usize) {
     let mut forwarded = 0;
     while forwarded < limit {
         let item = match source.next().await {
-            None => return,
+            None | Some(Ok(Message::Close(_))) => return,
             Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => Ok(msg),
             Some(Ok(_control)) => continue,
             Some(Err(e)) => Err(e),
@@ -299,8 +307,10 @@ where
             if tx.send(chunk.clone()).await.is_err() {
                 return Ok(());
             }
-            sink.send(Message::Binary(chunk.clone()))
-                .await
+            let (s, r) = (sent.get(), received.get());
+            let send = sink.send(Message::Binary(chunk.clone()));
+            within(opts.timeout, "server to read", send, s, r)
+                .await?
                 .map_err(send_err)?;
             debug!(name = NAME, "sending {}", PyBytes(&chunk));
         }
@@ -319,16 +329,38 @@ where
     let receiving = async {
         let mut checker = Checker { received: 0 };
         let result = async {
+            // The wait for the echo: restarted by echoed bytes, and when an
+            // echo becomes owed, never by a ping or a pong.
+            let mut deadline: Option<Instant> = None;
             loop {
                 let owed = input_done.get() || checker.received < sent.get();
+                if !owed {
+                    deadline = None;
+                } else if deadline.is_none() {
+                    deadline = Some(Instant::now() + opts.timeout);
+                }
+                let timed_out = || ClientError::Timeout {
+                    waited: opts.timeout,
+                    what: "echo",
+                    sent: sent.get(),
+                    received: checker.received,
+                };
+                // Checked here too: a flood of pings keeps `next` ready,
+                // and a ready future is never timed out.
+                if deadline.is_some_and(|at| Instant::now() >= at) {
+                    return Err(timed_out());
+                }
                 let next = source.next();
-                let item = if owed {
-                    within(opts.timeout, "echo", next, sent.get(), checker.received).await?
-                } else {
-                    next.await
+                let item = match deadline {
+                    Some(at) => tokio::time::timeout_at(at, next)
+                        .await
+                        .map_err(|_| timed_out())?,
+                    None => next.await,
                 };
                 let got = match item {
-                    None => break,
+                    // The server's Close ends the conversation, even when
+                    // it keeps its TCP connection open.
+                    None | Some(Ok(Message::Close(_))) => break,
                     Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => msg,
                     Some(Ok(_control)) => continue,
                     Some(Err(e)) => match read_failure(e, checker.received, sent.get())? {
@@ -347,6 +379,7 @@ where
                 check_message(&mut checker, &got, &Message::Binary(want), sent.get())?;
                 output.write_all(payload(&got)).await.map_err(output_err)?;
                 received.set(checker.received);
+                deadline = None;
                 progress.notify_one();
             }
             Ok(())

@@ -114,14 +114,23 @@ pub async fn connect_stream(
 /// The session settings of a WebSocket client that expects messages of at
 /// most `max_message` bytes: a larger one ends the session with
 /// [`WsError::Capacity`], so memory stays bounded whatever the server
-/// sends. Messages are written out as they are sent (no batching).
+/// sends. Messages are written out as they are sent (no batching), and
+/// what waits unsent is at most one message and [`WRITE_SLACK`]: the
+/// answers to a server's pings that it does not read do not pile up
+/// (tungstenite then keeps only the latest), and a message that would pass
+/// the bound fails to send instead of being held.
 pub fn ws_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(max_message.saturating_add(16).clamp(4096, 64 * 1024))
         .write_buffer_size(0)
+        .max_write_buffer_size(max_message.saturating_add(WRITE_SLACK))
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
 }
+
+/// Room for unsent frames besides one message: a message's header, a
+/// close frame, and pongs (at most 131 bytes each).
+pub const WRITE_SLACK: usize = 64 * 1024;
 
 /// The opening handshake's request for `addr` (`GET PATH` with `Host`,
 /// `Upgrade: websocket` and a fresh key).

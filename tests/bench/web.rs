@@ -309,3 +309,28 @@ fn python_websockets_gets_the_same_checks() {
     assert!(out.stdout == support::pattern(5, 300_000));
     drop(peer);
 }
+
+/// A server that floods pings and never reads: the bench's answers to
+/// them cannot pile up; its memory stays bounded, and it ends at its
+/// duration, the owed echoes counted as timeouts.
+#[test]
+fn a_ping_flood_that_never_reads_costs_the_bench_bounded_memory() {
+    let bad = BadServer::start(Misbehave::PingFloodDeaf);
+    let (code, stderr, peak_kib, took) = support::run_measured(
+        std::process::Command::new(env!("CARGO_BIN_EXE_echo-bench")).args([
+            "--connect",
+            &bad.url(),
+            "-d",
+            "4s",
+            "--timeout",
+            "10s",
+            "--warmup",
+            "0s",
+            "--json",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(peak_kib < 64 * 1024, "the bench held {peak_kib} KiB");
+}

@@ -208,6 +208,97 @@ fn a_silent_server_times_out() {
     );
 }
 
+/// Runs the client with `args`, `input` on its standard input, until it
+/// exits (killed past 30 s): its exit code, standard error, the most
+/// memory it held (KiB, with the shell that feeds it), and how long it ran.
+fn client_peak(args: &[&str], input: &str) -> (Option<i32>, String, u64, Duration) {
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "printf %s \"$1\" | { shift; exec \"$0\" \"$@\"; }",
+        CLIENT,
+        input,
+    ])
+    .args(args);
+    run_measured(&mut cmd, Duration::from_secs(30))
+}
+
+/// A server that floods pings and never reads: the client's answers to
+/// them cannot pile up (its memory stays bounded), and it ends at its
+/// timeout with one clear line, as the messages and as `--stdin`.
+#[test]
+fn a_ping_flood_that_never_reads_costs_bounded_memory() {
+    let bad = BadServer::start(Misbehave::PingFloodDeaf);
+    for (args, input) in [
+        (
+            vec!["-c", bad.url().as_str(), "--timeout", "3s", "hello"],
+            "",
+        ),
+        (
+            vec!["-c", bad.url().as_str(), "--timeout", "3s", "--stdin"],
+            "hello",
+        ),
+    ] {
+        let (code, stderr, peak_kib, took) = client_peak(&args, input);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("echo-client: error: "),
+            "{args:?}: {stderr}"
+        );
+        assert!(took < Duration::from_secs(10), "{args:?}: took {took:?}");
+        assert!(
+            peak_kib < 64 * 1024,
+            "{args:?}: the client held {peak_kib} KiB"
+        );
+    }
+}
+
+/// A server that floods pings, reads, and echoes nothing: `--timeout` is
+/// time without progress on the echo, which a ping is not.
+#[test]
+fn pings_do_not_hold_off_the_timeout() {
+    let bad = BadServer::start(Misbehave::PingFlood);
+    let (code, stderr, _, took) =
+        client_peak(&["-c", &bad.url(), "--timeout", "1s", "--stdin"], "hello");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.ends_with(
+            "echo-client: error: timed out after 1s waiting for the echo (sent 5 bytes, received 0)\n"
+        ),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+}
+
+/// A server that echoes, answers the Close, and keeps TCP open: its Close
+/// is the end of the conversation, and the client exits 0.
+#[test]
+fn the_servers_close_ends_the_conversation_even_if_tcp_stays_open() {
+    let bad = BadServer::start(Misbehave::CloseKeepOpen);
+    for (args, input) in [
+        (
+            vec![
+                "-c",
+                bad.url().as_str(),
+                "--timeout",
+                "3s",
+                "hello",
+                "world",
+            ],
+            "",
+        ),
+        (
+            vec!["-c", bad.url().as_str(), "--timeout", "3s", "--stdin"],
+            "hello world",
+        ),
+    ] {
+        let (code, stderr, _, took) = client_peak(&args, input);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(took < Duration::from_secs(3), "{args:?}: took {took:?}");
+    }
+}
+
 #[test]
 fn ws_to_a_plain_echo_server_is_one_clear_line() {
     // A TCP echo server sends the handshake request back, which is not an

@@ -24,7 +24,19 @@ pub enum Misbehave {
     Huge(usize),
     /// Answers every message with a text message of its length.
     Text,
+    /// Sends pings as fast as it can for 20 s and never reads: whatever
+    /// the client answers piles up on the client's side.
+    PingFloodDeaf,
+    /// Sends pings as fast as it can for 20 s, reads (and answers the
+    /// client's pings), and echoes nothing.
+    PingFlood,
+    /// Echoes, answers the client's Close with its own, and keeps the
+    /// TCP connection open for 20 s.
+    CloseKeepOpen,
 }
+
+/// How long a flooding or lingering [`BadServer`] goes on.
+const MISBEHAVE_FOR: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A misbehaving WebSocket server on 127.0.0.1, for as long as the test
 /// process lives.
@@ -62,8 +74,35 @@ async fn serve(tcp: tokio::net::TcpStream, mode: Misbehave) {
     let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
         return;
     };
+    let ping = || Message::Ping(vec![b'p'; 125].into());
+    let until = tokio::time::Instant::now() + MISBEHAVE_FOR;
+    match mode {
+        Misbehave::PingFloodDeaf => {
+            // `send` writes and never reads.
+            while tokio::time::Instant::now() < until && ws.send(ping()).await.is_ok() {}
+            return;
+        }
+        Misbehave::PingFlood => {
+            let (mut tx, mut rx) = ws.split();
+            let reading = async { while let Some(Ok(_)) = rx.next().await {} };
+            let flooding = async {
+                while tokio::time::Instant::now() < until && tx.send(ping()).await.is_ok() {}
+            };
+            let _ =
+                tokio::time::timeout(MISBEHAVE_FOR, futures_util::future::join(reading, flooding))
+                    .await;
+            return;
+        }
+        _ => {}
+    }
     let mut n = 0u64;
     while let Some(Ok(msg)) = ws.next().await {
+        if msg.is_close() && matches!(mode, Misbehave::CloseKeepOpen) {
+            // tungstenite queued the answer: send it, keep the socket.
+            let _ = ws.flush().await;
+            tokio::time::sleep(MISBEHAVE_FOR).await;
+            return;
+        }
         if !(msg.is_text() || msg.is_binary()) {
             continue;
         }
@@ -85,7 +124,8 @@ async fn serve(tcp: tokio::net::TcpStream, mode: Misbehave) {
                 let _ = ws.close(None).await;
                 continue;
             }
-            Misbehave::CloseAfter(_) => msg,
+            Misbehave::CloseAfter(_) | Misbehave::CloseKeepOpen => msg,
+            Misbehave::PingFloodDeaf | Misbehave::PingFlood => continue,
             Misbehave::Silent => continue,
             Misbehave::Huge(size) => Message::binary(vec![b'x'; size]),
             // As many bytes as came, but text.
