@@ -14,7 +14,6 @@
 //! burst per address, however many shards share the address.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,9 +24,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::deal::Route;
-use super::registry::Entry;
-use super::shard::ShardCtx;
+use super::accepted::{Accepted, AcceptedSocket};
+use super::route::{Route, ShardCtx};
 use crate::addr::Transport;
 use crate::metrics::ErrorKind;
 use crate::proxy::ProxyMode;
@@ -47,25 +45,6 @@ pub(super) struct Listening {
     pub(super) label: Arc<str>,
     /// Accept errors on this address, over all its shards.
     pub(super) burst: Arc<Burst>,
-}
-
-/// A connection just accepted: registered, holding its connection slot,
-/// not yet registered with any runtime, so it may still move to another
-/// shard.
-pub(super) struct Accepted {
-    // Fields drop in order: the registry entry goes before the socket
-    // closes, whatever becomes of the connection.
-    pub(super) entry: Entry,
-    pub(super) permit: Option<OwnedSemaphorePermit>,
-    pub(super) socket: AcceptedSocket,
-    pub(super) transport: Transport,
-    pub(super) proxy: ProxyMode,
-}
-
-/// The socket of an accepted connection.
-pub(super) enum AcceptedSocket {
-    Tcp(mio::net::TcpStream, SocketAddr),
-    Unix(mio::net::UnixStream),
 }
 
 /// Accepts on `listener` until `ctx.stop`, delivering each connection

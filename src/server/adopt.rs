@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use tracing::{debug, info};
 
-use super::ServerError;
-use super::bind::{BoundAddr, Endpoint, RawSocket, fmt_host_port, scheme_prefix};
+use super::endpoint::{BoundAddr, Endpoint, RawSocket, fmt_host_port, scheme_prefix};
+use super::error::ServerError;
 use crate::activation::{InheritedSocket, SocketKind};
 use crate::addr::Transport;
 use crate::proxy::ProxyMode;

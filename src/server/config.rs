@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::{ListenAddr, ServerConfigError};
+use super::error::ServerConfigError;
+use super::listen::ListenAddr;
 use crate::activation::InheritedSocket;
 use crate::addr::{Addr, Transport};
 #[cfg(feature = "http")]

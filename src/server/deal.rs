@@ -12,54 +12,22 @@
 //! dealt: systemd's single UDP socket by one shard.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::accept::{self, Accepted, Burst, Listening, StreamListener};
-use super::bind::{Endpoint, RawSocket};
-use super::shard::ShardCtx;
-use super::{ServerError, spawn};
+use super::accept::{self, Burst, Listening, StreamListener};
+use super::accepted::Accepted;
+use super::endpoint::{Endpoint, RawSocket};
+use super::error::ServerError;
+use super::route::{Route, ShardCtx, Spread};
 use crate::addr::Transport;
 use crate::proxy::ProxyMode;
 use crate::transport::udp_guard::Guard;
 use crate::transport::unix::SocketFile;
 use crate::transport::{self, udp};
-
-/// Where an accept loop sends its connections.
-#[derive(Clone)]
-pub(super) enum Route {
-    /// Served by the shard that accepted them.
-    Here,
-    /// Handed to every shard in turn.
-    Spread(Arc<Spread>),
-}
-
-/// The shards' inboxes, and whose turn it is.
-pub(super) struct Spread {
-    next: AtomicUsize,
-    inboxes: Arc<[mpsc::UnboundedSender<Accepted>]>,
-}
-
-impl Route {
-    /// Serves `accepted` here, or sends it to the shard whose turn it is.
-    pub(super) fn deliver(&self, accepted: Accepted, ctx: &ShardCtx) {
-        let Route::Spread(spread) = self else {
-            return spawn::serve(&ctx.state, accepted);
-        };
-        let to = spread.next.fetch_add(1, Ordering::Relaxed) % spread.inboxes.len();
-        if to == ctx.index {
-            return spawn::serve(&ctx.state, accepted);
-        }
-        // A shard's inbox outlives every accept loop; if it is gone
-        // anyway, serving here loses nothing.
-        if let Err(mpsc::error::SendError(accepted)) = spread.inboxes[to].send(accepted) {
-            spawn::serve(&ctx.state, accepted);
-        }
-    }
-}
 
 /// One socket dealt to a shard, and what serving it needs.
 pub(super) struct Assignment {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::bind::RawSocket;
+use super::endpoint::RawSocket;
 use crate::addr::Transport;
 use crate::transport::{tcp, udp};
 

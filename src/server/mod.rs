@@ -36,31 +36,45 @@
 //! and the [`Metrics`], whose counters are kept per thread and summed
 //! when read.
 //!
-//! The files, one idea each: `config` (what a server is told, and the
-//! checks made before binding), `error` (why it may not start), `bind`
-//! with `group` and `adopt` (sockets made, one per shard, or passed by
-//! systemd), `shard` (the threads and their life) and
-//! `deal` (which shard serves which socket), `accept` (the accept loop
-//! and its backoff), `spawn` (an accepted connection becomes a served
-//! one: the one place to hook a step every connection passes, such as
-//! the PROXY header), `driven` (TLS and HTTP connections) with `tcp_conn`
-//! (the socket under them), `limits` and `registry`.
+//! **One pipeline.** Every stream connection goes listener → admission →
+//! handler: `bind` (with `group`, `adopt`, `endpoint`) makes the
+//! listening sockets, `deal` and `shard` give them to the shards,
+//! `accept` takes connections off them (with its backoff and the
+//! `--max-connections` slot) and `route` delivers each to the shard that
+//! serves it; `admit` is the one admission of every transport (peer
+//! name, per-IP limit, the [`lease`](self) whose release order is a type,
+//! the PROXY header of `proxy_step`, the TLS `handshake`, the
+//! `connection accepted` line of `lines`); `handlers` holds what each
+//! transport then does. UDP has no connection: its handler is the
+//! datagram loop, with its guard as admission. The rest: `config` and
+//! `error` (what a server is told, and why it may not start),
+//! `state` (what the shards share), `limits`, `registry`, `tcp_conn`
+//! (the socket under a library's stream), `tls_setup`, `shard_id`.
+//! ARCHITECTURE.md says how a new transport plugs in.
 
 mod accept;
+mod accepted;
+mod admit;
 mod adopt;
 mod bind;
 mod config;
 mod deal;
-#[cfg(feature = "tls")]
-mod driven;
+mod endpoint;
 mod error;
 mod group;
+mod handlers;
+#[cfg(feature = "tls")]
+mod handshake;
+mod lease;
 mod limits;
+mod lines;
 mod listen;
 mod proxy_step;
 pub(crate) mod registry;
+mod route;
 mod shard;
-mod spawn;
+mod shard_id;
+mod state;
 #[cfg(feature = "tls")]
 mod tcp_conn;
 #[cfg(feature = "tls")]
@@ -68,12 +82,8 @@ mod tls_setup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use tokio::task::JoinSet;
-#[cfg(feature = "tls")]
-use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
 #[cfg(feature = "cli")]
@@ -84,19 +94,16 @@ pub use config::{
 };
 pub use error::{ServerConfigError, ServerError};
 pub use listen::ListenAddr;
-pub use shard::current_shard;
+pub use registry::ServerStats;
+pub use shard_id::current_shard;
 
 use crate::addr::{Addr, Transport};
-use crate::echo::EchoOptions;
 #[cfg(feature = "http")]
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownHandle;
-use bind::{BoundAddr, Endpoint};
-use limits::Limits;
-use proxy_step::Gate;
-use registry::Connections;
-pub use registry::ServerStats;
+use endpoint::{BoundAddr, Endpoint};
+use state::ServerState;
 
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
@@ -105,32 +112,6 @@ pub struct Server {
     state: Arc<ServerState>,
     handle: ShutdownHandle,
     threads: usize,
-}
-
-/// State shared by every shard of one server.
-struct ServerState {
-    opts: EchoOptions,
-    shutdown_timeout: Duration,
-    /// Every open connection, so shutdown can wait for them or end them.
-    conns: Arc<Connections>,
-    metrics: Arc<Metrics>,
-    limits: Limits,
-    #[cfg(feature = "tls")]
-    tls: Option<TlsAcceptor>,
-    /// The same certificate, offering `h2` and `http/1.1` by ALPN.
-    #[cfg(feature = "tls")]
-    #[cfg_attr(not(feature = "http"), allow(dead_code))]
-    https_tls: Option<TlsAcceptor>,
-    /// What `http://` and `https://` connections share.
-    #[cfg(feature = "http")]
-    http: Option<Arc<HttpServer>>,
-    #[cfg(feature = "tls")]
-    tls_handshake_timeout: Duration,
-    udp_rate: u32,
-    /// Numbers Unix peers, which have no address, for `echo_unix_{n}`.
-    unix_peers: AtomicU64,
-    /// The PROXY protocol's header timeout and refusal log.
-    proxy: Gate,
 }
 
 impl Server {
@@ -154,28 +135,16 @@ impl Server {
             .iter()
             .any(|e| e.transport.is_web())
             .then(|| HttpServer::new(config.http.clone(), metrics.clone(), handle.clone()));
-        let state = Arc::new(ServerState {
-            opts: EchoOptions {
-                read_size: config.read_size,
-                idle_timeout: config.idle_timeout,
-                zero_copy: config.zero_copy,
-            },
-            shutdown_timeout: config.shutdown_timeout,
-            conns: Arc::default(),
-            metrics,
-            limits: Limits::new(config.max_connections, config.max_connections_per_ip),
-            #[cfg(feature = "tls")]
-            tls,
-            #[cfg(feature = "tls")]
-            https_tls,
-            #[cfg(feature = "http")]
+        #[cfg(feature = "tls")]
+        let state = ServerState::new(&config, metrics, (tls, https_tls));
+        #[cfg(not(feature = "tls"))]
+        let state = ServerState::new(&config, metrics);
+        #[cfg(feature = "http")]
+        let state = ServerState {
             http: http.map(Arc::new),
-            #[cfg(feature = "tls")]
-            tls_handshake_timeout: config.tls_handshake_timeout,
-            udp_rate: config.udp_rate,
-            unix_peers: AtomicU64::new(0),
-            proxy: Gate::new(config.proxy.header_timeout),
-        });
+            ..state
+        };
+        let state = Arc::new(state);
         Ok(Server {
             endpoints,
             metrics_listeners,

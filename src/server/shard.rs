@@ -15,37 +15,20 @@
 //! [`Server::run`](super::Server::run) waits for the connections of every
 //! shard before letting the shards end.
 
-use std::cell::Cell;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::accept::Accepted;
-use super::bind::Endpoint;
+use super::accepted::Accepted;
+use super::admit::admit;
 use super::deal::{self, Assignment};
-use super::{ServerError, ServerState, spawn};
-
-thread_local! {
-    static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
-/// The shard this thread is, from 0: `None` outside a shard thread (and
-/// when a server runs with one thread, on its caller's runtime). With
-/// `--log-format json`, each line logged by a shard carries it as `shard`.
-pub fn current_shard() -> Option<usize> {
-    CURRENT.try_with(Cell::get).ok().flatten()
-}
-
-/// What a shard's accept loops share.
-pub(super) struct ShardCtx {
-    pub(super) state: Arc<ServerState>,
-    /// Cancelled when the server stops accepting.
-    pub(super) stop: CancellationToken,
-    /// This shard's number.
-    pub(super) index: usize,
-}
+use super::endpoint::Endpoint;
+use super::error::ServerError;
+use super::route::ShardCtx;
+use super::shard_id;
+use super::state::ServerState;
 
 /// One shard, before it runs.
 struct Shard {
@@ -81,7 +64,7 @@ impl Shard {
             let state = ctx.state.clone();
             tokio::spawn(async move {
                 while let Some(accepted) = inbox.recv().await {
-                    spawn::serve(&state, accepted);
+                    admit(&state, accepted);
                 }
             });
         }
@@ -172,7 +155,7 @@ fn spawn_thread(index: usize, shard: Shard, exited: oneshot::Sender<()>) -> std:
     std::thread::Builder::new()
         .name(format!("echo-shard-{index}"))
         .spawn(move || {
-            CURRENT.set(Some(index));
+            shard_id::set(index);
             match crate::runtime::current_thread() {
                 Ok(rt) => {
                     rt.block_on(shard.run());

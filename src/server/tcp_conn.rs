@@ -1,12 +1,12 @@
 //! The TCP socket under a connection that a library drives (rustls for
 //! `tls://`, hyper for `http://`, both for `https://`): an
-//! `AsyncRead + AsyncWrite` that also holds the connection's [`Lease`]
-//! record.
+//! `AsyncRead + AsyncWrite` that is also the connection's
+//! [`Leased`](super::lease::Leased) value.
 //!
-//! Holding the record here, rather than in the task, ties the registry
+//! Holding the lease here, rather than in the task, ties the registry
 //! entry to the socket itself: the library closes the socket wherever its
 //! stream ends (inside a failed handshake, after a WebSocket session),
-//! and the record always goes first, so the registry never holds a
+//! and the lease always goes first, so the registry never holds a
 //! descriptor number that could have been reused, and no duplicate
 //! descriptor is needed to make sure of it (which failed, and dropped the
 //! connection, with one descriptor left).
@@ -22,37 +22,23 @@ use std::task::{Context, Poll, ready};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::spawn::Lease;
+use super::lease::Leased;
 use crate::transport::{self, StreamSocket};
 
 /// See the module documentation.
-pub(super) struct TcpConn {
-    // Fields drop in order: the record (and its registry entry) before
-    // the socket closes.
-    lease: Lease,
-    io: AsyncFd<mio::net::TcpStream>,
-}
+pub(super) type TcpConn = Leased<AsyncFd<mio::net::TcpStream>>;
 
 impl TcpConn {
-    pub(super) fn new(lease: Lease, io: AsyncFd<mio::net::TcpStream>) -> TcpConn {
-        TcpConn { lease, io }
-    }
-
-    /// The connection's record.
-    pub(super) fn lease(&self) -> &Lease {
-        &self.lease
-    }
-
     /// The server's address the connection came in on.
     #[cfg(feature = "http")]
     pub(super) fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.inner().get_ref().local_addr()
     }
 }
 
 impl AsRawFd for TcpConn {
     fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
+        self.inner().as_raw_fd()
     }
 }
 
@@ -62,7 +48,7 @@ impl AsyncRead for TcpConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let io = &self.get_mut().io;
+        let io = self.get_mut().inner();
         loop {
             let mut guard = ready!(io.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
@@ -89,8 +75,8 @@ impl TcpConn {
         mut f: impl FnMut(&mio::net::TcpStream) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         loop {
-            let mut guard = ready!(self.io.poll_write_ready(cx))?;
-            match f(self.io.get_ref()) {
+            let mut guard = ready!(self.inner().poll_write_ready(cx))?;
+            match f(self.inner().get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 done => return Poll::Ready(done),
@@ -125,6 +111,6 @@ impl AsyncWrite for TcpConn {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.io.get_ref().shutdown_write())
+        Poll::Ready(self.inner().get_ref().shutdown_write())
     }
 }

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
-use super::{ListenAddr, ServerConfig, ServerConfigError, ServerError};
+use super::config::ServerConfig;
+use super::error::{ServerConfigError, ServerError};
+use super::listen::ListenAddr;
 use crate::activation::{InheritedSocket, SocketKind};
 use crate::addr::Transport;
 use crate::transport::tls::{self, CertSource};
