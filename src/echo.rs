@@ -43,10 +43,9 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
-use tokio::time::Sleep;
 use tracing::debug;
 
 use crate::metrics::ByteCounter;
@@ -54,41 +53,21 @@ use crate::pyrepr::PyBytes;
 use crate::splice;
 use crate::transport::{self, PeerName, StreamSocket};
 
+mod ending;
+mod idle;
+mod options;
 mod registered;
 #[cfg(feature = "tls")]
 mod stream;
 
+pub use ending::Ending;
+use ending::ignore_not_connected;
+use idle::IdleTimer;
+pub use options::{BASE_READ, EchoOptions};
+
 use registered::Registered;
 #[cfg(feature = "tls")]
 pub use stream::echo_stream;
-
-/// The largest read of a connection that is not streaming, and the size of
-/// the TLS loop's buffer: one read of a bulk transfer, and more than any
-/// message of the request-response kind needs. See the module
-/// documentation.
-pub const BASE_READ: usize = 64 * 1024;
-
-/// What every connection of one server shares.
-#[derive(Debug, Clone, Copy)]
-pub struct EchoOptions {
-    /// The largest single read, in bytes (the seed's is 128); reads larger
-    /// than [`BASE_READ`] only while a connection streams.
-    pub read_size: usize,
-    /// Close a connection with no traffic either way for this long.
-    pub idle_timeout: Option<Duration>,
-    /// Splice bulk transfers through the thread's pipe instead of copying
-    /// them (see [`crate::splice`]).
-    pub zero_copy: bool,
-}
-
-/// How a connection ended, when it ended without an I/O error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// The peer half-closed and everything was echoed.
-    Eof,
-    /// Nothing moved either way for the idle timeout.
-    Idle,
-}
 
 thread_local! {
     /// The read buffer of this worker thread, shared by all its connections.
@@ -219,7 +198,7 @@ impl<S: StreamSocket> EchoSocket<S> {
 
     /// The idle timeout this loop enforces.
     pub fn idle_timeout(&self) -> Option<Duration> {
-        self.idle.0.as_ref().map(|state| state.timeout)
+        self.idle.timeout()
     }
 
     /// How much the next read may take: see the module documentation.
@@ -463,104 +442,6 @@ fn echo_spliced<S: StreamSocket>(
         }));
     }
     Ok(Chunk::Echoed(n))
-}
-
-/// A peer that reset before our half-close is not an error worth reporting.
-fn ignore_not_connected(e: io::Error) -> io::Result<()> {
-    if e.kind() == io::ErrorKind::NotConnected {
-        Ok(())
-    } else {
-        Err(e)
-    }
-}
-
-/// The idle timeout, cheap enough for the hot path: traffic only stores the
-/// time (`touch`), and the one timer per connection is re-armed only when
-/// it fires early, instead of being reset on every chunk. Without a
-/// timeout it is a null pointer, so it costs an idle connection nothing.
-///
-/// "No traffic" means none either way, including what the kernel moves on
-/// its own: a peer that reads slowly drains a send buffer of megabytes
-/// long before the socket turns writable again, and is live all the same.
-/// So when the timer is due, it compares the kernel's queues (sent but not
-/// taken, received but not read) with the last look at them; a change
-/// counts as traffic. Empty queues mean nothing can be moving: idle at
-/// once. With data queued and no earlier look, the look is taken then and
-/// judged one timeout later, so such a connection is closed after between
-/// one and two timeouts of silence.
-struct IdleTimer(Option<Box<IdleState>>);
-
-/// The kernel's queues of a socket: (unsent, unread) bytes; `None` when
-/// they cannot be read.
-type Queues = Option<(usize, usize)>;
-
-struct IdleState {
-    timeout: Duration,
-    last: Instant,
-    /// The kernel's queues when last looked at, since the last `touch`.
-    queues: Queues,
-    sleep: Pin<Box<Sleep>>,
-}
-
-impl IdleTimer {
-    fn new(timeout: Option<Duration>) -> IdleTimer {
-        IdleTimer(timeout.map(|timeout| {
-            Box::new(IdleState {
-                timeout,
-                last: Instant::now(),
-                queues: None,
-                sleep: Box::pin(tokio::time::sleep(timeout)),
-            })
-        }))
-    }
-
-    fn touch(&mut self) {
-        if let Some(state) = &mut self.0 {
-            state.last = Instant::now();
-            state.queues = None;
-        }
-    }
-
-    /// Takes a look at the kernel's queues now (only with a timeout: it
-    /// costs system calls).
-    fn note_queues(&mut self, queues: impl FnOnce() -> Queues) {
-        if let Some(state) = &mut self.0 {
-            state.queues = queues();
-        }
-    }
-
-    /// Resolves once nothing has moved for the timeout; never without one.
-    #[cfg(feature = "tls")]
-    async fn expired(&mut self, mut queues: impl FnMut() -> Queues) {
-        std::future::poll_fn(|cx| self.poll_expired(cx, &mut queues)).await;
-    }
-
-    /// `queues` reads the kernel's queues, only when the timer is due.
-    fn poll_expired(&mut self, cx: &mut Context<'_>, queues: impl FnMut() -> Queues) -> Poll<()> {
-        let Some(state) = &mut self.0 else {
-            return Poll::Pending;
-        };
-        let mut queues = queues;
-        loop {
-            ready!(state.sleep.as_mut().poll(cx));
-            let now = Instant::now();
-            let mut deadline = state.last + state.timeout;
-            if now >= deadline {
-                match queues() {
-                    None | Some((0, 0)) => return Poll::Ready(()),
-                    seen if seen == state.queues => return Poll::Ready(()),
-                    seen => {
-                        // Moved since the last look, or never looked at:
-                        // judge again one timeout from now.
-                        state.queues = seen;
-                        state.last = now;
-                        deadline = now + state.timeout;
-                    }
-                }
-            }
-            state.sleep.as_mut().reset(deadline.into());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,13 +7,15 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
-use super::{BASE_READ, EchoOptions, Ending, IdleTimer, ignore_not_connected};
+use super::ending::{Ending, ignore_not_connected};
+use super::idle::IdleTimer;
+use super::options::{BASE_READ, EchoOptions};
 use crate::metrics::ByteCounter;
 use crate::pyrepr::PyBytes;
 use crate::transport::PeerName;
 
 /// Echoes any async byte stream (TLS) until end of stream, an error, or the
-/// idle timeout, with a buffer of `read_size` bytes (at most [`BASE_READ`](super::BASE_READ))
+/// idle timeout, with a buffer of `read_size` bytes (at most [`BASE_READ`])
 /// for the connection,
 /// counting bytes in `bytes`. `queues` reads the kernel's queues of the
 /// socket underneath, for the idle timeout.

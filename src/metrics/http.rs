@@ -32,7 +32,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::Metrics;
+use super::counters::Metrics;
+pub use super::dropped::Dropped;
 
 /// The largest request head read; anything longer is refused.
 const MAX_HEAD: usize = 8 * 1024;
@@ -53,29 +54,6 @@ const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// Connections held at once, waiting for their request or being answered:
 /// a burst of this many scrapes is answered at once, a larger one in turn.
 pub const MAX_CONCURRENT: usize = 512;
-
-/// Why a connection to the metrics endpoint was closed unanswered: the
-/// `reason` label of `echoes_metrics_connections_dropped_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dropped {
-    /// It had sent no whole request when a newcomer needed its slot.
-    Evicted,
-    /// It sent no whole request within [`HEAD_DEADLINE`].
-    Timeout,
-}
-
-impl Dropped {
-    /// Every reason, in the order the exposition lists them.
-    pub const ALL: [Dropped; 2] = [Dropped::Evicted, Dropped::Timeout];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dropped::Evicted => "evicted",
-            Dropped::Timeout => "timeout",
-        }
-    }
-}
 
 /// The connections held, oldest first.
 #[derive(Default)]

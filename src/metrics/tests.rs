@@ -51,7 +51,7 @@ fn exposition_has_help_type_and_labels() {
         "echoes_build_info{{version=\"{}\"}} 1\n",
         env!("CARGO_PKG_VERSION")
     )));
-    m.metrics_dropped(http::Dropped::Timeout);
+    m.metrics_dropped(Dropped::Timeout);
     assert!(
         m.render()
             .contains("echoes_metrics_connections_dropped_total{reason=\"timeout\"} 1\n")

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use tokio::io::AsyncWrite;
 
+use super::error::ConnectError;
+use super::stream::BoxStream;
 #[cfg(feature = "tls")]
 use super::tls;
-use super::{BoxStream, ConnectError, tcp, unix};
+use super::{tcp, unix};
 use crate::addr::{Addr, Transport};
 use crate::proxy::send::ProxySend;
 

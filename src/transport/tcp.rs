@@ -41,7 +41,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpStream;
 
-use super::ConnectError;
+use super::error::ConnectError;
 use crate::addr::Addr;
 
 /// The listen backlog asked for; the kernel caps it at `net.core.somaxconn`.
@@ -95,9 +95,9 @@ pub fn set_accepted_options(listener: &Socket) -> io::Result<()> {
 
 /// Connects to the first address of `addr` that answers.
 pub async fn connect(addr: &Addr, timeout: Duration) -> Result<TcpStream, ConnectError> {
-    let (host, port, targets) = super::resolve_inet(addr).await?;
+    let (host, port, targets) = super::resolve::resolve_inet(addr).await?;
     let target = format!("{host} port {port}");
-    let stream = super::first_that_connects(targets, &target, |to| async move {
+    let stream = super::resolve::first_that_connects(targets, &target, |to| async move {
         match tokio::time::timeout(timeout, TcpStream::connect(to)).await {
             Ok(connected) => connected,
             Err(_) => Err(io::Error::new(

@@ -65,7 +65,8 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::ConnectError;
+use super::error::ConnectError;
+pub use super::error::TlsError;
 use crate::addr::Addr;
 
 /// How long a peer has to complete the TLS handshake.
@@ -105,48 +106,6 @@ pub struct TlsClientSettings {
     pub pin: Option<Fingerprint>,
     /// A client certificate and key to present, for mutual TLS.
     pub identity: Option<(PathBuf, PathBuf)>,
-}
-
-/// Why TLS could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A certificate or key file could not be read.
-    #[error("cannot read {what} {}: {error}", path.display())]
-    Read {
-        /// "certificate", "private key" or "CA certificate".
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The system's error.
-        error: io::Error,
-    },
-    /// A file held no usable PEM item of the kind needed.
-    #[error("invalid {what} {}: {reason}", path.display())]
-    Invalid {
-        /// "certificate", "private key" or "CA certificate".
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        reason: String,
-    },
-    /// rustls refused the configuration (a key that does not match the
-    /// certificate, an unusable CA, …).
-    #[error("{context}: {error}")]
-    Config {
-        /// What was being set up.
-        context: &'static str,
-        /// rustls's reason.
-        error: rustls::Error,
-    },
-    /// The self-signed certificate could not be made.
-    #[error("cannot make a self-signed certificate: {0}")]
-    SelfSigned(#[from] rcgen::Error),
-    /// No trusted CA certificate could be found on this system.
-    #[error(
-        "no trusted CA certificates found on this system; use --tls-ca PEM, --tls-pin or --insecure"
-    )]
-    NoSystemRoots,
 }
 
 /// A certificate's SHA-256 fingerprint, shown as `AB:CD:…` as `openssl x509

@@ -55,9 +55,10 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
+use super::error::ConnectError;
+use super::peer::PeerName;
 use super::udp_batch::{BATCH, Batch, SLOT};
 use super::udp_guard::{self, Checker, Guard, UdpResult};
-use super::{ConnectError, PeerName};
 use crate::addr::{Addr, Transport};
 use crate::metrics::{ByteCounter, ErrorKind, Metrics};
 use crate::pyrepr::PyBytes;
@@ -291,9 +292,9 @@ impl UdpClient {
     /// Resolves `addr` and connects a UDP socket to its first address that
     /// the system can route to.
     pub async fn connect(addr: &Addr) -> Result<UdpClient, ConnectError> {
-        let (host, port, targets) = super::resolve_inet(addr).await?;
+        let (host, port, targets) = super::resolve::resolve_inet(addr).await?;
         let target = format!("{host} port {port}");
-        let socket = super::first_that_connects(targets, &target, |to| async move {
+        let socket = super::resolve::first_that_connects(targets, &target, |to| async move {
             let local: SocketAddr = if to.is_ipv6() {
                 (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
             } else {

@@ -46,7 +46,7 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::net::UnixStream;
 
-use super::ConnectError;
+use super::error::ConnectError;
 
 /// Binds a listening Unix stream socket at `path`, replacing a stale socket
 /// file. The returned [`SocketFile`] removes the file when dropped.

@@ -43,7 +43,9 @@ use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, http};
 
-use super::{BoxStream, ConnectError, tcp, tls};
+use super::error::ConnectError;
+use super::stream::BoxStream;
+use super::{tcp, tls};
 use crate::addr::{Addr, Transport};
 use crate::proxy::send::ProxySend;
 
