@@ -31,7 +31,7 @@ use crate::transport::{self, StreamSocket};
 /// A socket registered with the reactor (for reading and writing, or for
 /// writing only: the loop keeps track of which), or, after registering it
 /// anew failed, bare: kept, so that it closes when the loop is dropped,
-/// after the connection's registry entry (see [`crate::connections`]), as
+/// after the connection's registry entry (see `server::registry`), as
 /// it would have otherwise. No larger than the registration alone.
 pub(super) enum Registered<S: StreamSocket> {
     /// Registered.

@@ -1,7 +1,7 @@
 //! The TCP socket under a connection that a library drives (rustls for
 //! `tls://`, hyper for `http://`, both for `https://`): an
 //! `AsyncRead + AsyncWrite` that is also the connection's
-//! [`Leased`](super::lease::Leased) value.
+//! [`Leased`] value.
 //!
 //! Holding the lease here, rather than in the task, ties the registry
 //! entry to the socket itself: the library closes the socket wherever its
