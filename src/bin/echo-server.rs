@@ -269,33 +269,35 @@ fn tls_settings(args: &Args) -> Option<TlsServerSettings> {
 
 /// `--proxy-protocol` for every stream listener, `?proxy=MODE` for one.
 fn proxy_settings(args: &Args) -> ProxySettings {
-    ProxySettings {
-        mode: if args.proxy_protocol {
+    let mut proxy = ProxySettings::default();
+    proxy
+        .mode(if args.proxy_protocol {
             ProxyMode::Required
         } else {
             ProxyMode::Off
-        },
-        header_timeout: args.proxy_header_timeout,
-    }
+        })
+        .header_timeout(args.proxy_header_timeout);
+    proxy
 }
 
 /// The HTTP and WebSocket settings the flags give; a zero delay, size or
 /// timeout is no limit.
 fn http_config(args: &Args) -> HttpConfig {
     let off_if_zero = |d: Duration| (!d.is_zero()).then_some(d);
-    HttpConfig {
-        name: args.name.clone().unwrap_or_else(http::host_name),
-        max_delay: off_if_zero(args.http_max_delay).unwrap_or(Duration::MAX),
-        max_size: match args.http_max_size {
+    let mut http = HttpConfig::default();
+    if let Some(name) = &args.name {
+        http.name(name.clone());
+    }
+    http.max_delay(off_if_zero(args.http_max_delay).unwrap_or(Duration::MAX))
+        .max_size(match args.http_max_size {
             0 => u64::MAX,
             n => n,
-        },
-        max_body: args.http_max_body as u64,
-        header_timeout: off_if_zero(args.http_header_timeout),
-        ws_max_message: args.ws_max_message,
-        ws_max_frame: args.ws_max_frame,
-        ..HttpConfig::default()
-    }
+        })
+        .max_body(args.http_max_body as u64)
+        .header_timeout(off_if_zero(args.http_header_timeout))
+        .ws_max_message(args.ws_max_message)
+        .ws_max_frame(args.ws_max_frame);
+    http
 }
 
 /// Parses `--name`: what an HTTP header can carry, 1 to 255 characters.

@@ -34,10 +34,9 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = ServerConfig::new("http://127.0.0.1:0".parse()?);
-//! config.http(HttpConfig {
-//!     name: "doc-example".into(),
-//!     ..HttpConfig::default()
-//! });
+//! let mut http = HttpConfig::default();
+//! http.name("doc-example");
+//! config.http(http);
 //! let server = Server::bind(config).await?;
 //! let addr = server.socket_addrs(Transport::Http)[0];
 //! let shutdown = server.shutdown_handle();
@@ -117,29 +116,31 @@ pub const DEFAULT_WS_MAX_MESSAGE: usize = 64 << 20;
 /// The default `--ws-max-frame`: 16 MiB.
 pub const DEFAULT_WS_MAX_FRAME: usize = 16 << 20;
 
-/// The settings of every `http://` and `https://` listener of a server.
+/// The settings of every `http://` and `https://` listener of a server,
+/// given to [`ServerConfig::http`](crate::ServerConfig::http). Built as
+/// [`ServerConfig`](crate::ServerConfig) is: [`HttpConfig::default`],
+/// then setters, each of which says its default; the server checks them
+/// with the rest ([`ServerConfig::validate`](crate::ServerConfig::validate)).
+///
+/// ```
+/// use std::time::Duration;
+/// use echoes::http::HttpConfig;
+///
+/// let mut http = HttpConfig::default();
+/// http.name("edge-1").max_body(4 << 20).header_timeout(Some(Duration::from_secs(5)));
+/// let mut config = echoes::ServerConfig::new("http://127.0.0.1:0".parse().unwrap());
+/// config.http(http);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
-    /// The server's name (`--name`), in every reflection and in the
-    /// `x-echo-server` response header.
-    pub name: String,
-    /// The longest `delay=` a request may ask for.
-    pub max_delay: Duration,
-    /// The largest `size=` a request may ask for, in bytes.
-    pub max_size: u64,
-    /// The largest request body, in bytes; a larger one gets 413.
-    pub max_body: u64,
-    /// The largest request head (request line and headers), in bytes; a
-    /// larger one gets 431. At least 8 KiB.
-    pub max_head: usize,
-    /// How long a request head may take to arrive (a slower one gets
-    /// 408), and a keep-alive connection may wait for its next request;
-    /// `None` for no limit.
-    pub header_timeout: Option<Duration>,
-    /// The largest WebSocket message, in bytes.
-    pub ws_max_message: usize,
-    /// The largest WebSocket frame, in bytes.
-    pub ws_max_frame: usize,
+    pub(crate) name: String,
+    pub(crate) max_delay: Duration,
+    pub(crate) max_size: u64,
+    pub(crate) max_body: u64,
+    pub(crate) max_head: usize,
+    pub(crate) header_timeout: Option<Duration>,
+    pub(crate) ws_max_message: usize,
+    pub(crate) ws_max_frame: usize,
 }
 
 impl Default for HttpConfig {
@@ -154,6 +155,68 @@ impl Default for HttpConfig {
             ws_max_message: DEFAULT_WS_MAX_MESSAGE,
             ws_max_frame: DEFAULT_WS_MAX_FRAME,
         }
+    }
+}
+
+impl HttpConfig {
+    /// The server's name (`--name`), in every reflection and in the
+    /// `x-echo-server` response header. Default: this machine's host name
+    /// ([`host_name`]).
+    pub fn name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The longest `delay=` a request may ask for; [`Duration::MAX`] for
+    /// no limit. Default: [`DEFAULT_MAX_DELAY`], 30 s.
+    pub fn max_delay(&mut self, max: Duration) -> &mut Self {
+        self.max_delay = max;
+        self
+    }
+
+    /// The largest `size=` a request may ask for, in bytes; `u64::MAX`
+    /// for no limit. Default: [`DEFAULT_MAX_SIZE`], 64 MiB.
+    pub fn max_size(&mut self, max: u64) -> &mut Self {
+        self.max_size = max;
+        self
+    }
+
+    /// The largest request body, in bytes; a larger one gets 413.
+    /// Default: [`DEFAULT_MAX_BODY`], 1 MiB.
+    pub fn max_body(&mut self, max: u64) -> &mut Self {
+        self.max_body = max;
+        self
+    }
+
+    /// The largest request head (request line and headers), in bytes; a
+    /// larger one gets 431. Taken as at least 8 KiB. Default:
+    /// [`DEFAULT_MAX_HEAD`], 64 KiB.
+    pub fn max_head(&mut self, max: usize) -> &mut Self {
+        self.max_head = max;
+        self
+    }
+
+    /// How long a request head may take to arrive (a slower one gets
+    /// 408), and a keep-alive connection may wait for its next request;
+    /// `None` for no limit. Default: [`DEFAULT_HEADER_TIMEOUT`], 30 s.
+    pub fn header_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// The largest WebSocket message, in bytes. Default:
+    /// [`DEFAULT_WS_MAX_MESSAGE`], 64 MiB.
+    pub fn ws_max_message(&mut self, max: usize) -> &mut Self {
+        self.ws_max_message = max;
+        self
+    }
+
+    /// The largest WebSocket frame, in bytes; at most the largest message
+    /// (checked by [`ServerConfig::validate`](crate::ServerConfig::validate)).
+    /// Default: [`DEFAULT_WS_MAX_FRAME`], 16 MiB.
+    pub fn ws_max_frame(&mut self, max: usize) -> &mut Self {
+        self.ws_max_frame = max;
+        self
     }
 }
 

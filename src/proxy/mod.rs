@@ -76,17 +76,21 @@ impl FromStr for ProxyMode {
     }
 }
 
-/// The server's PROXY protocol settings.
+/// The server's PROXY protocol settings, given to
+/// [`ServerConfig::proxy`](crate::ServerConfig::proxy): built as
+/// `ServerConfig` is, [`ProxySettings::default`] then setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use echoes::proxy::{ProxyMode, ProxySettings};
+///
+/// let mut proxy = ProxySettings::default();
+/// proxy.mode(ProxyMode::Required).header_timeout(Duration::from_secs(1));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxySettings {
-    /// The mode of every stream listener without one of its own
-    /// (`--proxy-protocol`: [`ProxyMode::Required`]; a listener's own is
-    /// [`ListenAddr::proxy`](crate::server::ListenAddr)), and of sockets
-    /// passed by systemd.
-    pub mode: ProxyMode,
-    /// How long a peer has to send its whole header
-    /// (`--proxy-header-timeout`).
-    pub header_timeout: Duration,
+    pub(crate) mode: ProxyMode,
+    pub(crate) header_timeout: Duration,
 }
 
 impl Default for ProxySettings {
@@ -95,6 +99,24 @@ impl Default for ProxySettings {
             mode: ProxyMode::Off,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
         }
+    }
+}
+
+impl ProxySettings {
+    /// The mode of every stream listener without one of its own
+    /// (`--proxy-protocol`: [`ProxyMode::Required`]; a listener's own is
+    /// [`ListenAddr::proxy`](crate::server::ListenAddr)), and of sockets
+    /// passed by systemd. Default: [`ProxyMode::Off`].
+    pub fn mode(&mut self, mode: ProxyMode) -> &mut Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How long a peer has to send its whole header
+    /// (`--proxy-header-timeout`). Default: [`DEFAULT_HEADER_TIMEOUT`].
+    pub fn header_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.header_timeout = timeout;
+        self
     }
 }
 
