@@ -35,10 +35,12 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
-use super::{
-    CHUNK, Checker, ClientError, ClientOptions, NAME, PIPE_WINDOW, Summary, connect_line,
-    output_err,
-};
+use super::check::{Checker, Summary};
+use super::error::{ClientError, io_err, output_err};
+use super::options::ClientOptions;
+use super::pipe::PIPE_WINDOW;
+use super::stream::CHUNK;
+use super::transcript::{NAME, connect_line};
 use crate::pyrepr::PyBytes;
 use crate::transport::{BoxStream, web};
 
@@ -93,15 +95,7 @@ fn check_message(
             received: kind(got),
         });
     }
-    let (got, want) = (payload(got), payload(want));
-    checker.check(got, want, sent)?;
-    if got.len() < want.len() {
-        return Err(ClientError::Short {
-            sent,
-            received: checker.received,
-        });
-    }
-    Ok(())
+    checker.check_whole(payload(got), payload(want), sent)
 }
 
 /// Awaits `fut` for at most `timeout`, as a [`ClientError::Timeout`]
@@ -215,7 +209,7 @@ pub async fn send_messages(
             info!(name = NAME, "sending {}", PyBytes(bytes));
         }
         info!(name = NAME, "waiting for response");
-        let mut checker = Checker { received: 0 };
+        let mut checker = Checker::new();
         for want in &wanted {
             let at = checker.received;
             let got = match within(opts.timeout, "echo", rx.recv(), sent, at).await? {
@@ -293,7 +287,7 @@ where
             let n = input
                 .read(&mut buf)
                 .await
-                .map_err(super::io_err("reading input"))?;
+                .map_err(io_err("reading input"))?;
             if n == 0 {
                 break;
             }
@@ -327,7 +321,7 @@ where
         Ok::<(), ClientError>(())
     };
     let receiving = async {
-        let mut checker = Checker { received: 0 };
+        let mut checker = Checker::new();
         let result = async {
             // The wait for the echo: restarted by echoed bytes, and when an
             // echo becomes owed, never by a ping or a pong.
