@@ -67,6 +67,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pipe<R, W> {
         }
     }
 
+    /// Moves what can move, both ways, until nothing can; then waits,
+    /// bounded by the timeout where bytes are owed.
+    ///
+    /// The same loop as [`Talk::poll`](super::talk::Talk::poll), kept
+    /// apart on purpose: the steps they share are in `stream`, `check`
+    /// and `waits`, and what is left differs in each step (here the input
+    /// is read as it goes, the echo is written to an output that may
+    /// block, and a wait on that output is not the server's; there the
+    /// messages are known and logged as the Python client logs them, and
+    /// a failed write asks the server why). One loop over both would need
+    /// a trait with a method per difference, longer than the two loops.
     pub(super) fn poll(
         &mut self,
         cx: &mut Context<'_>,

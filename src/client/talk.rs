@@ -71,6 +71,11 @@ impl<'a> Talk<'a> {
 }
 
 impl Talk<'_> {
+    /// Moves what can move, both ways, until nothing can; then waits,
+    /// bounded by the timeout where bytes are owed.
+    ///
+    /// The same loop as [`Pipe::poll`](super::pipe::Pipe::poll), kept
+    /// apart on purpose: see there why.
     pub(super) fn poll(
         &mut self,
         cx: &mut Context<'_>,
