@@ -172,8 +172,12 @@ pub fn generate(
 }
 
 pub use crate::manpage::ManSections;
+#[cfg(feature = "bench")]
+pub use client_errors::bench_config_message;
+pub use client_errors::client_options_message;
 pub use config_errors::server_config_message;
 
+mod client_errors;
 mod config_errors;
 
 /// Handles `--generate` for a binary: writes to standard output and

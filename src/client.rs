@@ -23,247 +23,48 @@ pub mod http;
 #[cfg(feature = "http")]
 pub mod ws;
 
-use std::io;
-use std::time::Duration;
+mod check;
+mod error;
+mod options;
+mod pipe;
+mod stream;
+mod talk;
+mod transcript;
+mod waits;
+
+pub use check::Summary;
+pub use error::ClientError;
+pub use options::{ClientOptions, ClientOptionsError, DEFAULT_TIMEOUT};
+pub use pipe::PIPE_WINDOW;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info};
 
-mod pipe;
-mod talk;
-mod waits;
-
+use check::Checker;
+use error::{io_err, output_err};
 use pipe::Pipe;
 use talk::Talk;
+use transcript::{NAME, connect_line};
 
-use crate::addr::{Addr, Transport};
+use crate::addr::Transport;
 use crate::pyrepr::PyBytes;
-use crate::transport::udp::{ExchangeError, MAX_DATAGRAM, UdpClient};
-use crate::transport::{BoxStream, ConnectError};
+use crate::transport::ConnectError;
+use crate::transport::udp::{MAX_DATAGRAM, UdpClient};
 
 /// The three messages the Python client sends, sent when none are given.
 pub const SEED_MESSAGES: [&[u8]; 3] = [b"This is the message. ", b"It will be sent ", b"in parts."];
 
-/// The logger name of the client's lines, as the Python client names them.
-const NAME: &str = "echo_client";
-
-/// How the client reads: large enough that big echoes take few reads.
-const CHUNK: usize = 64 * 1024;
-
-/// Where and how patiently to talk.
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    /// The server.
-    pub addr: Addr,
-    /// How long to wait for a connection, and for the echo once it is owed
-    /// (over UDP: for each reply, before resending once).
-    pub timeout: Duration,
-    /// The TLS configuration for `tls://` (with the `tls` feature, from
-    /// `transport::tls::client_config`); `None` trusts the system's CAs.
-    pub tls: Option<crate::transport::ClientTls>,
-    /// A PROXY protocol header to send before the data (not over UDP).
-    pub proxy: Option<crate::proxy::send::ProxySend>,
-}
-
-impl ClientOptions {
-    /// Options for `addr` with `timeout` and the default TLS trust.
-    pub fn new(addr: Addr, timeout: Duration) -> ClientOptions {
-        ClientOptions {
-            addr,
-            timeout,
-            tls: None,
-            proxy: None,
-        }
-    }
-
-    async fn connect(&self) -> Result<BoxStream, ConnectError> {
-        let (tls, proxy) = (self.tls.as_ref(), self.proxy.as_ref());
-        crate::transport::connect_with(&self.addr, self.timeout, tls, proxy).await
-    }
-}
-
 /// How many times a UDP message is resent when no reply comes in time.
 pub const UDP_RETRIES: u32 = 1;
 
-/// Why a conversation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The server could not be reached.
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// A byte came back different from the one sent.
-    #[error(
-        "echo mismatch at byte {offset}: sent {}, received {} ({received} bytes received)",
-        PyBytes(&[*expected]),
-        PyBytes(&[*got])
-    )]
-    Mismatch {
-        /// The 0-based offset of the first wrong byte.
-        offset: u64,
-        /// The byte sent there.
-        expected: u8,
-        /// The byte that came back.
-        got: u8,
-        /// Bytes received so far, the wrong chunk included.
-        received: u64,
-    },
-    /// Over WebSocket: the echo of a message came back as the other type
-    /// of message (binary for text, or text for binary).
-    #[error("echo mismatch at byte {offset}: sent a {sent} message, received a {received} one")]
-    WrongType {
-        /// The 0-based offset of the message's first byte.
-        offset: u64,
-        /// `text` or `binary`.
-        sent: &'static str,
-        /// `text` or `binary`.
-        received: &'static str,
-    },
-    /// More came back than was sent: every byte up to `sent` was right,
-    /// and then the server went on. The first extra byte is the first
-    /// wrong one, so it reads as SPEC.md's mismatch at its offset.
-    #[error(
-        "echo mismatch at byte {sent}: an extra byte past the {sent} sent (received {received})"
-    )]
-    Extra {
-        /// Bytes sent when the extra ones arrived.
-        sent: u64,
-        /// Bytes received, the extra ones included.
-        received: u64,
-    },
-    /// The server closed before echoing everything.
-    #[error("short echo: sent {sent} bytes, received {received}")]
-    Short {
-        /// Bytes sent.
-        sent: u64,
-        /// Bytes received back before end of stream.
-        received: u64,
-    },
-    /// The server closed its side before everything was sent, so the rest
-    /// could never come back.
-    #[error(
-        "the server closed the connection before everything was sent (sent {sent} bytes, \
-         received {received})"
-    )]
-    ClosedEarly {
-        /// Bytes sent when the server closed.
-        sent: u64,
-        /// Bytes received, all of them right.
-        received: u64,
-    },
-    /// Nothing moved for the timeout while bytes were owed: the server
-    /// took none of what was still to send, or echoed none of what it had.
-    #[error(
-        "timed out after {waited:?} waiting for the {what} (sent {sent} bytes, received {received})"
-    )]
-    Timeout {
-        /// How long nothing moved.
-        waited: Duration,
-        /// `echo`, or `server to read` when it would not take more bytes.
-        what: &'static str,
-        /// Bytes sent.
-        sent: u64,
-        /// Bytes received.
-        received: u64,
-    },
-    /// Our own output (`--stdin`'s standard output) was closed, as by
-    /// `| head`: not the server's fault; the binary ends quietly.
-    #[error("the output was closed")]
-    OutputClosed,
-    /// Reading from or writing to the server, or the local pipe, failed.
-    #[error("{context}: {error}")]
-    Io {
-        /// What was being done.
-        context: &'static str,
-        /// The system's error.
-        error: io::Error,
-    },
-}
-
-/// An I/O error while `context`, a TLS one in words a user can act on.
-fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> ClientError {
-    #[cfg(feature = "tls")]
-    let hinted = crate::transport::tls::with_trust_hint;
-    #[cfg(not(feature = "tls"))]
-    let hinted = std::convert::identity;
-    move |error| ClientError::Io {
-        context,
-        error: hinted(error),
-    }
-}
-
-/// Writing our output failed: a closed pipe is [`ClientError::OutputClosed`].
-fn output_err(error: io::Error) -> ClientError {
-    if error.kind() == io::ErrorKind::BrokenPipe {
-        ClientError::OutputClosed
-    } else {
-        ClientError::Io {
-            context: "writing output",
-            error,
-        }
-    }
-}
-
-impl ClientError {
-    fn from_exchange(e: ExchangeError, sent: u64, received: u64) -> ClientError {
-        match e {
-            ExchangeError::Timeout { tries, timeout } => ClientError::Timeout {
-                waited: timeout * tries,
-                what: "echo",
-                sent,
-                received,
-            },
-            ExchangeError::Connect(c) => ClientError::Connect(c),
-            too_large @ ExchangeError::TooLarge(_) => ClientError::Io {
-                context: "sending",
-                error: io::Error::new(io::ErrorKind::InvalidInput, too_large.to_string()),
-            },
-        }
-    }
-}
-
-/// What a successful conversation moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    /// Bytes sent, and received back identical.
-    pub bytes: u64,
-}
-
-/// Compares the echo, as it arrives, with what was sent.
-struct Checker {
-    received: u64,
-}
-
-impl Checker {
-    /// Checks `got` against `want`, the bytes sent from this offset on
-    /// that are still owed: a wrong byte is a mismatch there, bytes past
-    /// `want` (`sent` bytes in all) are extra. Counts `got` either way.
-    fn check(&mut self, got: &[u8], want: &[u8], sent: u64) -> Result<(), ClientError> {
-        let at = self.received;
-        self.received += got.len() as u64;
-        if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
-            return Err(ClientError::Mismatch {
-                offset: at + i as u64,
-                expected: want[i],
-                got: got[i],
-                received: self.received,
-            });
-        }
-        if got.len() > want.len() {
-            return Err(ClientError::Extra {
-                sent,
-                received: self.received,
-            });
-        }
-        Ok(())
-    }
-}
-
-fn connect_line(addr: &Addr) -> String {
-    match addr {
-        Addr::Inet { host, port, .. } | Addr::Web { host, port, .. } => {
-            format!("connecting to {host} port {port}")
-        }
-        Addr::Unix(path) => format!("connecting to {}", path.display()),
+/// What every conversation checks before it connects: the options, and
+/// that this build speaks the address's protocol.
+fn ready(opts: &ClientOptions) -> Result<(), ClientError> {
+    opts.validate()?;
+    let transport = opts.addr.transport();
+    match crate::transport::not_built(transport) {
+        Some(feature) => Err(ConnectError::NotBuilt { transport, feature }.into()),
+        None => Ok(()),
     }
 }
 
@@ -278,15 +79,13 @@ fn connect_line(addr: &Addr) -> String {
 /// Python client's log shows them: only their lengths are kept, since their bytes
 /// are those sent. Every wait is bounded by the timeout once bytes are
 /// owed: for the server to take what is left to send, and for the next
-/// byte of the echo (or the close).
+/// byte of the echo (or the close). The options are checked first
+/// ([`ClientOptions::validate`]).
 pub async fn send_messages(
     opts: &ClientOptions,
     messages: &[Vec<u8>],
 ) -> Result<Summary, ClientError> {
-    if let Some(feature) = crate::transport::not_built(opts.addr.transport()) {
-        let transport = opts.addr.transport();
-        return Err(ConnectError::NotBuilt { transport, feature }.into());
-    }
+    ready(opts)?;
     #[cfg(feature = "http")]
     if matches!(opts.addr.transport(), Transport::Ws | Transport::Wss) {
         return ws::send_messages(opts, messages).await;
@@ -310,15 +109,13 @@ pub async fn send_messages(
 /// take what is left to send, and for the echo of what it was sent (or
 /// its close). A wait on `output` (a slow consumer) is not the server's,
 /// and pauses the echo's. A closed `output` is [`ClientError::OutputClosed`].
+/// The options are checked first ([`ClientOptions::validate`]).
 pub async fn pipe<R, W>(opts: &ClientOptions, input: R, output: W) -> Result<Summary, ClientError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    if let Some(feature) = crate::transport::not_built(opts.addr.transport()) {
-        let transport = opts.addr.transport();
-        return Err(ConnectError::NotBuilt { transport, feature }.into());
-    }
+    ready(opts)?;
     #[cfg(feature = "http")]
     if matches!(opts.addr.transport(), Transport::Ws | Transport::Wss) {
         return ws::pipe(opts, input, output).await;
@@ -332,9 +129,6 @@ where
     std::future::poll_fn(|cx| pipe.poll(cx, &mut stream)).await
 }
 
-/// The most bytes [`pipe`] keeps in flight without an echo.
-pub const PIPE_WINDOW: usize = 4 * 1024 * 1024;
-
 /// The same conversation over UDP: each message one datagram, its reply
 /// awaited (and checked) before the next is sent.
 async fn send_datagrams(
@@ -343,7 +137,7 @@ async fn send_datagrams(
 ) -> Result<Summary, ClientError> {
     let client = UdpClient::connect(&opts.addr).await?;
     let mut sent = 0u64;
-    let mut checker = Checker { received: 0 };
+    let mut checker = Checker::new();
     let mut previous: Option<&[u8]> = None;
     for msg in messages {
         info!(name = NAME, "sending {}", PyBytes(msg));
@@ -353,29 +147,11 @@ async fn send_datagrams(
             .await
             .map_err(|e| ClientError::from_exchange(e, sent, checker.received))?;
         info!(name = NAME, "received {}", PyBytes(&reply));
-        check_datagram(&mut checker, &reply, msg, sent)?;
+        checker.check_whole(&reply, msg, sent)?;
         previous = Some(msg);
     }
     info!(name = NAME, "closing");
     Ok(Summary { bytes: sent })
-}
-
-/// A datagram's reply must be exactly the message: a wrong byte is a
-/// mismatch there, a longer reply is extra, a shorter one short.
-fn check_datagram(
-    checker: &mut Checker,
-    reply: &[u8],
-    msg: &[u8],
-    sent: u64,
-) -> Result<(), ClientError> {
-    checker.check(reply, msg, sent)?;
-    if reply.len() < msg.len() {
-        return Err(ClientError::Short {
-            sent,
-            received: checker.received,
-        });
-    }
-    Ok(())
 }
 
 /// `nc -u`-style: each chunk read from `input` (at most one datagram's
@@ -390,7 +166,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let client = UdpClient::connect(&opts.addr).await?;
-    let mut checker = Checker { received: 0 };
+    let mut checker = Checker::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut previous: Vec<u8> = Vec::new();
     let mut sent = 0u64;
@@ -411,7 +187,7 @@ where
             .await
             .map_err(|e| ClientError::from_exchange(e, sent, checker.received))?;
         debug!(name = NAME, "received {}", PyBytes(&reply));
-        check_datagram(&mut checker, &reply, msg, sent)?;
+        checker.check_whole(&reply, msg, sent)?;
         output.write_all(&reply).await.map_err(output_err)?;
         previous.clear();
         previous.extend_from_slice(msg);
@@ -419,40 +195,4 @@ where
     output.flush().await.map_err(output_err)?;
     debug!(name = NAME, "closing");
     Ok(Summary { bytes: sent })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checker_finds_first_wrong_byte_and_calls_extra_bytes_extra() {
-        let mut c = Checker { received: 0 };
-        assert!(c.check(b"abc", b"abcdef", 6).is_ok());
-        assert!(matches!(
-            c.check(b"dXf", b"def", 6),
-            Err(ClientError::Mismatch {
-                offset: 4,
-                expected: b'e',
-                got: b'X',
-                received: 6
-            })
-        ));
-        let mut c = Checker { received: 10 };
-        let e = c.check(b"ab!", b"ab", 12).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                ClientError::Extra {
-                    sent: 12,
-                    received: 13
-                }
-            ),
-            "{e:?}"
-        );
-        assert_eq!(
-            e.to_string(),
-            "echo mismatch at byte 12: an extra byte past the 12 sent (received 13)"
-        );
-    }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::source::Source;
 use crate::addr::{Addr, Transport};
+use crate::proxy::send::ProxySend;
 
 /// What each connection does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -55,48 +56,47 @@ pub const UDP_TIMEOUT: Duration = Duration::from_secs(1);
 /// stream transports.
 pub const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Everything a run needs. [`BenchConfig::new`] gives the defaults of the
-/// `echo-bench` command line.
+/// Everything a run needs: build one with [`BenchConfig::new`] (the
+/// defaults of the `echo-bench` command line), change what you care about
+/// with its setters (each says its default), and give it to
+/// [`run`](super::run()), which checks it first
+/// ([`BenchConfig::validate`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use echoes::bench::{BenchConfig, Mode};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = BenchConfig::new("127.0.0.1:7".parse()?)
+///     .mode(Mode::Stream)
+///     .connections(8)
+///     .duration(Duration::from_secs(5));
+/// config.validate()?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BenchConfig {
-    /// The server.
-    pub addr: Addr,
-    /// What each connection does.
-    pub mode: Mode,
-    /// Concurrent connections (churn: concurrent operations).
-    pub connections: usize,
-    /// Bytes per message (stream: per write).
-    pub size: usize,
-    /// How long to measure, after the warm-up.
-    pub duration: Duration,
-    /// How long to run before measuring.
-    pub warmup: Duration,
-    /// Open loop at this total rate, messages (or operations) per second.
-    pub rate: Option<f64>,
-    /// Messages in flight per connection (pingpong).
-    pub pipeline: usize,
-    /// How long to wait for a connection, and for an owed echo to move;
-    /// over UDP, for each datagram's reply before it counts as lost.
-    pub timeout: Duration,
-    /// The TLS client configuration for `tls://` (from
-    /// [`tls::client_config`](crate::transport::tls::client_config));
-    /// `None` trusts the system's CAs.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Worker threads, each with its own single-threaded runtime.
-    pub threads: usize,
-    /// The local addresses to connect from (see [`source`](super::source)).
-    pub source: Source,
-    /// Show a progress bar on standard error (only if it is a terminal).
-    pub progress: bool,
-    /// A PROXY protocol header to send on every connection, before the
-    /// data (not over UDP).
-    pub proxy: Option<crate::proxy::send::ProxySend>,
+    pub(crate) addr: Addr,
+    pub(crate) mode: Mode,
+    pub(crate) connections: usize,
+    pub(crate) size: usize,
+    pub(crate) duration: Duration,
+    pub(crate) warmup: Duration,
+    pub(crate) rate: Option<f64>,
+    pub(crate) pipeline: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) threads: usize,
+    pub(crate) source: Source,
+    pub(crate) progress: bool,
+    pub(crate) proxy: Option<ProxySend>,
 }
 
 impl BenchConfig {
-    /// A configuration for `addr` with the command line's defaults:
-    /// pingpong, 1 connection of 64-byte messages, 1 s warm-up, 10 s; a
-    /// timeout of [`STREAM_TIMEOUT`], or [`UDP_TIMEOUT`] over UDP.
+    /// A configuration for the server at `addr`, every other setting at
+    /// its default (those of the `echo-bench` command line).
     pub fn new(addr: Addr) -> BenchConfig {
         let timeout = match addr.transport() {
             Transport::Udp => UDP_TIMEOUT,
@@ -120,8 +120,128 @@ impl BenchConfig {
         }
     }
 
+    /// What each connection does.
+    ///
+    /// Default: [`Mode::Pingpong`].
+    pub fn mode(mut self, mode: Mode) -> BenchConfig {
+        self.mode = mode;
+        self
+    }
+
+    /// Concurrent connections (churn: concurrent operations), 1 to
+    /// [`MAX_CONNECTIONS`].
+    ///
+    /// Default: 1.
+    pub fn connections(mut self, connections: usize) -> BenchConfig {
+        self.connections = connections;
+        self
+    }
+
+    /// Bytes per message (stream: per write), at least 1; over `udp://`
+    /// at most [`MAX_UDP_SIZE`].
+    ///
+    /// Default: 64.
+    pub fn size(mut self, bytes: usize) -> BenchConfig {
+        self.size = bytes;
+        self
+    }
+
+    /// How long to measure, after the warm-up; more than 0.
+    ///
+    /// Default: 10 s.
+    pub fn duration(mut self, duration: Duration) -> BenchConfig {
+        self.duration = duration;
+        self
+    }
+
+    /// How long to run before measuring.
+    ///
+    /// Default: 1 s.
+    pub fn warmup(mut self, warmup: Duration) -> BenchConfig {
+        self.warmup = warmup;
+        self
+    }
+
+    /// Open loop at this total rate, messages (or operations) per second:
+    /// a positive number, not in stream mode; `None` for closed loop.
+    ///
+    /// Default: `None`.
+    pub fn rate(mut self, per_second: impl Into<Option<f64>>) -> BenchConfig {
+        self.rate = per_second.into();
+        self
+    }
+
+    /// Messages in flight per connection, 1 to [`MAX_PIPELINE`]; more than
+    /// 1 in pingpong mode only, and not over `udp://`.
+    ///
+    /// Default: 1.
+    pub fn pipeline(mut self, messages: usize) -> BenchConfig {
+        self.pipeline = messages;
+        self
+    }
+
+    /// How long to wait for a connection, and for an owed echo to move;
+    /// over UDP, for each datagram's reply before it counts as lost. More
+    /// than 0.
+    ///
+    /// Default: [`STREAM_TIMEOUT`] (10 s), or [`UDP_TIMEOUT`] (1 s) over
+    /// `udp://`.
+    pub fn timeout(mut self, timeout: Duration) -> BenchConfig {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The TLS client configuration for `tls://` and `wss://` (from
+    /// [`tls::client_config`](crate::transport::tls::client_config)).
+    ///
+    /// Default: `None`, which trusts the system's CAs.
+    pub fn tls(mut self, tls: impl Into<Option<Arc<rustls::ClientConfig>>>) -> BenchConfig {
+        self.tls = tls.into();
+        self
+    }
+
+    /// Worker threads, each with its own single-threaded runtime: 1 to
+    /// [`MAX_THREADS`](crate::runtime::MAX_THREADS).
+    ///
+    /// Default: 1.
+    pub fn threads(mut self, threads: usize) -> BenchConfig {
+        self.threads = threads;
+        self
+    }
+
+    /// The local addresses to connect from (see [`source`](super::source)).
+    ///
+    /// Default: [`Source::Auto`].
+    pub fn source(mut self, source: Source) -> BenchConfig {
+        self.source = source;
+        self
+    }
+
+    /// Show a progress bar on standard error (only if it is a terminal).
+    ///
+    /// Default: `false`.
+    pub fn progress(mut self, on: bool) -> BenchConfig {
+        self.progress = on;
+        self
+    }
+
+    /// A PROXY protocol header to send on every connection, before the
+    /// data; streams only, not `udp://`.
+    ///
+    /// Default: `None`, no header.
+    pub fn proxy(mut self, proxy: impl Into<Option<ProxySend>>) -> BenchConfig {
+        self.proxy = proxy.into();
+        self
+    }
+
+    /// The server.
+    pub fn addr(&self) -> &Addr {
+        &self.addr
+    }
+
     /// Checks the values and their combinations: the error says what to
-    /// change.
+    /// change. [`run`](super::run()) calls it first; a program calls it
+    /// itself to report a bad setting before it starts anything.
     pub fn validate(&self) -> Result<(), BenchConfigError> {
         use BenchConfigError as E;
         let transport = self.addr.transport();
@@ -303,84 +423,63 @@ mod tests {
     fn bad_configurations_say_what_is_wrong() {
         use BenchConfigError as E;
         let base = BenchConfig::new("127.0.0.1:1".parse().unwrap());
-        let udp: Addr = "udp://127.0.0.1:1".parse().unwrap();
-        type Change = Box<dyn Fn(&mut BenchConfig)>;
+        fn udp() -> BenchConfig {
+            BenchConfig::new("udp://127.0.0.1:1".parse().unwrap())
+        }
+        type Change = Box<dyn Fn(BenchConfig) -> BenchConfig>;
         let cases: Vec<(Change, E)> = vec![
-            (Box::new(|c| c.connections = 0), E::NoConnections),
-            (Box::new(|c| c.size = 0), E::EmptyMessage),
-            (Box::new(|c| c.threads = 0), E::NoThreads),
+            (Box::new(|c| c.connections(0)), E::NoConnections),
+            (Box::new(|c| c.size(0)), E::EmptyMessage),
+            (Box::new(|c| c.threads(0)), E::NoThreads),
             (
-                Box::new(|c| c.threads = crate::runtime::MAX_THREADS + 1),
+                Box::new(|c| c.threads(crate::runtime::MAX_THREADS + 1)),
                 E::TooManyThreads {
                     max: crate::runtime::MAX_THREADS,
                 },
             ),
             (
-                Box::new(|c| c.connections = MAX_CONNECTIONS + 1),
+                Box::new(|c| c.connections(MAX_CONNECTIONS + 1)),
                 E::TooManyConnections {
                     max: MAX_CONNECTIONS,
                 },
             ),
             (
-                Box::new(|c| c.pipeline = 0),
+                Box::new(|c| c.pipeline(0)),
                 E::PipelineOutOfRange { max: MAX_PIPELINE },
             ),
             (
-                Box::new(|c| c.pipeline = MAX_PIPELINE + 1),
+                Box::new(|c| c.pipeline(MAX_PIPELINE + 1)),
                 E::PipelineOutOfRange { max: MAX_PIPELINE },
             ),
-            (Box::new(|c| c.duration = Duration::ZERO), E::ZeroDuration),
-            (Box::new(|c| c.timeout = Duration::ZERO), E::ZeroTimeout),
-            (Box::new(|c| c.rate = Some(0.0)), E::RateNotPositive),
-            (Box::new(|c| c.rate = Some(f64::NAN)), E::RateNotPositive),
+            (Box::new(|c| c.duration(Duration::ZERO)), E::ZeroDuration),
+            (Box::new(|c| c.timeout(Duration::ZERO)), E::ZeroTimeout),
+            (Box::new(|c| c.rate(Some(0.0))), E::RateNotPositive),
+            (Box::new(|c| c.rate(Some(f64::NAN))), E::RateNotPositive),
             (
-                Box::new(|c| {
-                    c.mode = Mode::Stream;
-                    c.rate = Some(10.0)
-                }),
+                Box::new(|c| c.mode(Mode::Stream).rate(10.0)),
                 E::RateInStreamMode,
             ),
             (
-                Box::new(|c| {
-                    c.mode = Mode::Churn;
-                    c.pipeline = 2
-                }),
+                Box::new(|c| c.mode(Mode::Churn).pipeline(2)),
                 E::PipelineNeedsPingpong { mode: Mode::Churn },
             ),
             (
-                Box::new(|c| c.addr = "http://127.0.0.1:1/".parse().unwrap()),
+                Box::new(|_| BenchConfig::new("http://127.0.0.1:1/".parse().unwrap())),
                 E::NotEcho {
                     transport: Transport::Http,
                 },
             ),
             (
-                Box::new(move |c| {
-                    c.addr = "udp://127.0.0.1:1".parse().unwrap();
-                    c.proxy = Some(crate::proxy::send::ProxySend::new(
-                        crate::proxy::Version::V1,
-                    ));
-                }),
+                Box::new(|_| udp().proxy(ProxySend::new(crate::proxy::Version::V1))),
                 E::ProxyOverUdp,
             ),
             (
-                Box::new(|c| {
-                    c.addr = "udp://127.0.0.1:1".parse().unwrap();
-                    c.mode = Mode::Churn
-                }),
+                Box::new(|_| udp().mode(Mode::Churn)),
                 E::UdpNeedsPingpong { mode: Mode::Churn },
             ),
+            (Box::new(|_| udp().pipeline(2)), E::PipelineOverUdp),
             (
-                Box::new(|c| {
-                    c.addr = "udp://127.0.0.1:1".parse().unwrap();
-                    c.pipeline = 2
-                }),
-                E::PipelineOverUdp,
-            ),
-            (
-                Box::new(|c| {
-                    c.addr = "udp://127.0.0.1:1".parse().unwrap();
-                    c.size = 65_508
-                }),
+                Box::new(|_| udp().size(65_508)),
                 E::UdpSizeTooLarge {
                     size: 65_508,
                     max: 65_507,
@@ -388,15 +487,11 @@ mod tests {
             ),
         ];
         for (change, want) in cases {
-            let mut c = base.clone();
-            change(&mut c);
-            assert_eq!(c.validate(), Err(want));
+            assert_eq!(change(base.clone()).validate(), Err(want));
         }
         assert_eq!(base.validate(), Ok(()));
-        let mut udp = BenchConfig::new(udp);
-        assert_eq!(udp.timeout, UDP_TIMEOUT);
-        udp.size = MAX_UDP_SIZE;
-        assert_eq!(udp.validate(), Ok(()));
+        assert_eq!(udp().timeout, UDP_TIMEOUT);
+        assert_eq!(udp().size(MAX_UDP_SIZE).validate(), Ok(()));
     }
 
     #[test]

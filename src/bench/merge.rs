@@ -238,17 +238,22 @@ mod tests {
     use crate::bench::record::Totals;
     use std::time::UNIX_EPOCH;
 
-    fn run(name: &str, at_ms: u64, samples: &[u64], tweak: fn(&mut BenchConfig)) -> Saved {
+    fn run(
+        name: &str,
+        at_ms: u64,
+        samples: &[u64],
+        tweak: fn(BenchConfig) -> BenchConfig,
+    ) -> Saved {
         let mut totals = Totals::default();
         for &ns in samples {
             totals.hist.record(ns).unwrap();
         }
         totals.messages = samples.len() as u64;
         totals.bytes = 100 * samples.len() as u64;
-        let mut config = BenchConfig::new("127.0.0.1:7".parse().unwrap());
-        config.duration = Duration::from_secs(2);
-        config.connections = 3;
-        tweak(&mut config);
+        let config = BenchConfig::new("127.0.0.1:7".parse().unwrap())
+            .duration(Duration::from_secs(2))
+            .connections(3);
+        let config = tweak(config);
         let mut report = Report::new(&config, totals);
         report.window_start = Some(UNIX_EPOCH + Duration::from_millis(at_ms));
         Saved {
@@ -262,8 +267,8 @@ mod tests {
         // One fast machine and one slow one: the merged median is neither's.
         let fast: Vec<u64> = (1..=1000).map(|i| i * 1000).collect();
         let slow: Vec<u64> = (1..=1000).map(|i| 1_000_000 + i * 1000).collect();
-        let a = run("a", 0, &fast, |_| {});
-        let b = run("b", 100, &slow, |_| {});
+        let a = run("a", 0, &fast, |c| c);
+        let b = run("b", 100, &slow, |c| c);
         let m = merge(&[a, b]).unwrap();
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
         let r = &m.report;
@@ -278,13 +283,13 @@ mod tests {
 
     #[test]
     fn unlike_runs_are_refused() {
-        let a = run("a.hlog", 0, &[1000], |_| {});
-        type Tweak = fn(&mut BenchConfig);
+        let a = run("a.hlog", 0, &[1000], |c| c);
+        type Tweak = fn(BenchConfig) -> BenchConfig;
         let cases: [(Tweak, &str); 4] = [
-            (|c| c.mode = Mode::Churn, "modes"),
-            (|c| c.size = 65, "sizes"),
-            (|c| c.pipeline = 2, "pipelines"),
-            (|c| c.rate = Some(10.0), "open loop"),
+            (|c| c.mode(Mode::Churn), "modes"),
+            (|c| c.size(65), "sizes"),
+            (|c| c.pipeline(2), "pipelines"),
+            (|c| c.rate(10.0), "open loop"),
         ];
         for (tweak, word) in cases {
             let b = run("b.hlog", 0, &[1000], tweak);
@@ -296,8 +301,8 @@ mod tests {
 
     #[test]
     fn windows_that_do_not_overlap_are_warned_about() {
-        let a = run("a", 0, &[1000], |_| {});
-        let b = run("b", 5_000, &[1000], |_| {});
+        let a = run("a", 0, &[1000], |c| c);
+        let b = run("b", 5_000, &[1000], |c| c);
         let m = merge(&[a, b]).unwrap();
         assert_eq!(m.warnings.len(), 1);
         assert!(m.warnings[0].contains("3.000 s"), "{:?}", m.warnings);

@@ -5,11 +5,11 @@
 //! use echoes::bench::{self, BenchConfig, Mode};
 //! use std::time::Duration;
 //!
-//! let mut config = BenchConfig::new("127.0.0.1:10000".parse()?);
-//! config.mode = Mode::Pingpong;
-//! config.connections = 50;
-//! config.size = 64;
-//! config.duration = Duration::from_secs(5);
+//! let config = BenchConfig::new("127.0.0.1:10000".parse()?)
+//!     .mode(Mode::Pingpong)
+//!     .connections(50)
+//!     .size(64)
+//!     .duration(Duration::from_secs(5));
 //! let report = bench::run(&config)?;
 //! println!("{}", report.to_text());
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -310,8 +310,7 @@ mod tests {
         for i in 1..=10_000u64 {
             totals.hist.record(i * 100).unwrap();
         }
-        let mut config = BenchConfig::new("127.0.0.1:7".parse().unwrap());
-        config.addr = "[::1]:7".parse().unwrap();
+        let config = BenchConfig::new("[::1]:7".parse().unwrap());
         let r = Report::new(&config, totals);
         let svg = svg(&r);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
@@ -341,11 +340,11 @@ mod tests {
 
     #[test]
     fn no_samples_says_so() {
-        let mut config = BenchConfig::new("127.0.0.1:7".parse().unwrap());
-        config.mode = Mode::Stream;
-        let svg = svg(&Report::new(&config, Totals::default()));
+        let config = BenchConfig::new("127.0.0.1:7".parse().unwrap());
+        let stream = config.clone().mode(Mode::Stream);
+        let svg = super::svg(&Report::new(&stream, Totals::default()));
         assert!(svg.contains("not measured in stream mode"));
-        config.mode = Mode::Pingpong;
+        let config = config.mode(Mode::Pingpong);
         let svg = super::svg(&Report::new(&config, Totals::default()));
         assert!(svg.contains("no latency samples"));
     }

@@ -308,12 +308,11 @@ mod tests {
     use std::time::Duration;
 
     fn config(mode: Mode) -> BenchConfig {
-        let mut c = BenchConfig::new("127.0.0.1:7".parse().unwrap());
-        c.mode = mode;
-        c.connections = 4;
-        c.size = 100;
-        c.duration = Duration::from_secs(2);
-        c
+        BenchConfig::new("127.0.0.1:7".parse().unwrap())
+            .mode(mode)
+            .connections(4)
+            .size(100)
+            .duration(Duration::from_secs(2))
     }
 
     #[test]

@@ -323,8 +323,7 @@ mod tests {
 
     #[test]
     fn a_bad_configuration_does_not_run() {
-        let mut config = BenchConfig::new("udp://127.0.0.1:1".parse().unwrap());
-        config.mode = Mode::Stream;
+        let config = BenchConfig::new("udp://127.0.0.1:1".parse().unwrap()).mode(Mode::Stream);
         assert!(matches!(
             run(&config),
             Err(BenchError::Config(BenchConfigError::UdpNeedsPingpong {

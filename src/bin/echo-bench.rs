@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::io::Write;
 
 use clap::{CommandFactory, Parser};
-use echoes::bench::{self, BenchConfig, BenchConfigError, BenchError, Mode, Report};
+use echoes::bench::{self, BenchConfig, BenchError, Mode, Report};
 use echoes::cli::{self, TlsArgsError};
 use echoes::{Addr, logging};
 
@@ -200,34 +200,37 @@ fn usage(msg: &str) -> ! {
 }
 
 fn run(args: RunArgs, progress: bool) -> ExitCode {
-    let mut config = BenchConfig::new(args.connect);
-    config.mode = args.mode;
-    config.connections = args.connections;
-    config.size = args.size;
-    config.duration = args.duration;
-    config.warmup = args.warmup;
-    config.rate = args.rate;
-    config.pipeline = args.pipeline;
-    config.timeout = args.timeout.unwrap_or(config.timeout);
-    config.threads = args.threads;
-    config.source = args.source;
-    config.progress = progress;
-    config.proxy = args.proxy_protocol.map(|version| {
+    let proxy = args.proxy_protocol.map(|version| {
         echoes::proxy::send::ProxySend::new(version)
             .with_source(args.proxy_source)
             .varied(args.proxy_vary_source)
     });
-    if let Err(e) = config.validate() {
-        usage(&config_error(&e));
+    let mut config = BenchConfig::new(args.connect)
+        .mode(args.mode)
+        .connections(args.connections)
+        .size(args.size)
+        .duration(args.duration)
+        .warmup(args.warmup)
+        .rate(args.rate)
+        .pipeline(args.pipeline)
+        .threads(args.threads)
+        .source(args.source)
+        .progress(progress)
+        .proxy(proxy);
+    if let Some(timeout) = args.timeout {
+        config = config.timeout(timeout);
     }
-    if args.out.plot.is_some() && config.mode == Mode::Stream {
+    if let Err(e) = config.validate() {
+        usage(&cli::bench_config_message(&e));
+    }
+    if args.out.plot.is_some() && args.mode == Mode::Stream {
         usage("--plot draws latencies, which stream mode does not measure");
     }
-    match args.tls.client_config_for(&config.addr) {
-        Ok(tls) => config.tls = tls,
+    let config = match args.tls.client_config_for(config.addr()) {
+        Ok(tls) => config.tls(tls),
         Err(TlsArgsError::NotTls(msg)) => usage(&msg),
         Err(e) => return cli::fail("echo-bench", &e.into()),
-    }
+    };
     // Before the run, not after it: a typo in a path must not cost the
     // measurement.
     if let Err(e) = args.out.check() {
@@ -235,45 +238,10 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
     }
     let report = match bench::run(&config) {
         Ok(r) => r,
-        Err(BenchError::Config(e)) => usage(&config_error(&e)),
+        Err(BenchError::Config(e)) => usage(&cli::bench_config_message(&e)),
         Err(e) => return cli::fail("echo-bench", &e.into()),
     };
     finish(&report, &args.out)
-}
-
-/// A configuration error in the words of this command line: its flags.
-fn config_error(e: &BenchConfigError) -> String {
-    use BenchConfigError as E;
-    match e {
-        E::TooManyThreads { max } => format!("--threads must be at most {max}"),
-        E::TooManyConnections { max } => format!("-c must be at most {max}"),
-        E::TooFewFiles { connections, limit } => format!(
-            "-c {connections} needs as many open files, and this process may open {limit} \
-             (ulimit -n): raise the limit or use fewer connections"
-        ),
-        E::PipelineOutOfRange { max } => format!("--pipeline must be between 1 and {max}"),
-        E::RateInStreamMode => {
-            "--rate does not apply to stream mode, which sends as fast as it can".into()
-        }
-        E::PipelineNeedsPingpong { .. } => "--pipeline applies to pingpong mode only".into(),
-        E::ProxyOverUdp => {
-            "--proxy-protocol needs a stream: the PROXY protocol is not used over udp://".into()
-        }
-        E::UdpNeedsPingpong { mode } => format!(
-            "--mode {} needs a connection; udp:// has none: use --mode pingpong \
-             (each message one datagram) or a stream transport",
-            mode.as_str()
-        ),
-        E::PipelineOverUdp => "--pipeline does not apply to udp://: each datagram's reply is \
-                               awaited before the next is sent (use more connections, -c)"
-            .into(),
-        E::UdpSizeTooLarge { size, max } => format!(
-            "--size {size} does not fit in one UDP datagram: at most {max} bytes over udp://"
-        ),
-        // The rest name no flag: the values that clap's parsers refuse
-        // first, and an HTTP address.
-        other => other.to_string(),
-    }
 }
 
 fn merge_files(args: MergeArgs) -> ExitCode {
@@ -352,58 +320,4 @@ fn finish(report: &Report, out: &OutArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     status
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn configuration_errors_name_the_flag_to_change() {
-        use BenchConfigError as E;
-        let cases = [
-            (
-                E::TooManyThreads { max: 1024 },
-                "--threads must be at most 1024",
-            ),
-            (E::TooManyConnections { max: 8 }, "-c must be at most 8"),
-            (
-                E::TooFewFiles {
-                    connections: 1000,
-                    limit: 256,
-                },
-                "-c 1000 needs as many open files, and this process may open 256 (ulimit -n)",
-            ),
-            (
-                E::PipelineOutOfRange { max: 65_536 },
-                "--pipeline must be between 1 and 65536",
-            ),
-            (E::RateInStreamMode, "--rate does not apply to stream mode"),
-            (
-                E::PipelineNeedsPingpong { mode: Mode::Churn },
-                "--pipeline applies to pingpong mode only",
-            ),
-            (E::ProxyOverUdp, "--proxy-protocol needs a stream"),
-            (
-                E::UdpNeedsPingpong { mode: Mode::Churn },
-                "--mode churn needs a connection; udp:// has none: use --mode pingpong (each",
-            ),
-            (
-                E::PipelineOverUdp,
-                "--pipeline does not apply to udp://: each datagram's reply is awaited before",
-            ),
-            (
-                E::UdpSizeTooLarge {
-                    size: 65_508,
-                    max: 65_507,
-                },
-                "--size 65508 does not fit in one UDP datagram: at most 65507 bytes",
-            ),
-            (E::ZeroTimeout, "the timeout must be more than 0"),
-        ];
-        for (e, start) in cases {
-            let text = config_error(&e);
-            assert!(text.starts_with(start), "{text:?} should start {start:?}");
-        }
-    }
 }

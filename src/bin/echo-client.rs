@@ -203,26 +203,21 @@ fn main() -> ExitCode {
             "-X, -H, --data and --http2 apply to http:// and https:// only",
         );
     }
-    if args.proxy_protocol.is_some() && args.connect.transport() == echoes::Transport::Udp {
-        cli::usage_error(
-            Args::command(),
-            "--proxy-protocol needs a stream: the PROXY protocol is not used over udp://",
-        );
-    }
     let proxy = args
         .proxy_protocol
         .map(|version| ProxySend::new(version).with_source(args.proxy_source));
-    let tls = match args.tls.client_config_for(&args.connect) {
+    let opts = ClientOptions::new(args.connect)
+        .timeout(args.timeout)
+        .proxy(proxy);
+    if let Err(e) = opts.validate() {
+        cli::usage_error(Args::command(), cli::client_options_message(&e));
+    }
+    let tls = match args.tls.client_config_for(opts.addr()) {
         Ok(config) => config,
         Err(TlsArgsError::NotTls(msg)) => cli::usage_error(Args::command(), msg),
         Err(e) => return cli::fail("echo-client", &e.into()),
     };
-    let opts = ClientOptions {
-        addr: args.connect,
-        timeout: args.timeout,
-        tls,
-        proxy,
-    };
+    let opts = opts.tls(tls);
     let rt = match cli::runtime() {
         Ok(rt) => rt,
         Err(e) => return cli::fail("echo-client", &e.into()),

@@ -23,7 +23,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info};
 
-use super::{ClientOptions, NAME, connect_line};
+use super::options::{ClientOptions, ClientOptionsError};
+use super::transcript::{NAME, connect_line};
 use crate::addr::{Addr, Transport};
 use crate::transport::{ConnectError, web};
 
@@ -55,6 +56,9 @@ impl Default for HttpRequest {
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// The options cannot be used ([`ClientOptions::validate`]).
+    #[error(transparent)]
+    Options(#[from] ClientOptionsError),
     /// The server could not be reached.
     #[error(transparent)]
     Connect(#[from] ConnectError),
@@ -152,7 +156,8 @@ async fn within<F: Future>(timeout: Duration, fut: F) -> Result<F::Output, HttpE
 
 /// Sends `req` to `opts.addr` (`http://` or `https://`), writes the
 /// response body to `output` as it arrives, and returns the status: an
-/// error when it is not 2xx.
+/// error when it is not 2xx. The options are checked first
+/// ([`ClientOptions::validate`]).
 pub async fn request<W>(
     opts: &ClientOptions,
     req: &HttpRequest,
@@ -161,6 +166,7 @@ pub async fn request<W>(
 where
     W: AsyncWrite + Unpin,
 {
+    opts.validate()?;
     let addr = &opts.addr;
     let request = build(addr, req)?;
     info!(name = NAME, "{}", connect_line(addr));

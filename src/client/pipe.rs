@@ -6,15 +6,21 @@ use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::debug;
 
+use super::check::{Checker, Summary};
+use super::error::{ClientError, io_err, output_err};
+use super::stream::{CHUNK, poll_half_close, poll_read_echo, poll_send};
+use super::transcript::NAME;
 use super::waits::Waits;
-use super::{CHUNK, Checker, ClientError, NAME, PIPE_WINDOW, Summary, io_err, output_err};
 use crate::pyrepr::PyBytes;
 use crate::transport::BoxStream;
+
+/// The most bytes [`pipe`](super::pipe) keeps in flight without an echo.
+pub const PIPE_WINDOW: usize = 4 * 1024 * 1024;
 
 /// The state of [`pipe`].
 pub(super) struct Pipe<R, W> {
@@ -52,7 +58,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pipe<R, W> {
             shut: false,
             window: VecDeque::new(),
             sent: 0,
-            checker: Checker { received: 0 },
+            checker: Checker::new(),
             outbuf: vec![0u8; CHUNK],
             out_len: 0,
             out_at: 0,
@@ -61,6 +67,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pipe<R, W> {
         }
     }
 
+    /// Moves what can move, both ways, until nothing can; then waits,
+    /// bounded by the timeout where bytes are owed.
+    ///
+    /// The same loop as [`Talk::poll`](super::talk::Talk::poll), kept
+    /// apart on purpose: the steps they share are in `stream`, `check`
+    /// and `waits`, and what is left differs in each step (here the input
+    /// is read as it goes, the echo is written to an output that may
+    /// block, and a wait on that output is not the server's; there the
+    /// messages are known and logged as the Python client logs them, and
+    /// a failed write asks the server why). One loop over both would need
+    /// a trait with a method per difference, longer than the two loops.
     pub(super) fn poll(
         &mut self,
         cx: &mut Context<'_>,
@@ -85,16 +102,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pipe<R, W> {
             if sent || echoed {
                 continue;
             }
-            let now = Instant::now();
             let writing = self.in_at < self.in_len || (self.input_done && !self.shut);
-            Waits::set(&mut self.waits.write, writing, now);
             let owed = self.checker.received < self.sent || self.shut;
             // Waiting on our own output is not waiting on the server.
-            Waits::set(&mut self.waits.echo, owed && !out_blocked, now);
-            return match self.waits.poll(cx, self.sent, self.checker.received) {
-                Poll::Ready(e) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            };
+            let (sent, received) = (self.sent, self.checker.received);
+            return self
+                .waits
+                .poll_stalled(cx, writing, owed && !out_blocked, sent, received)
+                .map(Err);
         }
     }
 
@@ -121,13 +136,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pipe<R, W> {
                 continue;
             }
             let pending = &self.inbuf[self.in_at..self.in_len];
-            match Pin::new(&mut *stream).poll_write(cx, pending) {
-                Poll::Ready(Ok(0)) => {
-                    return Err(ClientError::Io {
-                        context: "sending",
-                        error: io::ErrorKind::WriteZero.into(),
-                    });
-                }
+            match poll_send(cx, stream, pending) {
                 Poll::Ready(Ok(n)) => {
                     // The checker has these before their echo can come back.
                     self.window.extend(&pending[..n]);
@@ -143,13 +152,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pipe<R, W> {
                         );
                     }
                 }
-                Poll::Ready(Err(e)) => return Err(io_err("sending")(e)),
+                Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => return Ok(moved),
             }
         }
         if !self.shut {
-            match Pin::new(&mut *stream).poll_shutdown(cx) {
-                Poll::Ready(r) => r.map_err(io_err("half-closing"))?,
+            match poll_half_close(cx, stream) {
+                Poll::Ready(r) => r?,
                 Poll::Pending => return Ok(moved),
             }
             self.shut = true;
@@ -185,12 +194,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pipe<R, W> {
             if self.eof {
                 return Ok((moved, false));
             }
-            let mut buf = ReadBuf::new(&mut self.outbuf);
-            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-                Poll::Ready(r) => r.map_err(io_err("reading the echo"))?,
+            let n = match poll_read_echo(cx, stream, &mut self.outbuf) {
+                Poll::Ready(r) => r?,
                 Poll::Pending => return Ok((moved, false)),
-            }
-            let n = buf.filled().len();
+            };
             moved = true;
             self.waits.echo = None;
             if n == 0 {
@@ -210,19 +217,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pipe<R, W> {
     /// The server closed and its echo is written out: judge it.
     fn finish(&mut self) -> Result<Summary, ClientError> {
         debug!(name = NAME, "closing");
-        let received = self.checker.received;
-        if !self.shut {
-            return Err(ClientError::ClosedEarly {
-                sent: self.sent,
-                received,
-            });
-        }
-        if received < self.sent {
-            return Err(ClientError::Short {
-                sent: self.sent,
-                received,
-            });
-        }
-        Ok(Summary { bytes: received })
+        self.checker.at_end(self.sent, self.shut)
     }
 }

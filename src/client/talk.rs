@@ -2,16 +2,18 @@
 //! [`send_messages`](super::send_messages), writing the messages and
 //! reading and checking their echo at once, from one future.
 
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWrite;
 use tracing::info;
 
+use super::check::{Checker, Summary};
+use super::error::{ClientError, io_err};
+use super::stream::{CHUNK, poll_half_close, poll_read_echo, poll_send};
+use super::transcript::NAME;
 use super::waits::Waits;
-use super::{CHUNK, Checker, ClientError, NAME, Summary, io_err};
 use crate::pyrepr::PyBytes;
 use crate::transport::BoxStream;
 
@@ -59,7 +61,7 @@ impl<'a> Talk<'a> {
             at: 0,
             sent: 0,
             shut: false,
-            checker: Checker { received: 0 },
+            checker: Checker::new(),
             deferred: Vec::new(),
             logged: 0,
             buf: vec![0u8; CHUNK],
@@ -69,6 +71,11 @@ impl<'a> Talk<'a> {
 }
 
 impl Talk<'_> {
+    /// Moves what can move, both ways, until nothing can; then waits,
+    /// bounded by the timeout where bytes are owed.
+    ///
+    /// The same loop as [`Pipe::poll`](super::pipe::Pipe::poll), kept
+    /// apart on purpose: see there why.
     pub(super) fn poll(
         &mut self,
         cx: &mut Context<'_>,
@@ -92,17 +99,15 @@ impl Talk<'_> {
             if wrote || read {
                 continue;
             }
-            let now = Instant::now();
-            Waits::set(&mut self.waits.write, !self.shut, now);
             let owed = self.checker.received < self.sent || self.shut;
-            Waits::set(&mut self.waits.echo, owed, now);
-            return match self.waits.poll(cx, self.sent, self.checker.received) {
-                Poll::Ready(e) => {
-                    self.log_deferred();
-                    Poll::Ready(Err(e))
-                }
-                Poll::Pending => Poll::Pending,
-            };
+            let (sent, received) = (self.sent, self.checker.received);
+            let stalled = self
+                .waits
+                .poll_stalled(cx, !self.shut, owed, sent, received);
+            return stalled.map(|e| {
+                self.log_deferred();
+                Err(e)
+            });
         }
     }
 
@@ -115,8 +120,8 @@ impl Talk<'_> {
         let mut wrote = false;
         while !self.shut {
             let Some(msg) = self.messages.get(self.index) else {
-                match Pin::new(&mut *stream).poll_shutdown(cx) {
-                    Poll::Ready(r) => r.map_err(io_err("half-closing"))?,
+                match poll_half_close(cx, stream) {
+                    Poll::Ready(r) => r?,
                     Poll::Pending => return Ok(wrote),
                 }
                 self.shut = true;
@@ -125,20 +130,14 @@ impl Talk<'_> {
                 return Ok(true);
             };
             if self.at < msg.len() {
-                match Pin::new(&mut *stream).poll_write(cx, &msg[self.at..]) {
-                    Poll::Ready(Ok(0)) => {
-                        return Err(ClientError::Io {
-                            context: "sending",
-                            error: io::ErrorKind::WriteZero.into(),
-                        });
-                    }
+                match poll_send(cx, stream, &msg[self.at..]) {
                     Poll::Ready(Ok(n)) => {
                         self.at += n;
                         self.sent += n as u64;
                         wrote = true;
                         continue;
                     }
-                    Poll::Ready(Err(e)) => return Err(io_err("sending")(e)),
+                    Poll::Ready(Err(e)) => return Err(e),
                     Poll::Pending => return Ok(wrote),
                 }
             }
@@ -154,50 +153,33 @@ impl Talk<'_> {
         Ok(wrote)
     }
 
-    /// Reads and checks one chunk of what came back.
     /// A write failed (the peer closed): what the peer said before it
     /// did, when it said anything readable. A TLS server refusing a client
     /// certificate sends its alert, then closes; the write's `Broken pipe`
     /// would hide why.
     fn why_refused(&mut self, cx: &mut Context<'_>, stream: &mut BoxStream) -> Option<ClientError> {
-        let mut buf = ReadBuf::new(&mut self.buf);
-        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-            Poll::Ready(Err(e)) => Some(io_err("reading the echo")(e)),
+        match poll_read_echo(cx, stream, &mut self.buf) {
+            Poll::Ready(Err(e)) => Some(e),
             _ => None,
         }
     }
 
+    /// Reads and checks one chunk of what came back.
     fn read_side(
         &mut self,
         cx: &mut Context<'_>,
         stream: &mut BoxStream,
     ) -> Result<Got, ClientError> {
-        let mut buf = ReadBuf::new(&mut self.buf);
-        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-            Poll::Ready(r) => r.map_err(io_err("reading the echo"))?,
+        let n = match poll_read_echo(cx, stream, &mut self.buf) {
+            Poll::Ready(r) => r?,
             Poll::Pending => return Ok(Got::Nothing),
-        }
-        let n = buf.filled().len();
-        let received = self.checker.received;
+        };
         if n == 0 {
             self.log_deferred();
             info!(name = NAME, "closing");
-            let done = if !self.shut {
-                Err(ClientError::ClosedEarly {
-                    sent: self.sent,
-                    received,
-                })
-            } else if received < self.sent {
-                Err(ClientError::Short {
-                    sent: self.sent,
-                    received,
-                })
-            } else {
-                Ok(Summary { bytes: self.sent })
-            };
-            return Ok(Got::End(done));
+            return Ok(Got::End(self.checker.at_end(self.sent, self.shut)));
         }
-        let from = received as usize;
+        let from = self.checker.received as usize;
         let owed = &self.expected[from.min(self.expected.len())..self.sent as usize];
         let checked = self.checker.check(&self.buf[..n], owed, self.sent);
         if let Err(e) = checked {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::ClientError;
+use super::error::ClientError;
 
 /// How long the client waits without progress once bytes are owed: for
 /// the server to take what is left to send, and for the echo of what it
@@ -32,9 +32,26 @@ impl Waits {
         }
     }
 
+    /// Nothing moved: notes what is waited for now (`writing`: for the
+    /// server to take more; `owed`: for its echo, or its close), and polls
+    /// the timer, as [`poll`](Self::poll).
+    pub(super) fn poll_stalled(
+        &mut self,
+        cx: &mut Context<'_>,
+        writing: bool,
+        owed: bool,
+        sent: u64,
+        received: u64,
+    ) -> Poll<ClientError> {
+        let now = Instant::now();
+        Waits::set(&mut self.write, writing, now);
+        Waits::set(&mut self.echo, owed, now);
+        self.poll(cx, sent, received)
+    }
+
     /// Sets what is being waited for now: `Some(since)` keeps an older
     /// start, `None` ends the wait.
-    pub(super) fn set(slot: &mut Option<Instant>, waiting: bool, now: Instant) {
+    fn set(slot: &mut Option<Instant>, waiting: bool, now: Instant) {
         match (waiting, *slot) {
             (true, None) => *slot = Some(now),
             (false, _) => *slot = None,
@@ -44,12 +61,7 @@ impl Waits {
 
     /// Ready with the timeout error once a wait has lasted `timeout`;
     /// otherwise arms the timer for the earliest one.
-    pub(super) fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        sent: u64,
-        received: u64,
-    ) -> Poll<ClientError> {
+    fn poll(&mut self, cx: &mut Context<'_>, sent: u64, received: u64) -> Poll<ClientError> {
         let (since, what) = match (self.write, self.echo) {
             (Some(w), Some(e)) if e < w => (e, "echo"),
             (Some(w), _) => (w, "server to read"),

@@ -35,10 +35,12 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info};
 
-use super::{
-    CHUNK, Checker, ClientError, ClientOptions, NAME, PIPE_WINDOW, Summary, connect_line,
-    output_err,
-};
+use super::check::{Checker, Summary};
+use super::error::{ClientError, io_err, output_err};
+use super::options::ClientOptions;
+use super::pipe::PIPE_WINDOW;
+use super::stream::CHUNK;
+use super::transcript::{NAME, connect_line};
 use crate::pyrepr::PyBytes;
 use crate::transport::{BoxStream, web};
 
@@ -93,15 +95,7 @@ fn check_message(
             received: kind(got),
         });
     }
-    let (got, want) = (payload(got), payload(want));
-    checker.check(got, want, sent)?;
-    if got.len() < want.len() {
-        return Err(ClientError::Short {
-            sent,
-            received: checker.received,
-        });
-    }
-    Ok(())
+    checker.check_whole(payload(got), payload(want), sent)
 }
 
 /// Awaits `fut` for at most `timeout`, as a [`ClientError::Timeout`]
@@ -215,7 +209,7 @@ pub async fn send_messages(
             info!(name = NAME, "sending {}", PyBytes(bytes));
         }
         info!(name = NAME, "waiting for response");
-        let mut checker = Checker { received: 0 };
+        let mut checker = Checker::new();
         for want in &wanted {
             let at = checker.received;
             let got = match within(opts.timeout, "echo", rx.recv(), sent, at).await? {
@@ -268,6 +262,9 @@ async fn close(
 /// `nc`-style over WebSocket: each chunk of `input` one binary message,
 /// each echo checked and written to `output`; at most [`PIPE_WINDOW`]
 /// bytes in flight. The transcript is logged at debug level.
+///
+/// Two halves run at once on one task, `send_input` and `receive_echo`,
+/// sharing their counts.
 pub async fn pipe<R, W>(
     opts: &ClientOptions,
     mut input: R,
@@ -281,125 +278,176 @@ where
     let (mut sink, mut source) = connect(opts, CHUNK).await?;
     // The messages sent and not yet echoed; its capacity bounds memory.
     let (tx, mut rx) = mpsc::channel::<Bytes>(PIPE_WINDOW / CHUNK);
-    let sent = Cell::new(0u64);
-    let received = Cell::new(0u64);
-    let input_done = Cell::new(false);
-    let closed = Cell::new(false);
-    let progress = Notify::new();
-
-    let sending = async {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = input
-                .read(&mut buf)
-                .await
-                .map_err(super::io_err("reading input"))?;
-            if n == 0 {
-                break;
-            }
-            sent.set(sent.get() + n as u64);
-            if closed.get() {
-                return Ok(());
-            }
-            let chunk = Bytes::copy_from_slice(&buf[..n]);
-            // The checker gets its copy first: the echo may come back
-            // before `send` returns.
-            if tx.send(chunk.clone()).await.is_err() {
-                return Ok(());
-            }
-            let (s, r) = (sent.get(), received.get());
-            let send = sink.send(Message::Binary(chunk.clone()));
-            within(opts.timeout, "server to read", send, s, r)
-                .await?
-                .map_err(send_err)?;
-            debug!(name = NAME, "sending {}", PyBytes(&chunk));
-        }
-        input_done.set(true);
-        drop(tx);
-        debug!(name = NAME, "waiting for response");
-        while received.get() < sent.get() && !closed.get() {
-            progress.notified().await;
-        }
-        if !closed.get() {
-            let (sent, received) = (sent.get(), received.get());
-            let _ = within(opts.timeout, "server to read", sink.close(), sent, received).await?;
-        }
-        Ok::<(), ClientError>(())
+    let shared = Shared {
+        sent: Cell::new(0),
+        received: Cell::new(0),
+        input_done: Cell::new(false),
+        closed: Cell::new(false),
+        progress: Notify::new(),
     };
-    let receiving = async {
-        let mut checker = Checker { received: 0 };
-        let result = async {
-            // The wait for the echo: restarted by echoed bytes, and when an
-            // echo becomes owed, never by a ping or a pong.
-            let mut deadline: Option<Instant> = None;
-            loop {
-                let owed = input_done.get() || checker.received < sent.get();
-                if !owed {
-                    deadline = None;
-                } else if deadline.is_none() {
-                    deadline = Some(Instant::now() + opts.timeout);
-                }
-                let timed_out = || ClientError::Timeout {
-                    waited: opts.timeout,
-                    what: "echo",
-                    sent: sent.get(),
-                    received: checker.received,
-                };
-                // Checked here too: a flood of pings keeps `next` ready,
-                // and a ready future is never timed out.
-                if deadline.is_some_and(|at| Instant::now() >= at) {
-                    return Err(timed_out());
-                }
-                let next = source.next();
-                let item = match deadline {
-                    Some(at) => tokio::time::timeout_at(at, next)
-                        .await
-                        .map_err(|_| timed_out())?,
-                    None => next.await,
-                };
-                let got = match item {
-                    // The server's Close ends the conversation, even when
-                    // it keeps its TCP connection open.
-                    None | Some(Ok(Message::Close(_))) => break,
-                    Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => msg,
-                    Some(Ok(_control)) => continue,
-                    Some(Err(e)) => match read_failure(e, checker.received, sent.get())? {
-                        Some(msg) => msg,
-                        None => break,
-                    },
-                };
-                debug!(name = NAME, "received {}", PyBytes(payload(&got)));
-                let Some(want) = rx.recv().await else {
-                    // Every message is echoed: this one is extra.
-                    return Err(ClientError::Extra {
-                        sent: sent.get(),
-                        received: checker.received + got.len() as u64,
-                    });
-                };
-                check_message(&mut checker, &got, &Message::Binary(want), sent.get())?;
-                output.write_all(payload(&got)).await.map_err(output_err)?;
-                received.set(checker.received);
-                deadline = None;
-                progress.notify_one();
-            }
-            Ok(())
-        }
-        .await;
-        closed.set(true);
-        progress.notify_one();
-        result?;
-        output.flush().await.map_err(output_err)?;
-        debug!(name = NAME, "closing");
-        Ok::<u64, ClientError>(checker.received)
-    };
+    let sending = send_input(opts, &mut input, &mut sink, tx, &shared);
+    let receiving = receive_echo(opts, &mut source, &mut rx, &mut output, &shared);
     let ((), received) = tokio::try_join!(sending, receiving)?;
-    if received < sent.get() {
-        return Err(ClientError::Short {
-            sent: sent.get(),
-            received,
-        });
+    let sent = shared.sent.get();
+    if received < sent {
+        return Err(ClientError::Short { sent, received });
     }
     Ok(Summary { bytes: received })
+}
+
+/// What the two halves of [`pipe`] share.
+struct Shared {
+    /// Bytes read from the input (sent, or about to be).
+    sent: Cell<u64>,
+    /// Bytes echoed, checked and written out.
+    received: Cell<u64>,
+    /// The input has ended: everything sent is owed.
+    input_done: Cell<bool>,
+    /// The receiving half is done: the server closed, or it failed.
+    closed: Cell<bool>,
+    /// Woken when `received` or `closed` changes.
+    progress: Notify,
+}
+
+/// The sending half of [`pipe`]: reads `input` and sends each chunk, the
+/// checker's copy first into `tx`; at the end of the input, waits for
+/// every echo (or the receiving half's end) and sends the Close.
+async fn send_input<R: AsyncRead + Unpin>(
+    opts: &ClientOptions,
+    input: &mut R,
+    sink: &mut Sink,
+    tx: mpsc::Sender<Bytes>,
+    shared: &Shared,
+) -> Result<(), ClientError> {
+    let Shared {
+        sent,
+        received,
+        closed,
+        ..
+    } = shared;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = input
+            .read(&mut buf)
+            .await
+            .map_err(io_err("reading input"))?;
+        if n == 0 {
+            break;
+        }
+        sent.set(sent.get() + n as u64);
+        if closed.get() {
+            return Ok(());
+        }
+        let chunk = Bytes::copy_from_slice(&buf[..n]);
+        // The checker gets its copy first: the echo may come back
+        // before `send` returns.
+        if tx.send(chunk.clone()).await.is_err() {
+            return Ok(());
+        }
+        let (s, r) = (sent.get(), received.get());
+        let send = sink.send(Message::Binary(chunk.clone()));
+        within(opts.timeout, "server to read", send, s, r)
+            .await?
+            .map_err(send_err)?;
+        debug!(name = NAME, "sending {}", PyBytes(&chunk));
+    }
+    shared.input_done.set(true);
+    drop(tx);
+    debug!(name = NAME, "waiting for response");
+    while received.get() < sent.get() && !closed.get() {
+        shared.progress.notified().await;
+    }
+    if !closed.get() {
+        let (sent, received) = (sent.get(), received.get());
+        let _ = within(opts.timeout, "server to read", sink.close(), sent, received).await?;
+    }
+    Ok(())
+}
+
+/// The receiving half of [`pipe`]: checks each echo against what `rx`
+/// says was sent and writes it to `output`, until the server closes;
+/// then tells the sending half, and returns the bytes received.
+async fn receive_echo<W: AsyncWrite + Unpin>(
+    opts: &ClientOptions,
+    source: &mut Source,
+    rx: &mut mpsc::Receiver<Bytes>,
+    output: &mut W,
+    shared: &Shared,
+) -> Result<u64, ClientError> {
+    let mut checker = Checker::new();
+    let result = read_echoes(opts, source, rx, output, shared, &mut checker).await;
+    shared.closed.set(true);
+    shared.progress.notify_one();
+    result?;
+    output.flush().await.map_err(output_err)?;
+    debug!(name = NAME, "closing");
+    Ok(checker.received)
+}
+
+/// [`receive_echo`]'s loop: one echoed message a turn, until the
+/// server's Close or the end of the stream. The wait for the echo is
+/// restarted by echoed bytes, and when an echo becomes owed, never by a
+/// ping or a pong.
+async fn read_echoes<W: AsyncWrite + Unpin>(
+    opts: &ClientOptions,
+    source: &mut Source,
+    rx: &mut mpsc::Receiver<Bytes>,
+    output: &mut W,
+    shared: &Shared,
+    checker: &mut Checker,
+) -> Result<(), ClientError> {
+    let sent = &shared.sent;
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let owed = shared.input_done.get() || checker.received < sent.get();
+        if !owed {
+            deadline = None;
+        } else if deadline.is_none() {
+            deadline = Some(Instant::now() + opts.timeout);
+        }
+        let timed_out = |received| ClientError::Timeout {
+            waited: opts.timeout,
+            what: "echo",
+            sent: sent.get(),
+            received,
+        };
+        // Checked here too: a flood of pings keeps `next` ready, and a
+        // ready future is never timed out.
+        if deadline.is_some_and(|at| Instant::now() >= at) {
+            return Err(timed_out(checker.received));
+        }
+        let next = source.next();
+        let item = match deadline {
+            Some(at) => tokio::time::timeout_at(at, next)
+                .await
+                .map_err(|_| timed_out(checker.received))?,
+            None => next.await,
+        };
+        let got = match item {
+            // The server's Close ends the conversation, even when it
+            // keeps its TCP connection open.
+            None | Some(Ok(Message::Close(_))) => return Ok(()),
+            Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => msg,
+            Some(Ok(_control)) => continue,
+            Some(Err(e)) => match read_failure(e, checker.received, sent.get())? {
+                Some(msg) => msg,
+                None => return Ok(()),
+            },
+        };
+        debug!(name = NAME, "received {}", PyBytes(payload(&got)));
+        let Some(want) = rx.recv().await else {
+            // Every message is echoed: this one is extra.
+            return Err(ClientError::Extra {
+                sent: sent.get(),
+                received: checker.received + got.len() as u64,
+            });
+        };
+        check_message(checker, &got, &Message::Binary(want), sent.get())?;
+        output.write_all(payload(&got)).await.map_err(output_err)?;
+        shared.received.set(checker.received);
+        deadline = None;
+        shared.progress.notify_one();
+    }
 }
 
 #[cfg(test)]
