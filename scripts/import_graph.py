@@ -29,10 +29,11 @@ def module_of(path: Path) -> tuple:
 
 def strip(code: str) -> str:
     code = re.sub(r"//[^\n]*", "", code)
-    code = re.sub(r'"(\\.|[^"\\])*"', '""', code)
-    at = code.find("#[cfg(test)]\nmod tests {")
-    if at >= 0:
-        code = code[:at]
+    code = re.sub(r"'(\\.|[^'\\])'", "''", code)
+    code = re.sub(r'"(\\.|[^"\\\n])*"', '""', code)
+    m = re.search(r"^#\[cfg\([^\n]*test[^\n]*\)\]\nmod tests \{", code, re.M)
+    if m:
+        code = code[: m.start()]
     return code
 
 

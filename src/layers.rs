@@ -3,6 +3,8 @@
 //! [`FLOORS`], so the modules have no cycle and no import runs back up.
 //! ARCHITECTURE.md's "Dependency rules" say the same in words.
 
+mod files;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -46,7 +48,7 @@ const FLOORS: &[&[&str]] = &[
 const OUTSIDE: &[&str] = &["layers", "counting", "lib", "bin"];
 
 /// `file` without comments and without its `mod tests { ... }` block.
-fn code_of(file: &str) -> String {
+pub(super) fn code_of(file: &str) -> String {
     let mut code: String = file
         .lines()
         .map(|l| match l.find("//") {
@@ -55,8 +57,12 @@ fn code_of(file: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    if let Some(at) = code.find("#[cfg(test)]\nmod tests {") {
-        code.truncate(at);
+    // `#[cfg(test)]`, or `#[cfg(all(test, feature = …))]`, then `mod tests {`.
+    if let Some(at) = code.find("\nmod tests {") {
+        let attr = code[..at].rfind('\n').map_or(0, |n| n + 1);
+        if code[attr..at].starts_with("#[cfg(") && code[attr..at].contains("test") {
+            code.truncate(attr);
+        }
     }
     code
 }

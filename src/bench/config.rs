@@ -67,7 +67,8 @@ pub const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// use echoes::bench::{BenchConfig, Mode};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let config = BenchConfig::new("127.0.0.1:7".parse()?)
+/// let mut config = BenchConfig::new("127.0.0.1:7".parse()?);
+/// config
 ///     .mode(Mode::Stream)
 ///     .connections(8)
 ///     .duration(Duration::from_secs(5));
@@ -123,7 +124,7 @@ impl BenchConfig {
     /// What each connection does.
     ///
     /// Default: [`Mode::Pingpong`].
-    pub fn mode(mut self, mode: Mode) -> BenchConfig {
+    pub fn mode(&mut self, mode: Mode) -> &mut Self {
         self.mode = mode;
         self
     }
@@ -132,7 +133,7 @@ impl BenchConfig {
     /// [`MAX_CONNECTIONS`].
     ///
     /// Default: 1.
-    pub fn connections(mut self, connections: usize) -> BenchConfig {
+    pub fn connections(&mut self, connections: usize) -> &mut Self {
         self.connections = connections;
         self
     }
@@ -141,7 +142,7 @@ impl BenchConfig {
     /// at most [`MAX_UDP_SIZE`].
     ///
     /// Default: 64.
-    pub fn size(mut self, bytes: usize) -> BenchConfig {
+    pub fn size(&mut self, bytes: usize) -> &mut Self {
         self.size = bytes;
         self
     }
@@ -149,7 +150,7 @@ impl BenchConfig {
     /// How long to measure, after the warm-up; more than 0.
     ///
     /// Default: 10 s.
-    pub fn duration(mut self, duration: Duration) -> BenchConfig {
+    pub fn duration(&mut self, duration: Duration) -> &mut Self {
         self.duration = duration;
         self
     }
@@ -157,7 +158,7 @@ impl BenchConfig {
     /// How long to run before measuring.
     ///
     /// Default: 1 s.
-    pub fn warmup(mut self, warmup: Duration) -> BenchConfig {
+    pub fn warmup(&mut self, warmup: Duration) -> &mut Self {
         self.warmup = warmup;
         self
     }
@@ -166,7 +167,7 @@ impl BenchConfig {
     /// a positive number, not in stream mode; `None` for closed loop.
     ///
     /// Default: `None`.
-    pub fn rate(mut self, per_second: impl Into<Option<f64>>) -> BenchConfig {
+    pub fn rate(&mut self, per_second: impl Into<Option<f64>>) -> &mut Self {
         self.rate = per_second.into();
         self
     }
@@ -175,7 +176,7 @@ impl BenchConfig {
     /// 1 in pingpong mode only, and not over `udp://`.
     ///
     /// Default: 1.
-    pub fn pipeline(mut self, messages: usize) -> BenchConfig {
+    pub fn pipeline(&mut self, messages: usize) -> &mut Self {
         self.pipeline = messages;
         self
     }
@@ -186,7 +187,7 @@ impl BenchConfig {
     ///
     /// Default: [`STREAM_TIMEOUT`] (10 s), or [`UDP_TIMEOUT`] (1 s) over
     /// `udp://`.
-    pub fn timeout(mut self, timeout: Duration) -> BenchConfig {
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
         self.timeout = timeout;
         self
     }
@@ -195,7 +196,7 @@ impl BenchConfig {
     /// [`tls::client_config`](crate::transport::tls::client_config)).
     ///
     /// Default: `None`, which trusts the system's CAs.
-    pub fn tls(mut self, tls: impl Into<Option<Arc<rustls::ClientConfig>>>) -> BenchConfig {
+    pub fn tls(&mut self, tls: impl Into<Option<Arc<rustls::ClientConfig>>>) -> &mut Self {
         self.tls = tls.into();
         self
     }
@@ -204,7 +205,7 @@ impl BenchConfig {
     /// [`MAX_THREADS`](crate::runtime::MAX_THREADS).
     ///
     /// Default: 1.
-    pub fn threads(mut self, threads: usize) -> BenchConfig {
+    pub fn threads(&mut self, threads: usize) -> &mut Self {
         self.threads = threads;
         self
     }
@@ -212,7 +213,7 @@ impl BenchConfig {
     /// The local addresses to connect from (see [`source`](super::source)).
     ///
     /// Default: [`Source::Auto`].
-    pub fn source(mut self, source: Source) -> BenchConfig {
+    pub fn source(&mut self, source: Source) -> &mut Self {
         self.source = source;
         self
     }
@@ -220,7 +221,7 @@ impl BenchConfig {
     /// Show a progress bar on standard error (only if it is a terminal).
     ///
     /// Default: `false`.
-    pub fn progress(mut self, on: bool) -> BenchConfig {
+    pub fn progress(&mut self, on: bool) -> &mut Self {
         self.progress = on;
         self
     }
@@ -229,7 +230,7 @@ impl BenchConfig {
     /// data; streams only, not `udp://`.
     ///
     /// Default: `None`, no header.
-    pub fn proxy(mut self, proxy: impl Into<Option<ProxySend>>) -> BenchConfig {
+    pub fn proxy(&mut self, proxy: impl Into<Option<ProxySend>>) -> &mut Self {
         self.proxy = proxy.into();
         self
     }
@@ -428,39 +429,99 @@ mod tests {
         }
         type Change = Box<dyn Fn(BenchConfig) -> BenchConfig>;
         let cases: Vec<(Change, E)> = vec![
-            (Box::new(|c| c.connections(0)), E::NoConnections),
-            (Box::new(|c| c.size(0)), E::EmptyMessage),
-            (Box::new(|c| c.threads(0)), E::NoThreads),
             (
-                Box::new(|c| c.threads(crate::runtime::MAX_THREADS + 1)),
+                Box::new(|mut c| {
+                    c.connections(0);
+                    c
+                }),
+                E::NoConnections,
+            ),
+            (
+                Box::new(|mut c| {
+                    c.size(0);
+                    c
+                }),
+                E::EmptyMessage,
+            ),
+            (
+                Box::new(|mut c| {
+                    c.threads(0);
+                    c
+                }),
+                E::NoThreads,
+            ),
+            (
+                Box::new(|mut c| {
+                    c.threads(crate::runtime::MAX_THREADS + 1);
+                    c
+                }),
                 E::TooManyThreads {
                     max: crate::runtime::MAX_THREADS,
                 },
             ),
             (
-                Box::new(|c| c.connections(MAX_CONNECTIONS + 1)),
+                Box::new(|mut c| {
+                    c.connections(MAX_CONNECTIONS + 1);
+                    c
+                }),
                 E::TooManyConnections {
                     max: MAX_CONNECTIONS,
                 },
             ),
             (
-                Box::new(|c| c.pipeline(0)),
+                Box::new(|mut c| {
+                    c.pipeline(0);
+                    c
+                }),
                 E::PipelineOutOfRange { max: MAX_PIPELINE },
             ),
             (
-                Box::new(|c| c.pipeline(MAX_PIPELINE + 1)),
+                Box::new(|mut c| {
+                    c.pipeline(MAX_PIPELINE + 1);
+                    c
+                }),
                 E::PipelineOutOfRange { max: MAX_PIPELINE },
             ),
-            (Box::new(|c| c.duration(Duration::ZERO)), E::ZeroDuration),
-            (Box::new(|c| c.timeout(Duration::ZERO)), E::ZeroTimeout),
-            (Box::new(|c| c.rate(Some(0.0))), E::RateNotPositive),
-            (Box::new(|c| c.rate(Some(f64::NAN))), E::RateNotPositive),
             (
-                Box::new(|c| c.mode(Mode::Stream).rate(10.0)),
+                Box::new(|mut c| {
+                    c.duration(Duration::ZERO);
+                    c
+                }),
+                E::ZeroDuration,
+            ),
+            (
+                Box::new(|mut c| {
+                    c.timeout(Duration::ZERO);
+                    c
+                }),
+                E::ZeroTimeout,
+            ),
+            (
+                Box::new(|mut c| {
+                    c.rate(Some(0.0));
+                    c
+                }),
+                E::RateNotPositive,
+            ),
+            (
+                Box::new(|mut c| {
+                    c.rate(Some(f64::NAN));
+                    c
+                }),
+                E::RateNotPositive,
+            ),
+            (
+                Box::new(|mut c| {
+                    c.mode(Mode::Stream).rate(10.0);
+                    c
+                }),
                 E::RateInStreamMode,
             ),
             (
-                Box::new(|c| c.mode(Mode::Churn).pipeline(2)),
+                Box::new(|mut c| {
+                    c.mode(Mode::Churn).pipeline(2);
+                    c
+                }),
                 E::PipelineNeedsPingpong { mode: Mode::Churn },
             ),
             (
@@ -470,16 +531,35 @@ mod tests {
                 },
             ),
             (
-                Box::new(|_| udp().proxy(ProxySend::new(crate::proxy::Version::V1))),
+                Box::new(|_| {
+                    let mut c = udp();
+                    c.proxy(ProxySend::new(crate::proxy::Version::V1));
+                    c
+                }),
                 E::ProxyOverUdp,
             ),
             (
-                Box::new(|_| udp().mode(Mode::Churn)),
+                Box::new(|_| {
+                    let mut c = udp();
+                    c.mode(Mode::Churn);
+                    c
+                }),
                 E::UdpNeedsPingpong { mode: Mode::Churn },
             ),
-            (Box::new(|_| udp().pipeline(2)), E::PipelineOverUdp),
             (
-                Box::new(|_| udp().size(65_508)),
+                Box::new(|_| {
+                    let mut c = udp();
+                    c.pipeline(2);
+                    c
+                }),
+                E::PipelineOverUdp,
+            ),
+            (
+                Box::new(|_| {
+                    let mut c = udp();
+                    c.size(65_508);
+                    c
+                }),
                 E::UdpSizeTooLarge {
                     size: 65_508,
                     max: 65_507,

@@ -199,7 +199,9 @@ mod tests {
         totals.bytes = 64 * samples.len() as u64;
         totals.errors.loss = 2;
         totals.first_error = Some("loss: no reply".into());
-        let config = BenchConfig::new("udp://127.0.0.1:7".parse().unwrap()).mode(mode);
+        let config = BenchConfig::new("udp://127.0.0.1:7".parse().unwrap())
+            .mode(mode)
+            .clone();
         let mut r = Report::new(&config, totals);
         r.window_start = Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
         r

@@ -252,7 +252,8 @@ mod tests {
         totals.bytes = 100 * samples.len() as u64;
         let config = BenchConfig::new("127.0.0.1:7".parse().unwrap())
             .duration(Duration::from_secs(2))
-            .connections(3);
+            .connections(3)
+            .clone();
         let config = tweak(config);
         let mut report = Report::new(&config, totals);
         report.window_start = Some(UNIX_EPOCH + Duration::from_millis(at_ms));
@@ -286,10 +287,34 @@ mod tests {
         let a = run("a.hlog", 0, &[1000], |c| c);
         type Tweak = fn(BenchConfig) -> BenchConfig;
         let cases: [(Tweak, &str); 4] = [
-            (|c| c.mode(Mode::Churn), "modes"),
-            (|c| c.size(65), "sizes"),
-            (|c| c.pipeline(2), "pipelines"),
-            (|c| c.rate(10.0), "open loop"),
+            (
+                |mut c| {
+                    c.mode(Mode::Churn);
+                    c
+                },
+                "modes",
+            ),
+            (
+                |mut c| {
+                    c.size(65);
+                    c
+                },
+                "sizes",
+            ),
+            (
+                |mut c| {
+                    c.pipeline(2);
+                    c
+                },
+                "pipelines",
+            ),
+            (
+                |mut c| {
+                    c.rate(10.0);
+                    c
+                },
+                "open loop",
+            ),
         ];
         for (tweak, word) in cases {
             let b = run("b.hlog", 0, &[1000], tweak);

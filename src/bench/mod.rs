@@ -5,7 +5,8 @@
 //! use echoes::bench::{self, BenchConfig, Mode};
 //! use std::time::Duration;
 //!
-//! let config = BenchConfig::new("127.0.0.1:10000".parse()?)
+//! let mut config = BenchConfig::new("127.0.0.1:10000".parse()?);
+//! config
 //!     .mode(Mode::Pingpong)
 //!     .connections(50)
 //!     .size(64)

@@ -341,10 +341,10 @@ mod tests {
     #[test]
     fn no_samples_says_so() {
         let config = BenchConfig::new("127.0.0.1:7".parse().unwrap());
-        let stream = config.clone().mode(Mode::Stream);
+        let stream = config.clone().mode(Mode::Stream).clone();
         let svg = super::svg(&Report::new(&stream, Totals::default()));
         assert!(svg.contains("not measured in stream mode"));
-        let config = config.mode(Mode::Pingpong);
+        let config = config.clone().mode(Mode::Pingpong).clone();
         let svg = super::svg(&Report::new(&config, Totals::default()));
         assert!(svg.contains("no latency samples"));
     }

@@ -313,6 +313,7 @@ mod tests {
             .connections(4)
             .size(100)
             .duration(Duration::from_secs(2))
+            .clone()
     }
 
     #[test]

@@ -323,7 +323,9 @@ mod tests {
 
     #[test]
     fn a_bad_configuration_does_not_run() {
-        let config = BenchConfig::new("udp://127.0.0.1:1".parse().unwrap()).mode(Mode::Stream);
+        let config = BenchConfig::new("udp://127.0.0.1:1".parse().unwrap())
+            .mode(Mode::Stream)
+            .clone();
         assert!(matches!(
             run(&config),
             Err(BenchError::Config(BenchConfigError::UdpNeedsPingpong {

@@ -205,7 +205,8 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
             .with_source(args.proxy_source)
             .varied(args.proxy_vary_source)
     });
-    let mut config = BenchConfig::new(args.connect)
+    let mut config = BenchConfig::new(args.connect);
+    config
         .mode(args.mode)
         .connections(args.connections)
         .size(args.size)
@@ -218,7 +219,7 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
         .progress(progress)
         .proxy(proxy);
     if let Some(timeout) = args.timeout {
-        config = config.timeout(timeout);
+        config.timeout(timeout);
     }
     if let Err(e) = config.validate() {
         usage(&cli::bench_config_message(&e));
@@ -226,7 +227,7 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
     if args.out.plot.is_some() && args.mode == Mode::Stream {
         usage("--plot draws latencies, which stream mode does not measure");
     }
-    let config = match args.tls.client_config_for(config.addr()) {
+    match args.tls.client_config_for(config.addr()) {
         Ok(tls) => config.tls(tls),
         Err(TlsArgsError::NotTls(msg)) => usage(&msg),
         Err(e) => return cli::fail("echo-bench", &e.into()),

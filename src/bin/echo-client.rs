@@ -206,9 +206,8 @@ fn main() -> ExitCode {
     let proxy = args
         .proxy_protocol
         .map(|version| ProxySend::new(version).with_source(args.proxy_source));
-    let opts = ClientOptions::new(args.connect)
-        .timeout(args.timeout)
-        .proxy(proxy);
+    let mut opts = ClientOptions::new(args.connect);
+    opts.timeout(args.timeout).proxy(proxy);
     if let Err(e) = opts.validate() {
         cli::usage_error(Args::command(), cli::client_options_message(&e));
     }
@@ -217,7 +216,7 @@ fn main() -> ExitCode {
         Err(TlsArgsError::NotTls(msg)) => cli::usage_error(Args::command(), msg),
         Err(e) => return cli::fail("echo-client", &e.into()),
     };
-    let opts = opts.tls(tls);
+    opts.tls(tls);
     let rt = match cli::runtime() {
         Ok(rt) => rt,
         Err(e) => return cli::fail("echo-client", &e.into()),

@@ -22,7 +22,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// use echoes::ClientOptions;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let opts = ClientOptions::new("127.0.0.1:7".parse()?).timeout(Duration::from_secs(2));
+/// let mut opts = ClientOptions::new("127.0.0.1:7".parse()?);
+/// opts.timeout(Duration::from_secs(2));
 /// opts.validate()?;
 /// # Ok(())
 /// # }
@@ -53,7 +54,7 @@ impl ClientOptions {
     /// 0.
     ///
     /// Default: [`DEFAULT_TIMEOUT`] (10 s).
-    pub fn timeout(mut self, timeout: Duration) -> ClientOptions {
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
         self.timeout = timeout;
         self
     }
@@ -63,7 +64,7 @@ impl ClientOptions {
     /// [`tls::client_config`](crate::transport::tls::client_config)).
     ///
     /// Default: `None`, which trusts the system's CAs.
-    pub fn tls(mut self, tls: impl Into<Option<ClientTls>>) -> ClientOptions {
+    pub fn tls(&mut self, tls: impl Into<Option<ClientTls>>) -> &mut Self {
         self.tls = tls.into();
         self
     }
@@ -72,7 +73,7 @@ impl ClientOptions {
     /// not `udp://`.
     ///
     /// Default: `None`, no header.
-    pub fn proxy(mut self, proxy: impl Into<Option<ProxySend>>) -> ClientOptions {
+    pub fn proxy(&mut self, proxy: impl Into<Option<ProxySend>>) -> &mut Self {
         self.proxy = proxy.into();
         self
     }
@@ -126,11 +127,11 @@ mod tests {
         let tcp = ClientOptions::new("127.0.0.1:7".parse().unwrap());
         assert_eq!(tcp.timeout, DEFAULT_TIMEOUT);
         assert_eq!(tcp.validate(), Ok(()));
-        let zero = tcp.clone().timeout(Duration::ZERO);
+        let zero = tcp.clone().timeout(Duration::ZERO).clone();
         assert_eq!(zero.validate(), Err(ClientOptionsError::ZeroTimeout));
         let header = ProxySend::new(crate::proxy::Version::V2);
-        assert_eq!(tcp.proxy(header.clone()).validate(), Ok(()));
-        let udp = ClientOptions::new("udp://127.0.0.1:7".parse().unwrap());
+        assert_eq!(tcp.clone().proxy(header.clone()).validate(), Ok(()));
+        let mut udp = ClientOptions::new("udp://127.0.0.1:7".parse().unwrap());
         assert_eq!(
             udp.proxy(header).validate(),
             Err(ClientOptionsError::ProxyOverUdp)
