@@ -11,6 +11,16 @@
 //! The variables are left in the environment (changing it is unsound once
 //! threads run), but the sockets are made close-on-exec, and they can be
 //! taken only once per process.
+//!
+//! Outside a socket-activated service there is nothing to take, and the
+//! server binds its `--listen` addresses instead:
+//!
+//! ```
+//! // `LISTEN_PID` and `LISTEN_FDS` are not set for this process.
+//! let inherited = echoes::activation::take()?;
+//! assert!(inherited.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::io;
 use std::net::SocketAddr;

@@ -6,6 +6,19 @@
 //! Parsing is pure (no DNS) so that a malformed address is a usage error
 //! (exit 2) found before anything starts; resolving is a separate, runtime
 //! step (exit 1 when a host does not resolve).
+//!
+//! ```
+//! use echoes::{Addr, Transport};
+//!
+//! let addr: Addr = "tls://localhost:8443".parse()?;
+//! assert_eq!(addr.transport(), Transport::Tls);
+//! assert_eq!(addr.host_port(), Some(("localhost", 8443)));
+//! // A bare HOST:PORT is plain TCP, as the seed's.
+//! assert_eq!("127.0.0.1:10000".parse::<Addr>()?.transport(), Transport::Tcp);
+//! // Malformed: an error to show, not a panic.
+//! assert!("localhost:99999".parse::<Addr>().is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

@@ -15,13 +15,36 @@
 //! Over `udp://` there is no stream to half-close: each message (or each
 //! chunk of input) is one datagram, and its reply is awaited, with
 //! `timeout` and one resend, before the next is sent. Over `ws://` and
-//! `wss://`, each message is one WebSocket message ([`ws`]); `http://` and
-//! `https://` send one request instead ([`http`]).
+//! `wss://`, each message is one WebSocket message; `http://` and
+//! `https://` send one request instead ([`http_request`]).
+//!
+//! The seed's conversation against a server in the same test:
+//!
+//! ```
+//! use echoes::client::{self, SEED_MESSAGES};
+//! use echoes::{ClientOptions, Server, ServerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse()?)).await?;
+//! let addr = server.local_addrs()[0].clone();
+//! let shutdown = server.shutdown_handle();
+//! let running = tokio::spawn(server.run());
+//!
+//! let messages: Vec<Vec<u8>> = SEED_MESSAGES.iter().map(|m| m.to_vec()).collect();
+//! let summary = client::send_messages(&ClientOptions::new(addr), &messages).await?;
+//! assert_eq!(summary.bytes, 46); // every byte came back, in order
+//!
+//! shutdown.shutdown();
+//! running.await??;
+//! # Ok(())
+//! # }
+//! ```
 
 #[cfg(feature = "http")]
-pub mod http;
+pub(crate) mod http;
 #[cfg(feature = "http")]
-pub mod ws;
+pub(crate) mod ws;
 
 mod check;
 mod error;
@@ -34,6 +57,8 @@ mod waits;
 
 pub use check::Summary;
 pub use error::ClientError;
+#[cfg(feature = "http")]
+pub use http::{HttpError, HttpRequest, parse_header, parse_method, request as http_request};
 pub use options::{ClientOptions, ClientOptionsError, DEFAULT_TIMEOUT};
 pub use pipe::PIPE_WINDOW;
 

@@ -38,10 +38,6 @@ const FLOORS: &[&[&str]] = &[
     &["server", "client"],
     // The load generator.
     &["bench"],
-    // The binaries' plumbing: log lines and man pages, then what the
-    // three command lines share.
-    &["logging", "manpage"],
-    &["cli"],
 ];
 
 /// Modules that are only tests, and the crate root.

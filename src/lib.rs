@@ -28,10 +28,9 @@
 //! # }
 //! ```
 //!
-//! Each transport's page has the same for its own kind of socket, with
-//! this crate's client side: [`transport::tcp`], `transport::tls` (a
-//! self-signed certificate; with the `tls` feature), [`transport::udp`]
-//! and [`transport::unix`].
+//! [`transport`] has the same for each kind of socket, with this crate's
+//! client side ([`transport::connect`], [`transport::UdpClient`]); TLS
+//! with a self-signed certificate needs the `tls` feature.
 //!
 //! Configure a server with [`ServerConfig`]'s setters (each says its
 //! default); [`Server::bind`] checks the configuration first, and a
@@ -54,14 +53,15 @@
 //! the PROXY protocol, the limits, metrics and systemd), in about 30
 //! crates.
 //!
-//! - `tls`: `tls://`, server and client (rustls, rcgen), the
-//!   `transport::tls` module.
+//! - `tls`: `tls://`, server and client (rustls, rcgen), and the TLS
+//!   settings of [`transport`].
 //! - `http`: `http://`, `https://`, `ws://` and `wss://` (hyper,
 //!   tungstenite, serde_json), the `http` module; it takes `tls`.
-//! - `cli`: what the binaries' command lines share, `cli` and `logging`,
-//!   with clap, its man pages and completions, and tracing-subscriber.
 //! - `bench`: the load generator, `bench`, with hdrhistogram and
 //!   indicatif.
+//! - `cli`: the binaries' own dependencies (clap, its man pages and
+//!   completions, tracing-subscriber). Their command-line code lives with
+//!   them in `src/bin/`, not in the library.
 //!
 //! `cargo install echoes` installs the three binaries, which need every
 //! feature. A program that embeds the server or the client takes the
@@ -72,19 +72,20 @@
 //!
 //! # Modules
 //!
-//! One idea each: [`addr`] (the `ADDR` forms, and resolving them),
-//! [`server`] (bind, shards, accept, limits, shutdown), [`client`],
-//! [`transport`] (what each kind of socket provides: TCP, TLS, UDP and its
-//! reflection guard, Unix, WebSocket), [`http`] (the `http://` listeners),
-//! [`proxy`] (the PROXY protocol, v1 and v2), [`metrics`] (counters and
-//! the Prometheus page), [`shutdown`] (the handle and the signals),
-//! [`activation`] (sockets passed by systemd) and [`notify`] (readiness
-//! for systemd); with their features, [`bench`](mod@bench) (the load
-//! generator that checks every byte), [`cli`] (what the binaries' command
-//! lines share, their man pages included) and [`logging`] (the log lines).
+//! Twelve, one idea each, each with an example: [`addr`] (the `ADDR`
+//! forms, and resolving them), [`server`] (bind, shards, limits,
+//! shutdown), [`client`] (the seed's conversation, and HTTP and
+//! WebSocket requests), [`transport`] (connecting any address, UDP's
+//! client, the TLS settings), [`http`] (the settings of the `http://`
+//! listeners, and the `size=` pattern), [`proxy`] (the PROXY protocol as
+//! a codec, v1 and v2), [`metrics`] (the counters and their Prometheus
+//! text), [`shutdown`] (the handle and the signals), [`units`] (durations
+//! and sizes as the flags write them), [`activation`] (sockets passed by
+//! systemd) and [`notify`] (readiness for systemd); with its feature,
+//! [`bench`](mod@bench) (the load generator that checks every byte).
 //! Inside the crate: `echo` (the per-connection loop, the hot path) with
-//! `splice`, `runtime` (the one runtime builder), `pyrepr` (Python's
-//! `repr` of bytes) and `units` (durations and sizes as flags write them).
+//! `splice`, `runtime` (the one runtime builder) and `pyrepr` (Python's
+//! `repr` of bytes).
 //!
 //! How they fit together (the path of a byte from `accept` to `send`, the
 //! invariants every change keeps, where to add a transport) is in
@@ -96,8 +97,6 @@ pub mod activation;
 pub mod addr;
 #[cfg(feature = "bench")]
 pub mod bench;
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod client;
 #[cfg(test)]
 mod counting;
@@ -106,10 +105,6 @@ pub(crate) mod echo;
 pub mod http;
 #[cfg(test)]
 mod layers;
-#[cfg(feature = "cli")]
-pub mod logging;
-#[cfg(feature = "cli")]
-mod manpage;
 pub mod metrics;
 pub mod notify;
 pub mod proxy;
@@ -119,18 +114,20 @@ pub mod server;
 pub mod shutdown;
 pub(crate) mod splice;
 pub mod transport;
-pub(crate) mod units;
+pub mod units;
 
 pub use addr::{Addr, ResolveError, Transport};
 pub use client::{ClientError, ClientOptions};
 pub use server::{Server, ServerConfig, ServerConfigError, ServerError, ServerStats};
 pub use shutdown::ShutdownHandle;
 
-/// Not part of the API: what the fuzz targets (`fuzz/`) and the property
-/// tests (`tests/props`) exercise from outside the crate, the parsers of
-/// durations and sizes and the bytes repr of the log lines.
+/// Not part of the API: what the fuzz targets (`fuzz/`) and the
+/// integration tests reach from outside the crate: the bytes repr of the
+/// log lines, and the UDP loop and its guard on sockets a test makes
+/// (forged sources, shared ports).
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::pyrepr::{PyBytes, cpython_reprs};
-    pub use crate::units::{format_duration, parse_duration, parse_size};
+    pub use crate::pyrepr::PyBytes;
+    pub use crate::transport::udp::serve as serve_udp;
+    pub use crate::transport::udp_guard::Guard as UdpGuard;
 }

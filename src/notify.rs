@@ -2,6 +2,15 @@
 //! one datagram of `KEY=VALUE` lines to the Unix socket in `$NOTIFY_SOCKET`
 //! (a path, or an abstract name written `@name`). systemd sets it for
 //! `Type=notify` services; elsewhere it is unset and nothing is sent.
+//!
+//! ```
+//! // Outside a `Type=notify` service `$NOTIFY_SOCKET` is unset, and
+//! // nothing is sent: `Ok(false)`.
+//! if std::env::var_os("NOTIFY_SOCKET").is_none() {
+//!     assert!(!echoes::notify::ready()?);
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::io;
 use std::os::unix::net::UnixDatagram;

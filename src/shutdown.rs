@@ -4,6 +4,20 @@
 //! SIGTERM or SIGHUP) stops accepting and lets open connections finish for
 //! up to the server's shutdown timeout. The second (`force`, a second such
 //! signal, or SIGQUIT) closes whatever is still open at once.
+//!
+//! ```
+//! use echoes::ShutdownHandle;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let handle = ShutdownHandle::new();
+//! let waiter = handle.clone();
+//! let waiting = tokio::spawn(async move { waiter.wait_shutdown().await });
+//! handle.shutdown(); // what the first SIGTERM does, from code
+//! waiting.await.unwrap();
+//! assert!(handle.is_shutdown());
+//! # }
+//! ```
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};

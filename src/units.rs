@@ -5,6 +5,18 @@
 //! binary multiplier, `128`, `64k`, `64KiB`, `1M`, `1MiB` (`k`, `K`, `KB` and
 //! `KiB` are all 1024, as in iperf3). Both parsers reject anything else with a
 //! message that says what was expected, and never panic, whatever the input.
+//!
+//! ```
+//! use std::time::Duration;
+//! use echoes::units::{format_duration, parse_duration, parse_size};
+//!
+//! assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+//! assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+//! assert_eq!(parse_size("64KiB"), Ok(65536));
+//! assert!(parse_size("64 apples").is_err());
+//! assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms"); // reads back the same
+//! assert_eq!(format_duration(Duration::from_secs(120)), "120s");
+//! ```
 
 use std::time::Duration;
 

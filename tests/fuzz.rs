@@ -92,7 +92,7 @@ proptest! {
     #[test]
     fn any_size_round_trips(n: u64, k in 0u64..(1 << 44)) {
         props::units(n.to_string().as_bytes());
-        prop_assert_eq!(echoes::fuzzing::parse_size(&format!("{k}KiB")), Ok(k << 10));
+        prop_assert_eq!(echoes::units::parse_size(&format!("{k}KiB")), Ok(k << 10));
     }
 
     #[test]
@@ -130,7 +130,7 @@ fn proxy_like() -> impl Strategy<Value = Vec<u8>> {
         0usize..300,
     )
         .prop_map(|(ver, fam, body, len)| {
-            let mut v = proxy::parse::V2_SIGNATURE.to_vec();
+            let mut v = proxy::V2_SIGNATURE.to_vec();
             v.extend_from_slice(&[ver, fam]);
             v.extend_from_slice(&(len as u16).to_be_bytes());
             v.extend_from_slice(&body);
@@ -264,7 +264,7 @@ fn repr_matches_cpython_on_a_random_sample() {
     let sample: Vec<Vec<u8>> = (0..500)
         .map(|_| strategy.new_tree(&mut runner).unwrap().current())
         .collect();
-    let want = echoes::fuzzing::cpython_reprs(&sample);
+    let want = cpython_reprs(&sample);
     for (data, want) in sample.iter().zip(want.lines()) {
         assert_eq!(PyBytes(data).to_string(), want, "input {data:?}");
     }
@@ -300,4 +300,49 @@ fn saved_fuzz_crashes_stay_fixed() {
         }
     }
     eprintln!("replayed {replayed} saved fuzz inputs");
+}
+
+/// Compares against the real CPython on every byte value and a few
+/// quote mixes.
+#[test]
+fn matches_cpython_on_every_byte() {
+    let mut inputs: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b, b'a']).collect();
+    inputs.push((0..=255u8).collect());
+    inputs.push(b"'\"'".to_vec());
+    inputs.push(b"x'y".to_vec());
+    let want = cpython_reprs(&inputs);
+    let got: String = inputs
+        .iter()
+        .map(|i| PyBytes(i).to_string() + "\n")
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// CPython's `repr()` of each of `inputs`, a line each, from a `python3`
+/// child process: for the tests that hold [`PyBytes`] to the real thing,
+/// which fail when python3 cannot be run.
+fn cpython_reprs(inputs: &[Vec<u8>]) -> String {
+    let script =
+        "import sys\nfor line in sys.stdin:\n    print(repr(bytes.fromhex(line.strip())))\n";
+    let hex: String = inputs
+        .iter()
+        .map(|i| i.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
+        .collect();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("piped")
+                .write_all(hex.as_bytes())?;
+            child.wait_with_output()
+        });
+    let out = out.expect("python3 is needed to compare with CPython");
+    assert!(out.status.success(), "python3 failed");
+    String::from_utf8(out.stdout).expect("python prints ASCII")
 }

@@ -210,7 +210,7 @@ impl BenchConfig {
         self
     }
 
-    /// The local addresses to connect from (see [`source`](super::source)).
+    /// The local addresses to connect from (see [`Source`](super::Source)).
     ///
     /// Default: [`Source::Auto`].
     pub fn source(&mut self, source: Source) -> &mut Self {
@@ -316,7 +316,9 @@ impl BenchConfig {
 /// speak of the values, not of any command line's flags: `echo-bench`
 /// maps each variant to its own flags.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
+// Not `#[non_exhaustive]`: a program that says each variant in its own
+// words (the binaries) matches them all, and a new cause should make it
+// say that one too.
 pub enum BenchConfigError {
     /// No connections ([`BenchConfig::connections`] is 0).
     #[error("the number of connections must be at least 1")]

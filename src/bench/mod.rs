@@ -51,12 +51,12 @@
 //!
 //! | module | what it holds | uses |
 //! |---|---|---|
-//! | [`pattern`] | the bytes sent, and the check of what comes back | — |
+//! | `pattern` | the bytes sent, and the check of what comes back | — |
 //! | `pacer` | a timerfd that wakes a connection to the microsecond | — |
-//! | [`source`] | the local addresses to connect from (`--source`) | — |
+//! | `source` | the local addresses to connect from (`--source`) | — |
 //! | `tcp` | the bench's own TCP stream | — |
 //! | `config` | [`BenchConfig`], [`Mode`], [`BenchConfigError`] | source |
-//! | [`record`] | recording: `Recorder`, `LiveCounters`, `MeasuredWindow`, [`Totals`], [`FailureKind`] | — |
+//! | `record` | recording: `Recorder`, `LiveCounters`, `MeasuredWindow`, [`Totals`], [`FailureKind`] | — |
 //! | `schedule` | open loop: when each message is due | pacer |
 //! | `exchange` | the exchange types: `ExchangePlan`, `SlotBuffers`, `ExchangeEnd`, `Failure`, `ExchangeTimer` | config, record, schedule |
 //! | `stream` | the exchange loop over a byte stream (TCP, TLS, Unix) | exchange, pattern, record, schedule |
@@ -65,10 +65,10 @@
 //! | `ws` | the exchange loop over a WebSocket | exchange, pattern, record, schedule, ws_connect |
 //! | `connect` | connecting: `Connector`, `Connection` and `Connection::drive` | exchange, pattern, record, schedule, source, tcp, stream, udp, ws, ws_connect |
 //! | `slot` | one slot's loop in each mode, and reconnecting | config, connect, exchange, pattern, record, schedule |
-//! | [`report`] | reporting: the serde [`Report`], as text and JSON | config, record |
-//! | [`plot`] | the latency distribution as SVG | report |
-//! | [`histlog`] | the histogram saved as an HdrHistogram interval log | record, report |
-//! | [`merge`] | several machines' runs as one report | histlog, record, report |
+//! | `report` | reporting: the serde [`Report`], as text and JSON | config, record |
+//! | `plot` | the latency distribution as SVG | report |
+//! | `histlog` | the histogram saved as an HdrHistogram interval log | record, report |
+//! | `merge` | several machines' runs as one report | histlog, record, report |
 //! | `watch` | the progress bar, the bench's CPU time, the notes | config, record, report |
 //! | `run` | [`run()`]: the probe, the workers, their connections and slots | config, connect, exchange, record, report, slot, tcp, watch |
 
@@ -78,17 +78,17 @@ mod module_map;
 mod config;
 mod connect;
 mod exchange;
-pub mod histlog;
-pub mod merge;
+pub(crate) mod histlog;
+pub(crate) mod merge;
 mod pacer;
-pub mod pattern;
-pub mod plot;
-pub mod record;
-pub mod report;
+pub(crate) mod pattern;
+pub(crate) mod plot;
+pub(crate) mod record;
+pub(crate) mod report;
 mod run;
 mod schedule;
 mod slot;
-pub mod source;
+pub(crate) mod source;
 mod stream;
 mod tcp;
 mod udp;
@@ -100,6 +100,9 @@ pub use config::{
     BenchConfig, BenchConfigError, MAX_CONNECTIONS, MAX_PIPELINE, MAX_UDP_SIZE, Mode,
     STREAM_TIMEOUT, UDP_TIMEOUT,
 };
+pub use histlog::{HistLogError, Saved, read as read_histogram, write as write_histogram};
+pub use merge::{MergeError, Merged, merge};
+pub use plot::write as write_plot;
 pub use record::{ErrorCounts, FailureKind, Totals};
 pub use report::Report;
 pub use run::{BenchError, check_output_path, run};

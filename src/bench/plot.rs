@@ -22,12 +22,13 @@ const BOTTOM: f64 = 70.0;
 /// Points along the curve.
 const POINTS: usize = 400;
 
-/// Writes [`svg`] of `report` to `path`.
+/// Writes the latency distribution of `report` to `path`, as an SVG.
 pub fn write(report: &Report, path: &Path) -> io::Result<()> {
     std::fs::write(path, svg(report))
 }
 
 /// The x position, in decades, of quantile `q`: 0 at 0%, 1 at 90%, 2 at 99%.
+#[cfg(test)]
 pub fn decades(q: f64) -> f64 {
     if q >= 1.0 {
         f64::INFINITY

@@ -1,6 +1,11 @@
 //! `echo-bench`: a load generator that measures any echo server and checks
 //! every byte. Flags only; the work is in `echoes::bench`.
 
+// What the three command lines share (flags, logging, man pages): the
+// binaries' own code, not the library's API.
+#[path = "cli/mod.rs"]
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,9 +13,9 @@ use std::time::Duration;
 use std::io::Write;
 
 use clap::{CommandFactory, Parser};
+use cli::{TlsArgsError, logging};
+use echoes::Addr;
 use echoes::bench::{self, BenchConfig, BenchError, Mode, Report};
-use echoes::cli::{self, TlsArgsError};
-use echoes::{Addr, logging};
 
 /// Measures an echo server: throughput, latency percentiles, and errors,
 /// with every byte checked.
@@ -109,7 +114,7 @@ struct RunArgs {
     /// before the data (before the TLS handshake on tls://); not over udp://
     #[arg(long, value_name = "VERSION")]
     proxy_protocol: Option<echoes::proxy::Version>,
-    #[arg(long, value_name = "ADDR", value_parser = echoes::proxy::send::parse_source,
+    #[arg(long, value_name = "ADDR", value_parser = echoes::proxy::parse_source,
           requires = "proxy_protocol",
           help = "The client address the PROXY headers claim: IP, IP:PORT or [V6]:PORT \
                   [default: each connection's real source address]")]
@@ -187,7 +192,7 @@ fn main() -> ExitCode {
         return code;
     }
     args.log.init();
-    let quiet = args.log.quiet || args.log.log_format == echoes::logging::LogFormat::Json;
+    let quiet = args.log.quiet || args.log.log_format == logging::LogFormat::Json;
     match args.command {
         Some(Command::Merge(merge)) => merge_files(merge),
         None => run(args.run, !quiet),
@@ -201,7 +206,7 @@ fn usage(msg: &str) -> ! {
 
 fn run(args: RunArgs, progress: bool) -> ExitCode {
     let proxy = args.proxy_protocol.map(|version| {
-        echoes::proxy::send::ProxySend::new(version)
+        echoes::proxy::ProxySend::new(version)
             .with_source(args.proxy_source)
             .varied(args.proxy_vary_source)
     });
@@ -251,12 +256,12 @@ fn merge_files(args: MergeArgs) -> ExitCode {
     }
     let mut runs = Vec::with_capacity(args.files.len());
     for path in &args.files {
-        match bench::histlog::read(path) {
+        match bench::read_histogram(path) {
             Ok(run) => runs.push(run),
             Err(e) => return cli::fail("echo-bench", &e.into()),
         }
     }
-    let merged = match bench::merge::merge(&runs) {
+    let merged = match bench::merge(&runs) {
         Ok(m) => m,
         Err(e) => return cli::fail("echo-bench", &e.into()),
     };
@@ -288,13 +293,13 @@ fn finish(report: &Report, out: &OutArgs) -> ExitCode {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     let mut status = ExitCode::SUCCESS;
     if let Some(path) = &out.plot
-        && let Err(e) = bench::plot::write(report, path)
+        && let Err(e) = bench::write_plot(report, path)
     {
         let err = anyhow::Error::new(e).context(format!("cannot write {}", path.display()));
         status = cli::fail("echo-bench", &err);
     }
     if let Some(path) = &out.save_hist
-        && let Err(e) = bench::histlog::write(report, path)
+        && let Err(e) = bench::write_histogram(report, path)
     {
         status = cli::fail("echo-bench", &e.into());
     }

@@ -1,18 +1,23 @@
 //! `echo-client`: the seed's echo client, checking every byte. Flags only;
 //! the work is in the `echoes` library.
 
+// What the three command lines share (flags, logging, man pages): the
+// binaries' own code, not the library's API.
+#[path = "cli/mod.rs"]
+mod cli;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use cli::{LogArgs, TlsArgsError, TlsClientArgs};
 use echoes::Addr;
 use echoes::addr::Transport;
-use echoes::cli::{self, LogArgs, TlsArgsError, TlsClientArgs};
-use echoes::client::http::{self, HttpRequest};
 use echoes::client::{self, ClientError, ClientOptions, SEED_MESSAGES};
+use echoes::client::{HttpRequest, http_request};
 use echoes::proxy::Version;
-use echoes::proxy::send::{self, ProxySend};
+use echoes::proxy::{self, ProxySend};
 use hyper::header::{HeaderName, HeaderValue};
 
 /// Sends messages to an echo server, prints the conversation, checks the echo.
@@ -46,7 +51,7 @@ struct Args {
     /// the TLS handshake on tls://), as a balancer would; not over udp://
     #[arg(long, value_name = "VERSION")]
     proxy_protocol: Option<Version>,
-    #[arg(long, value_name = "ADDR", value_parser = send::parse_source,
+    #[arg(long, value_name = "ADDR", value_parser = proxy::parse_source,
           requires = "proxy_protocol",
           help = "The client address the PROXY header claims: IP, IP:PORT or [V6]:PORT \
                   [default: the real source address]")]
@@ -67,10 +72,10 @@ struct Args {
 struct HttpArgs {
     /// The request method, for http:// and https:// [default: GET, or POST
     /// with --data]
-    #[arg(short = 'X', long, value_name = "METHOD", value_parser = http::parse_method)]
+    #[arg(short = 'X', long, value_name = "METHOD", value_parser = client::parse_method)]
     method: Option<hyper::Method>,
     /// A request header, 'Name: value', for http:// and https:// (repeatable)
-    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = http::parse_header)]
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = client::parse_header)]
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The request body, for http:// and https://
     #[arg(long, value_name = "DATA")]
@@ -223,7 +228,7 @@ fn main() -> ExitCode {
     };
     if web {
         let request = args.http.request();
-        return match rt.block_on(http::request(&opts, &request, tokio::io::stdout())) {
+        return match rt.block_on(http_request(&opts, &request, tokio::io::stdout())) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => cli::fail("echo-client", &e.into()),
         };

@@ -1,6 +1,11 @@
 //! `echo-server`: the seed's echo server, production grade. Flags only; the
 //! work is in the `echoes` library.
 
+// What the three command lines share (flags, logging, man pages): the
+// binaries' own code, not the library's API.
+#[path = "cli/mod.rs"]
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,13 +13,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use echoes::cli::{self, LogArgs};
+use cli::LogArgs;
 use echoes::http::{self, HttpConfig};
 use echoes::proxy::{self, ProxyMode, ProxySettings};
 use echoes::server;
 use echoes::server::ListenAddr;
-use echoes::transport::tls::{CertSource, TlsServerSettings};
-use echoes::transport::udp_guard;
+use echoes::transport::{self, CertSource, TlsServerSettings};
 use echoes::{Addr, Server, ServerConfig, activation, notify, shutdown};
 
 /// An asynchronous echo server: whatever a peer sends comes back, in order.
@@ -62,7 +66,7 @@ struct Args {
     #[arg(long, value_name = "ADDR", value_parser = cli::parse_addr)]
     metrics: Option<Addr>,
     /// UDP replies per second to one source address; 0 for no limit
-    #[arg(long, value_name = "PER_SECOND", default_value_t = udp_guard::DEFAULT_RATE)]
+    #[arg(long, value_name = "PER_SECOND", default_value_t = transport::DEFAULT_UDP_RATE)]
     udp_rate: u32,
     /// Require a PROXY protocol header (v1 or v2, as HAProxy's send-proxy
     /// or nginx's proxy_protocol send it) on every stream listener, before

@@ -108,7 +108,9 @@ impl ClientOptions {
 /// of the values, not of any command line's flags: `echo-client` says
 /// each with its own flags.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
+// Not `#[non_exhaustive]`: a program that says each variant in its own
+// words (the binaries) matches them all, and a new cause should make it
+// say that one too.
 pub enum ClientOptionsError {
     /// A zero timeout, which no wait could meet.
     #[error("the timeout must be more than 0")]

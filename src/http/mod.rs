@@ -8,17 +8,17 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`conn`] | one connection from accept to close: hyper, graceful shutdown, 408, idle timeout, its WebSocket sessions |
-//! | [`io`] | the connection's byte stream as hyper sees it: counted, timed, handed back for a last word |
-//! | [`service`] | what answers a request: the test page, an upgrade, or the knobs and a reflection |
+//! | `conn` | one connection from accept to close: hyper, graceful shutdown, 408, idle timeout, its WebSocket sessions |
+//! | `io` | the connection's byte stream as hyper sees it: counted, timed, handed back for a last word |
+//! | `service` | what answers a request: the test page, an upgrade, or the knobs and a reflection |
 //! | `host` | the Host rules of RFC 9112 §3.2 |
-//! | [`knobs`] | `status`, `delay`, `size`, `close`, `echo_body` from the query or `x-echo-*` headers |
-//! | [`body`] | the request body read within a limit and hashed, and the response bodies |
-//! | [`pattern`] | the checkable pattern of a `size=` body |
-//! | [`reflect`] | the reflection, as JSON or text |
-//! | [`facts`] | what the connection knows of its peer: addresses, TLS details |
-//! | [`websocket`] | the RFC 6455 handshake (and RFC 8441 over HTTP/2) and the echo |
-//! | [`page`] | the browser test page at [`TEST_PAGE_PATH`] |
+//! | `knobs` | `status`, `delay`, `size`, `close`, `echo_body` from the query or `x-echo-*` headers |
+//! | `body` | the request body read within a limit and hashed, and the response bodies |
+//! | `pattern` | the checkable pattern of a `size=` body |
+//! | `reflect` | the reflection, as JSON or text |
+//! | `facts` | what the connection knows of its peer: addresses, TLS details |
+//! | `websocket` | the RFC 6455 handshake (and RFC 8441 over HTTP/2) and the echo |
+//! | `page` | the browser test page at [`TEST_PAGE_PATH`] |
 //!
 //! The server ([`crate::server`]) accepts, applies the connection limits,
 //! shakes hands for TLS, and hands each connection to
@@ -57,18 +57,18 @@
 //! # }
 //! ```
 
-pub mod body;
-pub mod conn;
-pub mod facts;
+pub(crate) mod body;
+pub(crate) mod conn;
+pub(crate) mod facts;
 pub(crate) mod host;
-pub mod io;
+pub(crate) mod io;
 mod json;
-pub mod knobs;
-pub mod page;
-pub mod pattern;
-pub mod reflect;
-pub mod service;
-pub mod websocket;
+pub(crate) mod knobs;
+pub(crate) mod page;
+pub(crate) mod pattern;
+pub(crate) mod reflect;
+pub(crate) mod service;
+pub(crate) mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +77,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
 pub use facts::{CertFacts, ConnFacts, ProxyFacts, TlsFacts};
+pub use pattern::{byte_at, first_mismatch};
 
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownHandle;

@@ -33,7 +33,9 @@ use super::{H2_MAX_WEBSOCKETS, HttpServer, TEST_PAGE_PATH, host, page, websocket
 pub struct Session {
     /// Resolves to the stream.
     pub upgrade: OnUpgrade,
-    /// Its place among the connection's WebSockets, given back with it.
+    /// Its place among the connection's WebSockets, given back with it:
+    /// held for its `Drop`, never read.
+    #[allow(dead_code)]
     pub carried: Carried,
 }
 

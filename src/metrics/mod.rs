@@ -9,13 +9,29 @@
 //! take at once touches `unsent`. Connection events (open, close, errors)
 //! are rare and use plain shared atomics.
 //!
-//! [`http`] serves [`Metrics::render`] at `http://ADDR/metrics`; the page
+//! The server serves [`Metrics::render`] at `http://ADDR/metrics`; the page
 //! ends with the standard `process_*` families (`process.rs`) and
 //! `echoes_build_info`.
+//!
+//! A server's counters, read while it runs (what `--metrics` serves):
+//!
+//! ```
+//! use echoes::{Server, ServerConfig, Transport};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::bind(ServerConfig::new("127.0.0.1:0".parse()?)).await?;
+//! let stats = server.stats();
+//! let page = stats.metrics().render();
+//! assert!(page.contains("# TYPE echoes_connections_open gauge"));
+//! assert_eq!(stats.metrics().snapshot(Transport::Tcp).total, 0);
+//! # Ok(())
+//! # }
+//! ```
 
 mod counters;
 mod dropped;
-pub mod http;
+pub(crate) mod http;
 mod process;
 mod udp_result;
 

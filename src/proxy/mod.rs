@@ -3,29 +3,44 @@
 //! `proxy_protocol on`, an AWS NLB) tells it who the real client is.
 //!
 //! As in quinn, the protocol is kept apart from the runtime: [`parse()`]
-//! and [`encode()`] are pure functions over bytes, [`header`] is what a
+//! and [`encode()`] are pure functions over bytes, [`ProxyHeader`] is what a
 //! header says, owned; the server's `accept` step (inside the crate) is
-//! the thin async step that reads a header off an accepted socket, and [`send`] the client's, which writes
+//! the thin async step that reads a header off an accepted socket, and [`ProxySend`] the client's, which writes
 //! one after connecting.
 //!
 //! On the server, a listener's [`ProxyMode`] says whether a header is
 //! required (`--proxy-protocol`), used when present (`?proxy=optional` on
 //! the address), or not expected (the default). The header comes before
 //! anything else, TLS included. Over UDP the protocol is not used.
+//!
+//! ```
+//! use echoes::proxy::{self, Parse, Version};
+//!
+//! let (client, server) = ("198.51.100.7:40000".parse()?, "203.0.113.1:443".parse()?);
+//! let mut buf = [0u8; proxy::MAX_STREAM_HEADER];
+//! let n = proxy::encode_stream(Version::V1, client, server, &mut buf);
+//! assert_eq!(&buf[..n], b"PROXY TCP4 198.51.100.7 203.0.113.1 40000 443\r\n");
+//! let Parse::Header(header) = proxy::parse(&buf[..n])? else { panic!("a whole header") };
+//! assert_eq!(header.client(), Some(client));
+//! // Half a header is not an error, just not enough yet.
+//! assert!(matches!(proxy::parse(&buf[..10])?, Parse::Incomplete));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-pub mod crc32c;
-pub mod encode;
-pub mod header;
-pub mod parse;
-pub mod send;
+pub(crate) mod crc32c;
+pub(crate) mod encode;
+pub(crate) mod header;
+pub(crate) mod parse;
+pub(crate) mod send;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use encode::{EncodeError, encode, encode_stream, encode_unknown};
+pub use encode::{EncodeError, MAX_STREAM_HEADER, encode, encode_stream, encode_unknown};
 pub use header::{Addresses, Command, Protocol, ProxyHeader, Ssl, Tlvs, Version};
-pub use parse::{HeaderError, Parse, parse};
+pub use parse::{HeaderError, Parse, V1_MAX_LEN, V1_SIGNATURE, V2_MAX_LEN, V2_SIGNATURE, parse};
+pub use send::{ProxySend, parse_source};
 
 /// The default time a peer has to send its whole header.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);

@@ -233,10 +233,11 @@ impl ServerConfig {
         self
     }
 
-    /// UDP replies per second to one source address; 0 for no limit (see
-    /// [`udp_guard`]).
+    /// UDP replies per second to one source address, the reflection
+    /// guard's rate; 0 for no limit.
     ///
-    /// Default is [`udp_guard::DEFAULT_RATE`] (1000).
+    /// Default is [`DEFAULT_UDP_RATE`](crate::transport::DEFAULT_UDP_RATE)
+    /// (1000).
     pub fn udp_rate(&mut self, per_second: u32) -> &mut Self {
         self.udp_rate = per_second;
         self
@@ -366,7 +367,7 @@ impl ServerConfig {
 /// The one check of a read size, for [`ServerConfig::validate`] and for
 /// `--read-size` as it is parsed: 1 byte to [`MAX_READ_SIZE`]. Absurd
 /// values are refused, not allocated per shard.
-pub(crate) fn check_read_size(n: usize) -> Result<(), ServerConfigError> {
+pub fn check_read_size(n: usize) -> Result<(), ServerConfigError> {
     match n {
         0 => Err(ServerConfigError::ZeroReadSize),
         n if n > MAX_READ_SIZE => Err(ServerConfigError::ReadSizeTooLarge { max: MAX_READ_SIZE }),

@@ -13,7 +13,9 @@ use crate::transport::tls;
 /// configuration. The messages name settings, not flags; `echo-server`
 /// says each variant with its flags.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
+// Not `#[non_exhaustive]`: a program that says each variant in its own
+// words (the binaries) matches them all, and a new cause should make it
+// say that one too.
 pub enum ServerConfigError {
     /// The read size is 0.
     #[error("the read size must be at least 1 byte")]

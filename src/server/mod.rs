@@ -86,11 +86,9 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::info;
 
-#[cfg(feature = "cli")]
-pub(crate) use config::check_read_size;
 pub use config::{
     DEFAULT_READ_SIZE, DEFAULT_SHUTDOWN_TIMEOUT, MAX_CONNECTION_LIMIT, MAX_READ_SIZE, MAX_THREADS,
-    ServerConfig,
+    ServerConfig, check_read_size,
 };
 pub use error::{ServerConfigError, ServerError};
 pub use listen::ListenAddr;

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use echoes::transport::tcp;
+//! use echoes::transport;
 //! use echoes::{Server, ServerConfig};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
@@ -21,7 +21,7 @@
 //! let shutdown = server.shutdown_handle();
 //! let running = tokio::spawn(server.run());
 //!
-//! let mut conn = tcp::connect(&addr, Duration::from_secs(5)).await?;
+//! let mut conn = transport::connect(&addr, Duration::from_secs(5)).await?;
 //! conn.write_all(b"over TCP").await?;
 //! conn.shutdown().await?; // half-close: the server echoes, then closes
 //! let mut echo = Vec::new();

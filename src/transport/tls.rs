@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use echoes::transport::tls::{self, CertSource, TlsClientSettings, TlsServerSettings};
+//! use echoes::transport::{self, CertSource, TlsClientSettings, TlsServerSettings};
 //! use echoes::{Server, ServerConfig};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
@@ -31,11 +31,12 @@
 //! let shutdown = server.shutdown_handle();
 //! let running = tokio::spawn(server.run());
 //!
-//! let client = tls::client_config(&TlsClientSettings {
+//! let client = transport::client_config(&TlsClientSettings {
 //!     insecure: true,
 //!     ..TlsClientSettings::default()
 //! })?;
-//! let mut conn = tls::connect(&addr, Duration::from_secs(5), client).await?;
+//! let timeout = Duration::from_secs(5);
+//! let mut conn = transport::connect_with(&addr, timeout, Some(&client), None).await?;
 //! conn.write_all(b"over TLS").await?;
 //! conn.shutdown().await?; // close_notify: the server echoes, then closes
 //! let mut echo = Vec::new();

@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use echoes::transport::udp::UdpClient;
+//! use echoes::transport::UdpClient;
 //! use echoes::{Server, ServerConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -352,6 +352,9 @@ impl UdpClient {
         })
     }
 }
+
+#[cfg(test)]
+mod alloc_tests;
 
 #[cfg(test)]
 mod tests {

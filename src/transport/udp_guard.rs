@@ -107,7 +107,7 @@ struct Addresses {
 
 /// The whole guard of a server's UDP sockets: loops, source checks, rate.
 /// Share it in an `Arc` among every UDP socket (and shard) of the server;
-/// each socket judges through its own [`Checker`].
+/// each socket judges through its own `Checker`.
 ///
 /// The addresses (the server's own, the host's) change rarely: each
 /// checker keeps a copy, and one atomic read per batch tells it whether the
@@ -161,6 +161,7 @@ impl Guard {
 
     /// What to do with a datagram from `src` arriving at `now`. A socket
     /// judging many should keep a [`checker`](Self::checker) instead.
+    #[cfg(test)]
     pub fn check(self: &Arc<Self>, src: SocketAddr, now: Instant) -> UdpResult {
         let mut verdict = [UdpResult::Answered];
         self.checker().check_batch(&[src], &mut verdict, now);
@@ -193,6 +194,7 @@ pub struct Checker {
 
 impl Checker {
     /// What to do with a datagram from `src` arriving at `now`.
+    #[cfg(test)]
     pub fn check(&mut self, src: SocketAddr, now: Instant) -> UdpResult {
         let mut verdict = [UdpResult::Answered];
         self.check_batch(&[src], &mut verdict, now);
@@ -339,6 +341,7 @@ unsafe fn ip_of(addr: *const libc::sockaddr) -> Option<IpAddr> {
 
 /// The directed broadcast addresses of this host's IPv4 interfaces
 /// (`192.168.1.255` and the like), which no address check alone can know.
+#[cfg(test)]
 pub fn interface_broadcasts() -> Vec<Ipv4Addr> {
     Interfaces::read().broadcasts
 }

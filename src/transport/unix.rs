@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use echoes::transport::unix;
+//! use echoes::transport;
 //! use echoes::{Addr, Server, ServerConfig};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
@@ -24,7 +24,7 @@
 //! let shutdown = server.shutdown_handle();
 //! let running = tokio::spawn(server.run());
 //!
-//! let mut conn = unix::connect(&path, Duration::from_secs(5)).await?;
+//! let mut conn = transport::connect(&Addr::Unix(path.clone()), Duration::from_secs(5)).await?;
 //! conn.write_all(b"over a Unix socket").await?;
 //! conn.shutdown().await?; // half-close: the server echoes, then closes
 //! let mut echo = Vec::new();
@@ -118,11 +118,6 @@ impl SocketFile {
             path: path.to_path_buf(),
             id: identity(&meta),
         })
-    }
-
-    /// The path of the socket file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use echoes::transport::web;
+//! use echoes::transport::{connect_ws, ws_config};
 //! use echoes::{Server, ServerConfig};
 //! use futures_util::{SinkExt, StreamExt};
 //! use tokio_tungstenite::tungstenite::Message;
@@ -20,8 +20,8 @@
 //! let running = tokio::spawn(server.run());
 //!
 //! let addr = format!("ws://127.0.0.1:{port}/chat").parse()?;
-//! let config = web::ws_config(64 * 1024);
-//! let mut ws = web::connect_ws(&addr, Duration::from_secs(5), None, None, config).await?;
+//! let config = ws_config(64 * 1024);
+//! let mut ws = connect_ws(&addr, Duration::from_secs(5), None, None, config).await?;
 //! ws.send(Message::binary(&b"over WebSocket"[..])).await?;
 //! let echo = ws.next().await.unwrap()?;
 //! assert_eq!(echo.into_data(), &b"over WebSocket"[..]);
@@ -101,7 +101,7 @@ pub async fn connect_stream(
 ) -> Result<BoxStream, ConnectError> {
     let under = stream_addr(addr)?;
     if proxy.is_some() {
-        return crate::transport::connect_with(&under, timeout, tls, proxy).await;
+        return super::connect::connect_with(&under, timeout, tls, proxy).await;
     }
     if under.transport() == Transport::Tcp {
         return Ok(Box::new(tcp::connect(&under, timeout).await?));
@@ -117,7 +117,7 @@ pub async fn connect_stream(
 /// most `max_message` bytes: a larger one ends the session with
 /// [`WsError::Capacity`], so memory stays bounded whatever the server
 /// sends. Messages are written out as they are sent (no batching), and
-/// what waits unsent is at most one message and [`WRITE_SLACK`]: the
+/// what waits unsent is at most one message and `WRITE_SLACK` (64 KiB): the
 /// answers to a server's pings that it does not read do not pile up
 /// (tungstenite then keeps only the latest), and a message that would pass
 /// the bound fails to send instead of being held.

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::support::bench::{RealServer, bench, json, stderr};
-use echoes::transport::tls::{CertSource, TlsServerSettings};
+use echoes::transport::{CertSource, TlsServerSettings};
 use echoes::{Addr, ServerConfig, Transport};
 
 /// A server on TLS (self-signed), a Unix socket and UDP (no rate limit:

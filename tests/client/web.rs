@@ -454,12 +454,12 @@ async fn wss_sessions_end_with_close_notify() {
 
     let server = ServerProc::start(&["-l", "https://127.0.0.1:0", "--tls-self-signed"]);
     let addr: echoes::Addr = format!("tls://127.0.0.1:{}", server.port).parse().unwrap();
-    let tls = echoes::transport::tls::client_config(&echoes::transport::tls::TlsClientSettings {
+    let tls = echoes::transport::client_config(&echoes::transport::TlsClientSettings {
         insecure: true,
         ..Default::default()
     })
     .unwrap();
-    let stream = echoes::transport::tls::connect(&addr, Duration::from_secs(5), tls)
+    let stream = echoes::transport::connect_with(&addr, Duration::from_secs(5), Some(&tls), None)
         .await
         .unwrap();
     let url = format!("wss://127.0.0.1:{}/", server.port);

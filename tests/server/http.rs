@@ -258,7 +258,7 @@ fn knobs_set_status_delay_size_close_and_echo_the_body() {
     let a = curl(&[&url(&server, "http", "/?size=100000")]);
     assert_eq!(a.body.len(), 100_000);
     assert_eq!(a.header("content-length"), Some("100000"));
-    assert_eq!(echoes::http::pattern::first_mismatch(0, &a.body), None);
+    assert_eq!(echoes::http::first_mismatch(0, &a.body), None);
     assert!(a.body.starts_with(b"000000000000000\n000000000000016\n"));
     let a = curl(&[
         "--http2-prior-knowledge",
@@ -267,7 +267,7 @@ fn knobs_set_status_delay_size_close_and_echo_the_body() {
         "x-echo-size: 64KiB",
     ]);
     assert_eq!(a.body.len(), 65536);
-    assert_eq!(echoes::http::pattern::first_mismatch(0, &a.body), None);
+    assert_eq!(echoes::http::first_mismatch(0, &a.body), None);
 
     let a = curl(&[&url(&server, "http", "/?close")]);
     assert_eq!(a.header("connection"), Some("close"));

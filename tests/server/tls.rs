@@ -339,7 +339,7 @@ fn bad_certificates_and_flags_are_one_clear_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_peer_is_dropped_at_the_handshake_timeout() {
     use echoes::metrics::ErrorKind;
-    use echoes::transport::tls::{CertSource, TlsServerSettings};
+    use echoes::transport::{CertSource, TlsServerSettings};
     use echoes::{Server, ServerConfig, Transport};
     let mut config = ServerConfig::new("tls://127.0.0.1:0".parse().unwrap());
     config
@@ -417,7 +417,7 @@ fn the_shutdown_timeout_closes_a_connection_stuck_in_its_handshake() {
 
 /// A client configuration that trusts any certificate (`-k`).
 fn insecure() -> std::sync::Arc<rustls::ClientConfig> {
-    use echoes::transport::tls::{TlsClientSettings, client_config};
+    use echoes::transport::{TlsClientSettings, client_config};
     client_config(&TlsClientSettings {
         insecure: true,
         ..TlsClientSettings::default()
@@ -474,7 +474,7 @@ fn a_tls_peer_is_served_with_one_descriptor_left() {
     let addr: echoes::Addr = format!("tls://127.0.0.1:{}", server.port).parse().unwrap();
     let config = insecure();
     let echo = |addr: echoes::Addr, config, msg: &'static [u8], timeout| async move {
-        let mut conn = echoes::transport::tls::connect(&addr, timeout, config).await?;
+        let mut conn = echoes::transport::connect_with(&addr, timeout, Some(&config), None).await?;
         conn.write_all(msg).await?;
         let mut got = vec![0u8; msg.len()];
         conn.read_exact(&mut got).await?;

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use crate::support::*;
-use echoes::transport::udp_guard::UdpResult;
+use echoes::metrics::UdpResult;
 use echoes::{Server, ServerConfig, ServerStats, Transport};
 
 async fn start(

@@ -1,48 +1,19 @@
 //! The batched UDP server (`recvmmsg`/`sendmmsg`) over real sockets: many
 //! datagrams of mixed sizes in flight from several clients at once, each
-//! answered byte for byte, to its own sender, in order; and no allocation
-//! per datagram.
+//! answered byte for byte, to its own sender, in order. (That it
+//! allocates nothing per datagram is a unit test beside the loop,
+//! `src/transport/udp/alloc_tests.rs`, with the library's counting
+//! allocator.)
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::support::*;
-use echoes::metrics::{ErrorKind, Metrics};
-use echoes::transport::udp;
-use echoes::transport::udp_guard::{Guard, UdpResult};
+use echoes::metrics::ErrorKind;
+use echoes::metrics::UdpResult;
 use echoes::{Server, ServerConfig, Transport};
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// The system allocator, counting each thread's allocations.
-struct Counting;
-
-// SAFETY: every call is passed straight to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: the caller's promises, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's promises, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: the caller's promises, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 /// The kernel's memory for the datagrams queued on one socket, as
 /// estimated to stay under the receive buffer: the payload rounded up to a
@@ -186,55 +157,4 @@ async fn mixed_sizes_from_several_clients_come_back_exactly() {
     assert_eq!(snap.received, snap.sent);
     shutdown.shutdown();
     running.await.unwrap().unwrap();
-}
-
-/// Allocations on this thread while `rounds` rounds of 8 datagrams are
-/// echoed by `udp::serve` on a runtime on this thread.
-fn allocations_for(rt: &tokio::runtime::Runtime, rounds: usize) -> u64 {
-    rt.block_on(async {
-        let socket = udp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = socket.local_addr().unwrap();
-        let socket = tokio::net::UdpSocket::from_std(socket).unwrap();
-        // A limit high enough never to refuse, so that it is checked.
-        let guard = Arc::new(Guard::new(100_000_000));
-        let serving = tokio::spawn(udp::serve(socket, guard, Arc::new(Metrics::new())));
-        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut buf = vec![0u8; 2048];
-        let data: Vec<Vec<u8>> = (0..8).map(|i| pattern(i, 1 + 200 * i as usize)).collect();
-        // The first round makes what is made once.
-        round(&client, addr, &data, &mut buf).await;
-        let before = ALLOCATIONS.with(Cell::get);
-        for _ in 0..rounds {
-            round(&client, addr, &data, &mut buf).await;
-        }
-        let after = ALLOCATIONS.with(Cell::get);
-        serving.abort();
-        after - before
-    })
-}
-
-/// Sends all of `data` at once, so that the server reads it in batches,
-/// then checks each reply.
-async fn round(client: &tokio::net::UdpSocket, to: SocketAddr, data: &[Vec<u8>], buf: &mut [u8]) {
-    for d in data {
-        client.send_to(d, to).await.unwrap();
-    }
-    for d in data {
-        let n = client.recv(buf).await.unwrap();
-        assert!(buf[..n] == d[..]);
-    }
-}
-
-#[test]
-fn answering_datagrams_allocates_nothing_per_datagram() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let few = allocations_for(&rt, 10);
-    let many = allocations_for(&rt, 260);
-    assert!(
-        many <= few + 4,
-        "{few} allocations for 80 datagrams, {many} for 2080"
-    );
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 use echoes::metrics::Metrics;
-use echoes::transport::udp_guard::UdpResult;
+use echoes::metrics::UdpResult;
 use echoes::{Server, ServerConfig, Transport};
 
 /// Datagrams the server has judged so far, whatever became of them.
@@ -288,13 +288,13 @@ fn shared_socket(addr: SocketAddr, reuse_port: bool) -> std::net::UdpSocket {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wildcard_socket_does_not_answer_any_local_address_with_its_port() {
-    use echoes::transport::{udp, udp_guard::Guard};
+    use echoes::fuzzing::{UdpGuard as Guard, serve_udp};
     // A wildcard socket served directly, bound with SO_REUSEADDR so that a
     // forger can take its port on one loopback address.
     let server = shared_socket("0.0.0.0:0".parse().unwrap(), false);
     let port = server.local_addr().unwrap().port();
     let metrics = Arc::new(Metrics::new());
-    let serving = tokio::spawn(udp::serve(
+    let serving = tokio::spawn(serve_udp(
         tokio::net::UdpSocket::from_std(server).unwrap(),
         Arc::new(Guard::new(0)),
         metrics.clone(),
@@ -327,7 +327,7 @@ async fn a_wildcard_socket_does_not_answer_any_local_address_with_its_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sources_rate_is_one_budget_across_shards() {
-    use echoes::transport::{udp, udp_guard::Guard};
+    use echoes::fuzzing::{UdpGuard as Guard, serve_udp};
     const RATE: u32 = 5;
     // Two shards: two SO_REUSEPORT sockets on one address, one guard, each
     // with its own counters so that both can be seen to get datagrams.
@@ -341,7 +341,7 @@ async fn a_sources_rate_is_one_budget_across_shards() {
         .zip(&shards)
         .map(|(s, m)| {
             let s = tokio::net::UdpSocket::from_std(s).unwrap();
-            tokio::spawn(udp::serve(s, guard.clone(), m.clone()))
+            tokio::spawn(serve_udp(s, guard.clone(), m.clone()))
         })
         .collect();
     let m = shards.clone();

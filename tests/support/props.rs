@@ -11,8 +11,9 @@
 use std::time::Duration;
 
 use echoes::Addr;
-use echoes::fuzzing::{PyBytes, format_duration, parse_duration, parse_size};
+use echoes::fuzzing::PyBytes;
 use echoes::proxy::{self, Parse, ProxyHeader};
+use echoes::units::{format_duration, parse_duration, parse_size};
 
 /// Any text parses or is rejected without a panic, and an address that
 /// parses is displayed as text that parses back to the same address.
@@ -131,7 +132,7 @@ pub fn proxy(data: &[u8]) {
         Ok(Parse::Header(h)) => h,
         Ok(Parse::Incomplete | Parse::Undecided) => {
             assert!(
-                data.len() < proxy::parse::V2_MAX_LEN,
+                data.len() < proxy::V2_MAX_LEN,
                 "incomplete at {} bytes",
                 data.len()
             );
@@ -142,7 +143,7 @@ pub fn proxy(data: &[u8]) {
     assert!(header.len <= data.len(), "{} > {}", header.len, data.len());
     if header.version == proxy::Version::V1 {
         assert!(
-            header.len <= proxy::parse::V1_MAX_LEN,
+            header.len <= proxy::V1_MAX_LEN,
             "v1 of {} bytes",
             header.len
         );

@@ -1,14 +1,12 @@
 //! What a refused client or bench setting means in `echo-client`'s and
 //! `echo-bench`'s flags: each [`ClientOptionsError`] and
-//! [`BenchConfigError`](crate::bench::BenchConfigError) said with the
-//! flags that give the setting. The matches are exhaustive (they are in
-//! the crate that defines the errors, which are `#[non_exhaustive]`
-//! outside it), so a new check cannot reach a user without words of its
-//! own.
+//! [`BenchConfigError`] said with the flags that give the setting. The
+//! matches are exhaustive (the errors are not `#[non_exhaustive]` for
+//! this), so a new check cannot reach a user without words of its own.
 
 #[cfg(feature = "bench")]
-use crate::bench::BenchConfigError;
-use crate::client::ClientOptionsError;
+use echoes::bench::BenchConfigError;
+use echoes::client::ClientOptionsError;
 
 /// A PROXY header over UDP, in both programs' flags.
 const PROXY_OVER_UDP: &str =
@@ -82,8 +80,8 @@ mod tests {
     #[cfg(feature = "bench")]
     #[test]
     fn bench_refusals_name_the_flag_to_change() {
-        use crate::bench::Mode;
         use BenchConfigError as E;
+        use echoes::bench::Mode;
         let cases = [
             (
                 E::TooManyThreads { max: 1024 },

@@ -205,7 +205,7 @@ where
             }
             LogFormat::Json => {
                 // Which shard logged it, so a user can see the spread.
-                let shard = crate::server::current_shard();
+                let shard = echoes::server::current_shard();
                 if fields.json_extra.is_empty() && shard.is_none() {
                     return writeln!(writer, "{}", json_line(level, name, &fields.message));
                 }

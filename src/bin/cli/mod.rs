@@ -2,18 +2,24 @@
 //! clients' TLS trust flags and the value parsers, so that every binary reads addresses, durations and
 //! sizes the same way and rejects bad ones with the same message (a usage
 //! error, exit status 2).
+//!
+//! The binaries' own code, not the library's: each binary includes it
+//! (`#[path = "cli/mod.rs"] mod cli;`), so the library's API has no
+//! function that exits the process. Each binary uses part of it, hence
+//! the `allow` below.
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::addr::{Addr, Transport};
+use echoes::addr::{Addr, Transport};
 #[cfg(feature = "bench")]
-use crate::bench::MAX_CONNECTIONS;
-use crate::logging::{LogFormat, Verbosity};
-use crate::server::{MAX_CONNECTION_LIMIT, MAX_THREADS};
-use crate::transport::tls::{self, Fingerprint, TlsClientSettings, TlsError};
-use crate::units;
+use echoes::bench::MAX_CONNECTIONS;
+use echoes::server::{MAX_CONNECTION_LIMIT, MAX_THREADS};
+use echoes::transport::{self as tls, Fingerprint, TlsClientSettings, TlsError};
+use echoes::units;
+use logging::{LogFormat, Verbosity};
 
 /// `-v`, `-q` and `--log-format`.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,7 +49,7 @@ impl LogArgs {
 
     /// Installs the logger these flags describe.
     pub fn init(&self) {
-        crate::logging::init(self.verbosity(), self.log_format);
+        logging::init(self.verbosity(), self.log_format);
     }
 }
 
@@ -162,7 +168,7 @@ pub fn generate(
     use clap_complete::Shell;
     let name = cmd.get_name().to_string();
     let shell = match kind {
-        Generate::Man => return crate::manpage::render(cmd, sections, out),
+        Generate::Man => return manpage::render(cmd, sections, out),
         Generate::CompleteBash => Shell::Bash,
         Generate::CompleteZsh => Shell::Zsh,
         Generate::CompleteFish => Shell::Fish,
@@ -171,14 +177,16 @@ pub fn generate(
     Ok(())
 }
 
-pub use crate::manpage::ManSections;
 #[cfg(feature = "bench")]
 pub use client_errors::bench_config_message;
 pub use client_errors::client_options_message;
 pub use config_errors::server_config_message;
+pub use manpage::ManSections;
 
 mod client_errors;
 mod config_errors;
+pub mod logging;
+mod manpage;
 
 /// Handles `--generate` for a binary: writes to standard output and
 /// returns the exit status, or `None` when the flag was not given.
@@ -243,9 +251,9 @@ pub fn matches_or_exit(cmd: clap::Command) -> clap::ArgMatches {
 /// `PROGRAM: error: …` as a runtime error is, so every fatal line of a
 /// program starts the same way.
 pub fn exit_usage(err: clap::Error) -> ! {
-    if err.use_stderr() && !(crate::logging::json() || json_requested()) {
+    if err.use_stderr() && !(logging::json() || json_requested()) {
         let rendered = err.render().to_string();
-        let program = crate::logging::program_name();
+        let program = logging::program_name();
         match rendered.strip_prefix("error: ") {
             Some(rest) => eprint!("{program}: error: {rest}"),
             None => eprint!("{rendered}"),
@@ -259,8 +267,8 @@ pub fn exit_usage(err: clap::Error) -> ! {
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
         let message = first.strip_prefix("error: ").unwrap_or(first);
-        crate::logging::set_json(true);
-        crate::logging::fatal(&crate::logging::program_name(), message);
+        logging::set_json(true);
+        logging::fatal(&logging::program_name(), message);
         std::process::exit(err.exit_code());
     }
     err.exit()
@@ -292,12 +300,14 @@ pub fn example_commands(help: &str, program: &str) -> Vec<Vec<String>> {
 
 /// Parses an `ADDR` argument.
 pub fn parse_addr(s: &str) -> Result<Addr, String> {
-    s.parse().map_err(|e: crate::addr::AddrError| e.to_string())
+    s.parse()
+        .map_err(|e: echoes::addr::AddrError| e.to_string())
 }
 
 /// Parses a `--listen` argument: an `ADDR`, maybe with `?proxy=MODE`.
-pub fn parse_listen_addr(s: &str) -> Result<crate::server::ListenAddr, String> {
-    s.parse().map_err(|e: crate::addr::AddrError| e.to_string())
+pub fn parse_listen_addr(s: &str) -> Result<echoes::server::ListenAddr, String> {
+    s.parse()
+        .map_err(|e: echoes::addr::AddrError| e.to_string())
 }
 
 /// Parses a `--tls-pin` fingerprint (`AB:CD:…`, 64 hex digits).
@@ -325,7 +335,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// The runtime each binary runs on: single-threaded, like every runtime
 /// of the crate (a server with several threads starts its shards itself).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    crate::runtime::current_thread()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Parses a `DURATION` argument (`500ms`, `30s`, `2m`).
@@ -342,13 +354,13 @@ pub fn parse_nonzero_size(s: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("size '{s}' is too large"))
 }
 
-/// Parses `--read-size`: 1 byte to [`MAX_READ_SIZE`](crate::server::MAX_READ_SIZE) (the largest a
+/// Parses `--read-size`: 1 byte to [`MAX_READ_SIZE`](echoes::server::MAX_READ_SIZE) (the largest a
 /// server takes).
 pub fn parse_read_size(s: &str) -> Result<usize, String> {
     let n = units::parse_size(s).map_err(|e| e.to_string())?;
     // Past usize, it is past the limit: the library's one message says so.
     let n = usize::try_from(n).unwrap_or(usize::MAX);
-    crate::server::check_read_size(n).map_err(|e| e.to_string())?;
+    echoes::server::check_read_size(n).map_err(|e| e.to_string())?;
     Ok(n)
 }
 
@@ -447,7 +459,7 @@ pub fn parse_connections(s: &str) -> Result<usize, String> {
 /// its causes joined by `: ` (one JSON object under `--log-format json`),
 /// and returns exit status 1.
 pub fn fail(program: &str, err: &anyhow::Error) -> std::process::ExitCode {
-    crate::logging::fatal(program, &format!("{err:#}"));
+    logging::fatal(program, &format!("{err:#}"));
     std::process::ExitCode::from(1)
 }
 

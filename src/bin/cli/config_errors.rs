@@ -1,15 +1,15 @@
 //! What a refused server setting means in `echo-server`'s flags: each
 //! [`ServerConfigError`] said with the flags that give the setting. The
-//! match is exhaustive (it is in the crate that defines the error), so a
-//! new check cannot reach a user without words of its own.
+//! match is exhaustive (the error is not `#[non_exhaustive]` for this),
+//! so a new check cannot reach a user without words of its own.
 
-use crate::server::{ListenAddr, ServerConfigError};
+use echoes::server::{ListenAddr, ServerConfigError};
 
 /// `e` in the flags' words; `listen` is the `--listen` values as given, so
 /// that an address is shown as the user wrote it (`?proxy=` included).
 pub fn server_config_message(e: &ServerConfigError, listen: &[ListenAddr]) -> String {
     use ServerConfigError as E;
-    let shown = |addr: &crate::Addr| {
+    let shown = |addr: &echoes::Addr| {
         listen
             .iter()
             .find(|l| l.addr == *addr)
@@ -53,7 +53,7 @@ mod tests {
     /// hold the whole lines to it).
     #[test]
     fn refusals_are_said_with_flags() {
-        use crate::Transport;
+        use echoes::Transport;
         let listen: Vec<ListenAddr> = vec!["http://127.0.0.1:0/x?proxy=optional".parse().unwrap()];
         let addr = listen[0].addr.clone();
         let cases = [
