@@ -228,13 +228,41 @@ fn decide(
     }
 }
 
-/// End of stream before a header: data in optional mode, else an error.
-fn ended(mode: ProxyMode, seen: Seen, held: Vec<u8>) -> Result<Step, ProxyError> {
-    match (mode, seen) {
-        (ProxyMode::Optional, Seen::Nothing | Seen::Undecided) => {
-            Ok(Step::Done(Outcome::Plain { data: held }))
-        }
-        _ => Err(ProxyError::Closed),
+/// What one read or peek got: bytes, or a step already decided. Made
+/// once per read and matched at once: not worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Got {
+    Bytes(usize),
+    Step(Step),
+}
+
+/// What the read and the peek share: end of stream before a header is
+/// data in optional mode (what was `held`) and an error otherwise; nothing
+/// there now, or an interrupted call, is a step with nothing new.
+fn got(
+    result: io::Result<usize>,
+    mode: ProxyMode,
+    seen: Seen,
+    held: &mut Vec<u8>,
+) -> Result<Got, ProxyError> {
+    match result {
+        Ok(0) => match (mode, seen) {
+            (ProxyMode::Optional, Seen::Nothing | Seen::Undecided) => {
+                let data = std::mem::take(held);
+                Ok(Got::Step(Step::Done(Outcome::Plain { data })))
+            }
+            _ => Err(ProxyError::Closed),
+        },
+        Ok(n) => Ok(Got::Bytes(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Got::Step(Step::More {
+            drained: true,
+            seen,
+        })),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Got::Step(Step::More {
+            drained: false,
+            seen,
+        })),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -260,22 +288,9 @@ fn read_step<S: StreamSocket>(
         if buf.len() < want {
             buf.resize(want, 0);
         }
-        let n = match sock.recv(&mut buf[..want]) {
-            Ok(0) => return ended(mode, seen, std::mem::take(held)),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Ok(Step::More {
-                    drained: true,
-                    seen,
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                return Ok(Step::More {
-                    drained: false,
-                    seen,
-                });
-            }
-            Err(e) => return Err(e.into()),
+        let n = match got(sock.recv(&mut buf[..want]), mode, seen, held)? {
+            Got::Bytes(n) => n,
+            Got::Step(step) => return Ok(step),
         };
         let drained = n < want;
         let decided = if held.is_empty() {
@@ -306,22 +321,10 @@ fn peek_step(fd: i32, mode: ProxyMode, seen: Seen) -> Result<Step, ProxyError> {
         if buf.len() < V2_MAX_LEN {
             buf.resize(V2_MAX_LEN, 0);
         }
-        let n = match recv(fd, &mut buf[..V2_MAX_LEN], libc::MSG_PEEK) {
-            Ok(0) => return ended(mode, seen, Vec::new()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Ok(Step::More {
-                    drained: true,
-                    seen,
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                return Ok(Step::More {
-                    drained: false,
-                    seen,
-                });
-            }
-            Err(e) => return Err(e.into()),
+        let peeked = recv(fd, &mut buf[..V2_MAX_LEN], libc::MSG_PEEK);
+        let n = match got(peeked, mode, seen, &mut Vec::new())? {
+            Got::Bytes(n) => n,
+            Got::Step(step) => return Ok(step),
         };
         match decide(&buf[..n], mode, |_| Vec::new(), Vec::new)? {
             Ok(outcome) => {

@@ -45,7 +45,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, http};
 
 use super::error::ConnectError;
 use super::stream::BoxStream;
-use super::{tcp, tls};
+use super::tls;
 use crate::addr::{Addr, Transport};
 use crate::proxy::send::ProxySend;
 
@@ -99,18 +99,8 @@ pub async fn connect_stream(
     tls: Option<&Arc<rustls::ClientConfig>>,
     proxy: Option<&ProxySend>,
 ) -> Result<BoxStream, ConnectError> {
-    let under = stream_addr(addr)?;
-    if proxy.is_some() {
-        return super::connect::connect_with(&under, timeout, tls, proxy).await;
-    }
-    if under.transport() == Transport::Tcp {
-        return Ok(Box::new(tcp::connect(&under, timeout).await?));
-    }
-    let config = match tls {
-        Some(c) => c.clone(),
-        None => tls::default_client_config()?,
-    };
-    Ok(Box::new(tls::connect(&under, timeout, config).await?))
+    // The one client connect (`tcp://` or `tls://` under the web address).
+    super::connect::connect_with(&stream_addr(addr)?, timeout, tls, proxy).await
 }
 
 /// The session settings of a WebSocket client that expects messages of at
