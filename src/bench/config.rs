@@ -321,22 +321,25 @@ impl BenchConfig {
 // say that one too.
 pub enum BenchConfigError {
     /// No connections ([`BenchConfig::connections`] is 0).
-    #[error("the number of connections must be at least 1")]
+    #[error("the number of connections must be at least 1 and at most {MAX_CONNECTIONS}")]
     NoConnections,
     /// Empty messages ([`BenchConfig::size`] is 0).
     #[error("the message size must be at least 1 byte")]
     EmptyMessage,
     /// No worker threads.
-    #[error("the number of threads must be at least 1")]
+    #[error(
+        "the number of threads must be at least 1 and at most {}",
+        crate::runtime::MAX_THREADS
+    )]
     NoThreads,
     /// More worker threads than can help.
-    #[error("the number of threads must be at most {max}")]
+    #[error("the number of threads must be at least 1 and at most {max}")]
     TooManyThreads {
         /// The most threads a run may have.
         max: usize,
     },
     /// More connections than any system can hold open.
-    #[error("the number of connections must be at most {max}")]
+    #[error("the number of connections must be at least 1 and at most {max}")]
     TooManyConnections {
         /// The most connections a run may have.
         max: usize,

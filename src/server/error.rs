@@ -40,7 +40,7 @@ pub enum ServerConfigError {
     },
     /// The number of threads is 0 or over `max`
     /// ([`MAX_THREADS`](super::MAX_THREADS)).
-    #[error("the server needs 1 to {max} threads")]
+    #[error("the number of threads must be at least 1 and at most {max}")]
     Threads {
         /// The most threads.
         max: usize,

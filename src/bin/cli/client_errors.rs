@@ -26,8 +26,9 @@ pub fn client_options_message(e: &ClientOptionsError) -> String {
 pub fn bench_config_message(e: &BenchConfigError) -> String {
     use BenchConfigError as E;
     match e {
-        E::TooManyThreads { max } => format!("--threads must be at most {max}"),
-        E::TooManyConnections { max } => format!("-c must be at most {max}"),
+        // The same words as the flags' parsers, which refuse these first.
+        E::NoThreads | E::TooManyThreads { .. } => format!("--threads: {e}"),
+        E::NoConnections | E::TooManyConnections { .. } => format!("-c: {e}"),
         E::TooFewFiles { connections, limit } => format!(
             "-c {connections} needs as many open files, and this process may open {limit} \
              (ulimit -n): raise the limit or use fewer connections"
@@ -51,9 +52,7 @@ pub fn bench_config_message(e: &BenchConfigError) -> String {
         ),
         // These name no flag: the values that clap's parsers refuse
         // first, and an HTTP address.
-        E::NoConnections
-        | E::EmptyMessage
-        | E::NoThreads
+        E::EmptyMessage
         | E::ZeroDuration
         | E::ZeroTimeout
         | E::RateNotPositive
@@ -85,9 +84,12 @@ mod tests {
         let cases = [
             (
                 E::TooManyThreads { max: 1024 },
-                "--threads must be at most 1024",
+                "--threads: the number of threads must be at least 1 and at most 1024",
             ),
-            (E::TooManyConnections { max: 8 }, "-c must be at most 8"),
+            (
+                E::TooManyConnections { max: 8 },
+                "-c: the number of connections must be at least 1 and at most 8",
+            ),
             (
                 E::TooFewFiles {
                     connections: 1000,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use echoes::addr::{Addr, Transport};
 #[cfg(feature = "bench")]
 use echoes::bench::MAX_CONNECTIONS;
-use echoes::server::{MAX_CONNECTION_LIMIT, MAX_THREADS};
+use echoes::server::{MAX_CONNECTION_LIMIT, MAX_THREADS, ServerConfigError};
 use echoes::transport::{self as tls, Fingerprint, TlsClientSettings, TlsError};
 use echoes::units;
 use logging::{LogFormat, Verbosity};
@@ -381,32 +381,30 @@ pub fn parse_nonzero_count(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses `--threads`: 1 to [`MAX_THREADS`], for a server and a bench alike.
+/// Parses `--threads`: 1 to [`MAX_THREADS`], for a server and a bench
+/// alike, refused in the library's words (one limit, one message).
 pub fn parse_threads(s: &str) -> Result<usize, String> {
-    let n = parse_nonzero_count(s).map_err(|e| {
-        if e.contains("too large") {
-            format!("at most {MAX_THREADS}")
-        } else {
-            e
-        }
-    })?;
-    if n > MAX_THREADS {
-        return Err(format!(
-            "at most {MAX_THREADS} (one worker per core is the most that helps)"
-        ));
+    let refused = || ServerConfigError::Threads { max: MAX_THREADS }.to_string();
+    match whole_number(s)? {
+        n if n == 0 || n > MAX_THREADS as u128 => Err(refused()),
+        n => usize::try_from(n).map_err(|_| refused()),
     }
-    Ok(n)
 }
 
 /// Parses a connection limit, 0 to [`MAX_CONNECTION_LIMIT`]; 0 means no limit
 /// (SPEC.md: a zero for any limit means off), which the caller maps to
 /// `None`.
 pub fn parse_limit(s: &str) -> Result<usize, String> {
-    let n = whole_number(s)?;
-    if n > MAX_CONNECTION_LIMIT as u128 {
-        return Err(format!("at most {MAX_CONNECTION_LIMIT} (0 for no limit)"));
+    let refused = || {
+        let e = ServerConfigError::LimitTooLarge {
+            max: MAX_CONNECTION_LIMIT,
+        };
+        format!("{e} (0 for no limit)")
+    };
+    match whole_number(s)? {
+        n if n > MAX_CONNECTION_LIMIT as u128 => Err(refused()),
+        n => usize::try_from(n).map_err(|_| refused()),
     }
-    usize::try_from(n).map_err(|_| format!("at most {MAX_CONNECTION_LIMIT} (0 for no limit)"))
 }
 
 /// Parses a duration of at least 1 ns (a timeout that must bound a wait).
@@ -442,17 +440,14 @@ pub fn parse_connections(s: &str) -> Result<usize, String> {
              name the server with --connect {s} (echo-client's -c is --connect)"
         ));
     }
-    let n = parse_nonzero_count(s).map_err(|e| {
-        if e.contains("too large") {
-            format!("at most {MAX_CONNECTIONS}")
-        } else {
-            e
-        }
-    })?;
-    if n > MAX_CONNECTIONS {
-        return Err(format!("at most {MAX_CONNECTIONS} connections"));
+    let refused = || {
+        let max = MAX_CONNECTIONS;
+        echoes::bench::BenchConfigError::TooManyConnections { max }.to_string()
+    };
+    match whole_number(s)? {
+        n if n == 0 || n > MAX_CONNECTIONS as u128 => Err(refused()),
+        n => usize::try_from(n).map_err(|_| refused()),
     }
-    Ok(n)
 }
 
 /// Prints a fatal runtime error as one line, `PROGRAM: error: ...` with
