@@ -31,7 +31,17 @@ use hyper::header::{HeaderName, HeaderValue};
 
 use crate::units::{describe_size, format_duration, parse_duration, parse_size};
 
-pub use super::{DEFAULT_SSE_INTERVAL, MAX_HEADER_KNOB_BYTES, MAX_HEADER_KNOBS, MAX_SSE_EVENTS};
+/// The most response headers one request may add with `header=` knobs
+/// (and the server's default knobs as many: they never add up).
+pub const MAX_HEADER_KNOBS: usize = 16;
+/// The most bytes of names and values one request may add with
+/// `header=` knobs, all of them together: 4 KiB.
+pub const MAX_HEADER_KNOB_BYTES: usize = 4 << 10;
+/// The most server-sent events one `sse=` request may ask for.
+pub const MAX_SSE_EVENTS: u32 = 10_000;
+/// The time between server-sent events when a request gives no
+/// `interval=`: 1 s.
+pub const DEFAULT_SSE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The knobs of one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -79,6 +79,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
 pub use facts::{CertFacts, ConnFacts, ProxyFacts, TlsFacts};
+pub use knobs::{DEFAULT_SSE_INTERVAL, MAX_HEADER_KNOB_BYTES, MAX_HEADER_KNOBS, MAX_SSE_EVENTS};
 pub use pattern::{byte_at, first_mismatch};
 pub use sse::sse_event;
 
@@ -114,18 +115,6 @@ pub const H2_SEND_BUFFER: usize = 64 << 10;
 /// bounds what one connection, and one peer within
 /// `--max-connections-per-ip`, can hold.
 pub const H2_MAX_WEBSOCKETS: usize = 4;
-
-/// The most response headers one request may add with `header=` knobs
-/// (the server's default knobs count as the request's own).
-pub const MAX_HEADER_KNOBS: usize = 16;
-/// The most bytes of names and values one request may add with
-/// `header=` knobs, all of them together: 4 KiB.
-pub const MAX_HEADER_KNOB_BYTES: usize = 4 << 10;
-/// The most server-sent events one `sse=` request may ask for.
-pub const MAX_SSE_EVENTS: u32 = 10_000;
-/// The time between server-sent events when a request gives no
-/// `interval=`: 1 s.
-pub const DEFAULT_SSE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The default `--ws-max-message`: 64 MiB.
 pub const DEFAULT_WS_MAX_MESSAGE: usize = 64 << 20;
