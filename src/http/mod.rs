@@ -81,7 +81,7 @@ use hyper_util::server::conn::auto;
 pub use facts::{CertFacts, ConnFacts, ProxyFacts, TlsFacts};
 pub use knobs::{DEFAULT_SSE_INTERVAL, MAX_HEADER_KNOB_BYTES, MAX_HEADER_KNOBS, MAX_SSE_EVENTS};
 pub use pattern::{byte_at, first_mismatch};
-pub use sse::sse_event;
+pub use sse::{SSE_PATTERN, sse_event};
 
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownHandle;
