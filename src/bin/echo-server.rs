@@ -113,6 +113,11 @@ struct Args {
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration,
           default_value = cli::format_duration(http::DEFAULT_HEADER_TIMEOUT))]
     http_header_timeout: Duration,
+    /// Knobs for every HTTP request that does not turn them itself, in
+    /// query syntax, e.g. 'status=503&delay=100ms' or 'header=Cache-Control:no-store':
+    /// a request's own knob wins; held to the --http-max-* limits
+    #[arg(long, value_name = "KNOBS")]
+    http_default_knobs: Option<String>,
     /// The largest WebSocket message (closed with 1009 past it), at most 1GiB
     #[arg(long, value_name = "BYTES", value_parser = parse_memory_limit,
           default_value = cli::format_size(http::DEFAULT_WS_MAX_MESSAGE as u64))]
@@ -151,6 +156,7 @@ Examples:
   and a browser test page at http://127.0.0.1:8080/.well-known/echoes:
   echo-server -l http://127.0.0.1:8080 --name web-1
   echo-server -l https://localhost:8443 --tls-self-signed --http-max-body 16MiB
+  echo-server -l http://127.0.0.1:8080 --http-default-knobs delay=250ms   a slow backend
 
   TLS with a certificate made at start-up; the client pins the fingerprint
   the server logs (or -k: no check at all):
@@ -301,6 +307,9 @@ fn http_config(args: &Args) -> HttpConfig {
         .header_timeout(off_if_zero(args.http_header_timeout))
         .ws_max_message(args.ws_max_message)
         .ws_max_frame(args.ws_max_frame);
+    if let Some(knobs) = &args.http_default_knobs {
+        http.default_knobs(knobs.clone());
+    }
     http
 }
 

@@ -12,9 +12,10 @@
 //! | `io` | the connection's byte stream as hyper sees it: counted, timed, handed back for a last word |
 //! | `service` | what answers a request: the test page, an upgrade, or the knobs and a reflection |
 //! | `host` | the Host rules of RFC 9112 §3.2 |
-//! | `knobs` | `status`, `delay`, `size`, `close`, `echo_body` from the query or `x-echo-*` headers |
+//! | `knobs` | `status`, `delay`, `size`, `close`, `echo_body`, `header`, `sse`, `interval` from the query or `x-echo-*` headers, and the server's defaults |
 //! | `body` | the request body read within a limit and hashed, and the response bodies |
 //! | `pattern` | the checkable pattern of a `size=` body |
+//! | `sse` | the server-sent events of an `sse=` answer, ended by their count, the client, or shutdown |
 //! | `reflect` | the reflection, as JSON or text |
 //! | `facts` | what the connection knows of its peer: addresses, TLS details |
 //! | `websocket` | the RFC 6455 handshake (and RFC 8441 over HTTP/2) and the echo |
@@ -68,6 +69,7 @@ pub(crate) mod page;
 pub(crate) mod pattern;
 pub(crate) mod reflect;
 pub(crate) mod service;
+pub(crate) mod sse;
 pub(crate) mod websocket;
 
 use std::sync::Arc;
@@ -77,7 +79,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
 pub use facts::{CertFacts, ConnFacts, ProxyFacts, TlsFacts};
+pub use knobs::{DEFAULT_SSE_INTERVAL, MAX_HEADER_KNOB_BYTES, MAX_HEADER_KNOBS, MAX_SSE_EVENTS};
 pub use pattern::{byte_at, first_mismatch};
+pub use sse::{SSE_PATTERN, sse_event};
 
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownHandle;
@@ -142,6 +146,7 @@ pub struct HttpConfig {
     pub(crate) header_timeout: Option<Duration>,
     pub(crate) ws_max_message: usize,
     pub(crate) ws_max_frame: usize,
+    pub(crate) default_knobs: String,
 }
 
 impl Default for HttpConfig {
@@ -155,6 +160,7 @@ impl Default for HttpConfig {
             header_timeout: Some(DEFAULT_HEADER_TIMEOUT),
             ws_max_message: DEFAULT_WS_MAX_MESSAGE,
             ws_max_frame: DEFAULT_WS_MAX_FRAME,
+            default_knobs: String::new(),
         }
     }
 }
@@ -219,6 +225,32 @@ impl HttpConfig {
         self.ws_max_frame = max;
         self
     }
+
+    /// Knobs for every request that does not turn them itself, in the
+    /// query syntax of a request (`status=503&delay=100ms`, a leading `?`
+    /// allowed): a request's own knob wins, `header=` counts as one knob,
+    /// and so do the body knobs `size`, `echo_body` and `sse`. They are
+    /// held to the same limits as a request's, and checked by
+    /// [`ServerConfig::validate`](crate::ServerConfig::validate). Default:
+    /// none (`""`).
+    pub fn default_knobs(&mut self, query: impl Into<String>) -> &mut Self {
+        self.default_knobs = query.into();
+        self
+    }
+
+    /// The limits a request's knobs are held to.
+    pub(crate) fn limits(&self) -> knobs::Limits {
+        knobs::Limits {
+            max_delay: self.max_delay,
+            max_size: self.max_size,
+        }
+    }
+
+    /// The default knobs, read within the limits; the error says which
+    /// knob is wrong and why.
+    pub(crate) fn parsed_default_knobs(&self) -> Result<knobs::Knobs, String> {
+        knobs::Knobs::parse_defaults(&self.default_knobs, self.limits())
+    }
 }
 
 /// This machine's host name (`gethostname(2)`), or `localhost` when it
@@ -238,6 +270,8 @@ pub fn host_name() -> String {
 /// counters, the shutdown signal, and hyper's connection builder.
 pub struct HttpServer {
     config: HttpConfig,
+    /// The config's default knobs, read once.
+    default_knobs: knobs::Knobs,
     metrics: Arc<Metrics>,
     shutdown: ShutdownHandle,
     builder: auto::Builder<TokioExecutor>,
@@ -274,8 +308,12 @@ impl HttpServer {
             .max_concurrent_streams(H2_MAX_STREAMS)
             .max_send_buf_size(H2_SEND_BUFFER)
             .max_header_list_size(u32::try_from(config.max_head).unwrap_or(u32::MAX));
+        // Checked by `ServerConfig::validate`; a configuration that skipped
+        // it gets none (each request's own knobs are still checked).
+        let default_knobs = config.parsed_default_knobs().unwrap_or_default();
         HttpServer {
             config,
+            default_knobs,
             metrics,
             shutdown,
             builder,

@@ -25,8 +25,9 @@ use crate::transport::PeerName;
 use super::body::{self, EchoBody, PatternBody, ReadError, ResBody, Tracked};
 use super::facts::ConnFacts;
 use super::io::IoState;
-use super::knobs::{Knobs, Limits};
+use super::knobs::Knobs;
 use super::reflect::{self, Reflection};
+use super::sse::SseBody;
 use super::{H2_MAX_WEBSOCKETS, HttpServer, TEST_PAGE_PATH, host, page, websocket};
 
 /// A WebSocket to run once its handshake response is out.
@@ -140,12 +141,14 @@ async fn route(ctx: &Ctx, mut req: Request<Incoming>) -> Response<ResBody> {
     if matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == TEST_PAGE_PATH {
         return page::response(&ctx.server.config);
     }
-    let config = &ctx.server.config;
-    let limits = Limits {
-        max_delay: config.max_delay,
-        max_size: config.max_size,
-    };
-    let knobs = match Knobs::parse(req.uri().query(), req.headers(), limits) {
+    let server = &ctx.server;
+    let limits = server.config.limits();
+    let knobs = match Knobs::parse(
+        req.uri().query(),
+        req.headers(),
+        limits,
+        &server.default_knobs,
+    ) {
         Ok(k) => k,
         Err(why) => {
             metrics.error(Transport::Http, ErrorKind::BadKnob);
@@ -170,10 +173,24 @@ async fn route(ctx: &Ctx, mut req: Request<Incoming>) -> Response<ResBody> {
             response.headers_mut().remove(header::CONTENT_TYPE);
         }
     }
+    add_headers(&mut response, &knobs);
     if knobs.close {
         close_after(ctx, &mut response, h2);
     }
     response
+}
+
+/// The `header=` knobs' headers: the first of a name replaces what the
+/// server set (`Content-Type`, say), a repeat adds another field line.
+fn add_headers(response: &mut Response<ResBody>, knobs: &Knobs) {
+    let h = response.headers_mut();
+    for (i, (name, value)) in knobs.headers.iter().enumerate() {
+        if knobs.headers[..i].iter().any(|(n, _)| n == name) {
+            h.append(name.clone(), value.clone());
+        } else {
+            h.insert(name.clone(), value.clone());
+        }
+    }
 }
 
 /// The `delay` knob's wait. No delay is no wait: tokio's timer counts in
@@ -200,6 +217,17 @@ async fn answer(ctx: &Ctx, req: Request<Incoming>, knobs: &Knobs) -> Response<Re
             );
         }
     };
+    if let Some(count) = knobs.sse {
+        let events = SseBody::new(count, knobs.interval(), ctx.server.shutdown.clone());
+        let mut r = Response::new(http_body_util::BodyExt::boxed(events));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return r;
+    }
     if let Some(size) = knobs.size {
         let mut r = Response::new(http_body_util::BodyExt::boxed(PatternBody::new(size)));
         r.headers_mut().insert(

@@ -329,6 +329,10 @@ impl ServerConfig {
                 message: self.http.ws_max_message,
             });
         }
+        #[cfg(feature = "http")]
+        if let Err(why) = self.http.parsed_default_knobs() {
+            return Err(E::DefaultKnobs { why });
+        }
         if let Some(addr) = &self.metrics
             && addr.transport() != Transport::Tcp
         {

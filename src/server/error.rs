@@ -94,6 +94,15 @@ pub enum ServerConfigError {
         /// The message limit.
         message: usize,
     },
+    /// The HTTP default knobs
+    /// ([`HttpConfig::default_knobs`](crate::http::HttpConfig::default_knobs))
+    /// are malformed or past the HTTP limits; `why` says which knob and why,
+    /// as a request's 400 would.
+    #[error("the default HTTP knobs: {why}")]
+    DefaultKnobs {
+        /// What is wrong with them.
+        why: String,
+    },
     /// The metrics address is not a plain `HOST:PORT`.
     #[error("the metrics page takes HOST:PORT (plain HTTP), not {addr}")]
     MetricsNotTcp {

@@ -12,6 +12,7 @@ mod support;
 mod activation;
 mod h2;
 mod http;
+mod http_knobs;
 mod limits;
 mod metrics;
 mod proxy;

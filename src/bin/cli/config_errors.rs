@@ -31,6 +31,7 @@ pub fn server_config_message(e: &ServerConfigError, listen: &[ListenAddr]) -> St
             "--ws-max-frame cannot be larger than --ws-max-message".to_string()
         }
         E::MetricsNotTcp { .. } => "--metrics takes HOST:PORT (plain HTTP)".to_string(),
+        E::DefaultKnobs { why } => format!("--http-default-knobs: {why}"),
         E::ZeroReadSize | E::ReadSizeTooLarge { .. } => format!("--read-size: {e}"),
         E::LimitTooLarge { .. } => format!("--max-connections, --max-connections-per-ip: {e}"),
         E::Threads { .. } => format!("--threads: {e}"),
@@ -82,6 +83,12 @@ mod tests {
             (
                 ServerConfigError::MetricsNotTcp { addr },
                 "--metrics takes HOST:PORT (plain HTTP)",
+            ),
+            (
+                ServerConfigError::DefaultKnobs {
+                    why: "status=42: a status is a number from 200 to 599".into(),
+                },
+                "--http-default-knobs: status=42: a status is a number from 200 to 599",
             ),
         ];
         for (e, said) in cases {
