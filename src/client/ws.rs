@@ -340,10 +340,22 @@ async fn send_input<R: AsyncRead + Unpin>(
         }
         let chunk = Bytes::copy_from_slice(&buf[..n]);
         // The checker gets its copy first: the echo may come back
-        // before `send` returns.
-        if tx.send(chunk.clone()).await.is_err() {
+        // before `send` returns. A full window waits for an echo, or for
+        // the receiving half to end (the server's Close), after which
+        // nobody makes room.
+        let permit = loop {
+            if closed.get() {
+                return Ok(());
+            }
+            tokio::select! {
+                permit = tx.reserve() => break permit,
+                () = shared.progress.notified() => {}
+            }
+        };
+        let Ok(permit) = permit else {
             return Ok(());
-        }
+        };
+        permit.send(chunk.clone());
         let (s, r) = (sent.get(), received.get());
         let send = sink.send(Message::Binary(chunk.clone()));
         within(opts.timeout, "server to read", send, s, r)

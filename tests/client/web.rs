@@ -550,3 +550,36 @@ fn a_proxy_header_goes_before_the_websocket() {
         "{more:?}"
     );
 }
+
+/// A server that closes while a large `--stdin` is still going out: the
+/// client must not wait forever for room to send (the window of
+/// messages owed their echo is full and nobody reads it any more); it
+/// ends at once, a short echo.
+#[test]
+fn a_close_while_the_window_is_full_ends_the_pipe() {
+    // The Close once the 64 chunks the window holds have been read: the
+    // client is waiting for room to send the 65th.
+    let bad = BadServer::start(Misbehave::SilentThenClose(64));
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "head -c 33554432 /dev/zero | exec \"$0\" \"$@\"",
+        CLIENT,
+        "-c",
+        bad.url().as_str(),
+        "--timeout",
+        "3s",
+        "--stdin",
+    ]);
+    let (code, stderr, _, took) = run_measured(&mut cmd, Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("short echo"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}

@@ -33,6 +33,9 @@ pub enum Misbehave {
     /// Echoes, answers the client's Close with its own, and keeps the
     /// TCP connection open for 20 s.
     CloseKeepOpen,
+    /// Reads `n` messages without answering, then sends a Close and
+    /// reads on.
+    SilentThenClose(u64),
 }
 
 /// How long a flooding or lingering [`BadServer`] goes on.
@@ -124,6 +127,11 @@ async fn serve(tcp: tokio::net::TcpStream, mode: Misbehave) {
                 let _ = ws.close(None).await;
                 continue;
             }
+            Misbehave::SilentThenClose(limit) if n == limit => {
+                let _ = ws.close(None).await;
+                continue;
+            }
+            Misbehave::SilentThenClose(_) => continue,
             Misbehave::CloseAfter(_) | Misbehave::CloseKeepOpen => msg,
             Misbehave::PingFloodDeaf | Misbehave::PingFlood => continue,
             Misbehave::Silent => continue,
