@@ -424,3 +424,42 @@ pub(crate) fn hyper_failure(what: &str, e: &hyper::Error) -> Failure {
     };
     Failure::new(kind, format!("{what}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str, kind: HttpRequestKind, http2: bool) -> Target {
+        Target::new(&url.parse().unwrap(), kind, 100, http2).unwrap()
+    }
+
+    #[test]
+    fn each_kind_adds_its_knob_to_the_path() {
+        let t = target("http://127.0.0.1:8/", HttpRequestKind::Echo, false);
+        assert_eq!(t.describe(), "POST /?echo_body");
+        assert_eq!(t.host.as_ref().unwrap(), "127.0.0.1:8");
+        let t = target(
+            "http://127.0.0.1:8/a?status=503",
+            HttpRequestKind::Size,
+            false,
+        );
+        assert_eq!(t.describe(), "GET /a?status=503&size=100");
+        let t = target("https://[::1]:8/r", HttpRequestKind::Reflect, true);
+        assert_eq!(t.uri.to_string(), "https://[::1]:8/r");
+        assert!(t.host.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_pattern_body_is_the_pattern_in_chunks() {
+        use http_body_util::BodyExt;
+        let p = Pattern::new(3);
+        let len = WRITE_CHUNK as u64 * 2 + 5;
+        let body = PatternBody::new(p, 10, len);
+        assert_eq!(body.size_hint().exact(), Some(len));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let mut want = vec![0; len as usize];
+        p.fill(10, &mut want);
+        assert_eq!(bytes, want);
+        assert!(PatternBody::empty().is_end_stream());
+    }
+}
