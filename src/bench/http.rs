@@ -56,11 +56,11 @@ pub(crate) async fn drive(
     conn: &mut HttpConnection,
     pattern: Pattern,
     plan: &ExchangePlan,
-    bufs: &mut SlotBuffers,
+    // hyper reads and writes through buffers of its own.
+    _bufs: &mut SlotBuffers,
     schedule: Option<&mut Schedule>,
     rec: &Recorder,
 ) -> Result<ExchangeEnd, Failure> {
-    let _ = bufs;
     let sleep = tokio::time::sleep_until(plan.end.into());
     tokio::pin!(sleep);
     let mut ex = HttpExchange {
@@ -189,11 +189,8 @@ impl ExchangeSides<HttpConnection> for HttpExchange<'_> {
         _conn: &mut HttpConnection,
     ) -> Result<(bool, bool), Failure> {
         let mut read = false;
-        loop {
-            let (start, bytes) = match self.in_flight.poll_next_unpin(cx) {
-                Poll::Ready(Some(done)) => done?,
-                Poll::Ready(None) | Poll::Pending => break,
-            };
+        while let Poll::Ready(Some(done)) = self.in_flight.poll_next_unpin(cx) {
+            let (start, bytes) = done?;
             let now = Instant::now();
             read = true;
             self.timer.progressed(now);
