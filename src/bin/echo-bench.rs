@@ -163,16 +163,17 @@ Examples:
   echo-bench --connect ws://127.0.0.1:8080/ -c 10 --rate 2000
   # HTTP/1.1 keep-alive, each message a POST whose body must come back
   echo-bench --connect http://127.0.0.1:8080/ -c 10 -s 1KiB
-  # HTTP/2 over TLS, 8 streams per connection, 64 KiB size= bodies checked
-  echo-bench --connect https://localhost:8443/ --insecure --http2 --pipeline 8 \
-    --http-request size -s 64KiB
+  # HTTP/2 over TLS (a self-signed certificate: -k), 8 streams per connection
+  echo-bench --connect https://localhost:8443/ -k --http2 --pipeline 8
+  # GET ?size=64KiB, each body checked against the server's size= pattern
+  echo-bench --connect http://127.0.0.1:8080/ --http-request size -s 64KiB
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect localhost:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg
 
 Exit status: 0 when every byte came back; 1 on errors (mismatch, short echo,
-reset, timeout, refused connection, UDP loss, HTTP status not 2xx) or when a file cannot be read
-or written; 2 on bad usage.";
+reset, timeout, refused connection, UDP loss, HTTP status not 2xx) or when a
+file cannot be read or written; 2 on bad usage.";
 
 fn parse_source(s: &str) -> Result<bench::Source, String> {
     s.parse()
