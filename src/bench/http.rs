@@ -13,7 +13,9 @@
 //!   reflection), at most [`MAX_REFLECTION`] bytes; the bytes that came
 //!   are what is counted.
 //!
-//! A status other than 2xx is a `status` error, a wrong byte a
+//! A status other than 2xx is a `status` error (counted, its body read
+//! and dropped, and the connection goes on; in churn the operation
+//! fails), a wrong byte a
 //! `mismatch` (with its offset), a body shorter than asked for a
 //! `short_echo`. Bodies are checked as they arrive and never kept (but
 //! a reflection's, up to its bound): a body longer than it should be is
@@ -77,9 +79,18 @@ pub(crate) async fn drive(
     std::future::poll_fn(|cx| poll_exchange(&mut ex, cx, conn, sleep.as_mut())).await
 }
 
-/// One request's response, read and checked: its latency's start, and
-/// the body bytes it brought.
-type Pending = Pin<Box<dyn Future<Output = Result<(Instant, usize), Failure>>>>;
+/// One request's response, read and checked.
+type Pending = Pin<Box<dyn Future<Output = Result<Answer, Failure>>>>;
+
+/// A response read whole.
+enum Answer {
+    /// 2xx, its body as it should be: its latency's start, and the body
+    /// bytes it brought.
+    Checked(Instant, usize),
+    /// A status other than 2xx, its body read and dropped: the connection
+    /// can go on.
+    Status(Failure),
+}
 
 /// The state of one exchange over HTTP; see [`drive`].
 struct HttpExchange<'a> {
@@ -190,8 +201,21 @@ impl ExchangeSides<HttpConnection> for HttpExchange<'_> {
     ) -> Result<(bool, bool), Failure> {
         let mut read = false;
         while let Poll::Ready(Some(done)) = self.in_flight.poll_next_unpin(cx) {
-            let (start, bytes) = done?;
             let now = Instant::now();
+            let (start, bytes) = match done? {
+                Answer::Checked(start, bytes) => (start, bytes),
+                // In churn, the operation fails; otherwise the error is
+                // counted and the connection goes on, as a client of an
+                // overloaded server would (no reconnect, no pause).
+                Answer::Status(e) if self.plan.limit.is_some() => return Err(e),
+                Answer::Status(e) => {
+                    self.rec.error(e.kind, || e.detail);
+                    read = true;
+                    self.timer.progressed(now);
+                    self.done += 1;
+                    continue;
+                }
+            };
             read = true;
             self.timer.progressed(now);
             self.rec.received(now, bytes);
@@ -224,19 +248,21 @@ struct Check {
 
 /// Waits for the response to `target`'s request, checks its status and
 /// reads its body, checking it piece by piece; notes in `moved` when
-/// anything arrives. Returns `start` and the body's length.
+/// anything arrives. A body that comes with a status other than 2xx is
+/// read (up to [`MAX_REFLECTION`]) and dropped.
 async fn read_response(
     response: ResponseFuture,
     target: std::sync::Arc<Target>,
     check: Check,
     moved: Rc<Cell<Instant>>,
     start: Instant,
-) -> Result<(Instant, usize), Failure> {
+) -> Result<Answer, Failure> {
     let response = response.await.map_err(|e| hyper_failure("receiving", &e))?;
     moved.set(Instant::now());
     let status = response.status();
+    let mut body = response.into_body();
     if !status.is_success() {
-        return Err(Failure::new(
+        let failure = Failure::new(
             FailureKind::Status,
             format!(
                 "HTTP status {} {} for {}: not 2xx",
@@ -244,9 +270,23 @@ async fn read_response(
                 status.canonical_reason().unwrap_or(""),
                 target.describe()
             ),
-        ));
+        );
+        // Drained, so that an HTTP/1.1 connection can carry the next
+        // request; one too long to drain ends the connection.
+        let mut left = MAX_REFLECTION;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(failure);
+            };
+            moved.set(Instant::now());
+            let len = frame.data_ref().map_or(0, |d| d.len());
+            if len > left {
+                return Err(failure);
+            }
+            left -= len;
+        }
+        return Ok(Answer::Status(failure));
     }
-    let mut body = response.into_body();
     let mut got = 0usize;
     let mut kept = Vec::new();
     while let Some(frame) = body.frame().await {
@@ -259,7 +299,7 @@ async fn read_response(
         got += data.len();
     }
     check.end(got, &kept, &target)?;
-    Ok((start, got))
+    Ok(Answer::Checked(start, got))
 }
 
 impl Check {

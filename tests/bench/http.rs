@@ -112,8 +112,10 @@ fn a_status_other_than_2xx_is_an_error_of_kind_status() {
         let (report, out) = run(&url, &["--http-request", kind]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         let status = report["error_kinds"]["status"].as_u64().unwrap();
-        assert!(status > 0, "{report}");
+        // Counted per response, the connection kept: no reconnect pauses.
+        assert!(status > 20, "{report}");
         assert_eq!(report["errors"].as_u64(), Some(status), "{report}");
+        assert_eq!(report["messages"], 0, "{report}");
         let first = report["first_error"].as_str().unwrap();
         assert!(first.starts_with("HTTP status 503"), "{first}");
         assert!(
@@ -124,6 +126,13 @@ fn a_status_other_than_2xx_is_an_error_of_kind_status() {
             stderr(&out)
         );
     }
+    let url = url(&srv, "http", "/?status=500");
+    let (report, out) = run(&url, &["-m", "churn", "--http2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        report["error_kinds"]["status"].as_u64().unwrap() > 0,
+        "{report}"
+    );
 }
 
 #[test]
