@@ -36,6 +36,35 @@ impl Mode {
     }
 }
 
+/// What each message is over `http://` and `https://`: one request, and
+/// the check its response must pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum HttpRequestKind {
+    /// `POST PATH?echo_body` with a body of `size` bytes of the bench's
+    /// pattern: the response body must be the same bytes.
+    #[default]
+    Echo,
+    /// `GET PATH?size=N` (N: `size`): the response body must be the
+    /// server's `size=` pattern, exactly N bytes.
+    Size,
+    /// `GET PATH`: the response must be JSON (the server's reflection of
+    /// the request); its bytes are counted as they come.
+    Reflect,
+}
+
+impl HttpRequestKind {
+    /// `echo`, `size` or `reflect`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpRequestKind::Echo => "echo",
+            HttpRequestKind::Size => "size",
+            HttpRequestKind::Reflect => "reflect",
+        }
+    }
+}
+
 /// The most messages in flight per connection `--pipeline` accepts: the
 /// ring of send times is allocated up front, so it must stay small.
 pub const MAX_PIPELINE: usize = 65_536;
@@ -93,6 +122,8 @@ pub struct BenchConfig {
     pub(crate) source: Source,
     pub(crate) progress: bool,
     pub(crate) proxy: Option<ProxySend>,
+    pub(crate) http_request: HttpRequestKind,
+    pub(crate) http2: bool,
 }
 
 impl BenchConfig {
@@ -118,6 +149,8 @@ impl BenchConfig {
             source: Source::Auto,
             progress: false,
             proxy: None,
+            http_request: HttpRequestKind::Echo,
+            http2: false,
         }
     }
 
@@ -235,6 +268,25 @@ impl BenchConfig {
         self
     }
 
+    /// What each message is over `http://` and `https://` (ignored over
+    /// the other transports).
+    ///
+    /// Default: [`HttpRequestKind::Echo`].
+    pub fn http_request(&mut self, kind: HttpRequestKind) -> &mut Self {
+        self.http_request = kind;
+        self
+    }
+
+    /// Speak HTTP/2 over `http://` (prior knowledge) and `https://` (ALPN
+    /// `h2`) instead of HTTP/1.1; a pipeline of N is then N concurrent
+    /// streams on each connection. Ignored over the other transports.
+    ///
+    /// Default: `false` (HTTP/1.1 with keep-alive).
+    pub fn http2(&mut self, on: bool) -> &mut Self {
+        self.http2 = on;
+        self
+    }
+
     /// The server.
     pub fn addr(&self) -> &Addr {
         &self.addr
@@ -247,6 +299,7 @@ impl BenchConfig {
         use BenchConfigError as E;
         let transport = self.addr.transport();
         let udp = transport == Transport::Udp;
+        let web = matches!(transport, Transport::Http | Transport::Https);
         let checks = [
             (self.connections == 0, E::NoConnections),
             (self.size == 0, E::EmptyMessage),
@@ -283,8 +336,18 @@ impl BenchConfig {
                 E::PipelineNeedsPingpong { mode: self.mode },
             ),
             (
-                matches!(transport, Transport::Http | Transport::Https),
-                E::NotEcho { transport },
+                web && self.mode == Mode::Stream,
+                E::NotEcho {
+                    transport,
+                    why: NOT_A_STREAM,
+                },
+            ),
+            (
+                web && !self.http2 && self.pipeline > 1,
+                E::NotEcho {
+                    transport,
+                    why: ONE_REQUEST_AT_A_TIME,
+                },
             ),
         ];
         if let Some((_, e)) = checks.into_iter().find(|(bad, _)| *bad) {
@@ -379,14 +442,15 @@ pub enum BenchConfigError {
         /// The mode asked for.
         mode: Mode,
     },
-    /// An HTTP address, which answers requests rather than echoing.
-    #[error(
-        "echo-bench measures echo, and {transport}:// answers requests: use ws:// or wss:// \
-         for a WebSocket echo, and an HTTP load tool (wrk, oha) for {transport}://"
-    )]
+    /// Something an HTTP address cannot do, as it answers requests
+    /// rather than echoing a byte stream: stream mode, or more than one
+    /// request in flight per HTTP/1.1 connection.
+    #[error("{transport}:// {why}")]
     NotEcho {
         /// `http` or `https`.
         transport: Transport,
+        /// What it cannot do, and what to use instead.
+        why: &'static str,
     },
     /// A PROXY protocol header over UDP.
     #[error("the PROXY protocol needs a stream: it is not used over udp://")]
@@ -419,6 +483,14 @@ pub enum BenchConfigError {
         max: usize,
     },
 }
+
+/// Why stream mode does not apply to `http://`.
+const NOT_A_STREAM: &str = "answers requests, one response each: stream mode has no byte \
+    stream to echo there; use pingpong or churn mode (each message one request)";
+
+/// Why a pipeline over HTTP/1.1 is refused.
+const ONE_REQUEST_AT_A_TIME: &str = "carries one request at a time per HTTP/1.1 connection: \
+    more than one in flight needs HTTP/2 (or more connections)";
 
 #[cfg(test)]
 mod tests {
@@ -530,9 +602,25 @@ mod tests {
                 E::PipelineNeedsPingpong { mode: Mode::Churn },
             ),
             (
-                Box::new(|_| BenchConfig::new("http://127.0.0.1:1/".parse().unwrap())),
+                Box::new(|_| {
+                    let mut c = BenchConfig::new("http://127.0.0.1:1/".parse().unwrap());
+                    c.mode(Mode::Stream);
+                    c
+                }),
                 E::NotEcho {
                     transport: Transport::Http,
+                    why: NOT_A_STREAM,
+                },
+            ),
+            (
+                Box::new(|_| {
+                    let mut c = BenchConfig::new("https://127.0.0.1:1/".parse().unwrap());
+                    c.pipeline(2);
+                    c
+                }),
+                E::NotEcho {
+                    transport: Transport::Https,
+                    why: ONE_REQUEST_AT_A_TIME,
                 },
             ),
             (
@@ -575,6 +663,10 @@ mod tests {
             assert_eq!(change(base.clone()).validate(), Err(want));
         }
         assert_eq!(base.validate(), Ok(()));
+        let mut h2 = BenchConfig::new("http://127.0.0.1:1/".parse().unwrap());
+        assert_eq!(h2.validate(), Ok(()));
+        assert_eq!(h2.http2(true).pipeline(8).validate(), Ok(()));
+        assert_eq!(h2.mode(Mode::Churn).pipeline(1).validate(), Ok(()));
         assert_eq!(udp().timeout, UDP_TIMEOUT);
         assert_eq!(udp().size(MAX_UDP_SIZE).validate(), Ok(()));
     }
@@ -593,6 +685,14 @@ mod tests {
             BenchConfigError::TooFewFiles {
                 connections: 1000,
                 limit: 256,
+            },
+            BenchConfigError::NotEcho {
+                transport: Transport::Http,
+                why: NOT_A_STREAM,
+            },
+            BenchConfigError::NotEcho {
+                transport: Transport::Http,
+                why: ONE_REQUEST_AT_A_TIME,
             },
         ];
         for e in errors {

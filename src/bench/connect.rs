@@ -9,13 +9,14 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 
 use super::exchange::{ExchangeEnd, ExchangePlan, Failure, SlotBuffers};
+use super::http_connect::{self, HttpConnection, HttpConnector, HttpPlan};
 use super::pattern::Pattern;
 use super::record::{FailureKind, Recorder};
 use super::schedule::Schedule;
 use super::source::{self, Source};
 use super::tcp::{self, Tcp};
 use super::ws_connect::{self, WsConnection, WsConnector};
-use super::{stream, udp, ws};
+use super::{http, stream, udp, ws};
 use crate::addr::{Addr, Transport};
 use crate::proxy::send::ProxySend;
 use crate::transport::{BoxStream, ConnectError};
@@ -50,10 +51,12 @@ pub(crate) enum Connector {
     },
     /// WebSocket (`ws://`, `wss://`): see [`ws_connect`].
     Ws(WsConnector),
+    /// HTTP (`http://`, `https://`): see [`http_connect`].
+    Http(HttpConnector),
 }
 
 /// One slot's connection to the server: a byte stream, a connected UDP
-/// socket, or a WebSocket connection.
+/// socket, a WebSocket connection, or an HTTP connection.
 pub(crate) enum Connection {
     /// TCP, TLS or Unix.
     Stream(BoxStream),
@@ -61,6 +64,8 @@ pub(crate) enum Connection {
     Datagram(UdpSocket),
     /// `ws://` or `wss://`: each message one binary WebSocket message.
     WebSocket(Box<WsConnection>),
+    /// `http://` or `https://`: each message one request.
+    Http(Box<HttpConnection>),
 }
 
 impl Connection {
@@ -84,6 +89,7 @@ impl Connection {
                 udp::drive(socket, pattern, plan, bufs, schedule, rec).await
             }
             Connection::WebSocket(ws) => ws::drive(ws, pattern, plan, bufs, schedule, rec).await,
+            Connection::Http(conn) => http::drive(conn, pattern, plan, bufs, schedule, rec).await,
         }
     }
 }
@@ -92,13 +98,15 @@ impl Connector {
     /// Connects once to find (and prove) a working address. The TCP
     /// connection it made is returned too, to be the run's first, so that
     /// a server that serves one connection at a time can be measured.
-    /// Over UDP, proving means a datagram that comes back.
+    /// Over UDP, proving means a datagram that comes back; over HTTP, a
+    /// response (`http` says which requests the run will send).
     pub async fn probe(
         addr: &Addr,
         timeout: Duration,
         tls: Option<&Arc<rustls::ClientConfig>>,
         source: &Source,
         proxy: Option<&ProxySend>,
+        http: HttpPlan,
     ) -> Result<(Connector, Option<std::net::TcpStream>), ConnectError> {
         match addr.transport() {
             Transport::Tcp => {
@@ -140,7 +148,12 @@ impl Connector {
                 Connector::Ws(ws_connect::probe(addr, timeout, tls, source, proxy).await?),
                 None,
             )),
-            web @ (Transport::Http | Transport::Https) => Err(ConnectError::Unsupported(web)),
+            Transport::Http | Transport::Https => Ok((
+                Connector::Http(
+                    http_connect::probe(addr, timeout, tls, source, proxy, http).await?,
+                ),
+                None,
+            )),
         }
     }
 
@@ -151,6 +164,7 @@ impl Connector {
             Connector::Tcp { sources, .. } | Connector::Udp { sources, .. } => sources.len().max(1),
             Connector::Stream { .. } => 1,
             Connector::Ws(ws) => ws.sources(),
+            Connector::Http(http) => http.sources(),
         }
     }
 
@@ -194,6 +208,10 @@ impl Connector {
                 .connect(timeout, seq)
                 .await
                 .map(|ws| Connection::WebSocket(Box::new(ws))),
+            Connector::Http(http) => http
+                .connect(timeout, seq)
+                .await
+                .map(|conn| Connection::Http(Box::new(conn))),
         }
     }
 }

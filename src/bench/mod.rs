@@ -40,7 +40,11 @@
 //! not come within the timeout is counted as a `loss`. Over `ws://` and
 //! `wss://`, each message is one binary WebSocket message, echoed as one
 //! (churn: a connection and an opening handshake per operation, and the
-//! closing handshake).
+//! closing handshake). Over `http://` and `https://`, each message is one
+//! HTTP request (HTTP/1.1 with keep-alive, or HTTP/2 with `http2`, a
+//! pipeline then being concurrent streams), its response checked: a
+//! body echoed, the server's `size=` pattern, or a JSON reflection
+//! ([`HttpRequestKind`]); a status other than 2xx is a `status` error.
 //!
 //! # Modules, and which uses which
 //!
@@ -63,14 +67,16 @@
 //! | `udp` | the UDP socket, its probe, and its exchange loop | exchange, pattern, record, schedule |
 //! | `ws_connect` | reaching a WebSocket server: probe, `WsConnector`, `WsConnection`, closing | exchange, record, source, tcp |
 //! | `ws` | the exchange loop over a WebSocket | exchange, pattern, record, schedule, ws_connect |
-//! | `connect` | connecting: `Connector`, `Connection` and `Connection::drive` | exchange, pattern, record, schedule, source, tcp, stream, udp, ws, ws_connect |
+//! | `http_connect` | reaching an HTTP server: probe, `HttpConnector`, `HttpConnection`, the request body | config, exchange, pattern, record, source, tcp |
+//! | `http` | the exchange loop over HTTP: one request per message, its response checked | config, exchange, http_connect, pattern, record, schedule |
+//! | `connect` | connecting: `Connector`, `Connection` and `Connection::drive` | exchange, http, http_connect, pattern, record, schedule, source, tcp, stream, udp, ws, ws_connect |
 //! | `slot` | one slot's loop in each mode, and reconnecting | config, connect, exchange, pattern, record, schedule |
 //! | `report` | reporting: the serde [`Report`], as text and JSON | config, record |
 //! | `plot` | the latency distribution as SVG | report |
 //! | `histlog` | the histogram saved as an HdrHistogram interval log | record, report |
 //! | `merge` | several machines' runs as one report | histlog, record, report |
 //! | `watch` | the progress bar, the bench's CPU time, the notes | config, record, report |
-//! | `run` | [`run()`]: the probe, the workers, their connections and slots | config, connect, exchange, record, report, slot, tcp, watch |
+//! | `run` | [`run()`]: the probe, the workers, their connections and slots | config, connect, exchange, http_connect, record, report, slot, tcp, watch |
 
 #[cfg(test)]
 mod module_map;
@@ -79,6 +85,8 @@ mod config;
 mod connect;
 mod exchange;
 pub(crate) mod histlog;
+mod http;
+mod http_connect;
 pub(crate) mod merge;
 mod pacer;
 pub(crate) mod pattern;
@@ -97,8 +105,8 @@ mod ws;
 mod ws_connect;
 
 pub use config::{
-    BenchConfig, BenchConfigError, MAX_CONNECTIONS, MAX_PIPELINE, MAX_UDP_SIZE, Mode,
-    STREAM_TIMEOUT, UDP_TIMEOUT,
+    BenchConfig, BenchConfigError, HttpRequestKind, MAX_CONNECTIONS, MAX_PIPELINE, MAX_UDP_SIZE,
+    Mode, STREAM_TIMEOUT, UDP_TIMEOUT,
 };
 pub use histlog::{HistLogError, Saved, read as read_histogram, write as write_histogram};
 pub use merge::{MergeError, Merged, merge};

@@ -36,6 +36,8 @@ pub enum FailureKind {
     ShortEcho,
     /// Over UDP: a datagram whose reply did not come within the timeout.
     Loss,
+    /// Over `http://` and `https://`: a response whose status is not 2xx.
+    Status,
 }
 
 impl FailureKind {
@@ -48,6 +50,7 @@ impl FailureKind {
             FailureKind::Mismatch => "mismatch",
             FailureKind::ShortEcho => "short_echo",
             FailureKind::Loss => "loss",
+            FailureKind::Status => "status",
         }
     }
 }
@@ -69,12 +72,20 @@ pub struct ErrorCounts {
     pub short_echo: u64,
     /// See [`FailureKind::Loss`].
     pub loss: u64,
+    /// See [`FailureKind::Status`].
+    pub status: u64,
 }
 
 impl ErrorCounts {
     /// All errors, whatever their kind.
     pub fn total(&self) -> u64 {
-        self.connect + self.reset + self.timeout + self.mismatch + self.short_echo + self.loss
+        self.connect
+            + self.reset
+            + self.timeout
+            + self.mismatch
+            + self.short_echo
+            + self.loss
+            + self.status
     }
 
     fn slot(&mut self, kind: FailureKind) -> &mut u64 {
@@ -85,6 +96,7 @@ impl ErrorCounts {
             FailureKind::Mismatch => &mut self.mismatch,
             FailureKind::ShortEcho => &mut self.short_echo,
             FailureKind::Loss => &mut self.loss,
+            FailureKind::Status => &mut self.status,
         }
     }
 
@@ -96,6 +108,7 @@ impl ErrorCounts {
         self.mismatch += other.mismatch;
         self.short_echo += other.short_echo;
         self.loss += other.loss;
+        self.status += other.status;
     }
 
     /// `mismatch 2, short_echo 1`: the kinds that occurred.
@@ -107,6 +120,7 @@ impl ErrorCounts {
             (FailureKind::Mismatch, self.mismatch),
             (FailureKind::ShortEcho, self.short_echo),
             (FailureKind::Loss, self.loss),
+            (FailureKind::Status, self.status),
         ];
         let mut out = String::new();
         for (kind, n) in kinds.into_iter().filter(|(_, n)| *n > 0) {

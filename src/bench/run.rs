@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::config::{BenchConfig, BenchConfigError, Mode};
 use super::connect::{Connection, Connector};
 use super::exchange::ExchangePlan;
+use super::http_connect::HttpPlan;
 use super::record::{LiveCounters, MeasuredWindow, Recorder, Totals};
 use super::report::Report;
 use super::slot::{self, Worker};
@@ -65,6 +66,11 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         config.tls.as_ref(),
         &config.source,
         config.proxy.as_ref(),
+        HttpPlan {
+            kind: config.http_request,
+            http2: config.http2,
+            size: config.size,
+        },
     ))?;
     drop(probe_rt);
     // Churn opens its own connection for every operation.

@@ -15,7 +15,7 @@ use std::io::Write;
 use clap::{CommandFactory, Parser};
 use cli::{TlsArgsError, logging};
 use echoes::Addr;
-use echoes::bench::{self, BenchConfig, BenchError, Mode, Report};
+use echoes::bench::{self, BenchConfig, BenchError, HttpRequestKind, Mode, Report};
 
 /// Measures an echo server: throughput, latency percentiles, and errors,
 /// with every byte checked.
@@ -74,7 +74,8 @@ struct RunArgs {
           default_value = echoes::addr::DEFAULT_ADDR,
           help = "The server: HOST:PORT, [V6]:PORT, tcp://HOST:PORT, tls://HOST:PORT, \
                   udp://HOST:PORT, unix:PATH, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH \
-                  (each message one binary WebSocket message)")]
+                  (each message one binary WebSocket message), http://HOST:PORT/PATH, \
+                  https://HOST:PORT/PATH (each message one HTTP request, see --http-request)")]
     connect: Addr,
     /// Concurrent connections (churn: concurrent operations); the server
     /// is --connect ADDR
@@ -108,6 +109,18 @@ struct RunArgs {
     /// as lost [default: 1s]
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_positive_duration)]
     timeout: Option<Duration>,
+    /// Over http:// and https://, what each message is: echo: POST
+    /// PATH?echo_body with -s bytes, the same bytes must come back; size:
+    /// GET PATH?size=SIZE, the body must be the server's size= pattern;
+    /// reflect: GET PATH, the body must be JSON. A status other than 2xx
+    /// is an error of kind status [default: echo]
+    #[arg(long, value_enum, value_name = "KIND")]
+    http_request: Option<HttpRequestKind>,
+    /// Over http:// and https://, speak HTTP/2 (prior knowledge over
+    /// http://, ALPN h2 over https://) instead of HTTP/1.1 with keep-alive;
+    /// --pipeline N is then N concurrent streams per connection
+    #[arg(long)]
+    http2: bool,
     #[command(flatten)]
     tls: cli::TlsClientArgs,
     /// Send a PROXY protocol header of this version on every connection,
@@ -148,13 +161,19 @@ Examples:
   echo-bench --connect tls://localhost:8443 --tls-pin FINGERPRINT -m churn
   # WebSocket (echo-server -l http://...), open loop at 2000 msg/s
   echo-bench --connect ws://127.0.0.1:8080/ -c 10 --rate 2000
+  # HTTP/1.1 keep-alive, each message a POST whose body must come back
+  echo-bench --connect http://127.0.0.1:8080/ -c 10 -s 1KiB
+  # HTTP/2 over TLS (a self-signed certificate: -k), 8 streams per connection
+  echo-bench --connect https://localhost:8443/ -k --http2 --pipeline 8
+  # GET ?size=64KiB, each body checked against the server's size= pattern
+  echo-bench --connect http://127.0.0.1:8080/ --http-request size -s 64KiB
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect localhost:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg
 
 Exit status: 0 when every byte came back; 1 on errors (mismatch, short echo,
-reset, timeout, refused connection, UDP loss) or when a file cannot be read
-or written; 2 on bad usage.";
+reset, timeout, refused connection, UDP loss, HTTP status not 2xx) or when a
+file cannot be read or written; 2 on bad usage.";
 
 fn parse_source(s: &str) -> Result<bench::Source, String> {
     s.parse()
@@ -174,7 +193,7 @@ const MAN: cli::ManSections = cli::ManSections {
     exit_status: "0: every byte came back, and at least one message \
 completed.\n\n\
 1: errors during the run (mismatch, short echo, reset, timeout, refused \
-connection, UDP loss), no message completed, the server cannot be \
+connection, UDP loss, an HTTP status other than 2xx), no message completed, the server cannot be \
 reached, or a file cannot be read or written.\n\n\
 2: bad usage (an unknown flag, an absurd value, flags that do not go \
 together).",
@@ -210,8 +229,38 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
             .with_source(args.proxy_source)
             .varied(args.proxy_vary_source)
     });
+    let web = matches!(
+        args.connect.transport(),
+        echoes::addr::Transport::Http | echoes::addr::Transport::Https
+    );
+    if !web && (args.http2 || args.http_request.is_some()) {
+        let flag = if args.http2 {
+            "--http2"
+        } else {
+            "--http-request"
+        };
+        usage(&format!(
+            "{flag} applies to http:// and https:// only, not {}://",
+            args.connect.transport()
+        ));
+    }
+    if web && args.mode == Mode::Stream {
+        usage(&format!(
+            "--mode stream does not apply to {}://, which answers requests: use --mode pingpong \
+             or churn (each message one request)",
+            args.connect.transport()
+        ));
+    }
+    if web && !args.http2 && args.pipeline > 1 {
+        usage(
+            "--pipeline over HTTP/1.1 would queue requests on one connection: add --http2 \
+             (--pipeline N is then N concurrent streams) or use more connections (-c)",
+        );
+    }
     let mut config = BenchConfig::new(args.connect);
     config
+        .http_request(args.http_request.unwrap_or_default())
+        .http2(args.http2)
         .mode(args.mode)
         .connections(args.connections)
         .size(args.size)

@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod http;
 mod k8s;
 mod merge;
 mod ops;

@@ -254,13 +254,6 @@ fn wrong_kinds_and_sizes_of_echo_are_errors() {
     assert!(json(&out)["error_kinds"]["timeout"].as_u64().unwrap() > 0);
 }
 
-#[test]
-fn http_addresses_are_a_usage_error() {
-    let out = bench(&["--connect", "http://127.0.0.1:1/"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("ws://"), "{}", stderr(&out));
-}
-
 /// Another implementation on the other end: Python `websockets` (the
 /// peer of scripts/web_peers, on plain asyncio here), which answers a Close at
 /// once and drops what it has not echoed yet. Every mode, and the client,

@@ -1,0 +1,384 @@
+//! The bench over `http://` and `https://`: each message one HTTP
+//! request, its response checked.
+//!
+//! What a request is, and what its response must be, is the run's
+//! [`HttpRequestKind`]:
+//!
+//! - `echo`: `POST PATH?echo_body` with `size` bytes of the connection's
+//!   [`Pattern`] (message `n` carries the stream from offset `n * size`,
+//!   as over TCP); the body that comes back must be the same bytes.
+//! - `size`: `GET PATH?size=N`; the body must be N bytes of the server's
+//!   `size=` pattern ([`crate::http::byte_at`]).
+//! - `reflect`: `GET PATH`; the body must be JSON (the server's
+//!   reflection), at most [`MAX_REFLECTION`] bytes; the bytes that came
+//!   are what is counted.
+//!
+//! A status other than 2xx is a `status` error (counted, its body read
+//! and dropped, and the connection goes on; in churn the operation
+//! fails), a wrong byte a
+//! `mismatch` (with its offset), a body shorter than asked for a
+//! `short_echo`. Bodies are checked as they arrive and never kept (but
+//! a reflection's, up to its bound): a body longer than it should be is
+//! an error as soon as its first extra byte arrives, so a server that
+//! sends without end cannot grow the bench's memory.
+//!
+//! [`drive`] runs on the exchange loop every transport shares
+//! ([`poll_exchange`]): up to `depth` requests in flight (HTTP/1.1: one;
+//! HTTP/2: `--pipeline` concurrent streams), one timer for the rate, the
+//! timeout and the end of the run, latency from each request's start
+//! (its due time in open loop) to the last byte of its response. A
+//! response that is owed and moves neither its head nor a piece of its
+//! body for the timeout is a `timeout`.
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use http_body_util::BodyExt;
+
+use super::config::HttpRequestKind;
+use super::exchange::{
+    ExchangeEnd, ExchangePlan, ExchangeSides, ExchangeTimer, Failure, SlotBuffers, poll_exchange,
+};
+use super::http_connect::{HttpConnection, PatternBody, ResponseFuture, Target, hyper_failure};
+use super::pattern::Pattern;
+use super::record::{FailureKind, Recorder};
+use super::schedule::Schedule;
+
+/// The longest reflection (`reflect` requests) the bench reads: a longer
+/// body is an error, not memory.
+pub(crate) const MAX_REFLECTION: usize = 1 << 20;
+
+/// Exchanges requests over `conn` until the run ends, the limit is
+/// reached, or something goes wrong; see the module's documentation.
+pub(crate) async fn drive(
+    conn: &mut HttpConnection,
+    pattern: Pattern,
+    plan: &ExchangePlan,
+    // hyper reads and writes through buffers of its own.
+    _bufs: &mut SlotBuffers,
+    schedule: Option<&mut Schedule>,
+    rec: &Recorder,
+) -> Result<ExchangeEnd, Failure> {
+    let sleep = tokio::time::sleep_until(plan.end.into());
+    tokio::pin!(sleep);
+    let mut ex = HttpExchange {
+        pattern,
+        plan,
+        schedule,
+        rec,
+        in_flight: FuturesUnordered::new(),
+        sent: 0,
+        done: 0,
+        moved: Rc::new(Cell::new(Instant::now())),
+        timer: ExchangeTimer::new(plan),
+    };
+    std::future::poll_fn(|cx| poll_exchange(&mut ex, cx, conn, sleep.as_mut())).await
+}
+
+/// One request's response, read and checked.
+type Pending = Pin<Box<dyn Future<Output = Result<Answer, Failure>>>>;
+
+/// A response read whole.
+enum Answer {
+    /// 2xx, its body as it should be: its latency's start, and the body
+    /// bytes it brought.
+    Checked(Instant, usize),
+    /// A status other than 2xx, its body read and dropped: the connection
+    /// can go on.
+    Status(Failure),
+}
+
+/// The state of one exchange over HTTP; see [`drive`].
+struct HttpExchange<'a> {
+    pattern: Pattern,
+    plan: &'a ExchangePlan,
+    schedule: Option<&'a mut Schedule>,
+    rec: &'a Recorder,
+    /// The responses owed, each read and checked by its own future.
+    in_flight: FuturesUnordered<Pending>,
+    /// Requests sent.
+    sent: u64,
+    /// Responses read (and checked).
+    done: u64,
+    /// When a response last moved (its head, or a piece of its body).
+    moved: Rc<Cell<Instant>>,
+    /// The one timer, and the watch on owed responses.
+    timer: ExchangeTimer,
+}
+
+impl ExchangeSides<HttpConnection> for HttpExchange<'_> {
+    fn plan(&self) -> &ExchangePlan {
+        self.plan
+    }
+
+    fn owed(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    fn timed_out(&self) -> Failure {
+        Failure::new(
+            FailureKind::Timeout,
+            format!(
+                "nothing moved for {:?} with {} response(s) owed ({} sent, {} received)",
+                self.plan.timeout,
+                self.in_flight.len(),
+                self.sent,
+                self.done
+            ),
+        )
+    }
+
+    fn timer(&mut self) -> (&mut ExchangeTimer, Option<&mut Schedule>) {
+        (&mut self.timer, self.schedule.as_deref_mut())
+    }
+
+    /// Sends what may be sent. Returns whether a request went out, and
+    /// the due time being waited for, if the schedule is what holds it
+    /// back.
+    fn write_side(
+        &mut self,
+        cx: &mut Context<'_>,
+        conn: &mut HttpConnection,
+        now: Instant,
+    ) -> Result<(bool, Option<Instant>), Failure> {
+        let mut wrote = false;
+        loop {
+            if self.plan.limit.is_some_and(|limit| self.sent >= limit)
+                || self.in_flight.len() >= self.plan.depth
+            {
+                return Ok((wrote, None));
+            }
+            if let Some(schedule) = self.schedule.as_deref()
+                && schedule.due() > now
+            {
+                return Ok((wrote, Some(schedule.due())));
+            }
+            match conn.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => return Ok((wrote, None)),
+            }
+            let start = match self.schedule.as_deref_mut() {
+                Some(schedule) => schedule.take(),
+                None => Instant::now(),
+            };
+            let size = self.plan.size as u64;
+            let target = conn.target.clone();
+            let body = match target.kind {
+                HttpRequestKind::Echo => PatternBody::new(self.pattern, self.sent * size, size),
+                _ => PatternBody::empty(),
+            };
+            let response = conn.start(target.request(body));
+            let check = Check {
+                kind: target.kind,
+                pattern: self.pattern,
+                offset: self.sent * size,
+                size: self.plan.size,
+            };
+            self.in_flight.push(Box::pin(read_response(
+                response,
+                target,
+                check,
+                self.moved.clone(),
+                start,
+            )));
+            self.sent += 1;
+            self.timer.progressed(now);
+            wrote = true;
+        }
+    }
+
+    /// Collects the responses read and checked. Returns whether one came
+    /// in, and whether the message limit is reached.
+    fn read_side(
+        &mut self,
+        cx: &mut Context<'_>,
+        _conn: &mut HttpConnection,
+    ) -> Result<(bool, bool), Failure> {
+        let mut read = false;
+        while let Poll::Ready(Some(done)) = self.in_flight.poll_next_unpin(cx) {
+            let now = Instant::now();
+            let (start, bytes) = match done? {
+                Answer::Checked(start, bytes) => (start, bytes),
+                // In churn, the operation fails; otherwise the error is
+                // counted and the connection goes on, as a client of an
+                // overloaded server would (no reconnect, no pause).
+                Answer::Status(e) if self.plan.limit.is_some() => return Err(e),
+                Answer::Status(e) => {
+                    self.rec.error(e.kind, || e.detail);
+                    read = true;
+                    self.timer.progressed(now);
+                    self.done += 1;
+                    continue;
+                }
+            };
+            read = true;
+            self.timer.progressed(now);
+            self.rec.received(now, bytes);
+            if self.plan.record_messages {
+                self.rec
+                    .completed(now, Some(now.saturating_duration_since(start)));
+            }
+            self.done += 1;
+            if self.plan.limit.is_some_and(|limit| self.done >= limit) {
+                return Ok((read, true));
+            }
+        }
+        if !read && !self.in_flight.is_empty() {
+            // A head or a piece of a body counts as moving.
+            self.timer.progressed(self.moved.get());
+        }
+        Ok((read, false))
+    }
+}
+
+/// What a response's body must be.
+struct Check {
+    kind: HttpRequestKind,
+    /// `echo`: the connection's pattern, and where this message starts in it.
+    pattern: Pattern,
+    offset: u64,
+    /// Bytes asked for (`echo`, `size`).
+    size: usize,
+}
+
+/// Waits for the response to `target`'s request, checks its status and
+/// reads its body, checking it piece by piece; notes in `moved` when
+/// anything arrives. A body that comes with a status other than 2xx is
+/// read (up to [`MAX_REFLECTION`]) and dropped.
+async fn read_response(
+    response: ResponseFuture,
+    target: std::sync::Arc<Target>,
+    check: Check,
+    moved: Rc<Cell<Instant>>,
+    start: Instant,
+) -> Result<Answer, Failure> {
+    let response = response.await.map_err(|e| hyper_failure("receiving", &e))?;
+    moved.set(Instant::now());
+    let status = response.status();
+    let mut body = response.into_body();
+    if !status.is_success() {
+        let failure = Failure::new(
+            FailureKind::Status,
+            format!(
+                "HTTP status {} {} for {}: not 2xx",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or(""),
+                target.describe()
+            ),
+        );
+        // Drained, so that an HTTP/1.1 connection can carry the next
+        // request; one too long to drain ends the connection.
+        let mut left = MAX_REFLECTION;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(failure);
+            };
+            moved.set(Instant::now());
+            let len = frame.data_ref().map_or(0, |d| d.len());
+            if len > left {
+                return Err(failure);
+            }
+            left -= len;
+        }
+        return Ok(Answer::Status(failure));
+    }
+    let mut got = 0usize;
+    let mut kept = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| hyper_failure("receiving", &e))?;
+        moved.set(Instant::now());
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        check.piece(got, &data, &mut kept)?;
+        got += data.len();
+    }
+    check.end(got, &kept, &target)?;
+    Ok(Answer::Checked(start, got))
+}
+
+impl Check {
+    /// Checks the piece `data` of the body, at offset `at` of it.
+    fn piece(&self, at: usize, data: &[u8], kept: &mut Vec<u8>) -> Result<(), Failure> {
+        let longer = |limit: usize, what: &str| {
+            Failure::new(
+                FailureKind::Mismatch,
+                format!("response mismatch at byte {limit} of the body: longer than the {what}"),
+            )
+        };
+        match self.kind {
+            HttpRequestKind::Reflect => {
+                if at + data.len() > MAX_REFLECTION {
+                    return Err(longer(MAX_REFLECTION, "1 MiB a reflection may be"));
+                }
+                kept.extend_from_slice(data);
+            }
+            HttpRequestKind::Echo => {
+                let take = data.len().min(self.size.saturating_sub(at));
+                let offset = self.offset + at as u64;
+                if let Err(m) = self.pattern.check(offset, &data[..take]) {
+                    return Err(Failure::new(
+                        FailureKind::Mismatch,
+                        format!(
+                            "echo mismatch at byte {} of the connection: sent {:#04x}, got {:#04x}",
+                            m.offset, m.expected, m.got
+                        ),
+                    ));
+                }
+                if take < data.len() {
+                    return Err(longer(self.size, &format!("{} bytes sent", self.size)));
+                }
+            }
+            HttpRequestKind::Size => {
+                let take = data.len().min(self.size.saturating_sub(at));
+                if let Some(bad) = crate::http::first_mismatch(at as u64, &data[..take]) {
+                    let got = data[(bad - at as u64) as usize];
+                    return Err(Failure::new(
+                        FailureKind::Mismatch,
+                        format!(
+                            "response mismatch at byte {bad} of the size= pattern: \
+                             expected {:#04x}, got {got:#04x}",
+                            crate::http::byte_at(bad)
+                        ),
+                    ));
+                }
+                if take < data.len() {
+                    return Err(longer(self.size, &format!("{} bytes asked for", self.size)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the whole body, of `len` bytes (`kept`: a reflection's).
+    fn end(&self, len: usize, kept: &[u8], target: &Target) -> Result<(), Failure> {
+        if self.kind == HttpRequestKind::Reflect {
+            return match serde_json::from_slice::<serde::de::IgnoredAny>(kept) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(Failure::new(
+                    FailureKind::Mismatch,
+                    format!(
+                        "response mismatch: the body of {} is not JSON ({e})",
+                        target.describe()
+                    ),
+                )),
+            };
+        }
+        if len < self.size {
+            return Err(Failure::new(
+                FailureKind::ShortEcho,
+                format!(
+                    "short echo: the response to {} came with {len} of its {} bytes",
+                    target.describe(),
+                    self.size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
