@@ -337,17 +337,11 @@ impl BenchConfig {
             ),
             (
                 web && self.mode == Mode::Stream,
-                E::NotEcho {
-                    transport,
-                    why: NOT_A_STREAM,
-                },
+                E::HttpStreamMode { transport },
             ),
             (
                 web && !self.http2 && self.pipeline > 1,
-                E::NotEcho {
-                    transport,
-                    why: ONE_REQUEST_AT_A_TIME,
-                },
+                E::HttpPipelineNeedsH2 { transport },
             ),
         ];
         if let Some((_, e)) = checks.into_iter().find(|(bad, _)| *bad) {
@@ -442,15 +436,24 @@ pub enum BenchConfigError {
         /// The mode asked for.
         mode: Mode,
     },
-    /// Something an HTTP address cannot do, as it answers requests
-    /// rather than echoing a byte stream: stream mode, or more than one
-    /// request in flight per HTTP/1.1 connection.
-    #[error("{transport}:// {why}")]
-    NotEcho {
+    /// Stream mode over an HTTP address, which answers requests, one
+    /// response each: there is no byte stream to echo.
+    #[error(
+        "{transport}:// answers requests, one response each: stream mode has no byte \
+         stream to echo there; use pingpong or churn mode (each message one request)"
+    )]
+    HttpStreamMode {
         /// `http` or `https`.
         transport: Transport,
-        /// What it cannot do, and what to use instead.
-        why: &'static str,
+    },
+    /// More than one request in flight on an HTTP/1.1 connection.
+    #[error(
+        "{transport}:// carries one request at a time per HTTP/1.1 connection: more than \
+         one in flight needs HTTP/2 (or more connections)"
+    )]
+    HttpPipelineNeedsH2 {
+        /// `http` or `https`.
+        transport: Transport,
     },
     /// A PROXY protocol header over UDP.
     #[error("the PROXY protocol needs a stream: it is not used over udp://")]
@@ -484,220 +487,5 @@ pub enum BenchConfigError {
     },
 }
 
-/// Why stream mode does not apply to `http://`.
-const NOT_A_STREAM: &str = "answers requests, one response each: stream mode has no byte \
-    stream to echo there; use pingpong or churn mode (each message one request)";
-
-/// Why a pipeline over HTTP/1.1 is refused.
-const ONE_REQUEST_AT_A_TIME: &str = "carries one request at a time per HTTP/1.1 connection: \
-    more than one in flight needs HTTP/2 (or more connections)";
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// One table of every refusal and its words: long, and flat.
-    #[test]
-    fn bad_configurations_say_what_is_wrong() {
-        use BenchConfigError as E;
-        let base = BenchConfig::new("127.0.0.1:1".parse().unwrap());
-        fn udp() -> BenchConfig {
-            BenchConfig::new("udp://127.0.0.1:1".parse().unwrap())
-        }
-        type Change = Box<dyn Fn(BenchConfig) -> BenchConfig>;
-        let cases: Vec<(Change, E)> = vec![
-            (
-                Box::new(|mut c| {
-                    c.connections(0);
-                    c
-                }),
-                E::NoConnections,
-            ),
-            (
-                Box::new(|mut c| {
-                    c.size(0);
-                    c
-                }),
-                E::EmptyMessage,
-            ),
-            (
-                Box::new(|mut c| {
-                    c.threads(0);
-                    c
-                }),
-                E::NoThreads,
-            ),
-            (
-                Box::new(|mut c| {
-                    c.threads(crate::runtime::MAX_THREADS + 1);
-                    c
-                }),
-                E::TooManyThreads {
-                    max: crate::runtime::MAX_THREADS,
-                },
-            ),
-            (
-                Box::new(|mut c| {
-                    c.connections(MAX_CONNECTIONS + 1);
-                    c
-                }),
-                E::TooManyConnections {
-                    max: MAX_CONNECTIONS,
-                },
-            ),
-            (
-                Box::new(|mut c| {
-                    c.pipeline(0);
-                    c
-                }),
-                E::PipelineOutOfRange { max: MAX_PIPELINE },
-            ),
-            (
-                Box::new(|mut c| {
-                    c.pipeline(MAX_PIPELINE + 1);
-                    c
-                }),
-                E::PipelineOutOfRange { max: MAX_PIPELINE },
-            ),
-            (
-                Box::new(|mut c| {
-                    c.duration(Duration::ZERO);
-                    c
-                }),
-                E::ZeroDuration,
-            ),
-            (
-                Box::new(|mut c| {
-                    c.timeout(Duration::ZERO);
-                    c
-                }),
-                E::ZeroTimeout,
-            ),
-            (
-                Box::new(|mut c| {
-                    c.rate(Some(0.0));
-                    c
-                }),
-                E::RateNotPositive,
-            ),
-            (
-                Box::new(|mut c| {
-                    c.rate(Some(f64::NAN));
-                    c
-                }),
-                E::RateNotPositive,
-            ),
-            (
-                Box::new(|mut c| {
-                    c.mode(Mode::Stream).rate(10.0);
-                    c
-                }),
-                E::RateInStreamMode,
-            ),
-            (
-                Box::new(|mut c| {
-                    c.mode(Mode::Churn).pipeline(2);
-                    c
-                }),
-                E::PipelineNeedsPingpong { mode: Mode::Churn },
-            ),
-            (
-                Box::new(|_| {
-                    let mut c = BenchConfig::new("http://127.0.0.1:1/".parse().unwrap());
-                    c.mode(Mode::Stream);
-                    c
-                }),
-                E::NotEcho {
-                    transport: Transport::Http,
-                    why: NOT_A_STREAM,
-                },
-            ),
-            (
-                Box::new(|_| {
-                    let mut c = BenchConfig::new("https://127.0.0.1:1/".parse().unwrap());
-                    c.pipeline(2);
-                    c
-                }),
-                E::NotEcho {
-                    transport: Transport::Https,
-                    why: ONE_REQUEST_AT_A_TIME,
-                },
-            ),
-            (
-                Box::new(|_| {
-                    let mut c = udp();
-                    c.proxy(ProxySend::new(crate::proxy::Version::V1));
-                    c
-                }),
-                E::ProxyOverUdp,
-            ),
-            (
-                Box::new(|_| {
-                    let mut c = udp();
-                    c.mode(Mode::Churn);
-                    c
-                }),
-                E::UdpNeedsPingpong { mode: Mode::Churn },
-            ),
-            (
-                Box::new(|_| {
-                    let mut c = udp();
-                    c.pipeline(2);
-                    c
-                }),
-                E::PipelineOverUdp,
-            ),
-            (
-                Box::new(|_| {
-                    let mut c = udp();
-                    c.size(65_508);
-                    c
-                }),
-                E::UdpSizeTooLarge {
-                    size: 65_508,
-                    max: 65_507,
-                },
-            ),
-        ];
-        for (change, want) in cases {
-            assert_eq!(change(base.clone()).validate(), Err(want));
-        }
-        assert_eq!(base.validate(), Ok(()));
-        let mut h2 = BenchConfig::new("http://127.0.0.1:1/".parse().unwrap());
-        assert_eq!(h2.validate(), Ok(()));
-        assert_eq!(h2.http2(true).pipeline(8).validate(), Ok(()));
-        assert_eq!(h2.mode(Mode::Churn).pipeline(1).validate(), Ok(()));
-        assert_eq!(udp().timeout, UDP_TIMEOUT);
-        assert_eq!(udp().size(MAX_UDP_SIZE).validate(), Ok(()));
-    }
-
-    #[test]
-    fn the_library_speaks_of_values_not_flags() {
-        let errors = [
-            BenchConfigError::PipelineOutOfRange { max: MAX_PIPELINE },
-            BenchConfigError::RateInStreamMode,
-            BenchConfigError::UdpNeedsPingpong { mode: Mode::Stream },
-            BenchConfigError::PipelineOverUdp,
-            BenchConfigError::UdpSizeTooLarge {
-                size: 70_000,
-                max: MAX_UDP_SIZE,
-            },
-            BenchConfigError::TooFewFiles {
-                connections: 1000,
-                limit: 256,
-            },
-            BenchConfigError::NotEcho {
-                transport: Transport::Http,
-                why: NOT_A_STREAM,
-            },
-            BenchConfigError::NotEcho {
-                transport: Transport::Http,
-                why: ONE_REQUEST_AT_A_TIME,
-            },
-        ];
-        for e in errors {
-            let text = e.to_string();
-            assert!(!text.contains("--") && !text.contains("-c "), "{text}");
-        }
-    }
-}
+mod tests;

@@ -47,16 +47,20 @@ pub fn bench_config_message(e: &BenchConfigError) -> String {
         E::PipelineOverUdp => "--pipeline does not apply to udp://: each datagram's reply is \
                                awaited before the next is sent (use more connections, -c)"
             .into(),
+        E::HttpStreamMode { transport } => format!(
+            "--mode stream does not apply to {transport}://, which answers requests: use --mode \
+             pingpong or churn (each message one request)"
+        ),
+        E::HttpPipelineNeedsH2 { .. } => "--pipeline over HTTP/1.1 would queue requests on one \
+                                          connection: add --http2 (--pipeline N is then N \
+                                          concurrent streams) or use more connections (-c)"
+            .into(),
         E::UdpSizeTooLarge { size, max } => format!(
             "--size {size} does not fit in one UDP datagram: at most {max} bytes over udp://"
         ),
         // These name no flag: the values that clap's parsers refuse
         // first, and an HTTP address.
-        E::EmptyMessage
-        | E::ZeroDuration
-        | E::ZeroTimeout
-        | E::RateNotPositive
-        | E::NotEcho { .. } => e.to_string(),
+        E::EmptyMessage | E::ZeroDuration | E::ZeroTimeout | E::RateNotPositive => e.to_string(),
     }
 }
 
