@@ -44,8 +44,12 @@ pub const HEAD_DEADLINE: Duration = Duration::from_secs(2);
 
 /// How long a connection must have been silent before a newcomer may take
 /// its slot. An honest client's request follows its connection within
-/// microseconds, so a burst of scrapes evicts none of its own.
-const EVICT_AFTER: Duration = Duration::from_millis(200);
+/// microseconds on an idle machine, but a loaded one can hold a client
+/// back for hundreds of milliseconds: at 200 ms, a burst of 2,000 scrapes
+/// on a busy 2-core machine lost a dozen of its own to eviction (their
+/// request arrived after the close, and got a reset). A second keeps that
+/// margin and still halves what a silent peer holds ([`HEAD_DEADLINE`]).
+const EVICT_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a client has to take the response (a few KiB, which fits in
 /// any socket buffer: this only bounds a peer with a zero window).
@@ -83,6 +87,18 @@ struct Held {
 }
 
 impl Slots {
+    /// How long from `now` until the next held connection that is still
+    /// too young to evict becomes old enough; `None` when none is (every
+    /// one busy, or already old enough).
+    fn until_next_evictable(&self, now: Instant) -> Option<Duration> {
+        self.held
+            .iter()
+            .filter(|h| h.idle)
+            .map(|h| (h.since + EVICT_AFTER).saturating_duration_since(now))
+            .filter(|d| !d.is_zero())
+            .min()
+    }
+
     /// Which held connection to close for a newcomer at `now`: one silent
     /// for [`EVICT_AFTER`] at least, whose request has not already arrived
     /// unread (`has_unread`: it is about to be answered), from the address
@@ -216,13 +232,19 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 continue;
             }
         };
-        // No slot to take: wait for one to be given back, or for a silent
-        // one to become evictable, accepting nothing meanwhile.
+        // No slot to take: wait for one to be given back, or for the next
+        // silent one to become evictable, accepting nothing meanwhile.
         let slot = loop {
             match Slot::take(&endpoint, peer, stream.as_raw_fd(), &metrics) {
                 Some(slot) => break slot,
                 None => {
-                    let _ = tokio::time::timeout(EVICT_AFTER, endpoint.released.notified()).await;
+                    let wait = endpoint
+                        .slots
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .until_next_evictable(Instant::now())
+                        .unwrap_or(EVICT_AFTER);
+                    let _ = tokio::time::timeout(wait, endpoint.released.notified()).await;
                 }
             }
         };
@@ -411,6 +433,19 @@ mod tests {
         assert_eq!(s.victim(t0(), |_| false), None);
         assert_eq!(s.victim(t0() + EVICT_AFTER / 2, |_| false), None);
         assert_eq!(s.victim(t0() + EVICT_AFTER, |_| false), Some(0));
+    }
+
+    #[test]
+    fn a_full_endpoint_waits_just_until_the_next_one_is_old_enough() {
+        let s = slots(&[(1, 10, false), (1, 11, true)]);
+        let quarter = EVICT_AFTER / 4;
+        assert_eq!(
+            s.until_next_evictable(t0() + quarter),
+            Some(EVICT_AFTER - quarter)
+        );
+        // Old enough already, or busy: nothing to wait for but a release.
+        assert_eq!(s.until_next_evictable(t0() + EVICT_AFTER), None);
+        assert_eq!(slots(&[(1, 10, false)]).until_next_evictable(t0()), None);
     }
 
     /// One instant for every slot of a test.

@@ -185,7 +185,10 @@ fn idle_connections_do_not_delay_a_scrape() {
         .collect();
     for _ in 0..3 {
         let (body, took) = timed_scrape(port);
-        assert!(took < Duration::from_secs(2), "a scrape took {took:?}");
+        // Idle ones are evictable after 1 s; the 2 s head deadline would
+        // free them all in any case, which the count of evicted below
+        // tells apart. The rest is margin for a loaded machine.
+        assert!(took < Duration::from_secs(3), "a scrape took {took:?}");
         assert!(body.contains("# TYPE echoes_connections_open gauge"));
     }
     let (page, _) = timed_scrape(port);
@@ -257,16 +260,23 @@ fn a_burst_of_2000_concurrent_scrapes_is_answered_in_full() {
             Err(e) => Some(e.clone()),
         })
         .collect();
+    let page = scrape(port);
+    let dropped = |reason: &str| {
+        sample(
+            &page,
+            &format!("echoes_metrics_connections_dropped_total{{reason=\"{reason}\"}}"),
+        )
+    };
     assert!(
         failed.is_empty(),
-        "{} of 2000 scrapes unanswered, e.g. {:?}",
+        "{} of 2000 scrapes unanswered (the server counts {} evicted, {} timed out), e.g. {:?}",
         failed.len(),
+        dropped("evicted"),
+        dropped("timeout"),
         &failed[..failed.len().min(5)]
     );
-    let page = scrape(port);
     for reason in ["evicted", "timeout"] {
-        let series = format!("echoes_metrics_connections_dropped_total{{reason=\"{reason}\"}}");
-        assert_eq!(sample(&page, &series), 0, "{reason}");
+        assert_eq!(dropped(reason), 0, "{reason}");
     }
     // Bounded by the slots: a descriptor each, and a few KiB.
     assert!(
