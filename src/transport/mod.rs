@@ -69,7 +69,7 @@ pub use error::TlsError;
 pub use peer::PeerName;
 #[cfg(feature = "bench")]
 pub(crate) use resolve::{first_that_connects, resolve_inet};
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "tls", test))]
 pub(crate) use socket::socket_queues;
 pub(crate) use socket::{
     OwnedSocket, StreamSocket, register, register_stream, register_writer, urgent_pending,
