@@ -59,7 +59,7 @@ pub fn bench_config_message(e: &BenchConfigError) -> String {
             "--size {size} does not fit in one UDP datagram: at most {max} bytes over udp://"
         ),
         // These name no flag: the values that clap's parsers refuse
-        // first, and an HTTP address.
+        // first.
         E::EmptyMessage | E::ZeroDuration | E::ZeroTimeout | E::RateNotPositive => e.to_string(),
     }
 }
