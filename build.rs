@@ -98,6 +98,20 @@ const PYTHON_MODULES: &[PythonModule] = &[
         cfg: "has_py_yaml",
         module: "yaml",
     },
+    // grpcio-tools (which brings grpcio and protobuf), and grpcio's
+    // health and reflection clients.
+    PythonModule {
+        cfg: "has_py_grpc_tools",
+        module: "grpc_tools",
+    },
+    PythonModule {
+        cfg: "has_py_grpc_health",
+        module: "grpc_health",
+    },
+    PythonModule {
+        cfg: "has_py_grpc_reflection",
+        module: "grpc_reflection",
+    },
 ];
 
 /// What prints the folder of Python's packages.

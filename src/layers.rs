@@ -20,6 +20,7 @@ const FLOORS: &[&[&str]] = &[
         "activation",
         "notify",
         "shutdown",
+        "serving",
     ],
     // What an address is.
     &["addr"],
@@ -32,6 +33,8 @@ const FLOORS: &[&[&str]] = &[
     &["transport"],
     // The per-connection loop.
     &["echo"],
+    // The gRPC services, which HTTP dispatches to.
+    &["grpc"],
     // HTTP and WebSocket.
     &["http"],
     // The two ends.

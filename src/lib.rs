@@ -101,6 +101,8 @@ pub mod client;
 #[cfg(test)]
 mod counting;
 pub(crate) mod echo;
+#[cfg(feature = "grpc")]
+mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(test)]
@@ -111,6 +113,7 @@ pub mod proxy;
 pub(crate) mod pyrepr;
 pub(crate) mod runtime;
 pub mod server;
+mod serving;
 pub mod shutdown;
 pub(crate) mod splice;
 pub mod transport;

@@ -113,6 +113,15 @@ struct Args {
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration,
           default_value = cli::format_duration(http::DEFAULT_HEADER_TIMEOUT))]
     http_header_timeout: Duration,
+    /// The most streams (requests, gRPC calls) an HTTP/2 connection may have
+    /// open at once
+    #[arg(long, value_name = "N", default_value_t = http::H2_MAX_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    http_max_streams: u32,
+    /// End each HTTP connection gracefully after this long (HTTP/2: GOAWAY),
+    /// so that a balancer spreads long h2 and gRPC connections anew; 0 for never
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "0")]
+    http_max_age: Duration,
     /// Knobs for every HTTP request that does not turn them itself, in
     /// query syntax, e.g. 'status=503&delay=100ms' or 'header=Cache-Control:no-store':
     /// a request's own knob wins; held to the --http-max-* limits
@@ -305,6 +314,8 @@ fn http_config(args: &Args) -> HttpConfig {
         })
         .max_body(args.http_max_body as u64)
         .header_timeout(off_if_zero(args.http_header_timeout))
+        .max_streams(args.http_max_streams)
+        .max_age(off_if_zero(args.http_max_age))
         .ws_max_message(args.ws_max_message)
         .ws_max_frame(args.ws_max_frame);
     if let Some(knobs) = &args.http_default_knobs {

@@ -53,6 +53,7 @@ enum Event {
     Idle,
     Silent,
     Stalled,
+    Aged,
 }
 
 impl HttpServer {
@@ -63,7 +64,7 @@ impl HttpServer {
     /// as the TCP echo's is: `Ending::Idle` for the idle timeout, an error
     /// for an I/O failure; HTTP's own errors are answered and counted here.
     ///
-    /// Longer than 80 lines on purpose: it is one `select!` over the eight
+    /// Longer than 80 lines on purpose: it is one `select!` over the nine
     /// things a connection waits for, and each arm's few lines read best
     /// beside the loop state they change (split up, that state would be
     /// passed around as a bag of `&mut`).
@@ -105,6 +106,10 @@ impl HttpServer {
             tokio::time::sleep(header_timeout.unwrap_or(Duration::from_secs(86_400 * 365)));
         tokio::pin!(silent);
         let mut silent_armed = header_timeout.is_some();
+        let max_age = self.config.max_age;
+        let aged = tokio::time::sleep(max_age.unwrap_or(Duration::from_secs(86_400 * 365)));
+        tokio::pin!(aged);
+        let mut age_armed = max_age.is_some();
         let mut outcome = Ok(Ending::Eof);
         while conn.is_some() || upgrades_open || !sessions.is_empty() {
             let serving = conn.is_some();
@@ -122,6 +127,7 @@ impl HttpServer {
                 () = idle_expired(&state, idle) => Event::Idle,
                 () = &mut silent, if silent_armed => Event::Silent,
                 () = h2_stalled(&state, header_timeout), if serving && sessions.is_empty() => Event::Stalled,
+                () = &mut aged, if serving && age_armed => Event::Aged,
             };
             match event {
                 Event::Served(r) => {
@@ -142,6 +148,17 @@ impl HttpServer {
                     }
                 }
                 Event::CloseAsked => {
+                    if let Some(c) = conn.as_mut() {
+                        c.as_mut().graceful_shutdown();
+                    }
+                }
+                Event::Aged => {
+                    age_armed = false;
+                    debug!(
+                        name = %peer,
+                        "--http-max-age of {} reached: closing gracefully",
+                        format_duration(max_age.unwrap_or_default())
+                    );
                     if let Some(c) = conn.as_mut() {
                         c.as_mut().graceful_shutdown();
                     }

@@ -17,6 +17,7 @@
 //! | `pattern` | the checkable pattern of a `size=` body |
 //! | `sse` | the server-sent events of an `sse=` answer, ended by their count, the client, or shutdown |
 //! | `reflect` | the reflection, as JSON or text |
+//! | `health` | the serving switch that gRPC health reports, read and flipped at [`HEALTH_PATH`] |
 //! | `facts` | what the connection knows of its peer: addresses, TLS details |
 //! | `websocket` | the RFC 6455 handshake (and RFC 8441 over HTTP/2) and the echo |
 //! | `page` | the browser test page at [`TEST_PAGE_PATH`] |
@@ -61,6 +62,7 @@
 pub(crate) mod body;
 pub(crate) mod conn;
 pub(crate) mod facts;
+pub(crate) mod health;
 pub(crate) mod host;
 pub(crate) mod io;
 mod json;
@@ -79,6 +81,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
 pub use facts::{CertFacts, ConnFacts, ProxyFacts, TlsFacts};
+pub use health::HEALTH_PATH;
 pub use knobs::{DEFAULT_SSE_INTERVAL, MAX_HEADER_KNOB_BYTES, MAX_HEADER_KNOBS, MAX_SSE_EVENTS};
 pub use pattern::{byte_at, first_mismatch};
 pub use sse::{SSE_PATTERN, sse_event};
@@ -102,8 +105,9 @@ pub const DEFAULT_MAX_HEAD: usize = 64 << 10;
 /// this long of its first byte; a keep-alive connection idle this long is
 /// closed.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// The most streams one HTTP/2 connection may have open at once (RFC
-/// 9113 recommends no fewer than 100).
+/// The default `--http-max-streams`: the most streams one HTTP/2
+/// connection may have open at once (RFC 9113 recommends no fewer than
+/// 100).
 pub const H2_MAX_STREAMS: u32 = 100;
 /// What one HTTP/2 stream may have queued to send, unsent because the
 /// peer does not read: with [`H2_MAX_STREAMS`], an HTTP/2 connection holds
@@ -147,6 +151,8 @@ pub struct HttpConfig {
     pub(crate) ws_max_message: usize,
     pub(crate) ws_max_frame: usize,
     pub(crate) default_knobs: String,
+    pub(crate) max_streams: u32,
+    pub(crate) max_age: Option<Duration>,
 }
 
 impl Default for HttpConfig {
@@ -161,6 +167,8 @@ impl Default for HttpConfig {
             ws_max_message: DEFAULT_WS_MAX_MESSAGE,
             ws_max_frame: DEFAULT_WS_MAX_FRAME,
             default_knobs: String::new(),
+            max_streams: H2_MAX_STREAMS,
+            max_age: None,
         }
     }
 }
@@ -238,6 +246,25 @@ impl HttpConfig {
         self
     }
 
+    /// The most streams (requests, gRPC calls) one HTTP/2 connection may
+    /// have open at once, as its SETTINGS say; at least 1. Default:
+    /// [`H2_MAX_STREAMS`], 100.
+    pub fn max_streams(&mut self, max: u32) -> &mut Self {
+        self.max_streams = max.max(1);
+        self
+    }
+
+    /// How long a connection may live: past it the server ends it
+    /// gracefully (HTTP/2: GOAWAY, HTTP/1.1: `Connection: close` on the
+    /// next answer), the requests and calls under way finish, and a
+    /// client must connect again, so that a balancer in front spreads
+    /// long-lived HTTP/2 and gRPC connections anew (gRPC's
+    /// `MaxConnectionAge`); `None` for no limit. Default: `None`.
+    pub fn max_age(&mut self, max: Option<Duration>) -> &mut Self {
+        self.max_age = max;
+        self
+    }
+
     /// The limits a request's knobs are held to.
     pub(crate) fn limits(&self) -> knobs::Limits {
         knobs::Limits {
@@ -275,6 +302,11 @@ pub struct HttpServer {
     metrics: Arc<Metrics>,
     shutdown: ShutdownHandle,
     builder: auto::Builder<TokioExecutor>,
+    /// The serving switch.
+    serving: Arc<crate::serving::Serving>,
+    /// The gRPC services.
+    #[cfg(feature = "grpc")]
+    grpc: crate::grpc::Grpc,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -305,18 +337,34 @@ impl HttpServer {
             .http2()
             .timer(TokioTimer::new())
             .enable_connect_protocol()
-            .max_concurrent_streams(H2_MAX_STREAMS)
+            .max_concurrent_streams(config.max_streams)
             .max_send_buf_size(H2_SEND_BUFFER)
             .max_header_list_size(u32::try_from(config.max_head).unwrap_or(u32::MAX));
         // Checked by `ServerConfig::validate`; a configuration that skipped
         // it gets none (each request's own knobs are still checked).
         let default_knobs = config.parsed_default_knobs().unwrap_or_default();
+        let serving = Arc::new(crate::serving::Serving::default());
+        #[cfg(feature = "grpc")]
+        let grpc = crate::grpc::Grpc::new(
+            &config.name,
+            crate::grpc::Limits {
+                max_message: usize::try_from(config.max_body).unwrap_or(usize::MAX),
+                max_response: usize::try_from(config.max_size).unwrap_or(usize::MAX),
+                max_delay: config.max_delay,
+            },
+            serving.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
         HttpServer {
             config,
             default_knobs,
             metrics,
             shutdown,
             builder,
+            serving,
+            #[cfg(feature = "grpc")]
+            grpc,
         }
     }
 

@@ -28,7 +28,7 @@ use super::io::IoState;
 use super::knobs::Knobs;
 use super::reflect::{self, Reflection};
 use super::sse::SseBody;
-use super::{H2_MAX_WEBSOCKETS, HttpServer, TEST_PAGE_PATH, host, page, websocket};
+use super::{H2_MAX_WEBSOCKETS, HttpServer, TEST_PAGE_PATH, health, host, page, websocket};
 
 /// A WebSocket to run once its handshake response is out.
 pub struct Session {
@@ -136,6 +136,26 @@ async fn route(ctx: &Ctx, mut req: Request<Incoming>) -> Response<ResBody> {
             HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
         );
         close_after(ctx, &mut r, req.version() == Version::HTTP_2);
+        return r;
+    }
+    #[cfg(feature = "grpc")]
+    if crate::grpc::is_grpc(&req) {
+        return ctx.server.grpc.call(req, ctx.shard).await;
+    }
+    let shutting_down = ctx.server.shutdown.is_shutdown();
+    let health = health::answer(
+        &ctx.server.serving,
+        shutting_down,
+        req.method(),
+        req.uri().path(),
+    );
+    if let Some((status, text)) = health {
+        let mut r = Response::new(body::full(format!("{text}\n")));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         return r;
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == TEST_PAGE_PATH {

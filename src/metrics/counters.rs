@@ -10,43 +10,74 @@ use super::process;
 use super::udp_result::UdpResult;
 use crate::addr::Transport;
 
-/// The `transport` label values, in the order the exposition lists them.
-/// `https://` counts as `http` and `wss://` as `ws`: TLS is a detail of
-/// the listener, as its `tls_handshake` errors show.
-const LABELS: [&str; 6] = ["tcp", "tls", "udp", "unix", "http", "ws"];
+/// What the `transport` label of a series says: a transport of
+/// [`crate::addr`], or `grpc`, which has no scheme of its own (gRPC is
+/// served on `http://` and `https://` listeners) and counts calls, not
+/// connections. `https://` counts as `http` and `wss://` as `ws`: TLS is a
+/// detail of the listener, as its `tls_handshake` errors show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// `tcp`.
+    Tcp,
+    /// `tls`.
+    Tls,
+    /// `udp`.
+    Udp,
+    /// `unix`.
+    Unix,
+    /// `http` (and `https`): connections and their bytes on the wire.
+    Http,
+    /// `ws` (and `wss`): WebSocket sessions and their message bytes.
+    Ws,
+    /// `grpc`: gRPC calls (on `http` connections) and their message bytes.
+    Grpc,
+}
 
-/// How many label values there are.
-const N: usize = LABELS.len();
+impl Label {
+    /// Every label, in the order the exposition lists them.
+    const ALL: [Label; 7] = [
+        Label::Tcp,
+        Label::Tls,
+        Label::Udp,
+        Label::Unix,
+        Label::Http,
+        Label::Ws,
+        Label::Grpc,
+    ];
 
-/// The label slot of a transport.
-fn index(t: Transport) -> usize {
-    match t {
-        Transport::Tcp => 0,
-        Transport::Tls => 1,
-        Transport::Udp => 2,
-        Transport::Unix => 3,
-        Transport::Http | Transport::Https => 4,
-        Transport::Ws | Transport::Wss => 5,
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        ["tcp", "tls", "udp", "unix", "http", "ws", "grpc"][self as usize]
     }
 }
 
-/// A transport whose slot is `i`, to ask what applies to it.
-fn transport_at(i: usize) -> Transport {
-    [
-        Transport::Tcp,
-        Transport::Tls,
-        Transport::Udp,
-        Transport::Unix,
-        Transport::Http,
-        Transport::Ws,
-    ][i]
+impl From<Transport> for Label {
+    fn from(t: Transport) -> Label {
+        match t {
+            Transport::Tcp => Label::Tcp,
+            Transport::Tls => Label::Tls,
+            Transport::Udp => Label::Udp,
+            Transport::Unix => Label::Unix,
+            Transport::Http | Transport::Https => Label::Http,
+            Transport::Ws | Transport::Wss => Label::Ws,
+        }
+    }
+}
+
+/// How many label values there are.
+const N: usize = Label::ALL.len();
+
+/// The label slot of a transport or label.
+fn index(t: impl Into<Label>) -> usize {
+    t.into() as usize
 }
 
 /// Whether the bytes of a slot are echoed as they come (sent is received
 /// less what is still owed) or counted each way on their own (HTTP, whose
-/// answers are not its requests, and WebSocket, counted by message).
+/// answers are not its requests, and WebSocket and gRPC, counted by
+/// message).
 fn counted_each_way(i: usize) -> bool {
-    i >= 4
+    i >= Label::Http as usize
 }
 
 /// What went wrong, as the `kind` label of `echoes_errors_total`.
@@ -115,22 +146,22 @@ impl ErrorKind {
 
     /// Whether this kind can happen on `t`; the others are not exposed,
     /// so the page has no series that can only ever be zero.
-    fn applies_to(self, t: Transport) -> bool {
-        use Transport::*;
-        let http = matches!(t, Http | Https);
-        let ws = matches!(t, Ws | Wss);
+    fn applies_to(self, t: Label) -> bool {
+        use Label::*;
+        let http = t == Http;
+        let ws = t == Ws;
+        let grpc = t == Grpc;
         match self {
-            ErrorKind::Accept => !matches!(t, Udp | Ws | Wss),
+            ErrorKind::Accept | ErrorKind::Proxy => !matches!(t, Udp | Ws | Grpc),
             ErrorKind::TlsHandshake => t == Tls || http,
-            ErrorKind::Io => true,
+            ErrorKind::Io => !grpc,
             ErrorKind::Limit => matches!(t, Tcp | Tls) || http,
-            ErrorKind::BadRequest
-            | ErrorKind::HeadersTooLarge
+            ErrorKind::BadRequest => http,
+            ErrorKind::HeadersTooLarge
             | ErrorKind::BodyTooLarge
             | ErrorKind::RequestTimeout
             | ErrorKind::BadKnob => http,
-            ErrorKind::Protocol | ErrorKind::MessageTooLarge => ws,
-            ErrorKind::Proxy => !matches!(t, Udp | Ws | Wss),
+            ErrorKind::Protocol | ErrorKind::MessageTooLarge => ws || grpc,
         }
     }
 }
@@ -228,7 +259,7 @@ impl Metrics {
     }
 
     /// The byte counter the echo loops of `transport` write to.
-    pub fn bytes(self: &Arc<Self>, transport: Transport) -> ByteCounter {
+    pub fn bytes(self: &Arc<Self>, transport: impl Into<Label>) -> ByteCounter {
         ByteCounter {
             metrics: self.clone(),
             t: index(transport),
@@ -237,40 +268,44 @@ impl Metrics {
 
     /// `n` bytes were received on a connection of `transport` whose bytes
     /// are counted each way (HTTP, WebSocket).
-    pub fn received(&self, transport: Transport, n: usize) {
+    pub fn received(&self, transport: impl Into<Label>, n: usize) {
         self.shard().received[index(transport)].fetch_add(n as u64, Relaxed);
     }
 
     /// `n` bytes were sent on a connection of `transport` whose bytes are
     /// counted each way (HTTP, WebSocket).
-    pub fn sent(&self, transport: Transport, n: usize) {
+    pub fn sent(&self, transport: impl Into<Label>, n: usize) {
         self.shard().sent[index(transport)].fetch_add(n as u64, Relaxed);
     }
 
     /// A connection was accepted.
-    pub fn opened(&self, transport: Transport) {
+    pub fn opened(&self, transport: impl Into<Label>) {
         let c = &self.conns[index(transport)];
         c.open.fetch_add(1, Relaxed);
         c.total.fetch_add(1, Relaxed);
     }
 
     /// A connection ended.
-    pub fn closed(&self, transport: Transport) {
+    pub fn closed(&self, transport: impl Into<Label>) {
         self.conns[index(transport)].open.fetch_sub(1, Relaxed);
     }
 
     /// Counts one error.
-    pub fn error(&self, transport: Transport, kind: ErrorKind) {
+    pub fn error(&self, transport: impl Into<Label>, kind: ErrorKind) {
         self.conns[index(transport)].errors[kind as usize].fetch_add(1, Relaxed);
     }
 
     /// Counts a connection that carried a PROXY protocol header.
-    pub fn proxy_header(&self, transport: Transport, version: crate::proxy::Version) {
+    pub fn proxy_header(&self, transport: impl Into<Label>, version: crate::proxy::Version) {
         self.conns[index(transport)].proxy_headers[version as usize].fetch_add(1, Relaxed);
     }
 
     /// Connections of `transport` that carried a PROXY header of `version`.
-    pub fn proxy_headers(&self, transport: Transport, version: crate::proxy::Version) -> u64 {
+    pub fn proxy_headers(
+        &self,
+        transport: impl Into<Label>,
+        version: crate::proxy::Version,
+    ) -> u64 {
         self.conns[index(transport)].proxy_headers[version as usize].load(Relaxed)
     }
 
@@ -295,17 +330,17 @@ impl Metrics {
     }
 
     /// Connections of `transport` open now.
-    pub fn open(&self, transport: Transport) -> u64 {
+    pub fn open(&self, transport: impl Into<Label>) -> u64 {
         self.conns[index(transport)].open.load(Relaxed)
     }
 
     /// Connections of `transport` accepted so far.
-    pub fn total(&self, transport: Transport) -> u64 {
+    pub fn total(&self, transport: impl Into<Label>) -> u64 {
         self.conns[index(transport)].total.load(Relaxed)
     }
 
     /// Errors of `kind` on `transport` so far.
-    pub fn errors(&self, transport: Transport, kind: ErrorKind) -> u64 {
+    pub fn errors(&self, transport: impl Into<Label>, kind: ErrorKind) -> u64 {
         self.conns[index(transport)].errors[kind as usize].load(Relaxed)
     }
 
@@ -318,7 +353,7 @@ impl Metrics {
     }
 
     /// The counters of `transport` now.
-    pub fn snapshot(&self, transport: Transport) -> TransportSnapshot {
+    pub fn snapshot(&self, transport: impl Into<Label>) -> TransportSnapshot {
         self.snapshot_at(index(transport))
     }
 
@@ -363,8 +398,10 @@ impl Metrics {
     /// Over 80 lines because it is the page itself, family after family
     /// in the order a reader meets them; each family is a few flat lines.
     pub fn render(&self) -> String {
-        let snaps: Vec<(&str, TransportSnapshot)> =
-            (0..N).map(|i| (LABELS[i], self.snapshot_at(i))).collect();
+        let snaps: Vec<(&str, TransportSnapshot)> = Label::ALL
+            .iter()
+            .map(|l| (l.as_str(), self.snapshot_at(*l as usize)))
+            .collect();
         let mut out = String::with_capacity(4096);
         let mut family =
             |name: &str, kind: &str, help: &str, value: &dyn Fn(&TransportSnapshot) -> u64| {
@@ -400,11 +437,11 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP echoes_errors_total Errors by kind: accept, tls_handshake, io, limit (refused by --max-connections-per-ip); over HTTP bad_request, headers_too_large, body_too_large, request_timeout, bad_knob; over WebSocket protocol, message_too_large; proxy (no valid PROXY protocol header)."
+            "# HELP echoes_errors_total Errors by kind: accept, tls_handshake, io, limit (refused by --max-connections-per-ip); over HTTP bad_request, headers_too_large, body_too_large, request_timeout, bad_knob; over WebSocket protocol, message_too_large; over gRPC protocol (malformed framing), message_too_large; proxy (no valid PROXY protocol header)."
         );
         let _ = writeln!(out, "# TYPE echoes_errors_total counter");
-        for (i, label) in LABELS.iter().enumerate() {
-            let t = transport_at(i);
+        for t in Label::ALL {
+            let label = t.as_str();
             for kind in ErrorKind::ALL.into_iter().filter(|k| k.applies_to(t)) {
                 let _ = writeln!(
                     out,
@@ -419,8 +456,8 @@ impl Metrics {
             "# HELP echoes_proxy_headers_total Connections that carried a PROXY protocol header, by version."
         );
         let _ = writeln!(out, "# TYPE echoes_proxy_headers_total counter");
-        for (i, label) in LABELS.iter().enumerate() {
-            let t = transport_at(i);
+        for t in Label::ALL {
+            let label = t.as_str();
             if !ErrorKind::Proxy.applies_to(t) {
                 continue;
             }

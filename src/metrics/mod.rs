@@ -35,5 +35,5 @@ pub(crate) mod http;
 mod process;
 mod udp_result;
 
-pub use counters::{ByteCounter, ErrorKind, Metrics, TransportSnapshot};
+pub use counters::{ByteCounter, ErrorKind, Label, Metrics, TransportSnapshot};
 pub use udp_result::UdpResult;

@@ -156,6 +156,12 @@ impl Pki {
         let dir = tempfile::tempdir().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // A name of its own: with rcgen's default name on both, the leaf's
+        // issuer is its own subject, and BoringSSL (grpcio) takes it for
+        // self-signed.
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "echoes test CA");
         let ca_key = KeyPair::generate().unwrap();
         let ca = params.self_signed(&ca_key).unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
