@@ -345,3 +345,97 @@ async fn one_h2_connection_carries_at_most_four_websockets() {
     let _ = port;
     drop(metrics);
 }
+
+/// The server's first SETTINGS frame, read from a raw h2c connection:
+/// `(identifier, value)` pairs.
+fn server_settings(port: u16) -> Vec<(u16, u32)> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(&[&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..], &frame(4, 0, 0, b"")].concat())
+        .unwrap();
+    let mut head = [0u8; 9];
+    conn.read_exact(&mut head).unwrap();
+    assert_eq!(head[3], 4, "the server's first frame is not SETTINGS: {head:?}");
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; len];
+    conn.read_exact(&mut payload).unwrap();
+    payload
+        .chunks_exact(6)
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+        .collect()
+}
+
+/// `--http-max-streams` is what the server's SETTINGS announce
+/// (SETTINGS_MAX_CONCURRENT_STREAMS), 100 unless set.
+#[test]
+fn http_max_streams_is_announced_in_settings() {
+    const MAX_CONCURRENT_STREAMS: u16 = 3;
+    let default = server("http", &[]);
+    assert!(
+        server_settings(default.port).contains(&(MAX_CONCURRENT_STREAMS, 100)),
+        "{:?}",
+        server_settings(default.port)
+    );
+    let set = server("http", &["--http-max-streams", "7"]);
+    let settings = server_settings(set.port);
+    assert!(settings.contains(&(MAX_CONCURRENT_STREAMS, 7)), "{settings:?}");
+}
+
+/// `--http-max-age`: a busy HTTP/2 connection gets a GOAWAY once it is
+/// that old, its request under way still answered, and the client must
+/// connect again (how a balancer test shows that an L4 balancer pins
+/// long h2 connections); a connection without the flag lives on.
+#[tokio::test(flavor = "current_thread")]
+async fn http_max_age_ends_a_connection_gracefully_with_goaway() {
+    async fn connection_life(port: u16, within: Duration) -> (Option<Duration>, usize) {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let ended = tokio::spawn(async move {
+            let _ = conn.await;
+            started.elapsed()
+        });
+        let url = format!("http://127.0.0.1:{port}/?delay=300ms");
+        let mut answered = 0;
+        while started.elapsed() < within && send.ready().await.is_ok() {
+            let get = hyper::Request::get(&url)
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            match send.send_request(get).await {
+                Ok(r) if r.status() == 200 => answered += 1,
+                _ => break,
+            }
+        }
+        let life = tokio::time::timeout(Duration::from_secs(3), ended)
+            .await
+            .ok()
+            .map(|r| r.unwrap());
+        (life, answered)
+    }
+    let aged = server("http", &["--http-max-age", "1s"]);
+    let (life, answered) = connection_life(aged.port, Duration::from_secs(5)).await;
+    let life = life.expect("the connection outlived --http-max-age by seconds");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(3)).contains(&life),
+        "closed after {life:?}"
+    );
+    // Every request sent before the GOAWAY was answered: about 1s / 300ms.
+    assert!((3..=5).contains(&answered), "{answered} answered");
+    let ageless = server("http", &[]);
+    let (life, answered) = connection_life(ageless.port, Duration::from_secs(2)).await;
+    assert!(answered >= 6, "{answered} answered without --http-max-age");
+    // Without the flag, the connection is still up when the client stops
+    // (it ends only when the client drops it, after the 3 s wait).
+    assert!(life.is_none() || life > Some(Duration::from_secs(2)), "{life:?}");
+}
