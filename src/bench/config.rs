@@ -52,6 +52,12 @@ pub enum HttpRequestKind {
     /// `GET PATH`: the response must be JSON (the server's reflection of
     /// the request); its bytes are counted as they come.
     Reflect,
+    /// A gRPC call (`echo-bench --grpc`, always over HTTP/2): unary
+    /// `grpc.testing.TestService/UnaryCall` with `size` bytes of the
+    /// pattern, asking for `size` bytes of payload; the answer must be
+    /// `size` zeros and `grpc-status: 0`.
+    #[cfg_attr(feature = "cli", value(skip))]
+    Grpc,
 }
 
 impl HttpRequestKind {
@@ -61,9 +67,13 @@ impl HttpRequestKind {
             HttpRequestKind::Echo => "echo",
             HttpRequestKind::Size => "size",
             HttpRequestKind::Reflect => "reflect",
+            HttpRequestKind::Grpc => "grpc",
         }
     }
 }
+
+/// The method each gRPC message calls ([`HttpRequestKind::Grpc`]).
+pub(crate) const GRPC_UNARY_CALL: &str = "/grpc.testing.TestService/UnaryCall";
 
 /// The most messages in flight per connection `--pipeline` accepts: the
 /// ring of send times is allocated up front, so it must stay small.
@@ -279,12 +289,18 @@ impl BenchConfig {
 
     /// Speak HTTP/2 over `http://` (prior knowledge) and `https://` (ALPN
     /// `h2`) instead of HTTP/1.1; a pipeline of N is then N concurrent
-    /// streams on each connection. Ignored over the other transports.
+    /// streams on each connection. Ignored over the other transports;
+    /// gRPC ([`HttpRequestKind::Grpc`]) speaks HTTP/2 whatever this says.
     ///
     /// Default: `false` (HTTP/1.1 with keep-alive).
     pub fn http2(&mut self, on: bool) -> &mut Self {
         self.http2 = on;
         self
+    }
+
+    /// Whether HTTP requests go over HTTP/2: `--http2`, or gRPC.
+    pub(crate) fn speaks_h2(&self) -> bool {
+        self.http2 || self.http_request == HttpRequestKind::Grpc
     }
 
     /// The server.
@@ -340,7 +356,7 @@ impl BenchConfig {
                 E::HttpStreamMode { transport },
             ),
             (
-                web && !self.http2 && self.pipeline > 1,
+                web && !self.speaks_h2() && self.pipeline > 1,
                 E::HttpPipelineNeedsH2 { transport },
             ),
         ];

@@ -43,6 +43,7 @@ use super::config::HttpRequestKind;
 use super::exchange::{
     ExchangeEnd, ExchangePlan, ExchangeSides, ExchangeTimer, Failure, SlotBuffers, poll_exchange,
 };
+use super::grpc;
 use super::http_connect::{HttpConnection, PatternBody, ResponseFuture, Target, hyper_failure};
 use super::pattern::Pattern;
 use super::record::{FailureKind, Recorder};
@@ -170,6 +171,12 @@ impl ExchangeSides<HttpConnection> for HttpExchange<'_> {
             let target = conn.target.clone();
             let body = match target.kind {
                 HttpRequestKind::Echo => PatternBody::new(self.pattern, self.sent * size, size),
+                HttpRequestKind::Grpc => PatternBody::with_head(
+                    grpc::request_head(self.plan.size),
+                    self.pattern,
+                    self.sent * size,
+                    size,
+                ),
                 _ => PatternBody::empty(),
             };
             let response = conn.start(target.request(body));
@@ -257,6 +264,14 @@ async fn read_response(
     moved: Rc<Cell<Instant>>,
     start: Instant,
 ) -> Result<Answer, Failure> {
+    if target.kind == HttpRequestKind::Grpc {
+        return Ok(
+            match grpc::read_answer(response, check.size, &moved).await? {
+                Ok(bytes) => Answer::Checked(start, bytes),
+                Err(status) => Answer::Status(status),
+            },
+        );
+    }
     let response = response.await.map_err(|e| hyper_failure("receiving", &e))?;
     moved.set(Instant::now());
     let status = response.status();
@@ -334,6 +349,8 @@ impl Check {
                     return Err(longer(self.size, &format!("{} bytes sent", self.size)));
                 }
             }
+            // Checked whole, by `grpc::read_answer`.
+            HttpRequestKind::Grpc => {}
             HttpRequestKind::Size => {
                 let take = data.len().min(self.size.saturating_sub(at));
                 if let Some(bad) = crate::http::first_mismatch(at as u64, &data[..take]) {

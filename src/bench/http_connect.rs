@@ -62,9 +62,11 @@ impl Target {
         let knob = match kind {
             HttpRequestKind::Echo => Some("echo_body".to_string()),
             HttpRequestKind::Size => Some(format!("size={size}")),
-            HttpRequestKind::Reflect => None,
+            HttpRequestKind::Reflect | HttpRequestKind::Grpc => None,
         };
         let path = match knob {
+            // A gRPC call's path is its method.
+            _ if kind == HttpRequestKind::Grpc => super::config::GRPC_UNARY_CALL.to_string(),
             Some(knob) if path.contains('?') => format!("{path}&{knob}"),
             Some(knob) => format!("{path}?{knob}"),
             None => path.to_string(),
@@ -95,7 +97,7 @@ impl Target {
             .transpose()
             .map_err(|e| bad(format!("not a Host header: {e}")))?;
         let method = match kind {
-            HttpRequestKind::Echo => Method::POST,
+            HttpRequestKind::Echo | HttpRequestKind::Grpc => Method::POST,
             _ => Method::GET,
         };
         Ok(Target {
@@ -120,11 +122,22 @@ impl Target {
         if let Some(host) = &self.host {
             req.headers_mut().insert(header::HOST, host.clone());
         }
-        if self.kind == HttpRequestKind::Echo {
-            req.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
+        let h = req.headers_mut();
+        match self.kind {
+            HttpRequestKind::Echo => {
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+            }
+            HttpRequestKind::Grpc => {
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc"),
+                );
+                h.insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+            _ => {}
         }
         req
     }
@@ -141,8 +154,10 @@ impl Target {
 
 /// A request body: `len` bytes of a connection's [`Pattern`] from
 /// `offset`, generated [`WRITE_CHUNK`] bytes at a time as hyper asks for
-/// them (so a large message is never held whole); none for a `GET`.
+/// them (so a large message is never held whole), after a `head` (a gRPC
+/// call's framing); none for a `GET`.
 pub(crate) struct PatternBody {
+    head: Bytes,
     pattern: Pattern,
     offset: u64,
     left: u64,
@@ -152,9 +167,18 @@ impl PatternBody {
     /// `len` bytes of `pattern` from `offset`.
     pub(crate) fn new(pattern: Pattern, offset: u64, len: u64) -> PatternBody {
         PatternBody {
+            head: Bytes::new(),
             pattern,
             offset,
             left: len,
+        }
+    }
+
+    /// `head`, then `len` bytes of `pattern` from `offset`.
+    pub(crate) fn with_head(head: Bytes, pattern: Pattern, offset: u64, len: u64) -> PatternBody {
+        PatternBody {
+            head,
+            ..PatternBody::new(pattern, offset, len)
         }
     }
 
@@ -172,6 +196,9 @@ impl Body for PatternBody {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if !self.head.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut self.head)))));
+        }
         if self.left == 0 {
             return Poll::Ready(None);
         }
@@ -184,11 +211,11 @@ impl Body for PatternBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.left == 0
+        self.left == 0 && self.head.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left)
+        SizeHint::with_exact(self.left + self.head.len() as u64)
     }
 }
 

@@ -68,7 +68,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         config.proxy.as_ref(),
         HttpPlan {
             kind: config.http_request,
-            http2: config.http2,
+            http2: config.speaks_h2(),
             size: config.size,
         },
     ))?;

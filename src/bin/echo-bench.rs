@@ -116,6 +116,12 @@ struct RunArgs {
     /// is an error of kind status [default: echo]
     #[arg(long, value_enum, value_name = "KIND")]
     http_request: Option<HttpRequestKind>,
+    /// Over http:// and https://, make each message a gRPC call (HTTP/2):
+    /// unary grpc.testing.TestService/UnaryCall with -s bytes, asking for
+    /// -s bytes back; the payload must be -s zeros and the status OK (any
+    /// other status is an error of kind status)
+    #[arg(long, conflicts_with_all = ["http_request", "http2"])]
+    grpc: bool,
     /// Over http:// and https://, speak HTTP/2 (prior knowledge over
     /// http://, ALPN h2 over https://) instead of HTTP/1.1 with keep-alive;
     /// --pipeline N is then N concurrent streams per connection
@@ -167,6 +173,8 @@ Examples:
   echo-bench --connect https://localhost:8444/ -k --http2 --pipeline 8
   # GET ?size=64KiB, each body checked against the server's size= pattern
   echo-bench --connect http://127.0.0.1:8080/ --http-request size -s 64KiB
+  # gRPC unary calls to grpc.testing.TestService, 4 streams per connection
+  echo-bench --connect http://127.0.0.1:8080/ --grpc --pipeline 4 -s 256
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect localhost:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg
@@ -233,9 +241,11 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
         args.connect.transport(),
         echoes::addr::Transport::Http | echoes::addr::Transport::Https
     );
-    if !web && (args.http2 || args.http_request.is_some()) {
+    if !web && (args.http2 || args.http_request.is_some() || args.grpc) {
         let flag = if args.http2 {
             "--http2"
+        } else if args.grpc {
+            "--grpc"
         } else {
             "--http-request"
         };
@@ -246,7 +256,10 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
     }
     let mut config = BenchConfig::new(args.connect);
     config
-        .http_request(args.http_request.unwrap_or_default())
+        .http_request(match args.grpc {
+            true => HttpRequestKind::Grpc,
+            false => args.http_request.unwrap_or_default(),
+        })
         .http2(args.http2)
         .mode(args.mode)
         .connections(args.connections)

@@ -352,11 +352,20 @@ fn server_settings(port: u16) -> Vec<(u16, u32)> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    conn.write_all(&[&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..], &frame(4, 0, 0, b"")].concat())
-        .unwrap();
+    conn.write_all(
+        &[
+            &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
+            &frame(4, 0, 0, b""),
+        ]
+        .concat(),
+    )
+    .unwrap();
     let mut head = [0u8; 9];
     conn.read_exact(&mut head).unwrap();
-    assert_eq!(head[3], 4, "the server's first frame is not SETTINGS: {head:?}");
+    assert_eq!(
+        head[3], 4,
+        "the server's first frame is not SETTINGS: {head:?}"
+    );
     let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
     let mut payload = vec![0u8; len];
     conn.read_exact(&mut payload).unwrap();
@@ -384,7 +393,10 @@ fn http_max_streams_is_announced_in_settings() {
     );
     let set = server("http", &["--http-max-streams", "7"]);
     let settings = server_settings(set.port);
-    assert!(settings.contains(&(MAX_CONCURRENT_STREAMS, 7)), "{settings:?}");
+    assert!(
+        settings.contains(&(MAX_CONCURRENT_STREAMS, 7)),
+        "{settings:?}"
+    );
 }
 
 /// `--http-max-age`: a busy HTTP/2 connection gets a GOAWAY once it is
@@ -437,5 +449,8 @@ async fn http_max_age_ends_a_connection_gracefully_with_goaway() {
     assert!(answered >= 6, "{answered} answered without --http-max-age");
     // Without the flag, the connection is still up when the client stops
     // (it ends only when the client drops it, after the 3 s wait).
-    assert!(life.is_none() || life > Some(Duration::from_secs(2)), "{life:?}");
+    assert!(
+        life.is_none() || life > Some(Duration::from_secs(2)),
+        "{life:?}"
+    );
 }
