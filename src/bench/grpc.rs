@@ -17,24 +17,18 @@
 //! is bounded, so a server that sends without end cannot grow the
 //! bench's memory.
 
-use std::cell::Cell;
-use std::rc::Rc;
-use std::time::Instant;
-
 use bytes::{BufMut, Bytes, BytesMut};
-use http_body_util::BodyExt;
 use hyper::header::HeaderMap;
 use prost::Message;
 
 pub(crate) use super::config::GRPC_UNARY_CALL as UNARY_CALL;
 use super::exchange::Failure;
-use super::http_connect::{ResponseFuture, hyper_failure};
 use super::record::FailureKind;
 use crate::grpc::generated::testing::SimpleResponse;
 
 /// What an answer may carry beyond its payload (its own tags and
 /// lengths, and fields such as `server_id`), before it is an error.
-const SLACK: usize = 1024;
+pub(crate) const SLACK: usize = 1024;
 
 /// Appends `v` as a protobuf varint.
 fn varint(out: &mut BytesMut, mut v: u64) {
@@ -72,7 +66,7 @@ pub(crate) fn request_head(size: usize) -> Bytes {
 }
 
 /// A call that ended with a status other than OK: `None` if it is OK.
-fn status_failure(fields: &HeaderMap, method: &str) -> Option<Failure> {
+pub(crate) fn status_failure(fields: &HeaderMap, method: &str) -> Option<Failure> {
     let code = fields.get("grpc-status")?.to_str().unwrap_or("?");
     if code == "0" {
         return None;
@@ -109,69 +103,14 @@ fn percent_decoded(raw: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Waits for the answer to a `size`-byte call, reads it and checks it;
-/// notes in `moved` when anything arrives. `Ok(Ok(bytes))`: the answer
-/// as it should be, of `bytes` bytes of messages; `Ok(Err(_))`: a status
-/// other than OK (the connection can go on); `Err(_)`: anything else.
-pub(crate) async fn read_answer(
-    response: ResponseFuture,
-    size: usize,
-    moved: &Rc<Cell<Instant>>,
-) -> Result<Result<usize, Failure>, Failure> {
-    let response = response.await.map_err(|e| hyper_failure("receiving", &e))?;
-    moved.set(Instant::now());
-    let status = response.status();
-    if !status.is_success() {
-        return Ok(Err(Failure::new(
-            FailureKind::Status,
-            format!("HTTP status {} for {UNARY_CALL}: not 2xx", status.as_u16()),
-        )));
-    }
-    // Trailers-Only: an error before any message.
-    if let Some(f) = status_failure(response.headers(), UNARY_CALL) {
-        return Ok(Err(f));
-    }
-    let mut body = response.into_body();
-    let mut kept = BytesMut::new();
-    let mut trailers = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| hyper_failure("receiving", &e))?;
-        moved.set(Instant::now());
-        match frame.into_data() {
-            Ok(data) => {
-                if kept.len() + data.len() > 5 + size + SLACK {
-                    return Err(mismatch(format!(
-                        "the answer to {UNARY_CALL} is longer than a {size}-byte payload"
-                    )));
-                }
-                kept.extend_from_slice(&data);
-            }
-            Err(frame) => trailers = frame.into_trailers().ok(),
-        }
-    }
-    if let Some(f) = trailers
-        .as_ref()
-        .and_then(|t| status_failure(t, UNARY_CALL))
-    {
-        return Ok(Err(f));
-    }
-    if trailers.is_none_or(|t| !t.contains_key("grpc-status")) {
-        return Err(Failure::new(
-            FailureKind::ShortEcho,
-            format!("short echo: the answer to {UNARY_CALL} ended without a grpc-status"),
-        ));
-    }
-    check_message(&kept, size).map(Ok)
-}
-
 /// A `mismatch`.
-fn mismatch(detail: String) -> Failure {
+pub(crate) fn mismatch(detail: String) -> Failure {
     Failure::new(FailureKind::Mismatch, detail)
 }
 
 /// Checks that `framed` is one uncompressed `SimpleResponse` whose
 /// payload is `size` zeros; returns its length.
-fn check_message(framed: &[u8], size: usize) -> Result<usize, Failure> {
+pub(crate) fn check_message(framed: &[u8], size: usize) -> Result<usize, Failure> {
     let Some((head, message)) = framed.split_at_checked(5) else {
         return Err(Failure::new(
             FailureKind::ShortEcho,

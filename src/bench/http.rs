@@ -43,7 +43,7 @@ use super::config::HttpRequestKind;
 use super::exchange::{
     ExchangeEnd, ExchangePlan, ExchangeSides, ExchangeTimer, Failure, SlotBuffers, poll_exchange,
 };
-use super::grpc;
+use super::grpc::{self, UNARY_CALL};
 use super::http_connect::{HttpConnection, PatternBody, ResponseFuture, Target, hyper_failure};
 use super::pattern::Pattern;
 use super::record::{FailureKind, Recorder};
@@ -266,7 +266,7 @@ async fn read_response(
 ) -> Result<Answer, Failure> {
     if target.kind == HttpRequestKind::Grpc {
         return Ok(
-            match grpc::read_answer(response, check.size, &moved).await? {
+            match read_grpc_answer(response, check.size, &moved).await? {
                 Ok(bytes) => Answer::Checked(start, bytes),
                 Err(status) => Answer::Status(status),
             },
@@ -315,6 +315,61 @@ async fn read_response(
     }
     check.end(got, &kept, &target)?;
     Ok(Answer::Checked(start, got))
+}
+
+/// Waits for the answer to a `size`-byte gRPC call ([`grpc`]), reads it and checks it;
+/// notes in `moved` when anything arrives. `Ok(Ok(bytes))`: the answer
+/// as it should be, of `bytes` bytes of messages; `Ok(Err(_))`: a status
+/// other than OK (the connection can go on); `Err(_)`: anything else.
+async fn read_grpc_answer(
+    response: ResponseFuture,
+    size: usize,
+    moved: &Rc<Cell<Instant>>,
+) -> Result<Result<usize, Failure>, Failure> {
+    let response = response.await.map_err(|e| hyper_failure("receiving", &e))?;
+    moved.set(Instant::now());
+    let status = response.status();
+    if !status.is_success() {
+        return Ok(Err(Failure::new(
+            FailureKind::Status,
+            format!("HTTP status {} for {UNARY_CALL}: not 2xx", status.as_u16()),
+        )));
+    }
+    // Trailers-Only: an error before any message.
+    if let Some(f) = grpc::status_failure(response.headers(), UNARY_CALL) {
+        return Ok(Err(f));
+    }
+    let mut body = response.into_body();
+    let mut kept = bytes::BytesMut::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| hyper_failure("receiving", &e))?;
+        moved.set(Instant::now());
+        match frame.into_data() {
+            Ok(data) => {
+                if kept.len() + data.len() > 5 + size + grpc::SLACK {
+                    return Err(grpc::mismatch(format!(
+                        "the answer to {UNARY_CALL} is longer than a {size}-byte payload"
+                    )));
+                }
+                kept.extend_from_slice(&data);
+            }
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    if let Some(f) = trailers
+        .as_ref()
+        .and_then(|t| grpc::status_failure(t, UNARY_CALL))
+    {
+        return Ok(Err(f));
+    }
+    if trailers.is_none_or(|t| !t.contains_key("grpc-status")) {
+        return Err(Failure::new(
+            FailureKind::ShortEcho,
+            format!("short echo: the answer to {UNARY_CALL} ended without a grpc-status"),
+        ));
+    }
+    grpc::check_message(&kept, size).map(Ok)
 }
 
 impl Check {

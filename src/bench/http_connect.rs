@@ -278,11 +278,19 @@ pub(crate) async fn probe(
         error: io::Error::other(why),
     };
     let version = if plan.http2 { "HTTP/2" } else { "HTTP/1.1" };
-    let probe_target = Target::new(addr, HttpRequestKind::Reflect, 0, plan.http2)?;
+    // A gRPC server need not answer a GET: ask it for a call, of no bytes.
+    let (probe_kind, probe_body) = match plan.kind {
+        HttpRequestKind::Grpc => (
+            HttpRequestKind::Grpc,
+            PatternBody::with_head(super::grpc::request_head(0), Pattern::new(0), 0, 0),
+        ),
+        _ => (HttpRequestKind::Reflect, PatternBody::empty()),
+    };
+    let probe_target = Target::new(addr, probe_kind, 0, plan.http2)?;
     let ask = async {
         let mut conn = HttpConnection::handshake(stream, target.clone()).await?;
         conn.ready().await?;
-        let response = conn.send(probe_target.request(PatternBody::empty())).await;
+        let response = conn.send(probe_target.request(probe_body)).await;
         response.map_err(|e| e.detail)
     };
     match tokio::time::timeout(timeout, ask).await {

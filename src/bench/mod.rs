@@ -67,8 +67,8 @@
 //! | `udp` | the UDP socket, its probe, and its exchange loop | exchange, pattern, record, schedule |
 //! | `ws_connect` | reaching a WebSocket server: probe, `WsConnector`, `WsConnection`, closing | exchange, record, source, tcp |
 //! | `ws` | the exchange loop over a WebSocket | exchange, pattern, record, schedule, ws_connect |
-//! | `http_connect` | reaching an HTTP server: probe, `HttpConnector`, `HttpConnection`, the request body | config, exchange, pattern, record, source, tcp |
-//! | `grpc` | a gRPC unary call as an HTTP/2 request: its framing, and the check of its answer | config, exchange, http_connect, record |
+//! | `grpc` | a gRPC unary call as an HTTP/2 request: its framing, and the checks of its answer | config, exchange, record |
+//! | `http_connect` | reaching an HTTP server: probe, `HttpConnector`, `HttpConnection`, the request body | config, exchange, grpc, pattern, record, source, tcp |
 //! | `http` | the exchange loop over HTTP: one request per message, its response checked | config, exchange, grpc, http_connect, pattern, record, schedule |
 //! | `connect` | connecting: `Connector`, `Connection` and `Connection::drive` | exchange, http, http_connect, pattern, record, schedule, source, tcp, stream, udp, ws, ws_connect |
 //! | `slot` | one slot's loop in each mode, and reconnecting | config, connect, exchange, pattern, record, schedule |

@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod grpc;
 mod http;
 mod k8s;
 mod merge;
