@@ -58,11 +58,11 @@
 //! | `pattern` | the bytes sent, and the check of what comes back | — |
 //! | `pacer` | a timerfd that wakes a connection to the microsecond | — |
 //! | `source` | the local addresses to connect from (`--source`) | — |
-//! | `tcp` | the bench's own TCP stream | — |
 //! | `config` | [`BenchConfig`], [`Mode`], [`BenchConfigError`] | source |
 //! | `record` | recording: `Recorder`, `LiveCounters`, `MeasuredWindow`, [`Totals`], [`FailureKind`] | — |
 //! | `schedule` | open loop: when each message is due | pacer |
 //! | `exchange` | the exchange types: `ExchangePlan`, `SlotBuffers`, `ExchangeEnd`, `Failure`, `ExchangeTimer` | config, record, schedule |
+//! | `tcp` | the bench's own TCP stream, the probe's connection, and a slot's (`connect_slot`: connect, then the PROXY header) | exchange, record |
 //! | `stream` | the exchange loop over a byte stream (TCP, TLS, Unix) | exchange, pattern, record, schedule |
 //! | `udp` | the UDP socket, its probe, and its exchange loop | exchange, pattern, record, schedule |
 //! | `ws_connect` | reaching a WebSocket server: probe, `WsConnector`, `WsConnection`, closing | exchange, record, source, tcp |
