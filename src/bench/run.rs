@@ -15,7 +15,7 @@ use super::connect::{Connection, Connector};
 use super::exchange::ExchangePlan;
 use super::http_connect::HttpPlan;
 use super::record::{LiveCounters, MeasuredWindow, Recorder, Totals};
-use super::report::Report;
+use super::report::{Interval, Report};
 use super::slot::{self, Worker};
 use super::tcp::Tcp;
 use super::watch::{rate_limit_note, watch};
@@ -82,7 +82,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     // all of them start the clock together.
     let ready = Barrier::new(threads + 1);
     let start: OnceLock<Instant> = OnceLock::new();
-    let totals = std::thread::scope(|scope| {
+    let mut totals = std::thread::scope(|scope| {
         let handles: Vec<ScopedJoinHandle<'_, Result<Totals, std::io::Error>>> = (0..threads)
             .map(|index| {
                 let shared = SharedByWorkers {
@@ -102,6 +102,7 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         *cpu.lock().unwrap_or_else(|e| e.into_inner()) = used;
         join(handles)
     })?;
+    let seconds = std::mem::take(&mut totals.seconds);
     let mut report = Report::new(config, totals);
     report.bench_cpu_seconds = cpu
         .into_inner()
@@ -116,6 +117,9 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
         let ago = Instant::now().saturating_duration_since(t0 + config.warmup);
         std::time::SystemTime::now() - ago
     });
+    if let Some(start) = report.window_start {
+        report.intervals = Interval::seconds(seconds, start, config.duration);
+    }
     Ok(report)
 }
 

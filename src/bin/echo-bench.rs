@@ -37,8 +37,8 @@ struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Report runs saved with --save-hist (by several load machines, say)
-    /// as one, histograms added: echo-bench merge FILE... [--json] [--plot
-    /// FILE.svg] [--save-hist FILE]
+    /// as one, histograms added: echo-bench merge FILE... [--over-time]
+    /// [--json] [--plot FILE.svg] [--save-hist FILE]
     Merge(MergeArgs),
 }
 
@@ -47,6 +47,11 @@ struct MergeArgs {
     /// Files written by echo-bench --save-hist
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
+    /// Also report each wall-clock second (UTC): messages, p50, p90, p99
+    /// and max, the files' intervals of that second added; with --json,
+    /// as the key intervals
+    #[arg(long)]
+    over_time: bool,
     #[command(flatten)]
     out: OutArgs,
 }
@@ -60,8 +65,9 @@ struct OutArgs {
     /// Write the latency distribution (percentile curve) to this SVG file
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Save the latency histogram (HdrHistogram interval log) and the
-    /// report to this file, for echo-bench merge
+    /// Save the latency histogram (HdrHistogram interval log, an interval
+    /// per second tagged with the host name) and the report to this file,
+    /// for echo-bench merge
     #[arg(long, value_name = "FILE")]
     save_hist: Option<PathBuf>,
 }
@@ -170,6 +176,8 @@ Examples:
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect localhost:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg
+  # the merged latencies second by second (UTC)
+  echo-bench merge *.hlog --over-time
 
 Exit status: 0 when every byte came back; 1 on errors (mismatch, short echo,
 reset, timeout, refused connection, UDP loss, HTTP status not 2xx) or when a
@@ -283,7 +291,7 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
         Err(BenchError::Config(e)) => usage(&cli::bench_config_message(&e)),
         Err(e) => return cli::fail("echo-bench", &e.into()),
     };
-    finish(&report, &args.out)
+    finish(&report, &args.out, false)
 }
 
 fn merge_files(args: MergeArgs) -> ExitCode {
@@ -304,7 +312,7 @@ fn merge_files(args: MergeArgs) -> ExitCode {
     for warning in &merged.warnings {
         logging::warning("echo-bench", warning);
     }
-    finish(&merged.report, &args.out)
+    finish(&merged.report, &args.out, args.over_time)
 }
 
 impl OutArgs {
@@ -319,11 +327,13 @@ impl OutArgs {
 
 /// Prints the report, writes the files asked for, and says how it went.
 /// The report comes first: whatever fails after it, it is not lost.
-fn finish(report: &Report, out: &OutArgs) -> ExitCode {
-    let text = if out.json {
-        format!("{}\n", report.to_json())
-    } else {
-        report.to_text()
+/// `over_time` adds its intervals, second by second.
+fn finish(report: &Report, out: &OutArgs, over_time: bool) -> ExitCode {
+    let text = match (out.json, over_time) {
+        (true, false) => format!("{}\n", report.to_json()),
+        (true, true) => format!("{}\n", bench::over_time_json(report)),
+        (false, false) => report.to_text(),
+        (false, true) => bench::over_time_text(report),
     };
     // A closed standard output (`| head`) loses the report, nothing else.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
