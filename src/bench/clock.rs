@@ -43,17 +43,27 @@ pub enum StartAtError {
 /// in the past, no more than 24 hours ahead.
 pub fn parse_start_at(s: &str, now: SystemTime) -> Result<SystemTime, StartAtError> {
     let at = parse_time(s.trim()).ok_or_else(|| StartAtError::Malformed(s.to_string()))?;
+    check(at, s, now).map(|()| at)
+}
+
+/// Checks a start time against `now`, as [`parse_start_at`] does (its
+/// errors give the time in RFC 3339).
+pub fn check_start_at(at: SystemTime, now: SystemTime) -> Result<(), StartAtError> {
+    check(at, &rfc3339(at), now)
+}
+
+/// `at`, written `given`, is at most a second ago and a day ahead.
+fn check(at: SystemTime, given: &str, now: SystemTime) -> Result<(), StartAtError> {
     match at.duration_since(now) {
         Ok(ahead) if ahead > START_AT_FUTURE => Err(StartAtError::TooFar {
-            given: s.to_string(),
+            given: given.to_string(),
             ahead: ahead.as_secs_f64(),
         }),
-        Ok(_) => Ok(at),
         Err(e) if e.duration() > START_AT_PAST => Err(StartAtError::Past {
-            given: s.to_string(),
+            given: given.to_string(),
             ago: e.duration().as_secs_f64(),
         }),
-        Err(_) => Ok(at),
+        _ => Ok(()),
     }
 }
 
@@ -276,6 +286,11 @@ mod tests {
         assert!(parse_start_at(&format!("@{}", 1_796_637_600 + day), now).is_ok());
         let far = parse_start_at(&format!("@{}", 1_796_637_601 + day), now).unwrap_err();
         assert!(matches!(far, StartAtError::TooFar { .. }), "{far:?}");
+        let e = check_start_at(at(1_796_637_500, 0), now).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "'2026-12-07T09:58:20Z' is 100.0 s in the past"
+        );
     }
 
     #[test]

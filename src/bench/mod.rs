@@ -59,7 +59,7 @@
 //! | `pacer` | a timerfd that wakes a connection to the microsecond | — |
 //! | `source` | the local addresses to connect from (`--source`) | — |
 //! | `clock` | wall-clock instants: `--start-at` read from RFC 3339 or `@` Unix seconds, [`StartAtError`]; RFC 3339 written | — |
-//! | `config` | [`BenchConfig`], [`Mode`], [`BenchConfigError`] | source |
+//! | `config` | [`BenchConfig`], [`Mode`], [`BenchConfigError`] | clock, source |
 //! | `record` | recording: `Recorder` (a histogram per second of the window), `LiveCounters`, `MeasuredWindow`, [`Totals`], [`FailureKind`] | — |
 //! | `schedule` | open loop: when each message is due | pacer |
 //! | `exchange` | the exchange types: `ExchangePlan`, `SlotBuffers`, `ExchangeEnd`, `Failure`, `ExchangeTimer` | config, record, schedule |
@@ -108,7 +108,7 @@ mod watch;
 mod ws;
 mod ws_connect;
 
-pub use clock::{START_AT_FUTURE, START_AT_PAST, StartAtError, parse_start_at};
+pub use clock::{START_AT_FUTURE, START_AT_PAST, StartAtError, check_start_at, parse_start_at};
 pub use config::{
     BenchConfig, BenchConfigError, HttpRequestKind, MAX_CONNECTIONS, MAX_PIPELINE, MAX_UDP_SIZE,
     Mode, STREAM_TIMEOUT, UDP_TIMEOUT,

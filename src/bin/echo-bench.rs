@@ -110,6 +110,13 @@ struct RunArgs {
     /// Run this long before measuring
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "1s")]
     warmup: Duration,
+    /// Begin measuring at this wall-clock time, so that several load
+    /// machines measure the same window: RFC 3339 (2026-12-07T10:00:00Z,
+    /// or with an offset, +01:00) or Unix seconds (@1796637600); at most
+    /// 1 s past and 24 h ahead. Connections open first, the warm-up runs
+    /// just before it
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    start_at: Option<std::time::SystemTime>,
     /// How long to wait to connect, and for an owed echo to move [default:
     /// 10s]; over udp://, for each datagram's reply, after which it counts
     /// as lost [default: 1s]
@@ -187,6 +194,10 @@ fn parse_source(s: &str) -> Result<bench::Source, String> {
     s.parse()
 }
 
+fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    bench::parse_start_at(s, std::time::SystemTime::now()).map_err(|e| e.to_string())
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
@@ -261,6 +272,7 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
         .size(args.size)
         .duration(args.duration)
         .warmup(args.warmup)
+        .start_at(args.start_at)
         .rate(args.rate)
         .pipeline(args.pipeline)
         .threads(args.threads)
