@@ -3,10 +3,11 @@
 //! cannot run.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::clock::{StartAtError, check_start_at};
 use super::source::Source;
 use crate::addr::{Addr, Transport};
 use crate::proxy::send::ProxySend;
@@ -134,6 +135,7 @@ pub struct BenchConfig {
     pub(crate) proxy: Option<ProxySend>,
     pub(crate) http_request: HttpRequestKind,
     pub(crate) http2: bool,
+    pub(crate) start_at: Option<SystemTime>,
 }
 
 impl BenchConfig {
@@ -161,6 +163,7 @@ impl BenchConfig {
             proxy: None,
             http_request: HttpRequestKind::Echo,
             http2: false,
+            start_at: None,
         }
     }
 
@@ -303,6 +306,19 @@ impl BenchConfig {
         self.http2 || self.http_request == HttpRequestKind::Grpc
     }
 
+    /// When to begin measuring, by the wall clock: the connections are
+    /// opened first, the warm-up runs just before it, and the measured
+    /// window begins at that instant (later, with a note in the report,
+    /// if the bench was not ready in time), so that several load
+    /// machines measure the same window. At most a second in the past
+    /// and a day ahead ([`check_start_at`](super::check_start_at)).
+    ///
+    /// Default: `None`, measure once the warm-up is over.
+    pub fn start_at(&mut self, at: impl Into<Option<SystemTime>>) -> &mut Self {
+        self.start_at = at.into();
+        self
+    }
+
     /// The server.
     pub fn addr(&self) -> &Addr {
         &self.addr
@@ -362,6 +378,9 @@ impl BenchConfig {
         ];
         if let Some((_, e)) = checks.into_iter().find(|(bad, _)| *bad) {
             return Err(e);
+        }
+        if let Some(at) = self.start_at {
+            check_start_at(at, SystemTime::now()).map_err(E::StartAt)?;
         }
         let udp_checks = [
             (self.proxy.is_some(), E::ProxyOverUdp),
@@ -490,6 +509,9 @@ pub enum BenchConfigError {
          next is sent (use more connections)"
     )]
     PipelineOverUdp,
+    /// A start time long past or too far ahead.
+    #[error(transparent)]
+    StartAt(StartAtError),
     /// A message larger than one UDP datagram.
     #[error(
         "a message of {size} bytes does not fit in one UDP datagram: at most {max} bytes \

@@ -14,7 +14,7 @@ use super::pattern::Pattern;
 use super::record::{FailureKind, Recorder};
 use super::schedule::Schedule;
 use super::source::{self, Source};
-use super::tcp::{self, Tcp};
+use super::tcp;
 use super::ws_connect::{self, WsConnection, WsConnector};
 use super::{http, stream, udp, ws};
 use crate::addr::{Addr, Transport};
@@ -28,7 +28,7 @@ use crate::transport::{BoxStream, ConnectError};
 #[derive(Debug, Clone)]
 pub(crate) enum Connector {
     /// TCP to the address the probe reached, through the bench's own
-    /// [`Tcp`] stream, from each of `sources` in turn (none: the system's
+    /// `Tcp` stream, from each of `sources` in turn (none: the system's
     /// choice), with a PROXY header first when asked.
     Tcp {
         peer: SocketAddr,
@@ -180,19 +180,7 @@ impl Connector {
                 proxy,
             } => {
                 let from = source::pick(sources, seq);
-                let mut stream = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
-                    .await
-                    .map_err(|_| err(format!("connecting to {peer}: timed out")))?
-                    .map_err(|e| match from {
-                        Some(ip) => err(format!("connecting to {peer} from {ip}: {e}")),
-                        None => err(format!("connecting to {peer}: {e}")),
-                    })?;
-                if let Some(p) = proxy {
-                    let local = stream.local_addr();
-                    p.write_to(&mut stream, local, Some(*peer))
-                        .await
-                        .map_err(|e| err(format!("sending the PROXY header to {peer}: {e}")))?;
-                }
+                let stream = tcp::connect_slot(*peer, from, timeout, proxy.as_ref()).await?;
                 Ok(Connection::Stream(Box::new(stream)))
             }
             Connector::Stream { addr, tls, proxy } => {

@@ -9,15 +9,20 @@
 //! machines, did not all overlap. Counts and errors add up. Runs can only
 //! be merged when their samples mean the same thing: the same mode, size
 //! and pipeline, and all open loop or all closed loop.
+//!
+//! Over time, the runs' intervals are added up by the wall-clock second
+//! they began in (by each machine's clock): the merged report has one
+//! interval for each such second, starting on it, so runs that started
+//! together (`--start-at`) line up second for second.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
 use super::histlog::Saved;
 use super::record::{ErrorCounts, new_histogram};
-use super::report::{Report, round2};
+use super::report::{Interval, Report, round2};
 
 /// Why runs could not be merged.
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +78,9 @@ pub fn merge(runs: &[Saved]) -> Result<Merged, MergeError> {
             gap.as_secs_f64()
         ));
     }
-    Ok(Merged {
-        report: merged.with_histogram(hist),
-        warnings,
-    })
+    let mut report = merged.with_histogram(hist);
+    report.intervals = by_second(runs);
+    Ok(Merged { report, warnings })
 }
 
 /// Checks that `run`'s samples mean what `first`'s do: the same mode,
@@ -169,6 +173,30 @@ fn add_up(runs: &[Saved]) -> Result<(Report, Histogram<u64>), MergeError> {
     Ok((merged, hist))
 }
 
+/// The runs' intervals added up by the wall-clock second each began in:
+/// one interval per second, starting on it, as long as the longest added
+/// to it (a second; longer for an older file's single interval).
+fn by_second(runs: &[Saved]) -> Vec<Interval> {
+    let mut seconds: BTreeMap<u64, Interval> = BTreeMap::new();
+    for interval in runs.iter().flat_map(|r| &r.report.intervals) {
+        let second = interval
+            .start
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let sum = seconds.entry(second).or_insert_with(|| Interval {
+            start: UNIX_EPOCH + Duration::from_secs(second),
+            length: Duration::ZERO,
+            // Sized to what it will hold, as a run's seconds are.
+            histogram: Histogram::new(3).unwrap_or_else(|_| new_histogram()),
+        });
+        sum.length = sum.length.max(interval.length);
+        // Both auto-resize: adding cannot run out of range.
+        let _ = sum.histogram.add(&interval.histogram);
+    }
+    seconds.into_values().collect()
+}
+
 /// `base` with every figure that adds up set to nothing yet.
 fn zeroed(base: &Report) -> Report {
     let mut merged = base.clone();
@@ -181,6 +209,7 @@ fn zeroed(base: &Report) -> Report {
     merged.bytes = 0;
     merged.runs = 0;
     merged.window_start = None;
+    merged.intervals.clear();
     merged.sources = 0;
     merged.notes.clear();
     merged
@@ -322,6 +351,39 @@ mod tests {
             assert!(e.contains(word) && e.contains("b.hlog"), "{e}");
         }
         assert!(matches!(merge(&[]), Err(MergeError::Empty)));
+    }
+
+    #[test]
+    fn intervals_add_up_by_the_wall_clock_second_they_began_in() {
+        let with_seconds = |name: &str, at_ms: u64, counts: &[u64]| {
+            let mut r = run(name, at_ms, &[1000], |c| c);
+            let start = UNIX_EPOCH + Duration::from_millis(at_ms);
+            let hists = counts
+                .iter()
+                .map(|&n| {
+                    let mut h = new_histogram();
+                    h.record_n(1000, n).unwrap();
+                    h
+                })
+                .collect();
+            r.report.intervals = Interval::seconds(hists, start, Duration::from_secs(2));
+            r
+        };
+        // Both start in second 100 (at .250 and .900); b's runs into 102.
+        let a = with_seconds("a", 100_250, &[5, 7]);
+        let b = with_seconds("b", 100_900, &[1, 2, 4]);
+        let m = merge(&[a, b]).unwrap();
+        let got: Vec<(u64, u64)> = m
+            .report
+            .intervals
+            .iter()
+            .map(|i| {
+                let s = i.start.duration_since(UNIX_EPOCH).unwrap();
+                assert_eq!(s.subsec_nanos(), 0, "starts on the second");
+                (s.as_secs(), i.histogram.len())
+            })
+            .collect();
+        assert_eq!(got, [(100, 6), (101, 9), (102, 4)]);
     }
 
     #[test]

@@ -58,11 +58,12 @@
 //! | `pattern` | the bytes sent, and the check of what comes back | — |
 //! | `pacer` | a timerfd that wakes a connection to the microsecond | — |
 //! | `source` | the local addresses to connect from (`--source`) | — |
-//! | `tcp` | the bench's own TCP stream | — |
-//! | `config` | [`BenchConfig`], [`Mode`], [`BenchConfigError`] | source |
-//! | `record` | recording: `Recorder`, `LiveCounters`, `MeasuredWindow`, [`Totals`], [`FailureKind`] | — |
+//! | `clock` | wall-clock instants: `--start-at` read from RFC 3339 or `@` Unix seconds, [`StartAtError`]; RFC 3339 written | — |
+//! | `config` | [`BenchConfig`], [`Mode`], [`BenchConfigError`] | clock, source |
+//! | `record` | recording: `Recorder` (a histogram per second of the window), `LiveCounters`, `MeasuredWindow`, [`Totals`], [`FailureKind`] | — |
 //! | `schedule` | open loop: when each message is due | pacer |
 //! | `exchange` | the exchange types: `ExchangePlan`, `SlotBuffers`, `ExchangeEnd`, `Failure`, `ExchangeTimer` | config, record, schedule |
+//! | `tcp` | the bench's own TCP stream, the probe's connection, and a slot's (`connect_slot`: connect, then the PROXY header) | exchange, record |
 //! | `stream` | the exchange loop over a byte stream (TCP, TLS, Unix) | exchange, pattern, record, schedule |
 //! | `udp` | the UDP socket, its probe, and its exchange loop | exchange, pattern, record, schedule |
 //! | `ws_connect` | reaching a WebSocket server: probe, `WsConnector`, `WsConnection`, closing | exchange, record, source, tcp |
@@ -72,16 +73,18 @@
 //! | `http` | the exchange loop over HTTP: one request per message, its response checked | config, exchange, grpc, http_connect, pattern, record, schedule |
 //! | `connect` | connecting: `Connector`, `Connection` and `Connection::drive` | exchange, http, http_connect, pattern, record, schedule, source, tcp, stream, udp, ws, ws_connect |
 //! | `slot` | one slot's loop in each mode, and reconnecting | config, connect, exchange, pattern, record, schedule |
-//! | `report` | reporting: the serde [`Report`], as text and JSON | config, record |
+//! | `report` | reporting: the serde [`Report`], its [`Interval`]s, as text and JSON | config, record |
 //! | `plot` | the latency distribution as SVG | report |
-//! | `histlog` | the histogram saved as an HdrHistogram interval log | record, report |
-//! | `merge` | several machines' runs as one report | histlog, record, report |
+//! | `histlog` | the histogram saved as an HdrHistogram interval log, an interval per second | record, report |
+//! | `merge` | several machines' runs as one report, their intervals added by wall-clock second | histlog, record, report |
+//! | `over_time` | `merge --over-time`: the intervals as rows of text or JSON | clock, report |
 //! | `watch` | the progress bar, the bench's CPU time, the notes | config, record, report |
 //! | `run` | [`run()`]: the probe, the workers, their connections and slots | config, connect, exchange, http_connect, record, report, slot, tcp, watch |
 
 #[cfg(test)]
 mod module_map;
 
+pub(crate) mod clock;
 mod config;
 mod connect;
 mod exchange;
@@ -90,6 +93,7 @@ pub(crate) mod histlog;
 mod http;
 mod http_connect;
 pub(crate) mod merge;
+pub(crate) mod over_time;
 mod pacer;
 pub(crate) mod pattern;
 pub(crate) mod plot;
@@ -106,14 +110,18 @@ mod watch;
 mod ws;
 mod ws_connect;
 
+pub use clock::{START_AT_FUTURE, START_AT_PAST, StartAtError, check_start_at, parse_start_at};
 pub use config::{
     BenchConfig, BenchConfigError, HttpRequestKind, MAX_CONNECTIONS, MAX_PIPELINE, MAX_UDP_SIZE,
     Mode, STREAM_TIMEOUT, UDP_TIMEOUT,
 };
 pub use histlog::{HistLogError, Saved, read as read_histogram, write as write_histogram};
 pub use merge::{MergeError, Merged, merge};
+pub use over_time::{
+    OverTimeRow, rows as over_time_rows, to_json as over_time_json, to_text as over_time_text,
+};
 pub use plot::write as write_plot;
 pub use record::{ErrorCounts, FailureKind, Totals};
-pub use report::Report;
+pub use report::{Interval, Report};
 pub use run::{BenchError, check_output_path, run};
 pub use source::Source;

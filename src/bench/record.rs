@@ -5,7 +5,12 @@
 //!
 //! Latencies are recorded in nanoseconds into an HDR histogram (3
 //! significant digits, so every percentile is within 0.1% of the true
-//! value). Messages and bytes count only inside the measured window,
+//! value), one for each second of the measured window: when a message
+//! completes past the end of the current second, that second's histogram
+//! is kept (a copy sized to its largest latency, tens of KiB) and added to
+//! the whole run's, and the same allocation is reset for the next second.
+//! So recording a message stays one comparison and one increment; only the
+//! first message of each second pays for the copy. Messages and bytes count only inside the measured window,
 //! after the warm-up; errors count from the first byte, warm-up included,
 //! because a wrong byte is wrong whenever it comes back.
 
@@ -17,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+/// The length of each interval of the histogram over time.
+const SECOND: Duration = Duration::from_secs(1);
 
 /// The kinds of error a run tells apart: each failure the bench counts
 /// (in the report's `error_kinds`) is one of these.
@@ -170,6 +178,17 @@ impl MeasuredWindow {
     }
 }
 
+/// `hist` copied into a histogram just big enough for its values (a
+/// full-range one is about 250 KiB; a second's latencies need far less).
+fn compact(hist: &Histogram<u64>) -> Histogram<u64> {
+    let mut small =
+        Histogram::new_with_bounds(1, hist.max().max(2), 3).unwrap_or_else(|_| new_histogram());
+    small.auto(true);
+    // Auto-resizing: adding cannot run out of range.
+    let _ = small.add(hist);
+    small
+}
+
 /// One worker thread's live figures, shared by its connection tasks.
 ///
 /// Single-threaded by design (`Cell`/`RefCell`): each worker runs its
@@ -177,7 +196,14 @@ impl MeasuredWindow {
 /// a few plain additions and one histogram increment.
 pub(crate) struct Recorder {
     window: Cell<MeasuredWindow>,
+    /// The latencies of the current second of the window.
     hist: RefCell<Histogram<u64>>,
+    /// When the current second ends.
+    next_second: Cell<Instant>,
+    /// The seconds before it, each its own histogram, in order.
+    seconds: RefCell<Vec<Histogram<u64>>>,
+    /// The seconds before it, added up.
+    whole: RefCell<Histogram<u64>>,
     messages: Cell<u64>,
     bytes: Cell<u64>,
     /// Messages and bytes not yet added to `live`: the workers share it,
@@ -195,6 +221,9 @@ impl Recorder {
         Recorder {
             window: Cell::new(MeasuredWindow { from: now, to: now }),
             hist: RefCell::new(new_histogram()),
+            next_second: Cell::new(now + SECOND),
+            seconds: RefCell::new(Vec::new()),
+            whole: RefCell::new(new_histogram()),
             messages: Cell::new(0),
             bytes: Cell::new(0),
             unshared: Cell::new((0, 0)),
@@ -204,8 +233,11 @@ impl Recorder {
         }
     }
 
+    /// Sets the measured window: only what happens inside it counts, and
+    /// its seconds are recorded apart.
     pub fn set_window(&self, window: MeasuredWindow) {
         self.window.set(window);
+        self.next_second.set(window.from + SECOND);
     }
 
     /// For unit tests: a recorder whose window opens now and lasts an
@@ -258,6 +290,9 @@ impl Recorder {
         self.messages.set(self.messages.get() + 1);
         let (m, b) = self.unshared.get();
         self.share((m + 1, b));
+        if now >= self.next_second.get() {
+            self.next_seconds(now);
+        }
         if let Some(latency) = latency {
             let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
             let mut hist = self.hist.borrow_mut();
@@ -265,6 +300,28 @@ impl Recorder {
                 hist.saturating_record(ns);
             }
         }
+    }
+
+    /// Ends the current second, and any after it that saw nothing, up to
+    /// the one `now` is in (a message a task timed just before the turn
+    /// of a second may land in the next one: a few microseconds early).
+    #[cold]
+    fn next_seconds(&self, now: Instant) {
+        let mut next = self.next_second.get();
+        while now >= next {
+            self.end_second();
+            next += SECOND;
+        }
+        self.next_second.set(next);
+    }
+
+    /// Keeps the current second's histogram and starts the next one.
+    fn end_second(&self) {
+        let mut hist = self.hist.borrow_mut();
+        self.seconds.borrow_mut().push(compact(&hist));
+        // Both auto-resize: adding cannot run out of range.
+        let _ = self.whole.borrow_mut().add(&*hist);
+        hist.reset();
     }
 
     /// Stream mode counts messages from bytes, at the end.
@@ -296,12 +353,23 @@ impl Recorder {
         }
     }
 
-    /// This worker's totals, to merge with the others'.
+    /// This worker's totals, to merge with the others', once the run is
+    /// over: every second of the window so far has its histogram, the
+    /// ones in which nothing completed too.
     pub fn totals(&self) -> Totals {
         let (messages, bytes) = self.unshared.get();
         self.flush_live(messages, bytes);
+        let end = Instant::now().min(self.window.get().to);
+        let mut next = self.next_second.get();
+        self.end_second();
+        while next < end {
+            self.end_second();
+            next += SECOND;
+        }
+        self.next_second.set(next + SECOND);
         Totals {
-            hist: self.hist.borrow().clone(),
+            hist: self.whole.borrow().clone(),
+            seconds: self.seconds.borrow().clone(),
             messages: self.messages.get(),
             bytes: self.bytes.get(),
             errors: self.errors.get(),
@@ -315,6 +383,10 @@ impl Recorder {
 pub struct Totals {
     /// Latencies in nanoseconds.
     pub hist: Histogram<u64>,
+    /// The same latencies, one histogram for each second of the measured
+    /// window, in order (the last may be shorter than a second); empty
+    /// when not recorded that way.
+    pub seconds: Vec<Histogram<u64>>,
     /// Messages completed in the measured window.
     pub messages: u64,
     /// Bytes echoed back, checked, in the measured window.
@@ -329,6 +401,7 @@ impl Default for Totals {
     fn default() -> Totals {
         Totals {
             hist: new_histogram(),
+            seconds: Vec::new(),
             messages: 0,
             bytes: 0,
             errors: ErrorCounts::default(),
@@ -342,6 +415,14 @@ impl Totals {
     pub fn merge(&mut self, other: Totals) {
         // Both histograms auto-resize, so adding cannot run out of range.
         let _ = self.hist.add(&other.hist);
+        for (i, second) in other.seconds.into_iter().enumerate() {
+            match self.seconds.get_mut(i) {
+                Some(mine) => {
+                    let _ = mine.add(&second);
+                }
+                None => self.seconds.push(second),
+            }
+        }
         self.messages += other.messages;
         self.bytes += other.bytes;
         self.errors.add(&other.errors);
@@ -373,6 +454,32 @@ mod tests {
         assert_eq!(a.errors.total(), 3);
         assert_eq!(a.errors.describe(), "reset 1, mismatch 2");
         assert_eq!(a.first_error.as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn each_second_of_the_window_has_its_histogram() {
+        let rec = Recorder::new(Arc::new(LiveCounters::default()));
+        let to = Instant::now();
+        let from = to - Duration::from_millis(4500);
+        rec.set_window(MeasuredWindow { from, to });
+        let ms = |n: u64| from + Duration::from_millis(n);
+        rec.completed(ms(10), Some(Duration::from_micros(5)));
+        rec.completed(ms(999), Some(Duration::from_micros(6)));
+        rec.completed(ms(1000), Some(Duration::from_micros(7)));
+        // Nothing in the third second; the fourth's comes after the stall.
+        rec.completed(ms(3200), Some(Duration::from_millis(1200)));
+        let t = rec.totals();
+        let counts: Vec<u64> = t.seconds.iter().map(|h| h.len()).collect();
+        // Five seconds, the last half of one, the empty ones too.
+        assert_eq!(counts, [2, 1, 0, 1, 0]);
+        assert_eq!(t.hist.len(), 4);
+        assert_eq!(t.seconds[3].max() / 1_000_000, 1200);
+        // Workers' seconds add up second by second.
+        let mut all = t.clone();
+        all.merge(t);
+        let counts: Vec<u64> = all.seconds.iter().map(|h| h.len()).collect();
+        assert_eq!(counts, [4, 2, 0, 2, 0]);
+        assert_eq!(all.hist.len(), 8);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! nanoseconds (see [`record`](super::record)).
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -100,6 +100,48 @@ pub struct Report {
     /// `--save-hist`); `None` when not known.
     #[serde(skip)]
     pub window_start: Option<SystemTime>,
+    /// The latencies over time: one interval for each second of the
+    /// measured window (fewer, longer ones from an older `--save-hist`
+    /// file; none when not known), which add up to `histogram`.
+    #[serde(skip)]
+    pub intervals: Vec<Interval>,
+}
+
+/// Part of a run's latencies: those of the messages that completed in one
+/// stretch of its measured window, by the wall clock.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// When it began.
+    pub start: SystemTime,
+    /// How long it lasted (a second, or less for the last).
+    pub length: Duration,
+    /// Its latencies, in nanoseconds.
+    pub histogram: Histogram<u64>,
+}
+
+impl Interval {
+    /// The intervals of a window that began at `start` and lasted
+    /// `window`, from its seconds' histograms in order.
+    pub fn seconds(
+        hists: Vec<Histogram<u64>>,
+        start: SystemTime,
+        window: Duration,
+    ) -> Vec<Interval> {
+        const SECOND: Duration = Duration::from_secs(1);
+        let mut offset = Duration::ZERO;
+        hists
+            .into_iter()
+            .map(|histogram| {
+                let interval = Interval {
+                    start: start + offset,
+                    length: window.saturating_sub(offset).min(SECOND),
+                    histogram,
+                };
+                offset += SECOND;
+                interval
+            })
+            .collect()
+    }
 }
 
 fn one() -> usize {
@@ -155,6 +197,7 @@ impl Report {
             notes: Vec::new(),
             histogram: new_histogram(),
             window_start: None,
+            intervals: Vec::new(),
         }
         .with_histogram(totals.hist)
     }

@@ -8,14 +8,14 @@ use std::io::IsTerminal;
 use std::rc::Rc;
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::thread::ScopedJoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::config::{BenchConfig, BenchConfigError, Mode};
 use super::connect::{Connection, Connector};
 use super::exchange::ExchangePlan;
 use super::http_connect::HttpPlan;
 use super::record::{LiveCounters, MeasuredWindow, Recorder, Totals};
-use super::report::Report;
+use super::report::{Interval, Report};
 use super::slot::{self, Worker};
 use super::tcp::Tcp;
 use super::watch::{rate_limit_note, watch};
@@ -79,10 +79,13 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     let live = Arc::new(LiveCounters::default());
     let cpu = Mutex::new(None);
     // Workers and this thread meet here once every connection is open, so
-    // all of them start the clock together.
+    // all of them start the clock together: at once, or, with a start
+    // time, a warm-up before it.
     let ready = Barrier::new(threads + 1);
     let start: OnceLock<Instant> = OnceLock::new();
-    let totals = std::thread::scope(|scope| {
+    let at = config.start_at.map(instant_of);
+    let planned = at.map(|at| at.checked_sub(config.warmup).unwrap_or(at));
+    let mut totals = std::thread::scope(|scope| {
         let handles: Vec<ScopedJoinHandle<'_, Result<Totals, std::io::Error>>> = (0..threads)
             .map(|index| {
                 let shared = SharedByWorkers {
@@ -91,17 +94,19 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
                     live: live.clone(),
                     ready: &ready,
                     start: &start,
+                    planned,
                 };
                 scope.spawn(move || worker(config, index, threads, shared))
             })
             .collect();
         ready.wait();
-        let t0 = *start.get_or_init(Instant::now);
+        let t0 = *start.get_or_init(|| begin(planned));
         let show = config.progress && std::io::stderr().is_terminal();
         let used = watch(config, t0, &live, &handles, show);
         *cpu.lock().unwrap_or_else(|e| e.into_inner()) = used;
         join(handles)
     })?;
+    let seconds = std::mem::take(&mut totals.seconds);
     let mut report = Report::new(config, totals);
     report.bench_cpu_seconds = cpu
         .into_inner()
@@ -111,12 +116,61 @@ pub fn run(config: &BenchConfig) -> Result<Report, BenchError> {
     if let Some(note) = rate_limit_note(config, &report) {
         report.notes.push(note);
     }
-    // The measured window began `warmup` after the start, by the wall clock.
-    report.window_start = start.get().map(|&t0| {
-        let ago = Instant::now().saturating_duration_since(t0 + config.warmup);
-        std::time::SystemTime::now() - ago
-    });
+    let (window_start, late) = window_start(config, start.get().copied(), planned);
+    report.window_start = window_start;
+    report.notes.extend(late);
+    if let Some(start) = report.window_start {
+        report.intervals = Interval::seconds(seconds, start, config.duration);
+    }
     Ok(report)
+}
+
+/// How late past its start time a run may begin and still count as on time.
+const LATE: Duration = Duration::from_millis(1);
+
+/// When the measured window began by the wall clock, `warmup` after the
+/// start `t0`: at the start time asked for, unless the bench was late
+/// (then also a note that says how late).
+fn window_start(
+    config: &BenchConfig,
+    t0: Option<Instant>,
+    planned: Option<Instant>,
+) -> (Option<SystemTime>, Option<String>) {
+    let late = t0
+        .zip(planned)
+        .map(|(t0, planned)| t0.saturating_duration_since(planned))
+        .filter(|late| *late > LATE);
+    let note = late.map(|late| {
+        format!(
+            "the bench was ready {:.3} s after its start time less the warm-up: \
+             its measured window began that much late",
+            late.as_secs_f64()
+        )
+    });
+    let start = match (config.start_at, late) {
+        (Some(at), None) => Some(at),
+        _ => t0.map(|t0| {
+            let ago = Instant::now().saturating_duration_since(t0 + config.warmup);
+            SystemTime::now() - ago
+        }),
+    };
+    (start, note)
+}
+
+/// The monotonic instant of the wall-clock time `at` (the wall clock's
+/// later steps are not followed).
+fn instant_of(at: SystemTime) -> Instant {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    match at.duration_since(wall) {
+        Ok(ahead) => now + ahead,
+        Err(ago) => now.checked_sub(ago.duration()).unwrap_or(now),
+    }
+}
+
+/// The start of the run: now, or the planned start if that is later.
+fn begin(planned: Option<Instant>) -> Instant {
+    let now = Instant::now();
+    planned.map_or(now, |p| p.max(now))
 }
 
 /// Waits for every worker and merges their totals; the error of one that
@@ -151,6 +205,8 @@ struct SharedByWorkers<'a> {
     ready: &'a Barrier,
     /// The start of the run (the warm-up's), set by whoever is first.
     start: &'a OnceLock<Instant>,
+    /// When the run is to start (`--start-at` less the warm-up), if asked.
+    planned: Option<Instant>,
 }
 
 /// One worker thread: open its connections, wait for the others, run.
@@ -172,7 +228,7 @@ fn worker(
     let rec = Recorder::new(shared.live.clone());
     let connections = open_connections(&rt, config, &slots, &shared, &rec);
     shared.ready.wait();
-    let t0 = *shared.start.get_or_init(Instant::now);
+    let t0 = *shared.start.get_or_init(|| begin(shared.planned));
     let from = t0 + config.warmup;
     let end = from + config.duration;
     rec.set_window(MeasuredWindow { from, to: end });
@@ -250,7 +306,8 @@ fn open_connections(
 }
 
 /// Runs every one of `slots` until the end of the run, each with its
-/// connection opened before the start (if that worked), from `t0`.
+/// connection opened before the start (if that worked), from `t0` (until
+/// then, the runtime runs only what the open connections need).
 fn run_slots(
     rt: &tokio::runtime::Runtime,
     worker: &Rc<Worker>,
@@ -260,6 +317,7 @@ fn run_slots(
 ) {
     let local = tokio::task::LocalSet::new();
     local.block_on(rt, async {
+        tokio::time::sleep_until(t0.into()).await;
         let tasks: Vec<_> = slots
             .iter()
             .zip(connections)
@@ -326,6 +384,31 @@ fn raise_fd_limit() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_begins_at_the_start_time_unless_the_bench_was_late() {
+        let at = SystemTime::now() - Duration::from_secs(2);
+        let mut config = BenchConfig::new("127.0.0.1:7".parse().unwrap());
+        config.start_at(at).warmup(Duration::from_secs(1));
+        let planned = instant_of(at) - Duration::from_secs(1);
+        assert_eq!(
+            window_start(&config, Some(planned), Some(planned)),
+            (Some(at), None)
+        );
+        let late = planned + Duration::from_millis(250);
+        let (start, note) = window_start(&config, Some(late), Some(planned));
+        let start = start.unwrap().duration_since(at).unwrap();
+        assert!(start.abs_diff(Duration::from_millis(250)) < Duration::from_millis(20));
+        assert!(note.unwrap().contains("ready 0.250 s after its start time"));
+        // An embedder's time long past is refused as the command line's is.
+        config.start_at(SystemTime::now() - Duration::from_secs(5));
+        assert!(matches!(
+            config.validate(),
+            Err(BenchConfigError::StartAt(
+                super::super::StartAtError::Past { .. }
+            ))
+        ));
+    }
 
     #[test]
     fn a_bad_configuration_does_not_run() {

@@ -23,6 +23,8 @@ use std::task::{Context, Poll, ready};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::exchange::Failure;
+use super::record::FailureKind;
 use crate::addr::Addr;
 use crate::proxy::send::ProxySend;
 use crate::transport::{self, ConnectError};
@@ -104,6 +106,33 @@ pub(crate) async fn probe(
             .map_err(err)?;
     }
     Ok((stream, peer))
+}
+
+/// A slot's plain TCP connection (`tcp://`, and under `ws://` and
+/// `http://`): to `peer`, the address the probe reached, from `from` when
+/// given, within `timeout`, with `proxy`'s header sent first when given.
+/// A failure is a `connect` one, and says which step failed.
+pub(crate) async fn connect_slot(
+    peer: SocketAddr,
+    from: Option<IpAddr>,
+    timeout: std::time::Duration,
+    proxy: Option<&ProxySend>,
+) -> Result<Tcp, Failure> {
+    let err = |detail: String| Failure::new(FailureKind::Connect, detail);
+    let mut stream = tokio::time::timeout(timeout, Tcp::connect_from(peer, from))
+        .await
+        .map_err(|_| err(format!("connecting to {peer}: timed out")))?
+        .map_err(|e| match from {
+            Some(ip) => err(format!("connecting to {peer} from {ip}: {e}")),
+            None => err(format!("connecting to {peer}: {e}")),
+        })?;
+    if let Some(p) = proxy {
+        let local = stream.local_addr();
+        p.write_to(&mut stream, local, Some(peer))
+            .await
+            .map_err(|e| err(format!("sending the PROXY header to {peer}: {e}")))?;
+    }
+    Ok(stream)
 }
 
 /// A non-blocking TCP socket bound to `source`, its connect to `addr`

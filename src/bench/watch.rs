@@ -74,7 +74,9 @@ fn progress(
     bar.set_position(now.saturating_duration_since(t0).as_millis() as u64);
     let errors = live.errors.load(Ordering::Relaxed);
     let measured = now.saturating_duration_since(from).as_secs_f64().max(1e-3);
-    let msg = if now < from {
+    let msg = if now < t0 {
+        "waiting for the start time".to_string()
+    } else if now < from {
         "warming up".to_string()
     } else if config.mode == Mode::Stream {
         let bytes = live.bytes.load(Ordering::Relaxed);

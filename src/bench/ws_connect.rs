@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::exchange::{ExchangeEnd, ExchangePlan, Failure};
 use super::record::FailureKind;
 use super::source::{self, Source};
-use super::tcp::{self, Tcp};
+use super::tcp;
 use crate::addr::{Addr, Transport};
 use crate::proxy::send::ProxySend;
 use crate::transport::{BoxStream, ConnectError, web};
@@ -99,17 +99,7 @@ impl WsConnector {
         let stream: BoxStream = match (&self.peer, &self.tls) {
             (Some(peer), _) => {
                 let from = source::pick(&self.sources, seq);
-                let mut tcp = tokio::time::timeout(timeout, Tcp::connect_from(*peer, from))
-                    .await
-                    .map_err(|_| err(format!("connecting to {peer}: timed out")))?
-                    .map_err(|e| err(format!("connecting to {peer}: {e}")))?;
-                if let Some(p) = &self.proxy {
-                    let local = tcp.local_addr();
-                    p.write_to(&mut tcp, local, Some(*peer))
-                        .await
-                        .map_err(|e| err(format!("sending the PROXY header to {peer}: {e}")))?;
-                }
-                Box::new(tcp)
+                Box::new(tcp::connect_slot(*peer, from, timeout, self.proxy.as_ref()).await?)
             }
             (None, tls) => {
                 let under = web::stream_addr(&self.addr).map_err(|e| err(e.to_string()))?;

@@ -37,8 +37,8 @@ struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Report runs saved with --save-hist (by several load machines, say)
-    /// as one, histograms added: echo-bench merge FILE... [--json] [--plot
-    /// FILE.svg] [--save-hist FILE]
+    /// as one, histograms added: echo-bench merge FILE... [--over-time]
+    /// [--json] [--plot FILE.svg] [--save-hist FILE]
     Merge(MergeArgs),
 }
 
@@ -47,6 +47,11 @@ struct MergeArgs {
     /// Files written by echo-bench --save-hist
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
+    /// Also report each wall-clock second (UTC): messages, p50, p90, p99
+    /// and max, the files' intervals of that second added; with --json,
+    /// as the key intervals
+    #[arg(long)]
+    over_time: bool,
     #[command(flatten)]
     out: OutArgs,
 }
@@ -60,8 +65,9 @@ struct OutArgs {
     /// Write the latency distribution (percentile curve) to this SVG file
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Save the latency histogram (HdrHistogram interval log) and the
-    /// report to this file, for echo-bench merge
+    /// Save the latency histogram (HdrHistogram interval log, an interval
+    /// per second tagged with the host name) and the report to this file,
+    /// for echo-bench merge
     #[arg(long, value_name = "FILE")]
     save_hist: Option<PathBuf>,
 }
@@ -104,6 +110,13 @@ struct RunArgs {
     /// Run this long before measuring
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration, default_value = "1s")]
     warmup: Duration,
+    /// Begin measuring at this wall-clock time, so that several load
+    /// machines measure the same window: RFC 3339 (2026-12-07T10:00:00Z,
+    /// or with an offset, +01:00) or Unix seconds (@1796637600); at most
+    /// 1 s past and 24 h ahead. Connections open first, the warm-up runs
+    /// just before it
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    start_at: Option<std::time::SystemTime>,
     /// How long to wait to connect, and for an owed echo to move [default:
     /// 10s]; over udp://, for each datagram's reply, after which it counts
     /// as lost [default: 1s]
@@ -178,6 +191,8 @@ Examples:
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect localhost:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg
+  # the merged latencies second by second (UTC)
+  echo-bench merge *.hlog --over-time
 
 Exit status: 0 when every byte came back; 1 on errors (mismatch, short echo,
 reset, timeout, refused connection, UDP loss, HTTP status not 2xx) or when a
@@ -185,6 +200,10 @@ file cannot be read or written; 2 on bad usage.";
 
 fn parse_source(s: &str) -> Result<bench::Source, String> {
     s.parse()
+}
+
+fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    bench::parse_start_at(s, std::time::SystemTime::now()).map_err(|e| e.to_string())
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -266,6 +285,7 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
         .size(args.size)
         .duration(args.duration)
         .warmup(args.warmup)
+        .start_at(args.start_at)
         .rate(args.rate)
         .pipeline(args.pipeline)
         .threads(args.threads)
@@ -296,7 +316,7 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
         Err(BenchError::Config(e)) => usage(&cli::bench_config_message(&e)),
         Err(e) => return cli::fail("echo-bench", &e.into()),
     };
-    finish(&report, &args.out)
+    finish(&report, &args.out, false)
 }
 
 fn merge_files(args: MergeArgs) -> ExitCode {
@@ -317,7 +337,7 @@ fn merge_files(args: MergeArgs) -> ExitCode {
     for warning in &merged.warnings {
         logging::warning("echo-bench", warning);
     }
-    finish(&merged.report, &args.out)
+    finish(&merged.report, &args.out, args.over_time)
 }
 
 impl OutArgs {
@@ -332,11 +352,13 @@ impl OutArgs {
 
 /// Prints the report, writes the files asked for, and says how it went.
 /// The report comes first: whatever fails after it, it is not lost.
-fn finish(report: &Report, out: &OutArgs) -> ExitCode {
-    let text = if out.json {
-        format!("{}\n", report.to_json())
-    } else {
-        report.to_text()
+/// `over_time` adds its intervals, second by second.
+fn finish(report: &Report, out: &OutArgs, over_time: bool) -> ExitCode {
+    let text = match (out.json, over_time) {
+        (true, false) => format!("{}\n", report.to_json()),
+        (true, true) => format!("{}\n", bench::over_time_json(report)),
+        (false, false) => report.to_text(),
+        (false, true) => bench::over_time_text(report),
     };
     // A closed standard output (`| head`) loses the report, nothing else.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());

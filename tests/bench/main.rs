@@ -12,6 +12,7 @@ mod http;
 mod k8s;
 mod merge;
 mod ops;
+mod start_at;
 mod tcp;
 mod transports;
 mod web;

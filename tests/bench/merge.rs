@@ -9,26 +9,46 @@ use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::Value;
 
-/// The histogram in an interval log, read with the `hdrhistogram` crate
-/// alone, as any other tool of the format would.
-fn read_histogram(path: &Path) -> Histogram<u64> {
+/// The intervals of an interval log, read with the `hdrhistogram` crate
+/// alone, as any other tool of the format would: each one's start (in
+/// seconds since the Unix epoch: there is no BaseTime) and histogram.
+fn read_intervals(path: &Path) -> Vec<(f64, Histogram<u64>)> {
     use base64::Engine as _;
     let bytes = std::fs::read(path).unwrap();
-    let mut total: Histogram<u64> = Histogram::new(3).unwrap();
-    let mut intervals = 0;
+    let mut intervals = Vec::new();
     for entry in IntervalLogIterator::new(&bytes) {
-        if let LogEntry::Interval(i) = entry.unwrap() {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(i.encoded_histogram())
-                .unwrap();
-            let h: Histogram<u64> = Deserializer::new()
-                .deserialize(&mut raw.as_slice())
-                .unwrap();
-            total.add(&h).unwrap();
-            intervals += 1;
+        match entry.unwrap() {
+            LogEntry::Interval(i) => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(i.encoded_histogram())
+                    .unwrap();
+                let h: Histogram<u64> = Deserializer::new()
+                    .deserialize(&mut raw.as_slice())
+                    .unwrap();
+                assert!(
+                    i.tag().is_some(),
+                    "{}: every interval is tagged",
+                    path.display()
+                );
+                intervals.push((i.start_timestamp().as_secs_f64(), h));
+            }
+            LogEntry::BaseTime(_) => panic!("{}: absolute timestamps, no BaseTime", path.display()),
+            LogEntry::StartTime(_) => {}
         }
     }
-    assert_eq!(intervals, 1, "one interval: the measured window");
+    intervals
+}
+
+/// The histogram in an interval log: its intervals added.
+fn read_histogram(path: &Path) -> Histogram<u64> {
+    let intervals = read_intervals(path);
+    // One per second of the 1 s window (a message at its very end may
+    // open a second one).
+    assert!((1..=2).contains(&intervals.len()), "{}", intervals.len());
+    let mut total: Histogram<u64> = Histogram::new(3).unwrap();
+    for (_, h) in &intervals {
+        total.add(h).unwrap();
+    }
     total
 }
 
@@ -188,4 +208,109 @@ fn files_that_cannot_be_merged_are_one_clear_line() {
         }
         assert!(out.stdout.is_empty());
     }
+}
+
+/// Two load machines (processes) at once, a few seconds each: each file
+/// has an interval per second, and `merge --over-time` adds them by the
+/// wall-clock second they began in, every message in one of them.
+#[test]
+fn merge_over_time_adds_two_runs_second_by_second() {
+    use std::collections::BTreeMap;
+    let server = RealServer::start();
+    let addr = server.tcp().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<String> = (0..2)
+        .map(|i| dir.path().join(format!("m{i}.hlog")).display().to_string())
+        .collect();
+    let children: Vec<_> = files
+        .iter()
+        .map(|file| {
+            let args = [
+                "--connect",
+                &addr,
+                "-d",
+                "2500ms",
+                "--warmup",
+                "200ms",
+                "--json",
+                "--save-hist",
+                file,
+            ];
+            (spawn_bench(&args), args.map(String::from))
+        })
+        .collect();
+    let mut messages = 0;
+    for ((child, args), file) in children.into_iter().zip(&files) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = finish(child, &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let run = json(&out);
+        let intervals = read_intervals(Path::new(file));
+        // 2.5 s: three intervals, a second apart.
+        assert!(
+            (3..=4).contains(&intervals.len()),
+            "{file}: {}",
+            intervals.len()
+        );
+        assert!((intervals[1].0 - intervals[0].0 - 1.0).abs() < 0.002);
+        let in_intervals: u64 = intervals.iter().map(|(_, h)| h.len()).sum();
+        assert_eq!(
+            in_intervals,
+            run["messages"].as_u64().unwrap(),
+            "{file}: {run}"
+        );
+        messages += in_intervals;
+    }
+    // What the rows must be: both files' intervals, by wall-clock second.
+    let mut want: BTreeMap<u64, u64> = BTreeMap::new();
+    for file in &files {
+        for (start, h) in read_intervals(Path::new(file)) {
+            *want.entry(start.floor() as u64).or_default() += h.len();
+        }
+    }
+
+    let mut args = vec!["merge", "--over-time", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let out = bench(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = json(&out);
+    assert_eq!(m["messages"].as_u64().unwrap(), messages, "{m}");
+    let rows = m["intervals"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len(), "{m}");
+    let mut sum = 0;
+    for (row, (second, count)) in rows.iter().zip(&want) {
+        let start = row["start"].as_str().unwrap();
+        assert!(start.ends_with('Z') && start.len() == 20, "{row}");
+        assert_eq!(row["messages"].as_u64().unwrap(), *count, "{second}: {row}");
+        if *count > 0 {
+            let (p50, p99) = (
+                row["p50_us"].as_f64().unwrap(),
+                row["p99_us"].as_f64().unwrap(),
+            );
+            assert!(p50 > 0.0 && p50 <= p99, "{row}");
+        }
+        sum += row["messages"].as_u64().unwrap();
+    }
+    assert_eq!(sum, messages, "every message is in one second: {m}");
+
+    // As text: the report, then a line for each second.
+    let mut args = vec!["merge", "--over-time"];
+    args.extend(files.iter().map(String::as_str));
+    let out = bench(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(2 runs merged)"), "{text}");
+    assert!(
+        text.contains(&format!("over time   {} interval(s)", want.len())),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" msgs  p50 ")).count(),
+        want.len(),
+        "{text}"
+    );
+    // Without the flag, the report is as it was.
+    let mut args = vec!["merge", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    assert!(json(&bench(&args)).get("intervals").is_none());
 }

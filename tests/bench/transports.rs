@@ -180,3 +180,45 @@ fn what_makes_no_sense_over_udp_is_a_usage_error() {
         assert!(first.contains(word), "{args:?}: {first}");
     }
 }
+
+/// Plain TCP, and TCP under `ws://` and `http://`, send the PROXY header
+/// before anything else on every connection the bench opens (the probe's,
+/// the other slots', and each churn operation's); a server that requires
+/// one refuses a bench that sends none.
+#[test]
+fn proxy_headers_go_first_on_every_tcp_connection() {
+    use crate::support::ServerProc;
+    let tcp = ServerProc::start(&["-l", "127.0.0.1:0", "--proxy-protocol"]);
+    let web = ServerProc::start(&["-l", "http://127.0.0.1:0", "--proxy-protocol"]);
+    let targets = [
+        format!("127.0.0.1:{}", tcp.port),
+        format!("ws://127.0.0.1:{}/", web.port),
+        format!("http://127.0.0.1:{}/", web.port),
+    ];
+    for target in &targets {
+        for (version, mode) in [("v1", "pingpong"), ("v2", "churn")] {
+            let args = [
+                "--connect",
+                target,
+                "--proxy-protocol",
+                version,
+                "-m",
+                mode,
+                "-c",
+                "3",
+                "-d",
+                "400ms",
+                "--warmup",
+                "0s",
+                "--json",
+            ];
+            let out = bench(&args);
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+            let v = json(&out);
+            assert_eq!(v["errors"], 0, "{args:?}: {v}");
+            assert!(v["messages"].as_u64().unwrap() > 3, "{args:?}: {v}");
+        }
+        let out = bench(&["--connect", target, "-d", "200ms", "--warmup", "0s"]);
+        assert_eq!(out.status.code(), Some(1), "{target}: {}", stderr(&out));
+    }
+}

@@ -58,6 +58,7 @@ pub fn bench_config_message(e: &BenchConfigError) -> String {
         E::UdpSizeTooLarge { size, max } => format!(
             "--size {size} does not fit in one UDP datagram: at most {max} bytes over udp://"
         ),
+        E::StartAt(e) => format!("--start-at: {e}"),
         // These name no flag: the values that clap's parsers refuse
         // first.
         E::EmptyMessage | E::ZeroDuration | E::ZeroTimeout | E::RateNotPositive => e.to_string(),
