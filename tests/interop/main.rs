@@ -11,6 +11,7 @@ mod support;
 mod autobahn;
 mod browser;
 mod grpc;
+mod l7_proxies;
 mod proxy;
 mod proxy_corpus;
 mod seed;

@@ -10,88 +10,15 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support;
+use crate::support::proxies::{haproxy, nginx};
 use crate::support::{CLIENT, ServerProc, free_port};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_echo-bench");
-
-/// A proxy process, killed (by its PID) and reaped when dropped.
-struct Proxy {
-    child: Child,
-    _dir: tempfile::TempDir,
-    log: PathBuf,
-}
-
-impl Drop for Proxy {
-    /// SIGTERM first, so that nginx's master stops its workers (SIGKILL
-    /// would leave them running); SIGKILL if it is not gone in 5 s.
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proxy {
-    /// Waits until every port in `ports` takes connections.
-    fn wait_ports(&mut self, ports: &[u16]) {
-        for port in ports {
-            support::wait_for(Duration::from_secs(10), "the proxy to listen", || {
-                if let Ok(Some(status)) = self.child.try_wait() {
-                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                    panic!("the proxy exited ({status}): {log}");
-                }
-                TcpStream::connect(("127.0.0.1", *port)).is_ok()
-            });
-        }
-    }
-}
-
-/// The path of a program, from the usual places; a test without it fails.
-fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
-        let path = Path::new(dir).join(name);
-        if path.exists() {
-            return path;
-        }
-    }
-    panic!("{name} is not installed: it is in .ci/apt-packages.txt, which .ci/install installs");
-}
-
-fn haproxy(config: &str, ports: &[u16]) -> Proxy {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("haproxy.cfg");
-    std::fs::write(&cfg, config).unwrap();
-    let log = dir.path().join("haproxy.log");
-    let child = Command::new(tool("haproxy"))
-        .arg("-db")
-        .arg("-f")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("haproxy.err")).unwrap())
-        .spawn()
-        .expect("start haproxy");
-    let mut proxy = Proxy {
-        child,
-        _dir: dir,
-        log,
-    };
-    proxy.wait_ports(ports);
-    proxy
-}
 
 const HAPROXY_DEFAULTS: &str = "\
 global
@@ -219,21 +146,14 @@ backend echo
 fn nginx_stream_proxy_protocol_on() {
     let server = ServerProc::start(&["-l", "127.0.0.1:0", "--proxy-protocol"]);
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("logs")).unwrap();
     let module = Path::new("/usr/lib/nginx/modules/ngx_stream_module.so");
     assert!(
         module.exists(),
         "libnginx-mod-stream is not installed (.ci/apt-packages.txt)"
     );
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let _nginx = nginx(
+        &format!(
             "load_module {module};
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{}}
 stream {{
   server {{
     listen 127.0.0.1:{port};
@@ -245,29 +165,10 @@ stream {{
 }}
 ",
             module = module.display(),
-            dir = dir.path().display(),
             echo = server.port
         ),
-    )
-    .unwrap();
-    let log = dir.path().join("error.log");
-    let child = Command::new(tool("nginx"))
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let mut nginx = Proxy {
-        child,
-        _dir: dir,
-        log,
-    };
-    nginx.wait_ports(&[port]);
+        &[port],
+    );
     let msg = support::pattern(5, 50_000);
     let (echo, source) = through(port, &msg);
     assert!(echo == msg, "{} bytes back of {}", echo.len(), msg.len());

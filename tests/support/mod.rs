@@ -10,6 +10,7 @@
 //!   and an in-process `echoes::Server`;
 //! - [`ws`]: a WebSocket server that misbehaves on purpose, and a
 //!   throwaway CA;
+//! - [`proxies`]: HAProxy and nginx on a config of the test's, stopped by PID;
 //! - [`props`]: the properties the parsers must have, shared with the
 //!   libFuzzer targets in `fuzz/`.
 //!
@@ -19,6 +20,7 @@
 pub mod bench;
 pub mod http;
 pub mod props;
+pub mod proxies;
 pub mod ws;
 
 use std::io::{BufRead, BufReader, Read};
