@@ -59,6 +59,14 @@ pub enum HttpRequestKind {
     /// `size` zeros and `grpc-status: 0`.
     #[cfg_attr(feature = "cli", value(skip))]
     Grpc,
+    /// gRPC ping-pong on one call (`echo-bench --grpc duplex`, HTTP/2):
+    /// each connection opens `grpc.testing.TestService/FullDuplexCall`,
+    /// and each message is one `StreamingOutputCallRequest` with `size`
+    /// bytes of the pattern, asking for one answer of `size` bytes, which
+    /// must be `size` zeros; `pipeline` messages in flight on the call.
+    #[cfg_attr(feature = "cli", value(skip))]
+    #[serde(rename = "grpc_duplex")]
+    GrpcDuplex,
 }
 
 impl HttpRequestKind {
@@ -69,12 +77,16 @@ impl HttpRequestKind {
             HttpRequestKind::Size => "size",
             HttpRequestKind::Reflect => "reflect",
             HttpRequestKind::Grpc => "grpc",
+            HttpRequestKind::GrpcDuplex => "grpc_duplex",
         }
     }
 }
 
 /// The method each gRPC message calls ([`HttpRequestKind::Grpc`]).
 pub(crate) const GRPC_UNARY_CALL: &str = "/grpc.testing.TestService/UnaryCall";
+
+/// The method a gRPC duplex run calls ([`HttpRequestKind::GrpcDuplex`]).
+pub(crate) const GRPC_DUPLEX_CALL: &str = "/grpc.testing.TestService/FullDuplexCall";
 
 /// The most messages in flight per connection `--pipeline` accepts: the
 /// ring of send times is allocated up front, so it must stay small.
@@ -303,7 +315,11 @@ impl BenchConfig {
 
     /// Whether HTTP requests go over HTTP/2: `--http2`, or gRPC.
     pub(crate) fn speaks_h2(&self) -> bool {
-        self.http2 || self.http_request == HttpRequestKind::Grpc
+        self.http2
+            || matches!(
+                self.http_request,
+                HttpRequestKind::Grpc | HttpRequestKind::GrpcDuplex
+            )
     }
 
     /// When to begin measuring, by the wall clock: the connections are

@@ -103,6 +103,77 @@ fn percent_decoded(raw: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Checks that an answer's payload is `size` zeros (`call` names the
+/// method, for the error).
+pub(crate) fn check_payload(body: &[u8], size: usize, call: &str) -> Result<(), Failure> {
+    if let Some(at) = body.iter().take(size).position(|&b| b != 0) {
+        return Err(mismatch(format!(
+            "response mismatch at byte {at} of the payload: expected 0x00, got {:#04x}",
+            body[at]
+        )));
+    }
+    if body.len() < size {
+        return Err(Failure::new(
+            FailureKind::ShortEcho,
+            format!(
+                "short echo: the answer to {call} came with {} of its {size} payload bytes",
+                body.len()
+            ),
+        ));
+    }
+    if body.len() > size {
+        return Err(mismatch(format!(
+            "response mismatch at byte {size} of the payload: longer than the {size} bytes asked for"
+        )));
+    }
+    Ok(())
+}
+
+/// The gRPC frame header and the protobuf tags of a
+/// `StreamingOutputCallRequest` asking for one answer of `size` bytes and
+/// carrying a payload of `size` bytes, up to the payload bytes themselves.
+pub(crate) fn duplex_request_head(size: usize) -> Bytes {
+    let n = size as u64;
+    // ResponseParameters { size (1): size }
+    let params = 1 + varint_len(n);
+    // Payload { body (2): size bytes }
+    let payload = 1 + varint_len(n) + size;
+    // { response_parameters (2): params, payload (3): payload }
+    let message = 1 + varint_len(params as u64) + params + 1 + varint_len(payload as u64) + payload;
+    let mut head = BytesMut::with_capacity(5 + 24);
+    head.put_u8(0);
+    head.put_u32(u32::try_from(message).unwrap_or(u32::MAX));
+    head.put_u8(0x12);
+    varint(&mut head, params as u64);
+    head.put_u8(0x08);
+    varint(&mut head, n);
+    head.put_u8(0x1a);
+    varint(&mut head, payload as u64);
+    head.put_u8(0x12);
+    varint(&mut head, n);
+    head.freeze()
+}
+
+/// Takes the first whole gRPC message off `buf`, if one is there: its
+/// bytes (the 5-byte header left out), or an error for a compressed one.
+pub(crate) fn next_message(buf: &mut BytesMut, call: &str) -> Result<Option<Bytes>, Failure> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    if buf[0] != 0 {
+        return Err(mismatch(format!(
+            "an answer to {call} is compressed (flag {:#04x}); the bench asked for none",
+            buf[0]
+        )));
+    }
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if buf.len() < 5 + len {
+        return Ok(None);
+    }
+    let mut message = buf.split_to(5 + len);
+    Ok(Some(message.split_off(5).freeze()))
+}
+
 /// A `mismatch`.
 pub(crate) fn mismatch(detail: String) -> Failure {
     Failure::new(FailureKind::Mismatch, detail)
@@ -135,27 +206,11 @@ pub(crate) fn check_message(framed: &[u8], size: usize) -> Result<usize, Failure
             "the answer to {UNARY_CALL} is not a SimpleResponse: {e}"
         ))
     })?;
-    let body = answer.payload.map(|p| p.body).unwrap_or_default();
-    if let Some(at) = body.iter().take(size).position(|&b| b != 0) {
-        return Err(mismatch(format!(
-            "response mismatch at byte {at} of the payload: expected 0x00, got {:#04x}",
-            body[at]
-        )));
-    }
-    if body.len() < size {
-        return Err(Failure::new(
-            FailureKind::ShortEcho,
-            format!(
-                "short echo: the answer to {UNARY_CALL} came with {} of its {size} payload bytes",
-                body.len()
-            ),
-        ));
-    }
-    if body.len() > size {
-        return Err(mismatch(format!(
-            "response mismatch at byte {size} of the payload: longer than the {size} bytes asked for"
-        )));
-    }
+    check_payload(
+        &answer.payload.map(|p| p.body).unwrap_or_default(),
+        size,
+        UNARY_CALL,
+    )?;
     Ok(framed.len())
 }
 
@@ -193,6 +248,48 @@ mod tests {
             let framed = u32::from_be_bytes(ours[1..5].try_into().unwrap()) as usize;
             assert_eq!(framed, ours.len() - 5);
         }
+    }
+
+    /// The duplex head and payload make the message prost makes, and
+    /// answers are taken off a buffer one whole message at a time.
+    #[test]
+    fn duplex_messages_are_what_prost_encodes_and_split_whole() {
+        use crate::grpc::generated::testing::{ResponseParameters, StreamingOutputCallRequest};
+        for size in [1, 127, 128, 70_000] {
+            let body: Vec<u8> = (0..size).map(|i| (i * 3) as u8).collect();
+            let mut ours = duplex_request_head(size).to_vec();
+            ours.extend_from_slice(&body);
+            let want = StreamingOutputCallRequest {
+                response_parameters: vec![ResponseParameters {
+                    size: size as i32,
+                    ..Default::default()
+                }],
+                payload: Some(Payload {
+                    r#type: 0,
+                    body: body.into(),
+                }),
+                ..Default::default()
+            };
+            assert_eq!(&ours[5..], &want.encode_to_vec()[..], "size {size}");
+            let framed = u32::from_be_bytes(ours[1..5].try_into().unwrap()) as usize;
+            assert_eq!(framed, ours.len() - 5);
+        }
+        let one = framed(&[0; 10]);
+        let mut buf = BytesMut::from(&[one.clone(), one[..7].to_vec()].concat()[..]);
+        assert_eq!(next_message(&mut buf, "x").unwrap().unwrap(), one[5..]);
+        assert_eq!(
+            next_message(&mut buf, "x").unwrap(),
+            None,
+            "a part is not a message"
+        );
+        buf.extend_from_slice(&one[7..]);
+        assert_eq!(next_message(&mut buf, "x").unwrap().unwrap(), one[5..]);
+        assert!(buf.is_empty());
+        let mut compressed = BytesMut::from(&[1u8, 0, 0, 0, 0][..]);
+        assert_eq!(
+            next_message(&mut compressed, "x").unwrap_err().kind,
+            FailureKind::Mismatch
+        );
     }
 
     fn framed(payload: &[u8]) -> Vec<u8> {

@@ -64,6 +64,9 @@ pub(crate) async fn drive(
     schedule: Option<&mut Schedule>,
     rec: &Recorder,
 ) -> Result<ExchangeEnd, Failure> {
+    if conn.target.kind == HttpRequestKind::GrpcDuplex {
+        return super::grpc_duplex::drive(conn, pattern, plan, schedule, rec).await;
+    }
     let sleep = tokio::time::sleep_until(plan.end.into());
     tokio::pin!(sleep);
     let mut ex = HttpExchange {
@@ -404,8 +407,8 @@ impl Check {
                     return Err(longer(self.size, &format!("{} bytes sent", self.size)));
                 }
             }
-            // Checked whole, by `grpc::read_answer`.
-            HttpRequestKind::Grpc => {}
+            // Checked whole, by `read_grpc_answer` (and `grpc_duplex`).
+            HttpRequestKind::Grpc | HttpRequestKind::GrpcDuplex => {}
             HttpRequestKind::Size => {
                 let take = data.len().min(self.size.saturating_sub(at));
                 if let Some(bad) = crate::http::first_mismatch(at as u64, &data[..take]) {

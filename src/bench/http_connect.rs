@@ -62,11 +62,12 @@ impl Target {
         let knob = match kind {
             HttpRequestKind::Echo => Some("echo_body".to_string()),
             HttpRequestKind::Size => Some(format!("size={size}")),
-            HttpRequestKind::Reflect | HttpRequestKind::Grpc => None,
+            HttpRequestKind::Reflect | HttpRequestKind::Grpc | HttpRequestKind::GrpcDuplex => None,
         };
         let path = match knob {
             // A gRPC call's path is its method.
             _ if kind == HttpRequestKind::Grpc => super::config::GRPC_UNARY_CALL.to_string(),
+            _ if kind == HttpRequestKind::GrpcDuplex => super::config::GRPC_DUPLEX_CALL.to_string(),
             Some(knob) if path.contains('?') => format!("{path}&{knob}"),
             Some(knob) => format!("{path}?{knob}"),
             None => path.to_string(),
@@ -97,7 +98,9 @@ impl Target {
             .transpose()
             .map_err(|e| bad(format!("not a Host header: {e}")))?;
         let method = match kind {
-            HttpRequestKind::Echo | HttpRequestKind::Grpc => Method::POST,
+            HttpRequestKind::Echo | HttpRequestKind::Grpc | HttpRequestKind::GrpcDuplex => {
+                Method::POST
+            }
             _ => Method::GET,
         };
         Ok(Target {
@@ -130,7 +133,7 @@ impl Target {
                     HeaderValue::from_static("application/octet-stream"),
                 );
             }
-            HttpRequestKind::Grpc => {
+            HttpRequestKind::Grpc | HttpRequestKind::GrpcDuplex => {
                 h.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/grpc"),
@@ -161,6 +164,9 @@ pub(crate) struct PatternBody {
     pattern: Pattern,
     offset: u64,
     left: u64,
+    /// A gRPC duplex call's messages, sent as they come: the body ends
+    /// when the sender is dropped.
+    messages: Option<tokio::sync::mpsc::Receiver<Bytes>>,
 }
 
 impl PatternBody {
@@ -171,6 +177,15 @@ impl PatternBody {
             pattern,
             offset,
             left: len,
+            messages: None,
+        }
+    }
+
+    /// The messages from `rx`, each as it is sent, until its sender goes.
+    pub(crate) fn messages(rx: tokio::sync::mpsc::Receiver<Bytes>) -> PatternBody {
+        PatternBody {
+            messages: Some(rx),
+            ..PatternBody::empty()
         }
     }
 
@@ -194,8 +209,11 @@ impl Body for PatternBody {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(rx) = self.messages.as_mut() {
+            return rx.poll_recv(cx).map(|m| m.map(|m| Ok(Frame::data(m))));
+        }
         if !self.head.is_empty() {
             return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut self.head)))));
         }
@@ -211,11 +229,14 @@ impl Body for PatternBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.left == 0 && self.head.is_empty()
+        self.left == 0 && self.head.is_empty() && self.messages.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.left + self.head.len() as u64)
+        match self.messages {
+            Some(_) => SizeHint::default(),
+            None => SizeHint::with_exact(self.left + self.head.len() as u64),
+        }
     }
 }
 
@@ -280,7 +301,7 @@ pub(crate) async fn probe(
     let version = if plan.http2 { "HTTP/2" } else { "HTTP/1.1" };
     // A gRPC server need not answer a GET: ask it for a call, of no bytes.
     let (probe_kind, probe_body) = match plan.kind {
-        HttpRequestKind::Grpc => (
+        HttpRequestKind::Grpc | HttpRequestKind::GrpcDuplex => (
             HttpRequestKind::Grpc,
             PatternBody::with_head(super::grpc::request_head(0), Pattern::new(0), 0, 0),
         ),

@@ -70,7 +70,8 @@
 //! | `ws` | the exchange loop over a WebSocket | exchange, pattern, record, schedule, ws_connect |
 //! | `grpc` | a gRPC unary call as an HTTP/2 request: its framing, and the checks of its answer | config, exchange, record |
 //! | `http_connect` | reaching an HTTP server: probe, `HttpConnector`, `HttpConnection`, the request body | config, exchange, grpc, pattern, record, source, tcp |
-//! | `http` | the exchange loop over HTTP: one request per message, its response checked | config, exchange, grpc, http_connect, pattern, record, schedule |
+//! | `grpc_duplex` | the exchange loop of gRPC ping-pong on one FullDuplexCall | config, exchange, grpc, http_connect, pattern, record, schedule |
+//! | `http` | the exchange loop over HTTP: one request per message, its response checked | config, exchange, grpc, grpc_duplex, http_connect, pattern, record, schedule |
 //! | `connect` | connecting: `Connector`, `Connection` and `Connection::drive` | exchange, http, http_connect, pattern, record, schedule, source, tcp, stream, udp, ws, ws_connect |
 //! | `slot` | one slot's loop in each mode, and reconnecting | config, connect, exchange, pattern, record, schedule |
 //! | `report` | reporting: the serde [`Report`], its [`Interval`]s, as text and JSON | config, record |
@@ -89,6 +90,7 @@ mod config;
 mod connect;
 mod exchange;
 mod grpc;
+mod grpc_duplex;
 pub(crate) mod histlog;
 mod http;
 mod http_connect;

@@ -129,12 +129,14 @@ struct RunArgs {
     /// is an error of kind status [default: echo]
     #[arg(long, value_enum, value_name = "KIND")]
     http_request: Option<HttpRequestKind>,
-    /// Over http:// and https://, make each message a gRPC call (HTTP/2):
-    /// unary grpc.testing.TestService/UnaryCall with -s bytes, asking for
-    /// -s bytes back; the payload must be -s zeros and the status OK (any
-    /// other status is an error of kind status)
-    #[arg(long, conflicts_with_all = ["http_request", "http2"])]
-    grpc: bool,
+    /// Over http:// and https://, make each message a gRPC message to
+    /// grpc.testing.TestService (HTTP/2) with -s bytes, asking for -s bytes
+    /// back, which must be -s zeros: unary, one UnaryCall each; duplex,
+    /// ping-pong on one FullDuplexCall per connection (--pipeline in flight
+    /// on it). A status other than OK is an error of kind status
+    #[arg(long, value_enum, value_name = "CALL", num_args = 0..=1,
+          default_missing_value = "unary", conflicts_with_all = ["http_request", "http2"])]
+    grpc: Option<GrpcCall>,
     /// Over http:// and https://, speak HTTP/2 (prior knowledge over
     /// http://, ALPN h2 over https://) instead of HTTP/1.1 with keep-alive;
     /// --pipeline N is then N concurrent streams per connection
@@ -188,6 +190,8 @@ Examples:
   echo-bench --connect http://127.0.0.1:8080/ --http-request size -s 64KiB
   # gRPC unary calls to grpc.testing.TestService, 4 streams per connection
   echo-bench --connect http://127.0.0.1:8080/ --grpc --pipeline 4 -s 256
+  # gRPC ping-pong on one FullDuplexCall per connection
+  echo-bench --connect http://127.0.0.1:8080/ --grpc duplex -c 4 -s 256
   # one target, several load machines: save each histogram, then merge
   echo-bench --connect localhost:7 -c 50 --save-hist $(hostname).hlog
   echo-bench merge *.hlog --plot all.svg
@@ -250,6 +254,15 @@ fn usage(msg: &str) -> ! {
     cli::usage_error(Args::command(), msg)
 }
 
+/// The gRPC calls `--grpc` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum GrpcCall {
+    /// One UnaryCall per message.
+    Unary,
+    /// Ping-pong on one FullDuplexCall per connection.
+    Duplex,
+}
+
 fn run(args: RunArgs, progress: bool) -> ExitCode {
     let proxy = args.proxy_protocol.map(|version| {
         echoes::proxy::ProxySend::new(version)
@@ -260,10 +273,10 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
         args.connect.transport(),
         echoes::addr::Transport::Http | echoes::addr::Transport::Https
     );
-    if !web && (args.http2 || args.http_request.is_some() || args.grpc) {
+    if !web && (args.http2 || args.http_request.is_some() || args.grpc.is_some()) {
         let flag = if args.http2 {
             "--http2"
-        } else if args.grpc {
+        } else if args.grpc.is_some() {
             "--grpc"
         } else {
             "--http-request"
@@ -276,8 +289,9 @@ fn run(args: RunArgs, progress: bool) -> ExitCode {
     let mut config = BenchConfig::new(args.connect);
     config
         .http_request(match args.grpc {
-            true => HttpRequestKind::Grpc,
-            false => args.http_request.unwrap_or_default(),
+            Some(GrpcCall::Unary) => HttpRequestKind::Grpc,
+            Some(GrpcCall::Duplex) => HttpRequestKind::GrpcDuplex,
+            None => args.http_request.unwrap_or_default(),
         })
         .http2(args.http2)
         .mode(args.mode)

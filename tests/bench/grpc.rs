@@ -1,8 +1,9 @@
-//! `echo-bench --grpc` against a real `echo-server` (h2c and TLS, streams,
-//! churn, open loop, the server's `grpc` counters agreeing), and against
-//! a `grpc.testing.TestService` server others wrote: Python grpcio, run
-//! here as an honest server (no error) and as one that lies (a flipped
-//! payload byte is a `mismatch`, an UNAVAILABLE a `status` error).
+//! `echo-bench --grpc` (unary) and `--grpc duplex` against a real
+//! `echo-server` (h2c and TLS, streams, churn, open loop, the server's
+//! `grpc` counters agreeing), and against a `grpc.testing.TestService`
+//! server others wrote: Python grpcio, run here as an honest server (no
+//! error) and as one that lies (a flipped payload byte is a `mismatch`,
+//! an UNAVAILABLE a `status` error).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -13,12 +14,17 @@ use crate::support::bench::{bench, json, stderr};
 use crate::support::http::{python3, server};
 use crate::support::{sample, scrape};
 
-/// Runs the bench with `--grpc` against `url`, with `extra`.
+/// Runs the bench with `--grpc` against `url`, with `extra` (which may
+/// say `--grpc=duplex`).
 fn run(url: &str, extra: &[&str]) -> (serde_json::Value, std::process::Output) {
+    let grpc = if extra.iter().any(|a| a.starts_with("--grpc")) {
+        None
+    } else {
+        Some("--grpc")
+    };
     let mut args = vec![
         "--connect",
         url,
-        "--grpc",
         "-d",
         "300ms",
         "--warmup",
@@ -26,6 +32,7 @@ fn run(url: &str, extra: &[&str]) -> (serde_json::Value, std::process::Output) {
         "--json",
     ];
     args.extend_from_slice(extra);
+    args.extend(grpc);
     let out = bench(&args);
     (json(&out), out)
 }
@@ -75,6 +82,46 @@ fn grpc_calls_to_echo_server_over_h2c_and_tls() {
     run_ok(
         &format!("https://127.0.0.1:{}/", tls.port),
         &["-k", "-s", "16KiB"],
+    );
+}
+
+#[test]
+fn duplex_ping_pong_on_one_call_per_connection() {
+    let s = server("http", &["--metrics", "127.0.0.1:0"]);
+    let url = format!("http://127.0.0.1:{}/", s.port);
+    let run_duplex = |extra: &[&str]| run_ok(&url, &[extra, &["--grpc=duplex"]].concat());
+    run_duplex(&["-c", "2", "-s", "1KiB"]);
+    run_duplex(&["-c", "2", "--pipeline", "8", "-s", "64"]);
+    run_duplex(&["--rate", "200", "-c", "2"]);
+    let churn = run_duplex(&["-m", "churn", "-c", "2"]);
+    let line = s.wait_for_line("serving metrics on", Duration::from_secs(5));
+    let port: u16 = line
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    let calls = || {
+        sample(
+            &scrape(port),
+            "echoes_connections_total{transport=\"grpc\"}",
+        )
+    };
+    // Churn makes a call per operation...
+    assert!(
+        calls() >= churn["messages"].as_u64().unwrap(),
+        "{} calls",
+        calls()
+    );
+    // ...ping-pong one per connection, whatever the messages.
+    let before = calls();
+    let report = run_duplex(&["-c", "1"]);
+    let made = calls() - before;
+    let messages = report["messages"].as_u64().unwrap();
+    assert!(
+        messages > 10 && made <= 2,
+        "{made} calls for {messages} messages"
     );
 }
 
@@ -137,9 +184,19 @@ def unary(req, ctx):
         body[7] = 1
     assert len(req.payload.body) == req.response_size
     return Resp(payload=Payload(body=bytes(body)))
+OutReq, OutResp = (M["grpc.testing." + n] for n in ["StreamingOutputCallRequest", "StreamingOutputCallResponse"])
+def duplex(reqs, ctx):
+    for i, req in enumerate(reqs, 1):
+        for p in req.response_parameters:
+            body = bytearray(p.size)
+            if lie == "flip" and i % 5 == 0 and len(body) > 7:
+                body[7] = 1
+            yield OutResp(payload=Payload(body=bytes(body)))
 handler = grpc.method_handlers_generic_handler("grpc.testing.TestService", {
     "UnaryCall": grpc.unary_unary_rpc_method_handler(
-        unary, request_deserializer=Req.FromString, response_serializer=Resp.SerializeToString)})
+        unary, request_deserializer=Req.FromString, response_serializer=Resp.SerializeToString),
+    "FullDuplexCall": grpc.stream_stream_rpc_method_handler(
+        duplex, request_deserializer=OutReq.FromString, response_serializer=OutResp.SerializeToString)})
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
 server.add_generic_rpc_handlers((handler,))
 port = server.add_insecure_port("127.0.0.1:0")
