@@ -136,29 +136,31 @@ pub(super) fn listen(
     match socket {
         RawSocket::Tcp(l) => {
             let l = StreamListener::Tcp(transport::register(l).map_err(failed)?);
+            let go = ctx.clone();
             let ctx = ctx.clone();
-            loops.spawn(accept::accept_loop(l, listening, route, ctx));
+            loops.spawn(go.once_all_started(accept::accept_loop(l, listening, route, ctx)));
         }
         RawSocket::Unix(l) => {
             let l = StreamListener::Unix(transport::register(l).map_err(failed)?);
+            let go = ctx.clone();
             let ctx = ctx.clone();
-            loops.spawn(async move {
+            loops.spawn(go.once_all_started(async move {
                 accept::accept_loop(l, listening, route, ctx).await;
                 // The loop closed the socket; its name goes after it.
                 drop(file);
-            });
+            }));
         }
         RawSocket::Udp(s) => {
             let socket = UdpSocket::from_std(s).map_err(failed)?;
             let state = &ctx.state;
             let guard = guard.unwrap_or_else(|| Arc::new(Guard::new(state.udp_rate)));
             let (metrics, stop) = (state.metrics.clone(), ctx.stop.clone());
-            loops.spawn(async move {
+            loops.spawn(ctx.clone().once_all_started(async move {
                 tokio::select! {
                     () = udp::serve(socket, guard, metrics) => {}
                     () = stop.cancelled() => {}
                 }
-            });
+            }));
         }
     }
     Ok(())

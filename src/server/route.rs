@@ -18,6 +18,22 @@ pub(super) struct ShardCtx {
     pub(super) stop: CancellationToken,
     /// This shard's number.
     pub(super) index: usize,
+    /// Cancelled once every shard has started: no shard takes a
+    /// connection or a datagram before, so that a flood on the first
+    /// cannot use up the descriptors a later one needs for its runtime
+    /// (seen in CI: "cannot start shard 1: Too many open files").
+    pub(super) all_started: CancellationToken,
+}
+
+impl ShardCtx {
+    /// `serve`, once every shard has started; nothing if the server
+    /// stops first.
+    pub(super) async fn once_all_started(self: Arc<Self>, serve: impl Future<Output = ()>) {
+        tokio::select! {
+            () = self.all_started.cancelled() => serve.await,
+            () = self.stop.cancelled() => {}
+        }
+    }
 }
 
 /// Where an accept loop sends its connections.

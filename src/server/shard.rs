@@ -88,7 +88,8 @@ pub(super) struct Running {
 
 /// Deals the endpoints to `threads` shards and starts them: on the
 /// caller's runtime for 1, on threads of their own otherwise. Resolves
-/// once every shard serves its sockets.
+/// once every shard serves its sockets; none accepts before all have
+/// started.
 pub(super) async fn start(
     endpoints: Vec<Endpoint>,
     threads: usize,
@@ -102,6 +103,7 @@ pub(super) async fn start(
         exited: Vec::new(),
     };
     let mut started = Vec::new();
+    let all_started = CancellationToken::new();
     for (index, (plan, inbox)) in plans.into_iter().zip(inboxes).enumerate() {
         let (started_tx, started_rx) = oneshot::channel();
         let (closed_tx, closed_rx) = oneshot::channel();
@@ -110,6 +112,7 @@ pub(super) async fn start(
             state: state.clone(),
             stop: running.stop.clone(),
             index,
+            all_started: all_started.clone(),
         };
         let shard = Shard {
             ctx: Arc::new(ctx),
@@ -147,6 +150,7 @@ pub(super) async fn start(
         running.finish().await;
         return Err(failed);
     }
+    all_started.cancel();
     Ok(running)
 }
 
