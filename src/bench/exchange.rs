@@ -89,6 +89,25 @@ pub(crate) struct ExchangePlan {
 }
 
 impl ExchangePlan {
+    /// What holds the next message back, with `sent` sent and `owed`
+    /// unanswered: `Some(None)` the limit or the depth, `Some(Some(due))`
+    /// the schedule (in open loop) until `due`; `None` when it may go.
+    pub(crate) fn held_back(
+        &self,
+        sent: u64,
+        owed: usize,
+        schedule: Option<&Schedule>,
+        now: Instant,
+    ) -> Option<Option<Instant>> {
+        if self.limit.is_some_and(|limit| sent >= limit) || owed >= self.depth {
+            return Some(None);
+        }
+        match schedule {
+            Some(s) if s.due() > now => Some(Some(s.due())),
+            _ => None,
+        }
+    }
+
     /// The plan of a run of `config` that ends at `end`.
     pub(crate) fn for_run(config: &BenchConfig, end: Instant) -> ExchangePlan {
         ExchangePlan {

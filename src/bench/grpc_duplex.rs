@@ -179,15 +179,12 @@ impl ExchangeSides<HttpConnection> for Duplex<'_> {
     ) -> Result<(bool, Option<Instant>), Failure> {
         let mut wrote = false;
         loop {
-            if self.plan.limit.is_some_and(|limit| self.sent >= limit)
-                || self.sent_at.len() >= self.plan.depth
+            let owed = self.sent_at.len();
+            if let Some(due) = self
+                .plan
+                .held_back(self.sent, owed, self.schedule.as_deref(), now)
             {
-                return Ok((wrote, None));
-            }
-            if let Some(schedule) = self.schedule.as_deref()
-                && schedule.due() > now
-            {
-                return Ok((wrote, Some(schedule.due())));
+                return Ok((wrote, due));
             }
             if self.call.is_none() {
                 match conn.poll_ready(cx) {

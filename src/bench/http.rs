@@ -151,15 +151,12 @@ impl ExchangeSides<HttpConnection> for HttpExchange<'_> {
     ) -> Result<(bool, Option<Instant>), Failure> {
         let mut wrote = false;
         loop {
-            if self.plan.limit.is_some_and(|limit| self.sent >= limit)
-                || self.in_flight.len() >= self.plan.depth
+            let owed = self.in_flight.len();
+            if let Some(due) = self
+                .plan
+                .held_back(self.sent, owed, self.schedule.as_deref(), now)
             {
-                return Ok((wrote, None));
-            }
-            if let Some(schedule) = self.schedule.as_deref()
-                && schedule.due() > now
-            {
-                return Ok((wrote, Some(schedule.due())));
+                return Ok((wrote, due));
             }
             match conn.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}

@@ -136,15 +136,12 @@ impl ExchangeSides<WsStream> for WsExchange<'_> {
                     Poll::Pending => return Ok((wrote, None)),
                 }
             }
-            if self.plan.limit.is_some_and(|limit| self.sent >= limit)
-                || self.sent - self.done >= self.plan.depth as u64
+            let owed = (self.sent - self.done) as usize;
+            if let Some(due) = self
+                .plan
+                .held_back(self.sent, owed, self.schedule.as_deref(), now)
             {
-                return Ok((wrote, None));
-            }
-            if let Some(schedule) = self.schedule.as_deref()
-                && schedule.due() > now
-            {
-                return Ok((wrote, Some(schedule.due())));
+                return Ok((wrote, due));
             }
             match Pin::new(&mut *ws).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
