@@ -113,6 +113,7 @@ pub mod proxy;
 pub(crate) mod pyrepr;
 pub(crate) mod runtime;
 pub mod server;
+#[cfg(feature = "http")]
 mod serving;
 pub mod shutdown;
 pub(crate) mod splice;

@@ -31,7 +31,8 @@ impl Serving {
         self.on.send_replace(serving);
     }
 
-    /// A receiver that sees every change from now on.
+    /// A receiver that sees every change from now on (gRPC health's Watch).
+    #[cfg(any(feature = "grpc", test))]
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.on.subscribe()
     }
