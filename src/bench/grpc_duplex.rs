@@ -57,6 +57,7 @@ pub(crate) async fn drive(
         sent: 0,
         done: 0,
         timer: ExchangeTimer::new(plan),
+        head: grpc::duplex_request_head(plan.size),
     };
     std::future::poll_fn(|cx| poll_exchange(&mut ex, cx, conn, sleep.as_mut())).await
 }
@@ -87,6 +88,8 @@ struct Duplex<'a> {
     sent: u64,
     done: u64,
     timer: ExchangeTimer,
+    /// Each message's framing, the same for every message of the run.
+    head: bytes::Bytes,
 }
 
 impl Duplex<'_> {
@@ -94,9 +97,8 @@ impl Duplex<'_> {
     /// where the last one ended.
     fn message(&self) -> bytes::Bytes {
         let size = self.plan.size;
-        let head = grpc::duplex_request_head(size);
-        let mut m = BytesMut::with_capacity(head.len() + size);
-        m.put_slice(&head);
+        let mut m = BytesMut::with_capacity(self.head.len() + size);
+        m.put_slice(&self.head);
         let at = m.len();
         m.resize(at + size, 0);
         self.pattern.fill(self.sent * size as u64, &mut m[at..]);

@@ -79,6 +79,7 @@ pub(crate) async fn drive(
         done: 0,
         moved: Rc::new(Cell::new(Instant::now())),
         timer: ExchangeTimer::new(plan),
+        grpc_head: grpc::request_head(plan.size),
     };
     std::future::poll_fn(|cx| poll_exchange(&mut ex, cx, conn, sleep.as_mut())).await
 }
@@ -98,6 +99,8 @@ enum Answer {
 
 /// The state of one exchange over HTTP; see [`drive`].
 struct HttpExchange<'a> {
+    /// A gRPC call's framing, the same for every message of the run.
+    grpc_head: bytes::Bytes,
     pattern: Pattern,
     plan: &'a ExchangePlan,
     schedule: Option<&'a mut Schedule>,
@@ -172,7 +175,7 @@ impl ExchangeSides<HttpConnection> for HttpExchange<'_> {
             let body = match target.kind {
                 HttpRequestKind::Echo => PatternBody::new(self.pattern, self.sent * size, size),
                 HttpRequestKind::Grpc => PatternBody::with_head(
-                    grpc::request_head(self.plan.size),
+                    self.grpc_head.clone(),
                     self.pattern,
                     self.sent * size,
                     size,
