@@ -10,39 +10,27 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::support::bench::{bench, json, stderr};
+use crate::support::bench::{bench, short_run, short_run_ok, stderr};
 use crate::support::http::{python3, server};
 use crate::support::{sample, scrape};
 
-/// Runs the bench with `--grpc` against `url`, with `extra` (which may
-/// say `--grpc=duplex`).
-fn run(url: &str, extra: &[&str]) -> (serde_json::Value, std::process::Output) {
-    let grpc = if extra.iter().any(|a| a.starts_with("--grpc")) {
-        None
-    } else {
-        Some("--grpc")
-    };
-    let mut args = vec![
-        "--connect",
-        url,
-        "-d",
-        "300ms",
-        "--warmup",
-        "50ms",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    args.extend(grpc);
-    let out = bench(&args);
-    (json(&out), out)
+/// `extra`, with `--grpc` at the end unless it says which (`--grpc=duplex`).
+fn grpc_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = extra.to_vec();
+    if !extra.iter().any(|a| a.starts_with("--grpc")) {
+        args.push("--grpc");
+    }
+    args
 }
 
+/// The bench with `--grpc` against `url` for 300 ms ([`short_run`]).
+fn run(url: &str, extra: &[&str]) -> (serde_json::Value, std::process::Output) {
+    short_run(url, &grpc_args(extra))
+}
+
+/// As [`run`], without an error and with some messages.
 fn run_ok(url: &str, extra: &[&str]) -> serde_json::Value {
-    let (report, out) = run(url, extra);
-    assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
-    assert_eq!(report["errors"], 0, "{extra:?}: {report}");
-    assert!(report["messages"].as_u64().unwrap() > 0, "{report}");
-    report
+    short_run_ok(url, &grpc_args(extra))
 }
 
 #[test]

@@ -10,34 +10,8 @@ use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use crate::support::ServerProc;
-use crate::support::bench::{REPORT_KEYS, bench, json, stderr};
+use crate::support::bench::{REPORT_KEYS, bench, json, short_run, short_run_ok, stderr};
 use crate::support::http::server;
-
-/// Runs the bench against `url` for 300 ms after 50 ms of warm-up, with
-/// `extra`; returns the JSON report and the whole output.
-fn run(url: &str, extra: &[&str]) -> (serde_json::Value, std::process::Output) {
-    let mut args = vec![
-        "--connect",
-        url,
-        "-d",
-        "300ms",
-        "--warmup",
-        "50ms",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let out = bench(&args);
-    (json(&out), out)
-}
-
-/// As [`run`], and the run must have had no error and some messages.
-fn run_ok(url: &str, extra: &[&str]) -> serde_json::Value {
-    let (report, out) = run(url, extra);
-    assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
-    assert_eq!(report["errors"], 0, "{extra:?}: {report}");
-    assert!(report["messages"].as_u64().unwrap() > 0, "{report}");
-    report
-}
 
 fn url(server: &ServerProc, scheme: &str, path: &str) -> String {
     format!("{scheme}://127.0.0.1:{}{path}", server.port)
@@ -51,7 +25,7 @@ fn every_request_kind_over_keep_alive_and_h2() {
         for version in [&["-c", "2"][..], &["--http2", "--pipeline", "4"][..]] {
             let mut extra = vec!["--http-request", kind, "-s", "1000"];
             extra.extend_from_slice(version);
-            let report = run_ok(&url, &extra);
+            let report = short_run_ok(&url, &extra);
             for key in REPORT_KEYS {
                 assert!(report.get(key).is_some(), "no {key} in {report}");
             }
@@ -75,10 +49,10 @@ fn churn_and_open_loop() {
         &["-m", "churn", "-c", "2"][..],
         &["-m", "churn", "--http2"][..],
     ] {
-        let report = run_ok(&url, extra);
+        let report = short_run_ok(&url, extra);
         assert_eq!(report["mode"], "churn");
     }
-    let report = run_ok(&url, &["--rate", "200", "-c", "2"]);
+    let report = short_run_ok(&url, &["--rate", "200", "-c", "2"]);
     assert_eq!(report["latency_from"], "due");
     let messages = report["messages"].as_u64().unwrap();
     assert!((30..=90).contains(&messages), "{report}");
@@ -97,7 +71,7 @@ fn plot_and_save_hist_work_over_http() {
         "--save-hist",
         hlog.to_str().unwrap(),
     ];
-    run_ok(&url, &extra);
+    short_run_ok(&url, &extra);
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
     let merged = bench(&["merge", "--json", hlog.to_str().unwrap()]);
     assert!(merged.status.success(), "{}", stderr(&merged));
@@ -109,7 +83,7 @@ fn a_status_other_than_2xx_is_an_error_of_kind_status() {
     let srv = server("http", &[]);
     for kind in ["echo", "size", "reflect"] {
         let url = url(&srv, "http", "/?status=503");
-        let (report, out) = run(&url, &["--http-request", kind]);
+        let (report, out) = short_run(&url, &["--http-request", kind]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         let status = report["error_kinds"]["status"].as_u64().unwrap();
         // Counted per response, the connection kept: no reconnect pauses.
@@ -127,7 +101,7 @@ fn a_status_other_than_2xx_is_an_error_of_kind_status() {
         );
     }
     let url = url(&srv, "http", "/?status=500");
-    let (report, out) = run(&url, &["-m", "churn", "--http2"]);
+    let (report, out) = short_run(&url, &["-m", "churn", "--http2"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         report["error_kinds"]["status"].as_u64().unwrap() > 0,
@@ -139,9 +113,9 @@ fn a_status_other_than_2xx_is_an_error_of_kind_status() {
 fn https_with_a_self_signed_certificate_and_insecure() {
     let srv = server("https", &["--tls-self-signed"]);
     let url = url(&srv, "https", "/");
-    run_ok(&url, &["--insecure"]);
-    run_ok(&url, &["--insecure", "--http2", "--pipeline", "2"]);
-    run_ok(&url, &["--insecure", "-m", "churn"]);
+    short_run_ok(&url, &["--insecure"]);
+    short_run_ok(&url, &["--insecure", "--http2", "--pipeline", "2"]);
+    short_run_ok(&url, &["--insecure", "-m", "churn"]);
     // Without --insecure the certificate is not trusted: nothing runs.
     let out = bench(&["--connect", &url, "-d", "300ms"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -230,7 +204,7 @@ fn serve(conn: TcpStream, how: Fake) -> std::io::Result<()> {
 fn a_wrong_body_is_a_mismatch_at_its_byte() {
     let port = fake_server(Fake::Flipped);
     let url = format!("http://127.0.0.1:{port}/");
-    let (report, out) = run(&url, &["-s", "100"]);
+    let (report, out) = short_run(&url, &["-s", "100"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         report["error_kinds"]["mismatch"].as_u64().unwrap() > 0,
@@ -245,7 +219,7 @@ fn an_endless_body_is_an_error_not_memory() {
     let port = fake_server(Fake::Endless);
     let url = format!("http://127.0.0.1:{port}/");
     for kind in ["echo", "size", "reflect"] {
-        let (report, out) = run(&url, &["--http-request", kind, "-s", "1000"]);
+        let (report, out) = short_run(&url, &["--http-request", kind, "-s", "1000"]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         assert!(
             report["error_kinds"]["mismatch"].as_u64().unwrap() > 0,

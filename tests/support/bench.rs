@@ -136,3 +136,29 @@ impl Drop for RealServer {
         }
     }
 }
+
+/// Runs the bench against `url` for 300 ms after 50 ms of warm-up, with
+/// `extra`; returns the JSON report and the whole output.
+pub fn short_run(url: &str, extra: &[&str]) -> (Value, Output) {
+    let mut args = vec![
+        "--connect",
+        url,
+        "-d",
+        "300ms",
+        "--warmup",
+        "50ms",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = bench(&args);
+    (json(&out), out)
+}
+
+/// As [`short_run`], and the run must have had no error and some messages.
+pub fn short_run_ok(url: &str, extra: &[&str]) -> Value {
+    let (report, out) = short_run(url, extra);
+    assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+    assert_eq!(report["errors"], 0, "{extra:?}: {report}");
+    assert!(report["messages"].as_u64().unwrap() > 0, "{report}");
+    report
+}
