@@ -6,10 +6,11 @@ the same echo-server, in one run (issue: the L7 path, loaded and checked).
   connections and streams): throughput ratio.
 - Closed loop, HTTP/1.1 keep-alive: wrk against echo-bench: throughput
   ratio.
-- Open loop at half the HTTP/1.1 maximum: oha --latency-correction
-  against echo-bench --rate: p50 and p99 ratios, and each load
-  generator's own CPU per request (utime + stime of the process, from
-  the kernel's accounting of the child).
+- Open loop at half the HTTP/1.1 maximum, and at a low rate (LOW_RATE):
+  oha --latency-correction against echo-bench --rate: p50 and p99
+  ratios, and each load generator's own CPU per request (utime + stime
+  of the process, from the kernel's accounting of the child; neither
+  warms up, so both count every request they make).
 
 Every request is `GET /?size=64` (echo-bench: --http-request size -s 64,
 each body checked against the server's pattern; the others check only
@@ -42,6 +43,8 @@ from lib.support import free_port  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release"
 CONNS, STREAMS = 4, 8
+# A request per connection every 2 ms.
+LOW_RATE = CONNS * 500
 
 
 def timed_child(cmd: list[str]) -> tuple[str, float]:
@@ -69,9 +72,11 @@ def timed_child(cmd: list[str]) -> tuple[str, float]:
     return out, usage.ru_utime + usage.ru_stime
 
 
-def bench(url: str, secs: float, extra: list[str]) -> dict:
+def bench(url: str, secs: float, extra: list[str], warmup: str = "1s") -> dict:
+    """echo-bench's run; its CPU per request counts the whole process, so
+    an open-loop run (compared with oha, which has no warm-up) has none."""
     out, cpu = timed_child([str(BIN / "echo-bench"), "--connect", url, "--http-request", "size",
-                            "-s", "64", "-c", str(CONNS), "-d", f"{secs}s", "--warmup", "1s",
+                            "-s", "64", "-c", str(CONNS), "-d", f"{secs}s", "--warmup", warmup,
                             "--json", *extra])
     r = json.loads(out.strip().splitlines()[-1])
     assert r["errors"] == 0, r
@@ -94,8 +99,11 @@ def wrk(url: str, secs: float) -> dict:
     return {"rps": float(m.group(1))}
 
 
-def oha(exe: str, url: str, secs: float, rate: int) -> dict:
-    out, cpu = timed_child([exe, "--no-tui", "--output-format", "json", "--latency-correction",
+def oha(exe: str, url: str, secs: float, rate: int, corrected: bool = True) -> dict:
+    """oha at `rate`; its latency from each request's scheduled time
+    (`--latency-correction`), or, not `corrected`, from when it sent it."""
+    correction = ["--latency-correction"] if corrected else []
+    out, cpu = timed_child([exe, "--no-tui", "--output-format", "json", *correction,
                             "-q", str(rate), "-z", f"{secs}s", "-c", str(CONNS), url])
     r = json.loads(out[out.index("{"):])
     count = sum(r["statusCodeDistribution"].values())
@@ -129,14 +137,23 @@ def main() -> None:
                 for name, f in (pair if rnd % 2 == 0 else pair[::-1]):
                     res.setdefault(name, []).append(f())
                     print(name, res[name][-1], flush=True)
-            rate = int(median([r["rps"] for r in res["wrk h1"]]) / 2)
-            opens = [(f"oha -q {rate}", lambda: oha(a.oha, sized, a.duration, rate)),
-                     (f"echo-bench --rate {rate}", lambda: bench(url, a.duration,
-                                                                 ["--rate", str(rate)]))]
-            for name, f in (opens if rnd % 2 == 0 else opens[::-1]):
-                key = name.split(" -")[0] + " open"
-                res.setdefault(key, []).append(f())
-                print(name, res[key][-1], flush=True)
+            half = int(median([r["rps"] for r in res["wrk h1"]]) / 2)
+            # Half the maximum, as asked; and LOW_RATE, at which oha's
+            # millisecond timer releases under one request per connection
+            # per tick, so that its own queueing stays out of its figures.
+            for rate, label in ((half, "open"), (LOW_RATE, "open low")):
+                opens = [(f"oha -q {rate}", lambda: oha(a.oha, sized, a.duration, rate)),
+                         (f"echo-bench --rate {rate}",
+                          lambda: bench(url, a.duration, ["--rate", str(rate)], warmup="0s"))]
+                if label == "open":
+                    # What oha's own sending adds: its latency from the send.
+                    opens.append((f"oha -q {rate} (uncorrected)",
+                                  lambda: oha(a.oha, sized, a.duration, rate, corrected=False)))
+                for name, f in (opens if rnd % 2 == 0 else opens[::-1]):
+                    key = f"{name.split(' -')[0]} {label}" + (
+                        " uncorrected" if "uncorrected" in name else "")
+                    res.setdefault(key, []).append(f())
+                    print(name, res[key][-1], flush=True)
     finally:
         server.terminate()
         server.wait()
@@ -150,8 +167,13 @@ def main() -> None:
         return median([x[k] / y[k] for x, y in zip(res[a_], res[b_])])
     print(f"\nclosed loop h1, echo-bench/wrk: {ratio('echo-bench h1', 'wrk h1', 'rps'):.3f}")
     print(f"closed loop h2, echo-bench/h2load: {ratio('echo-bench h2', 'h2load h2', 'rps'):.3f}")
-    for k in ["p50", "p99", "cpu_per_req_us"]:
-        print(f"open loop {k}, echo-bench/oha: {ratio('echo-bench open', 'oha open', k):.3f}")
+    for label in ("open", "open low"):
+        for k in ["p50", "p99", "cpu_per_req_us"]:
+            r = ratio(f"echo-bench {label}", f"oha {label}", k)
+            print(f"{label} loop {k}, echo-bench/oha: {r:.3f}")
+    for k in ["p50", "p99"]:
+        r = ratio("echo-bench open", "oha open uncorrected", k)
+        print(f"open loop {k}, echo-bench/oha uncorrected: {r:.3f}")
 
 
 if __name__ == "__main__":

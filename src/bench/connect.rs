@@ -9,14 +9,14 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 
 use super::exchange::{ExchangeEnd, ExchangePlan, Failure, SlotBuffers};
-use super::http_connect::{self, HttpConnection, HttpConnector, HttpPlan};
+use super::http_connect::{self, HttpConnection, HttpConnector, HttpLink, HttpPlan, OwnH1};
 use super::pattern::Pattern;
 use super::record::{FailureKind, Recorder};
 use super::schedule::Schedule;
 use super::source::{self, Source};
 use super::tcp;
 use super::ws_connect::{self, WsConnection, WsConnector};
-use super::{http, stream, udp, ws};
+use super::{h1, http, stream, udp, ws};
 use crate::addr::{Addr, Transport};
 use crate::proxy::send::ProxySend;
 use crate::transport::{BoxStream, ConnectError};
@@ -64,8 +64,12 @@ pub(crate) enum Connection {
     Datagram(UdpSocket),
     /// `ws://` or `wss://`: each message one binary WebSocket message.
     WebSocket(Box<WsConnection>),
-    /// `http://` or `https://`: each message one request.
+    /// `http://` or `https://` over HTTP/2 (and gRPC): each message one
+    /// request, through hyper.
     Http(Box<HttpConnection>),
+    /// `http://` or `https://` over HTTP/1.1: each message one request,
+    /// through the bench's own client.
+    Http1(Box<OwnH1>),
 }
 
 impl Connection {
@@ -90,6 +94,10 @@ impl Connection {
             }
             Connection::WebSocket(ws) => ws::drive(ws, pattern, plan, bufs, schedule, rec).await,
             Connection::Http(conn) => http::drive(conn, pattern, plan, bufs, schedule, rec).await,
+            Connection::Http1(own) => {
+                let OwnH1 { stream, target } = &mut **own;
+                h1::drive(&mut **stream, target, pattern, plan, bufs, schedule, rec).await
+            }
         }
     }
 }
@@ -196,10 +204,10 @@ impl Connector {
                 .connect(timeout, seq)
                 .await
                 .map(|ws| Connection::WebSocket(Box::new(ws))),
-            Connector::Http(http) => http
-                .connect(timeout, seq)
-                .await
-                .map(|conn| Connection::Http(Box::new(conn))),
+            Connector::Http(http) => http.connect(timeout, seq).await.map(|link| match link {
+                HttpLink::Hyper(conn) => Connection::Http(Box::new(conn)),
+                HttpLink::Own(own) => Connection::Http1(Box::new(own)),
+            }),
         }
     }
 }

@@ -37,6 +37,10 @@ pub(crate) enum ExchangeEnd {
     Deadline,
     /// The message limit was reached (churn: one message per connection).
     LimitReached,
+    /// The server closed the connection as its protocol lets it, after a
+    /// whole answer (HTTP/1.1 `Connection: close`): the slot reconnects,
+    /// and nothing is counted against the server.
+    Closed,
 }
 
 /// Why an exchange (or a connection attempt) failed: what the run counts,
@@ -197,8 +201,13 @@ pub(crate) trait ExchangeSides<Io: ?Sized> {
         now: Instant,
     ) -> Result<(bool, Option<Instant>), Failure>;
     /// Reads and checks what is owed. Returns whether anything came in,
-    /// and whether the message limit is reached.
+    /// and whether the exchange is over (the message limit is reached,
+    /// or [`Self::ending`] says why else).
     fn read_side(&mut self, cx: &mut Context<'_>, io: &mut Io) -> Result<(bool, bool), Failure>;
+    /// How the exchange ended, once [`Self::read_side`] said it is over.
+    fn ending(&self) -> ExchangeEnd {
+        ExchangeEnd::LimitReached
+    }
     /// Whether an echo is owed (or a message is half written).
     fn owed(&self) -> bool;
     /// The failure when nothing moved for the timeout with an echo owed.
@@ -227,7 +236,7 @@ where
         let (wrote, due) = x.write_side(cx, io, now)?;
         let (read, finished) = x.read_side(cx, io)?;
         if finished {
-            return Poll::Ready(Ok(ExchangeEnd::LimitReached));
+            return Poll::Ready(Ok(x.ending()));
         }
         if wrote || read {
             continue;

@@ -45,12 +45,15 @@ pub(crate) struct Target {
     /// The `Host` header (HTTP/1.1 only).
     pub host: Option<HeaderValue>,
     pub http2: bool,
+    /// The bench's own HTTP/1.1 client's request head, the same for every
+    /// message ([`h1`](super::h1)).
+    pub h1_head: Box<[u8]>,
 }
 
 impl Target {
     /// The target of `kind` requests to `addr` of `size` bytes: the
     /// address's path and query with the kind's knob added.
-    fn new(
+    pub(crate) fn new(
         addr: &Addr,
         kind: HttpRequestKind,
         size: usize,
@@ -103,12 +106,20 @@ impl Target {
             }
             _ => Method::GET,
         };
+        let mut h1_head = format!("{method} {uri} HTTP/1.1\r\nhost: {authority}\r\n");
+        if kind == HttpRequestKind::Echo {
+            h1_head.push_str(&format!(
+                "content-type: application/octet-stream\r\ncontent-length: {size}\r\n"
+            ));
+        }
+        h1_head.push_str("\r\n");
         Ok(Target {
             kind,
             method,
             uri,
             host,
             http2,
+            h1_head: h1_head.into_bytes().into(),
         })
     }
 
@@ -342,13 +353,9 @@ impl HttpConnector {
         self.sources.len().max(1)
     }
 
-    /// A new connection, its HTTP handshake done, within `timeout`; `seq`
-    /// picks its source address.
-    pub(crate) async fn connect(
-        &self,
-        timeout: Duration,
-        seq: u64,
-    ) -> Result<HttpConnection, Failure> {
+    /// A new connection, its HTTP/2 handshake done, within `timeout`;
+    /// `seq` picks its source address.
+    pub(crate) async fn connect(&self, timeout: Duration, seq: u64) -> Result<HttpLink, Failure> {
         let err = |detail: String| Failure::new(FailureKind::Connect, detail);
         let stream: BoxStream = match &self.peer {
             Some(peer) => {
@@ -367,6 +374,12 @@ impl HttpConnector {
                 .map_err(|e| err(e.to_string()))?
             }
         };
+        if !self.target.http2 {
+            return Ok(HttpLink::Own(OwnH1 {
+                stream,
+                target: self.target.clone(),
+            }));
+        }
         tokio::time::timeout(
             timeout,
             HttpConnection::handshake(stream, self.target.clone()),
@@ -374,7 +387,24 @@ impl HttpConnector {
         .await
         .map_err(|_| err(format!("the HTTP handshake timed out after {timeout:?}")))?
         .map_err(|e| Failure::new(FailureKind::Connect, e))
+        .map(HttpLink::Hyper)
     }
+}
+
+/// A slot's connection to an HTTP server, as [`HttpConnector::connect`]
+/// made it.
+pub(crate) enum HttpLink {
+    /// HTTP/2 (and gRPC): hyper's client.
+    Hyper(HttpConnection),
+    /// HTTP/1.1: the bench's own client ([`h1`](super::h1)).
+    Own(OwnH1),
+}
+
+/// A connection the bench's own HTTP/1.1 client drives: every slot's
+/// over HTTP/1.1 (the probe's is hyper's).
+pub(crate) struct OwnH1 {
+    pub stream: BoxStream,
+    pub target: Arc<Target>,
 }
 
 /// hyper's half of a connection that sends requests.

@@ -69,10 +69,13 @@
 //! | `ws_connect` | reaching a WebSocket server: probe, `WsConnector`, `WsConnection`, closing | exchange, record, source, tcp |
 //! | `ws` | the exchange loop over a WebSocket | exchange, pattern, record, schedule, ws_connect |
 //! | `grpc` | a gRPC unary call as an HTTP/2 request: its framing, and the checks of its answer | config, exchange, record |
-//! | `http_connect` | reaching an HTTP server: probe, `HttpConnector`, `HttpConnection`, the request body | config, exchange, grpc, pattern, record, source, tcp |
+//! | `h1_response` | an HTTP/1.1 response read as it arrives: its head (httparse), its body's framing, chunked | exchange, record |
+//! | `http_connect` | reaching an HTTP server: probe, `HttpConnector`, `HttpConnection` (hyper), `OwnH1`, the request body | config, exchange, grpc, pattern, record, source, tcp |
+//! | `http_check` | what a response's body must be, checked piece by piece | config, exchange, http_connect, pattern, record |
+//! | `h1` | the bench's own HTTP/1.1 client: its exchange loop, no allocation per request | config, exchange, h1_response, http_check, http_connect, pattern, record, schedule |
 //! | `grpc_duplex` | the exchange loop of gRPC ping-pong on one FullDuplexCall | config, exchange, grpc, http_connect, pattern, record, schedule |
-//! | `http` | the exchange loop over HTTP: one request per message, its response checked | config, exchange, grpc, grpc_duplex, http_connect, pattern, record, schedule |
-//! | `connect` | connecting: `Connector`, `Connection` and `Connection::drive` | exchange, http, http_connect, pattern, record, schedule, source, tcp, stream, udp, ws, ws_connect |
+//! | `http` | the exchange loop over HTTP/2 (hyper): one request per message, its response checked | config, exchange, grpc, grpc_duplex, http_check, http_connect, pattern, record, schedule |
+//! | `connect` | connecting: `Connector`, `Connection` and `Connection::drive` | exchange, h1, http, http_connect, pattern, record, schedule, source, tcp, stream, udp, ws, ws_connect |
 //! | `slot` | one slot's loop in each mode, and reconnecting | config, connect, exchange, pattern, record, schedule |
 //! | `report` | reporting: the serde [`Report`], its [`Interval`]s, as text and JSON | config, record |
 //! | `plot` | the latency distribution as SVG | report |
@@ -91,8 +94,11 @@ mod connect;
 mod exchange;
 mod grpc;
 mod grpc_duplex;
+mod h1;
+mod h1_response;
 pub(crate) mod histlog;
 mod http;
+mod http_check;
 mod http_connect;
 pub(crate) mod merge;
 pub(crate) mod over_time;

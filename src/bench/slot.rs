@@ -122,6 +122,7 @@ async fn persistent(worker: &Worker, slot: usize, mut opened: Option<Connection>
             .drive(pattern, &plan, &mut bufs, schedule.as_mut(), &worker.rec)
             .await;
         match result {
+            Ok(ExchangeEnd::Closed) => backoff.reset(),
             Ok(_) => return,
             Err(e) => {
                 worker.rec.error(e.kind, || e.detail);
@@ -177,7 +178,7 @@ async fn churn(worker: &Worker, slot: usize, start: Instant) {
             .drive(pattern, &plan, &mut bufs, None, &worker.rec)
             .await;
         match result {
-            Ok(ExchangeEnd::LimitReached) => {
+            Ok(ExchangeEnd::LimitReached | ExchangeEnd::Closed) => {
                 let now = Instant::now();
                 worker
                     .rec

@@ -182,7 +182,8 @@ impl WsConnection {
                         )
                     })??;
             }
-            ExchangeEnd::Deadline => goodbye(ws, timeout).await,
+            // A WebSocket exchange does not end so: it ends the same as the run.
+            ExchangeEnd::Deadline | ExchangeEnd::Closed => goodbye(ws, timeout).await,
         }
         self.state = WsState::Closed;
         Ok(())

@@ -3,7 +3,9 @@
 //! keep-alive and HTTP/2 with every response checked, churn, open loop,
 //! the plot and the saved histogram, a 503 counted as a `status` error,
 //! TLS with a self-signed certificate, and fake servers that send a
-//! wrong body or one without end (a mismatch, and bounded memory).
+//! wrong body or one without end (a mismatch, and bounded memory), a
+//! chunked body after a 100 Continue, `Connection: close` after every
+//! response, or a head too large.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -129,6 +131,15 @@ enum Fake {
     /// A chunked body that never ends: right at first (the request's
     /// body, or the `size=` pattern), then more.
     Endless,
+    /// The request body, in chunks of 3 bytes, each with an extension,
+    /// then a trailer; after a `100 Continue`.
+    Chunked,
+    /// The request body, then `Connection: close`, and the connection
+    /// closes: as nginx does after `keepalive_requests`.
+    CloseEach,
+    /// A head of 90 KB of headers (to a request with a body: the
+    /// probe's `GET` gets a plain answer).
+    HugeHead,
 }
 
 /// A fake HTTP/1.1 server on loopback (a thread per connection, keep-alive);
@@ -178,6 +189,32 @@ fn serve(conn: TcpStream, how: Fake) -> std::io::Result<()> {
                 write!(out, "HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n")?;
                 out.write_all(&body)?;
             }
+            Fake::Chunked => {
+                out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                out.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")?;
+                for piece in body.chunks(3) {
+                    write!(out, "{:x};piece\r\n", piece.len())?;
+                    out.write_all(piece)?;
+                    out.write_all(b"\r\n")?;
+                }
+                out.write_all(b"0\r\nx-sum: none\r\n\r\n")?;
+            }
+            Fake::CloseEach => {
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {length}\r\n\r\n"
+                )?;
+                out.write_all(&body)?;
+                return Ok(());
+            }
+            Fake::HugeHead => {
+                out.write_all(b"HTTP/1.1 200 OK\r\n")?;
+                for i in 0..if length > 0 { 30 } else { 0 } {
+                    write!(out, "x-{i:04}: {}\r\n", "v".repeat(3000))?;
+                }
+                write!(out, "content-length: {length}\r\n\r\n")?;
+                out.write_all(&body)?;
+            }
             Fake::Endless => {
                 out.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")?;
                 let mut chunk: Vec<u8> = if sized {
@@ -212,6 +249,30 @@ fn a_wrong_body_is_a_mismatch_at_its_byte() {
     );
     let first = report["first_error"].as_str().unwrap();
     assert!(first.starts_with("echo mismatch at byte 50 "), "{first}");
+}
+
+#[test]
+fn chunked_bodies_and_servers_that_close_after_each_response_are_served() {
+    for how in [Fake::Chunked, Fake::CloseEach] {
+        let port = fake_server(how);
+        let url = format!("http://127.0.0.1:{port}/");
+        let report = short_run_ok(&url, &["-s", "100", "-c", "2"]);
+        assert_eq!(report["errors"], 0, "{report}");
+        assert!(report["messages"].as_u64().unwrap() > 2, "{report}");
+    }
+}
+
+#[test]
+fn a_head_too_large_is_one_error_line() {
+    let port = fake_server(Fake::HugeHead);
+    let url = format!("http://127.0.0.1:{port}/");
+    let (report, out) = short_run(&url, &["-s", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let first = report["first_error"].as_str().unwrap();
+    assert_eq!(
+        first,
+        "response mismatch: not an HTTP/1.1 response (its head is longer than 65536 bytes)"
+    );
 }
 
 #[test]
