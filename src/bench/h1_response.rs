@@ -33,6 +33,10 @@ pub(crate) struct Head {
     pub close: bool,
 }
 
+/// What takes each piece of a body, with the head it came under: it may
+/// refuse the piece, which fails the response.
+pub(crate) type OnPiece<'a> = dyn FnMut(Head, &[u8]) -> Result<(), Failure> + 'a;
+
 /// Where [`ResponseReader::feed`] got to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Progress {
@@ -130,7 +134,7 @@ impl ResponseReader {
         &mut self,
         buf: &[u8],
         full: bool,
-        piece: &mut dyn FnMut(Head, &[u8]) -> Result<(), Failure>,
+        piece: &mut OnPiece<'_>,
     ) -> Result<(usize, Progress), Failure> {
         let mut used = 0;
         loop {
