@@ -15,7 +15,8 @@ OUT="$(cd "$OUT" && pwd)"
 
 cargo build --quiet --release --locked \
     --manifest-path "$HERE/rust/Cargo.toml" --target-dir "$OUT/cargo" >&2
-cp "$OUT/cargo/release/ws-tokio-echo" "$OUT/cargo/release/hyper-echo" "$OUT/"
+cp "$OUT/cargo/release/ws-tokio-echo" "$OUT/cargo/release/hyper-echo" \
+    "$OUT/cargo/release/hyper-reflect" "$OUT/cargo/release/hyper-size" "$OUT/"
 
 if [ ! -x "$OUT/venv/bin/python" ]; then
     python3 -m venv "$OUT/venv" >&2
@@ -28,3 +29,5 @@ if "$OUT/venv/bin/python" -c 'import websockets.asyncio.server, uvloop' 2>/dev/n
     echo "ws python-websockets-uvloop|$OUT/venv/bin/python $HERE/ws_python.py {port}"
 fi
 echo "http hyper|env TOKIO_WORKER_THREADS=1 $OUT/hyper-echo {port}"
+echo "idiom hyper-reflect|env TOKIO_WORKER_THREADS=1 $OUT/hyper-reflect {port}"
+echo "idiom hyper-size|env TOKIO_WORKER_THREADS=1 $OUT/hyper-size {port}"

@@ -1,13 +1,14 @@
 //! The hyper 1 echo idiom (its `examples/echo.rs`, without the routes):
-//! HTTP/1.1 with keep-alive, one task per connection, every request
-//! answered 200 with its own body streamed back. Usage: hyper-echo PORT [ADDRESS]
+//! HTTP/1.1 with keep-alive, and h2c with prior knowledge (hyper-util's
+//! auto builder), one task per connection, every request answered 200
+//! with its own body streamed back. Usage: hyper-echo PORT [ADDRESS]
 use std::convert::Infallible;
 
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 async fn echo(req: Request<Incoming>) -> Result<Response<Incoming>, Infallible> {
@@ -30,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
         tokio::spawn(async move {
-            let _ = http1::Builder::new()
+            let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service_fn(echo))
                 .await;
         });
