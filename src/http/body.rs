@@ -77,8 +77,14 @@ pub fn empty() -> ResBody {
 pub struct Seen {
     /// The bytes.
     pub data: Vec<u8>,
-    /// Their SHA-256.
-    pub sha256: [u8; 32],
+}
+
+impl Seen {
+    /// The body's SHA-256: taken only by the reflection, which shows it,
+    /// not for every request whose body is read and dropped.
+    pub fn sha256(&self) -> [u8; 32] {
+        Sha256::digest(&self.data).into()
+    }
 }
 
 /// Why a request body was not read whole.
@@ -98,7 +104,6 @@ pub async fn read_limited(mut body: Incoming, limit: u64) -> Result<Seen, ReadEr
         return Err(ReadError::TooLarge);
     }
     let mut data = Vec::new();
-    let mut hasher = Sha256::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(ReadError::Failed)?;
         let Ok(chunk) = frame.into_data() else {
@@ -107,13 +112,9 @@ pub async fn read_limited(mut body: Incoming, limit: u64) -> Result<Seen, ReadEr
         if (data.len() + chunk.len()) as u64 > limit {
             return Err(ReadError::TooLarge);
         }
-        hasher.update(&chunk);
         data.extend_from_slice(&chunk);
     }
-    Ok(Seen {
-        data,
-        sha256: hasher.finalize().into(),
-    })
+    Ok(Seen { data })
 }
 
 /// `len` bytes of the [`pattern`], made 16 KiB at a time.

@@ -187,15 +187,13 @@ impl Knobs {
         for value in query_headers {
             knobs.set("header", value.as_deref(), limits, "header")?;
         }
-        let bodies: Vec<&str> = BODY_KNOBS
-            .into_iter()
-            .filter(|k| match *k {
-                "size" => knobs.size.is_some(),
-                "echo_body" => knobs.echo_body,
-                _ => knobs.sse.is_some(),
-            })
-            .collect();
-        if bodies.len() > 1 {
+        let asked = |k: &&str| match *k {
+            "size" => knobs.size.is_some(),
+            "echo_body" => knobs.echo_body,
+            _ => knobs.sse.is_some(),
+        };
+        if BODY_KNOBS.into_iter().filter(asked).count() > 1 {
+            let bodies: Vec<&str> = BODY_KNOBS.into_iter().filter(asked).collect();
             return Err(format!(
                 "{} cannot go together: pick one body",
                 bodies.join(" and ")
@@ -367,7 +365,11 @@ fn flag(value: Option<&str>, shown: &str) -> Result<bool, String> {
 
 /// Decodes `%XX` escapes and `+` (a space, in a query); a malformed
 /// escape stays as it is.
-fn percent_decode(s: &str) -> String {
+fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        // Most values (`size=16`): nothing to decode, nothing to allocate.
+        return std::borrow::Cow::Borrowed(s);
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -387,7 +389,7 @@ fn percent_decode(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]

@@ -299,6 +299,9 @@ pub struct HttpServer {
     config: HttpConfig,
     /// The config's default knobs, read once.
     default_knobs: knobs::Knobs,
+    /// `x-echo-server`: the config's name as a header value, made once
+    /// (`None`: the name cannot be one).
+    name_header: Option<hyper::header::HeaderValue>,
     metrics: Arc<Metrics>,
     shutdown: ShutdownHandle,
     builder: auto::Builder<TokioExecutor>,
@@ -357,6 +360,7 @@ impl HttpServer {
             shutdown.clone(),
         );
         HttpServer {
+            name_header: hyper::header::HeaderValue::from_str(&config.name).ok(),
             config,
             default_knobs,
             metrics,

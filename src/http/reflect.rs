@@ -166,7 +166,7 @@ impl<'a> Reflection<'a> {
             headers,
             body: BodyView {
                 length: body.data.len(),
-                sha256: hex(&body.sha256),
+                sha256: hex(&body.sha256()),
                 encoding,
                 data,
             },
@@ -342,7 +342,6 @@ mod tests {
     fn seen(data: &[u8]) -> Seen {
         Seen {
             data: data.to_vec(),
-            sha256: Sha256::digest(data).into(),
         }
     }
 
