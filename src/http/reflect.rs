@@ -328,7 +328,6 @@ pub fn wants_text(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
     use hyper::header::HeaderValue;
-    use sha2::{Digest, Sha256};
 
     fn facts() -> ConnFacts {
         ConnFacts {
