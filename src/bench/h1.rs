@@ -230,22 +230,20 @@ where
     fn read_side(&mut self, cx: &mut Context<'_>, stream: &mut S) -> Result<(bool, bool), Failure> {
         let mut read = false;
         while self.sent > self.done {
-            if self.used < self.filled {
-                if self.parse()? == Progress::Done {
-                    if self.finish_response()? {
-                        return Ok((read, true));
-                    }
-                    continue;
+            if self.used < self.filled && self.parse()? == Progress::Done {
+                if self.finish_response()? {
+                    return Ok((read, true));
                 }
-                if self.used < self.filled {
-                    // A head not yet whole: keep it, at the start.
-                    self.bufs.read.copy_within(self.used..self.filled, 0);
-                    self.filled -= self.used;
-                } else {
-                    self.filled = 0;
-                }
-                self.used = 0;
+                continue;
             }
+            // What is left (a head not yet whole) moves to the start, and
+            // the read gets the rest of the buffer: never none of it, or
+            // its `Ok(0)` would read as the server's close. (A response
+            // that ended at the buffer's very end left `used == filled ==
+            // len` here.)
+            self.bufs.read.copy_within(self.used..self.filled, 0);
+            self.filled -= self.used;
+            self.used = 0;
             let mut buf = ReadBuf::new(&mut self.bufs.read[self.filled..]);
             match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(())) => {}
@@ -540,6 +538,16 @@ mod tests {
                 assert_eq!(t.hist.len(), 20);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_response_that_fills_the_read_buffer_exactly_is_not_a_close() {
+        // 42 bytes of head (`content-length: 65494`) and the body: the
+        // whole 64 KiB buffer in one read, response after response.
+        let plan = ExchangePlan::for_test(READ_CHUNK - 42, 1, 5);
+        let (r, t) = exchange(Framing::Length, &plan).await;
+        assert_eq!(r.unwrap(), ExchangeEnd::LimitReached);
+        assert_eq!((t.messages, t.errors.total()), (5, 0));
     }
 
     #[tokio::test]

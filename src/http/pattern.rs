@@ -31,16 +31,46 @@ pub fn byte_at(offset: u64) -> u8 {
 
 /// Fills `buf` with the pattern from `offset` on.
 pub fn fill(offset: u64, buf: &mut [u8]) {
-    let mut line = [0u8; LINE as usize];
-    let mut line_start = u64::MAX;
-    for (i, b) in buf.iter_mut().enumerate() {
-        let at = offset + i as u64;
-        let start = at - at % LINE;
-        if start != line_start {
-            line_start = start;
-            write_line(start, &mut line);
+    pieces(offset, buf.len(), |at, piece| {
+        buf[at..at + piece.len()].copy_from_slice(piece);
+        true
+    });
+}
+
+/// The offset of the first byte of `data` (which begins at `offset` of a
+/// body) that is not the pattern's, or `None` when all are.
+pub fn first_mismatch(offset: u64, data: &[u8]) -> Option<u64> {
+    let mut bad = None;
+    pieces(offset, data.len(), |at, piece| {
+        let got = &data[at..at + piece.len()];
+        if got == piece {
+            return true;
         }
-        *b = line[(at % LINE) as usize];
+        let i = got.iter().zip(piece).position(|(g, w)| g != w);
+        bad = Some(offset + (at + i.unwrap_or(0)) as u64);
+        false
+    });
+    bad
+}
+
+/// Hands `f` the pattern's `len` bytes from `offset` on, a line (or the
+/// part of one) at a time, with where each piece starts counted from
+/// `offset`, until `f` says stop. Each next line is the last one plus 16,
+/// done on its digits: no division per byte, no buffer, whatever `len` is
+/// (the server streams bodies of gigabytes, the bench checks them).
+fn pieces(offset: u64, len: usize, mut f: impl FnMut(usize, &[u8]) -> bool) {
+    let mut line = [0u8; LINE as usize];
+    write_line(offset - offset % LINE, &mut line);
+    let mut from = (offset % LINE) as usize;
+    let mut at = 0;
+    while at < len {
+        let n = (LINE as usize - from).min(len - at);
+        if !f(at, &line[from..from + n]) {
+            return;
+        }
+        at += n;
+        from = 0;
+        next_line(&mut line);
     }
 }
 
@@ -53,15 +83,18 @@ fn write_line(start: u64, line: &mut [u8; LINE as usize]) {
     line[15] = b'\n';
 }
 
-/// The offset of the first byte of `data` (which begins at `offset` of a
-/// body) that is not the pattern's, or `None` when all are.
-pub fn first_mismatch(offset: u64, data: &[u8]) -> Option<u64> {
-    let mut want = vec![0u8; data.len()];
-    fill(offset, &mut want);
-    data.iter()
-        .zip(&want)
-        .position(|(a, b)| a != b)
-        .map(|i| offset + i as u64)
+/// Turns `line` into the next one: adds [`LINE`] to its 15 digits (which,
+/// as [`write_line`]'s, wrap at 10^15).
+fn next_line(line: &mut [u8; LINE as usize]) {
+    let mut carry = LINE as u8;
+    for slot in line[..15].iter_mut().rev() {
+        let digit = *slot - b'0' + carry;
+        *slot = b'0' + digit % 10;
+        carry = digit / 10;
+        if carry == 0 {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -88,5 +121,25 @@ mod tests {
         assert_eq!(first_mismatch(123_456, &buf), None);
         buf[77] ^= 1;
         assert_eq!(first_mismatch(123_456, &buf), Some(123_456 + 77));
+    }
+
+    #[test]
+    fn lines_carry_across_every_digit_and_wrap_as_written() {
+        // The step from one line to the next carries through nines, and
+        // past 15 digits wraps as `write_line` does.
+        for start in [16, 999_984, 99_999_999_999_984, 999_999_999_999_984] {
+            let mut buf = vec![0u8; 64];
+            fill(start - 3, &mut buf);
+            for (i, &b) in buf.iter().enumerate() {
+                assert_eq!(byte_at(start - 3 + i as u64), b, "from {start}, at {i}");
+            }
+            assert_eq!(first_mismatch(start - 3, &buf), None);
+            let last = buf.len() - 1;
+            buf[last] ^= 1;
+            assert_eq!(
+                first_mismatch(start - 3, &buf),
+                Some(start - 3 + last as u64)
+            );
+        }
     }
 }
