@@ -16,6 +16,9 @@ echoed, or connections served), and the ratio is taken within a round.
 Prints a Markdown table of medians, and the per-round ratios.
 
 Usage: python3 scripts/cpu_per_op.py [--rounds N] [--duration S] [--workloads udp64,churn64]
+                                    [--candidate PATH]...
+`--candidate` adds another echo-server binary (a build to compare) to
+every round, reported against the C peer as the default one is.
 Needs target/release/echo-server and echo-bench (cargo build --release)
 and the peers (../shared/peers/build.sh target/peers).
 """
@@ -78,15 +81,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=4)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--candidate", action="append", default=[],
+                    help="another echo-server binary to run in every round")
     a = ap.parse_args()
+    servers = [("echo-server", str(BIN / "echo-server"))]
+    servers += [(f"echo-server {c}", c) for c in a.candidate]
     res: dict[tuple[str, str], list[dict]] = {}
     for w in a.workloads.split(","):
         ours, peer, bench = WORKLOADS[w]
         for rnd in range(a.rounds):
             port = free_port()
-            runs = [("echo-server", [str(BIN / "echo-server"), "--threads", "1", "-q",
-                                     *ours(port)]),
-                    ("c peer", peer(port))]
+            runs = [(name, [path, "--threads", "1", "-q", *ours(port)])
+                    for name, path in servers] + [("c peer", peer(port))]
             for name, cmd in (runs if rnd % 2 == 0 else runs[::-1]):
                 r = measure(cmd, bench(port), a.duration)
                 res.setdefault((w, name), []).append(r)
@@ -96,11 +102,13 @@ def main() -> None:
         print(f"| {w} | {name} | {median([r['ops_per_sec'] for r in rs]):.0f} | "
               f"{median([r['cpu_us_per_op'] for r in rs]):.3f} |")
     for w in a.workloads.split(","):
-        ours, peer = res[(w, "echo-server")], res[(w, "c peer")]
-        for k in ("ops_per_sec", "cpu_us_per_op"):
-            rounds = [x[k] / y[k] for x, y in zip(ours, peer)]
-            print(f"{w} {k}, echo-server / c peer: median {median(rounds):.3f}, rounds "
-                  + ", ".join(f"{r:.3f}" for r in rounds))
+        peer = res[(w, "c peer")]
+        for name, _ in servers:
+            ours = res[(w, name)]
+            for k in ("ops_per_sec", "cpu_us_per_op"):
+                rounds = [x[k] / y[k] for x, y in zip(ours, peer)]
+                print(f"{w} {k}, {name} / c peer: median {median(rounds):.3f}, rounds "
+                      + ", ".join(f"{r:.3f}" for r in rounds))
 
 
 if __name__ == "__main__":

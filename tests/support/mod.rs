@@ -569,7 +569,12 @@ pub fn sockets_on_port(proto: &str, port: u16) -> usize {
         // gives the same ephemeral port to sockets on other addresses, so
         // a test running beside this one may hold it on 127.0.0.2 or ::1.
         .filter(|cols| cols[1] == format!("0100007F:{port:04X}"))
-        .count()
+        // Distinct sockets (column 9 is the inode): the kernel writes the
+        // table a page at a time, and when other tests open and close
+        // sockets between two pages, a line can come twice.
+        .filter_map(|cols| cols.get(9).map(|inode| inode.to_string()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
 }
 
 impl ServerProc {
