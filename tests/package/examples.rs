@@ -55,7 +55,7 @@ mod found;
 
 use crate::support;
 use crate::support::{Finished, SERVER, ServerProc};
-use found::{Example, Session, Target, serves, sessions, target, words};
+use found::{Example, SEPARATORS, Session, Target, serves, sessions, target, words};
 
 const INSIDE: &str = "ECHOES_EXAMPLE";
 const WORKDIR: &str = "ECHOES_EXAMPLE_DIR";
@@ -317,7 +317,7 @@ fn shortened(line: &str) -> String {
     }
     let stage_end = words[bench..]
         .iter()
-        .position(|w| w == "|")
+        .position(|w| SEPARATORS.contains(&w.as_str()))
         .map_or(words.len(), |i| bench + i);
     let stage = &mut words[bench..stage_end];
     if let Some(flag) = stage.iter().position(|w| w == "-d" || w == "--duration") {

@@ -572,7 +572,7 @@ pub fn sockets_on_port(proto: &str, port: u16) -> usize {
         // Distinct sockets (column 9 is the inode): the kernel writes the
         // table a page at a time, and when other tests open and close
         // sockets between two pages, a line can come twice.
-        .filter_map(|cols| cols.get(9).map(|inode| inode.to_string()))
+        .filter_map(|cols| cols.get(9).copied())
         .collect::<std::collections::BTreeSet<_>>()
         .len()
 }

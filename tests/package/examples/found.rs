@@ -9,7 +9,7 @@ use crate::support::SERVER;
 use echoes::{Addr, Transport};
 
 /// Programs whose examples are not run here, and why.
-pub(super) const NOT_RUN: &[(&str, &str)] = &[
+const NOT_RUN: &[(&str, &str)] = &[
     ("cargo", "builds, installs or runs the test suite itself"),
     ("cp", "installs systemd units: needs systemd as PID 1"),
     ("systemctl", "needs systemd as PID 1"),
@@ -30,7 +30,7 @@ pub(super) const NOT_RUN: &[(&str, &str)] = &[
 ];
 
 /// The programs a client example may run.
-pub(super) const CLIENTS: &[&str] = &["echo-client", "echo-bench", "curl"];
+const CLIENTS: &[&str] = &["echo-client", "echo-bench", "curl"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Kind {
@@ -90,13 +90,16 @@ pub(super) fn words(line: &str) -> Vec<String> {
     out
 }
 
-/// The program of each stage of a command line (`|`, `&&`, `;`), after any
+/// The words that end a stage of a command line.
+pub(super) const SEPARATORS: &[&str] = &["|", "&&", "||", ";"];
+
+/// The program of each stage of a command line ([`SEPARATORS`]), after any
 /// `NAME=value` assignments.
-pub(super) fn stages(line: &str) -> Vec<Vec<String>> {
+fn stages(line: &str) -> Vec<Vec<String>> {
     let mut all = Vec::new();
     let mut stage = Vec::new();
     for w in words(line) {
-        if ["|", "&&", "||", ";"].contains(&w.as_str()) {
+        if SEPARATORS.contains(&w.as_str()) {
             all.push(std::mem::take(&mut stage));
         } else if !(stage.is_empty() && w.contains('=') && !w.starts_with('-')) {
             stage.push(w);
